@@ -1,0 +1,58 @@
+/* fsutil.h: checked file I/O and atomic outputs.
+ *
+ * Every artifact anemake writes appears under its final name only when it is
+ * complete: files are written as "<path>.tmp.<pid>" and renamed; package
+ * directories are built as "<dir>.tmp.<pid>/" and swapped into place with
+ * signals blocked. Temporaries are registered so that exit, die() and
+ * SIGINT/SIGTERM/SIGHUP remove them: an interrupted run leaves the old
+ * artifact or the new one, never a partial one.
+ */
+#ifndef ANEMAKE_FSUTIL_H
+#define ANEMAKE_FSUTIL_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+/* Whole-file helpers. read_file NUL-terminates (not counted in *n). */
+int read_file(const char *path, char **data, size_t *n);
+int write_file_atomic(const char *path, const void *data, size_t n);
+int path_exists(const char *path);
+int is_dir(const char *path);
+int mkdir_p(const char *path);
+int rm_rf(const char *path);
+/* Join a and b with exactly one '/'; caller frees. */
+char *path_join(const char *a, const char *b);
+/* Last component of a path, without trailing slashes; caller frees. */
+char *path_basename(const char *path);
+
+/* Checked stream writes: record an error naming `what` on failure. */
+int fwrite_all(FILE *f, const void *data, size_t n, const char *what);
+int fclose_checked(FILE *f, const char *what);
+/* Flush and check stdout; returns -1 (with errf) if anything was lost. */
+int stdout_close_checked(void);
+
+/* An output file written under a temporary name. */
+typedef struct atomic_file {
+	char *path;    /* final name */
+	char *tmp;     /* temporary name */
+	FILE *f;
+} atomic_file;
+
+int atomic_open(atomic_file *af, const char *path);
+/* fsync, close and rename into place; frees af's strings. */
+int atomic_commit(atomic_file *af);
+/* Remove the temporary; frees af's strings. Safe after a failed commit. */
+void atomic_abort(atomic_file *af);
+
+/* A directory built under a temporary name (e.g. a .mlpackage). */
+int tmpdir_create(const char *final_path, char **tmp_out);
+/* Replace final_path (file, dir or nothing) by tmp atomically w.r.t. signals. */
+int tmpdir_commit(const char *tmp, const char *final_path);
+/* Remove a temporary directory and unregister it. */
+void tmpdir_abort(const char *tmp);
+
+/* Register/unregister a temporary path removed on exit or fatal signal. */
+void cleanup_register(const char *path);
+void cleanup_unregister(const char *path);
+
+#endif

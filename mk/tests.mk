@@ -1,0 +1,30 @@
+# tests.mk: the test suite (make check), fuzzing and benchmarks.
+#
+# check builds everything with ASan+UBSan and warnings as errors, then runs
+# tests/run.sh: unit tests (tests/unit), stage CLI tests (tests/cli), the
+# real-model tests (skipped with a notice when ../shared is absent) and a
+# short run of every fuzz target.
+
+SHARED ?= $(abspath ../shared)
+FUZZ_SECONDS ?= 60
+FUZZ_BRIEF ?= 4
+
+.PHONY: check check-build fuzz-build fuzz bench
+
+check:
+	$(Q)mk/deps.sh install test
+	$(Q)$(MAKE) --no-print-directory FLAVOR=asan WERROR=1 check-build
+	$(Q)$(MAKE) --no-print-directory fuzz-build
+	$(Q)BIN=$(CURDIR)/build/asan/bin TESTBIN=$(CURDIR)/build/asan/tests FUZZBIN=$(CURDIR)/$(FZ) \
+	  FUZZ_SECONDS=$(FUZZ_BRIEF) SHARED=$(SHARED) tests/run.sh
+
+check-build: $(STAGE_BINS) $(UNIT_BINS) $(TOOL_BINS)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	$(Q)for f in $(FUZZ_BINS); do FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $$f; done
+
+bench:
+	$(Q)$(MAKE) --no-print-directory FLAVOR=release check-build
+	$(Q)BIN=$(CURDIR)/build/release/bin TESTBIN=$(CURDIR)/build/release/tests SHARED=$(SHARED) tests/bench.sh
