@@ -5,7 +5,7 @@
 # change, git's GIT-CFLAGS idea): a flag change rebuilds, a no-op does not.
 
 FLAVOR ?= release
-B := build/$(FLAVOR)
+B ?= build/$(FLAVOR)
 
 DEP_CFLAGS := $(shell pkg-config --cflags $(DEP_PKGS) 2>/dev/null)
 DEP_LIBS := $(shell pkg-config --libs $(DEP_PKGS) 2>/dev/null) -lpthread -lm
@@ -67,7 +67,7 @@ $(B)/tests/%: $(B)/tests/tools/%.o $(LIB)
 
 # Fuzz targets: libFuzzer when clang is there, else a replay-and-mutate driver.
 FUZZ_CC ?= $(shell command -v clang 2>/dev/null)
-FZ := build/fuzz
+FZ ?= build/fuzz
 FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(FZ)/%)
 ifneq ($(FUZZ_CC),)
 FUZZ_FLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Icommon $(DEP_CFLAGS)

@@ -6,6 +6,8 @@
 # short run of every fuzz target.
 
 SHARED ?= $(abspath ../shared)
+# Where the sanitizer build of check goes (separate trees let several builds run at once).
+CHECK_B ?= build/asan
 FUZZ_SECONDS ?= 60
 FUZZ_BRIEF ?= 4
 
@@ -13,9 +15,9 @@ FUZZ_BRIEF ?= 4
 
 check:
 	$(Q)mk/deps.sh install test
-	$(Q)$(MAKE) --no-print-directory FLAVOR=asan WERROR=1 check-build
+	$(Q)$(MAKE) --no-print-directory FLAVOR=asan WERROR=1 B=$(CHECK_B) check-build
 	$(Q)$(MAKE) --no-print-directory fuzz-build
-	$(Q)BIN=$(CURDIR)/build/asan/bin TESTBIN=$(CURDIR)/build/asan/tests FUZZBIN=$(CURDIR)/$(FZ) \
+	$(Q)BIN=$(CURDIR)/$(CHECK_B)/bin TESTBIN=$(CURDIR)/$(CHECK_B)/tests FUZZBIN=$(CURDIR)/$(FZ) \
 	  FUZZ_SECONDS=$(FUZZ_BRIEF) SHARED=$(SHARED) tests/run.sh
 
 check-build: $(STAGE_BINS) $(UNIT_BINS) $(TOOL_BINS)

@@ -5,6 +5,7 @@
 # per case and exits non-zero when a case failed. Unit tests are binaries in
 # $TESTBIN; CLI tests are tests/cli/*.sh, each run in its own scratch directory
 # with BIN, TESTBIN, SHARED, SRC (repo root) and SCRATCH set.
+# TESTS=regex runs only the tests whose names match.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 export SRC=$(cd "$here/.." && pwd)
@@ -32,12 +33,14 @@ tally() { # name logfile status
 for t in "$TESTBIN"/test_*; do
 	[ -x "$t" ] || continue
 	n=$(basename "$t")
+	[[ "$n" =~ ${TESTS:-.} ]] || continue
 	(cd "$SRC" && "$t") >"$log/$n" 2>&1; tally "$n" "$log/$n" $?
 done
 
 for t in "$here"/cli/*.sh; do
 	[ -f "$t" ] || continue
 	n=$(basename "$t" .sh)
+	[[ "$n" =~ ${TESTS:-.} ]] || continue
 	scratch=$(mktemp -d)
 	(cd "$scratch" && SCRATCH=$scratch bash "$t") >"$log/$n" 2>&1; rc=$?
 	tally "$n" "$log/$n" $rc
@@ -48,6 +51,7 @@ if [ -n "${FUZZBIN:-}" ]; then
 	for f in "$FUZZBIN"/fuzz_*; do
 		[ -x "$f" ] || continue
 		n=$(basename "$f")
+		[[ "$n" =~ ${TESTS:-.} ]] || continue
 		"$here/fuzz/run.sh" "$f" >"$log/$n" 2>&1; tally "$n" "$log/$n" $?
 	done
 fi
