@@ -1,0 +1,53 @@
+/* weights.h: put one weight tensor into a package being built.
+ *
+ * Every stage turns checkpoint tensors into MIL values the same way: the fp16
+ * values go to weight.bin as a blob-backed `const`, or, when a LUT spec is in
+ * force and the tensor is eligible (rank > 1, more than 2048 elements, as
+ * coremltools decides), they are palettized and become
+ *   <name>_palettized = constexpr_lut_to_dense(indices = uint<b>[shape] blob,
+ *                                              lut = fp16[groups,1,..,2^b,1] blob)
+ * with the two blobs bound as literal values in the op, exactly as
+ * coremltools writes iOS 18 programs (coreml-format.md 3, 5 and 6).
+ * The output-channel axis is 0, groups are contiguous blocks of channels.
+ *
+ * The quality of every palettized tensor is recorded (relative RMS error,
+ * SNR) so stages can report it.
+ */
+#ifndef ANEMAKE_WEIGHTS_H
+#define ANEMAKE_WEIGHTS_H
+
+#include "blob.h"
+#include "lut.h"
+#include "mil.h"
+
+typedef struct weights_quality {
+	char *name;
+	int bits;
+	int64_t group; /* channels per table; 0 = per tensor */
+	double rel_rms, snr_db;
+} weights_quality;
+
+typedef struct weights_ctx {
+	blob_writer *bw;   /* the package's weight.bin */
+	lut_spec lut;      /* bits 0: no palettization */
+	int threads;       /* for the quantizer; 0 = all cores */
+	size_t n_dense, n_palettized;
+	uint64_t dense_bytes, palettized_bytes;
+	weights_quality *quality;
+	size_t nquality, quality_cap;
+} weights_ctx;
+
+void weights_init(weights_ctx *w, blob_writer *bw, const lut_spec *lut, int threads);
+void weights_release(weights_ctx *w);
+
+/* Emit weight `name` with fp16 values `data` (row-major, `shape`) into block
+ * b. Returns the name of the var holding the dense weight (name, or
+ * name_palettized), owned by b's arena; NULL with errf() on failure (the LUT
+ * group size not dividing the channel count is one, naming the tensor). */
+const char *weights_emit(weights_ctx *w, mil_block *b, const char *name, const uint16_t *data, size_t rank,
+			 const int64_t *shape);
+
+/* One line summarising what was emitted, for a stage's progress output. */
+void weights_summary(const weights_ctx *w, char *buf, size_t cap);
+
+#endif

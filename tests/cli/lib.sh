@@ -1,0 +1,52 @@
+# lib.sh: helpers for CLI tests (sourced by tests/cli/*.sh).
+#
+# Each case prints "ok NAME", "FAIL NAME: why" or "skip NAME: why" (tests/run.sh
+# counts them). Environment: BIN, TESTBIN, SRC, SHARED, SCRATCH (the cwd).
+# Golden files live in tests/cli/golden/; UPDATE_GOLDEN=1 rewrites them.
+
+_failed=0
+ok() { echo "ok $1"; }
+fail() { echo "FAIL $1: $2"; _failed=1; }
+skip() { echo "skip $1: $2"; }
+finish() { exit $_failed; }
+
+have_shared() { [ -d "$SHARED/spec" ]; }
+
+# run CMD...: runs it, capturing stdout/stderr/status in $out $err $rc
+run() {
+	"$@" >"$SCRATCH/.out" 2>"$SCRATCH/.err"
+	rc=$?
+	out=$(cat "$SCRATCH/.out")
+	err=$(cat "$SCRATCH/.err")
+}
+
+# expect_fail NAME STATUS REGEX CMD...: CMD exits STATUS with exactly one
+# stderr line matching REGEX (sanitizer noise would fail this, on purpose).
+expect_fail() {
+	local name=$1 want=$2 re=$3
+	shift 3
+	run "$@"
+	local lines
+	lines=$(printf '%s' "$err" | grep -c '')
+	if [ "$rc" != "$want" ]; then fail "$name" "exit $rc, expected $want; stderr: $err"
+	elif [ "$lines" != 1 ]; then fail "$name" "expected one stderr line, got $lines: $err"
+	elif ! printf '%s' "$err" | grep -Eq -- "$re"; then fail "$name" "stderr '$err' does not match /$re/"
+	else ok "$name"; fi
+}
+
+# expect_ok NAME CMD...: CMD exits 0
+expect_ok() {
+	local name=$1
+	shift
+	run "$@"
+	if [ "$rc" = 0 ]; then ok "$name"; else fail "$name" "exit $rc: $(printf '%s' "$err" | tail -n 3)"; fi
+}
+
+# golden NAME FILE GOLDEN: FILE equals tests/cli/golden/GOLDEN
+golden() {
+	local g=$SRC/tests/cli/golden/$3
+	if [ "${UPDATE_GOLDEN:-0}" = 1 ]; then mkdir -p "$(dirname "$g")"; cp "$2" "$g"; ok "$1 (golden updated)"; return; fi
+	if [ ! -f "$g" ]; then fail "$1" "golden file $g missing (UPDATE_GOLDEN=1 creates it)"
+	elif cmp -s "$2" "$g"; then ok "$1"
+	else fail "$1" "differs from golden $3: $(diff "$g" "$2" | head -n 5 | tr '\n' ' ')"; fi
+}
