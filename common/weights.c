@@ -1,10 +1,23 @@
 /* weights.c: blob consts and palettized weights (see weights.h). */
 #include "weights.h"
+#include "fsutil.h"
+#include "lutcache.h"
 #include "util.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <unistd.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+char *weights_cache_dir(const char *output, const char *opt)
+{
+	if (opt && (streq(opt, "none") || !*opt))
+		return NULL;
+	return opt ? xstrdup(opt) : path_join(output, WEIGHTS_CACHE_SUBDIR);
+}
 
 void weights_init(weights_ctx *w, blob_writer *bw, const lut_spec *lut, int threads)
 {
@@ -71,6 +84,25 @@ static void record_quality(weights_ctx *w, const char *name, const lut_result *r
 	q->snr_db = r->snr_db;
 }
 
+/* Quantize through the cache: a valid entry is used, anything else recomputed and stored. */
+static int quantize(weights_ctx *w, const char *name, const uint16_t *data, int64_t channels, int64_t per_channel,
+		    lut_result *r)
+{
+	uint8_t key[32];
+	if (w->cache_dir) {
+		lutcache_key(data, channels, per_channel, w->lut.bits, w->lut.group, key);
+		if (lutcache_load(w->cache_dir, key, channels, per_channel, w->lut.bits, w->lut.group, r)) {
+			w->n_cached++;
+			return 0;
+		}
+	}
+	if (lut_quantize(name, data, channels, per_channel, w->lut.bits, w->lut.group, w->threads, r) != 0)
+		return -1;
+	if (w->cache_dir && lutcache_store(w->cache_dir, key, r) != 0)
+		warn("cannot store LUT cache entry for '%s': %s", name, errmsg());
+	return 0;
+}
+
 /* lut shape: rank + 2 dims, [groups, 1, ..., 1, 2^bits, 1] */
 static mil_type *lut_type(mil_arena *a, size_t rank, int64_t groups, int bits)
 {
@@ -88,7 +120,7 @@ static const char *emit_palettized(weights_ctx *w, mil_block *b, const char *nam
 {
 	lut_result r;
 	int64_t per_channel = numel(rank, shape) / shape[0];
-	if (lut_quantize(name, data, shape[0], per_channel, w->lut.bits, w->lut.group, w->threads, &r) != 0)
+	if (quantize(w, name, data, shape[0], per_channel, &r) != 0)
 		return NULL;
 	uint64_t idx_off, lut_off;
 	size_t n = (size_t)(shape[0] * per_channel);
@@ -124,6 +156,50 @@ const char *weights_emit(weights_ctx *w, mil_block *b, const char *name, const u
 	return emit_dense(w, b, name, data, rank, shape);
 }
 
+static cJSON *quality_json(const weights_ctx *w)
+{
+	cJSON *root = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(root, "tensors");
+	double worst = 0, sum = 0;
+	for (size_t i = 0; i < w->nquality; i++) {
+		const weights_quality *q = &w->quality[i];
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "name", q->name);
+		cJSON_AddNumberToObject(o, "bits", q->bits);
+		cJSON_AddNumberToObject(o, "group", (double)q->group);
+		cJSON_AddNumberToObject(o, "rel_rms", q->rel_rms);
+		if (isfinite(q->snr_db))
+			cJSON_AddNumberToObject(o, "snr_db", q->snr_db);
+		else
+			cJSON_AddNullToObject(o, "snr_db"); /* lossless */
+		cJSON_AddItemToArray(arr, o);
+		worst = q->rel_rms > worst ? q->rel_rms : worst;
+		sum += q->rel_rms;
+	}
+	cJSON_AddNumberToObject(root, "palettized", (double)w->n_palettized);
+	cJSON_AddNumberToObject(root, "dense", (double)w->n_dense);
+	cJSON_AddNumberToObject(root, "worst_rel_rms", worst);
+	cJSON_AddNumberToObject(root, "mean_rel_rms", w->nquality ? sum / (double)w->nquality : 0);
+	return root;
+}
+
+int weights_write_quality(const weights_ctx *w, const char *path)
+{
+	if (!w->nquality) {
+		unlink(path);
+		return 0;
+	}
+	cJSON *root = quality_json(w);
+	char *text = cJSON_Print(root);
+	cJSON_Delete(root);
+	if (!text)
+		return errf("cannot format '%s'", path);
+	size_t n = strlen(text);
+	text[n] = '\n'; /* cJSON_Print leaves room for its NUL: reuse it for the newline */
+	int rc = write_file_atomic(path, text, n + 1);
+	cJSON_free(text);
+	return rc;
+}
+
 void weights_summary(const weights_ctx *w, char *buf, size_t cap)
 {
 	double worst = 0;
@@ -131,8 +207,9 @@ void weights_summary(const weights_ctx *w, char *buf, size_t cap)
 		if (w->quality[i].rel_rms > worst)
 			worst = w->quality[i].rel_rms;
 	if (w->n_palettized)
-		snprintf(buf, cap, "%zu tensors palettized (%.1f MB, worst relative RMS error %.4f), %zu dense fp16 (%.1f MB)",
-			 w->n_palettized, w->palettized_bytes / 1e6, worst, w->n_dense, w->dense_bytes / 1e6);
+		snprintf(buf, cap,
+			 "%zu tensors palettized (%zu from cache, %.1f MB, worst relative RMS error %.4f), %zu dense fp16 (%.1f MB)",
+			 w->n_palettized, w->n_cached, w->palettized_bytes / 1e6, worst, w->n_dense, w->dense_bytes / 1e6);
 	else
 		snprintf(buf, cap, "%zu dense fp16 tensors (%.1f MB)", w->n_dense, w->dense_bytes / 1e6);
 }

@@ -10,8 +10,10 @@
  * coremltools writes iOS 18 programs (coreml-format.md 3, 5 and 6).
  * The output-channel axis is 0, groups are contiguous blocks of channels.
  *
+ * Palettization results are cached by content (lutcache.h) when a cache
+ * directory is set, so a tensor quantized once is never quantized again.
  * The quality of every palettized tensor is recorded (relative RMS error,
- * SNR) so stages can report it.
+ * SNR) so stages can report it and write it next to the package.
  */
 #ifndef ANEMAKE_WEIGHTS_H
 #define ANEMAKE_WEIGHTS_H
@@ -31,11 +33,18 @@ typedef struct weights_ctx {
 	blob_writer *bw;   /* the package's weight.bin */
 	lut_spec lut;      /* bits 0: no palettization */
 	int threads;       /* for the quantizer; 0 = all cores */
-	size_t n_dense, n_palettized;
+	const char *cache_dir; /* NULL: no LUT cache */
+	size_t n_dense, n_palettized, n_cached;
 	uint64_t dense_bytes, palettized_bytes;
 	weights_quality *quality;
 	size_t nquality, quality_cap;
 } weights_ctx;
+
+/* Where stages keep the LUT cache unless told otherwise: OUTPUT/.anemake/lutcache. */
+#define WEIGHTS_CACHE_SUBDIR ".anemake/lutcache"
+/* The cache directory for a stage's --lut-cache value (NULL: the default
+ * under output; "none": no cache, returns NULL). Caller frees. */
+char *weights_cache_dir(const char *output, const char *opt);
 
 void weights_init(weights_ctx *w, blob_writer *bw, const lut_spec *lut, int threads);
 void weights_release(weights_ctx *w);
@@ -46,6 +55,11 @@ void weights_release(weights_ctx *w);
  * group size not dividing the channel count is one, naming the tensor). */
 const char *weights_emit(weights_ctx *w, mil_block *b, const char *name, const uint16_t *data, size_t rank,
 			 const int64_t *shape);
+
+/* Sidecar "<package base>.quality.json": one entry per palettized tensor
+ * (name, bits, group, rel_rms, snr_db) and the totals; written atomically.
+ * Nothing is written (and an old sidecar removed) when nothing was palettized. */
+int weights_write_quality(const weights_ctx *w, const char *path);
 
 /* One line summarising what was emitted, for a stage's progress output. */
 void weights_summary(const weights_ctx *w, char *buf, size_t cap);

@@ -25,7 +25,7 @@
 #include <stdlib.h>
 
 typedef struct options {
-	const char *model, *output, *prefix, *lut;
+	const char *model, *output, *prefix, *lut, *lut_cache;
 	int batch, context, threads;
 } options;
 
@@ -40,6 +40,7 @@ static void parse_args(int argc, char **argv, options *o)
 		{"context-length", "N", CLI_INT, &o->context, 0, 1, 1 << 20, "context length recorded in the metadata (default 512)"},
 		{"lut", "SPEC", CLI_STRING, &o->lut, 0, 0, 0, "palettize the table: BITS[,GROUP] (GROUP 0|t|tensor: per tensor; default group 8), or none"},
 		{"threads", "N", CLI_INT, &o->threads, 0, 0, 1024, "quantizer threads (default 0: all cores)"},
+		{"lut-cache", "DIR", CLI_STRING, &o->lut_cache, 0, 0, 0, "LUT cache directory (default OUTPUT/" WEIGHTS_CACHE_SUBDIR "; none: off)"},
 	};
 	const cli_spec spec = {
 		.usage = "embed --model DIR --output DIR [options]",
@@ -111,7 +112,8 @@ static int build_program(ml_model *m, weights_ctx *w, const hf_model *hf, const 
 	return 0;
 }
 
-static void write_package(const char *path, const options *o, const hf_model *hf, const lut_spec *lut)
+static void write_package(const char *path, const char *base, const options *o, const hf_model *hf,
+			  const lut_spec *lut)
 {
 	uint16_t *table = read_table(hf);
 	mlpackage_writer pw;
@@ -120,6 +122,8 @@ static void write_package(const char *path, const options *o, const hf_model *hf
 	ml_model *m = ml_model_new(ML_SPEC_IOS18);
 	weights_ctx w;
 	weights_init(&w, pw.weights, lut, o->threads);
+	char *cache = weights_cache_dir(o->output, o->lut_cache);
+	w.cache_dir = cache;
 	describe(m, o, hf, lut->bits);
 	if (build_program(m, &w, hf, table) != 0) {
 		mlpackage_abort(&pw);
@@ -131,9 +135,14 @@ static void write_package(const char *path, const options *o, const hf_model *hf
 	ml_model_encode(m, &bytes);
 	if (mlpackage_commit(&pw, bytes.data, bytes.len) != 0)
 		die_err();
+	char *quality = xasprintf("%s/%s.quality.json", o->output, base);
+	if (weights_write_quality(&w, quality) != 0)
+		die_err();
 	char summary[256];
 	weights_summary(&w, summary, sizeof summary);
 	info(1, "%s: %s", path, summary);
+	free(quality);
+	free(cache);
 	pb_release(&bytes);
 	weights_release(&w);
 	ml_model_free(m);
@@ -157,7 +166,7 @@ int main(int argc, char **argv)
 	char *path = path_join(o.output, file);
 	if (mkdir_p(o.output) != 0)
 		die_err();
-	write_package(path, &o, &hf, &lut);
+	write_package(path, base, &o, &hf, &lut);
 	printf("%s\n", path);
 	if (stdout_close_checked() != 0)
 		die_err();

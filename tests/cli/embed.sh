@@ -39,6 +39,20 @@ protoc_ok lut4_protoc lut/llama_embeddings_lut4.mlpackage
 "$BIN/embed" --model "$STORIES" --output t1 --lut 6,16 --threads 1 -q >/dev/null
 "$BIN/embed" --model "$STORIES" --output t2 --lut 6,16 --threads 2 -q >/dev/null
 diff -r t1 t2 >/dev/null && ok lut_threads_identical || fail lut_threads_identical "1 vs 2 threads differ"
+[ -f lut/llama_embeddings_lut4.quality.json ] && grep -q '"rel_rms"' lut/llama_embeddings_lut4.quality.json &&
+	ok lut_quality_sidecar || fail lut_quality_sidecar "no quality json"
+cp -r lut/llama_embeddings_lut4.mlpackage lut_first.mlpackage
+expect_ok lut_cache_hit "$BIN/embed" --model "$STORIES" --output lut --lut 4
+printf '%s' "$err" | grep -q '1 from cache' && diff -r lut_first.mlpackage lut/llama_embeddings_lut4.mlpackage >/dev/null &&
+	ok lut_cache_identical || fail lut_cache_identical "cache not used or output differs: $err"
+entry=$(ls lut/.anemake/lutcache/*.lut)
+printf 'garbage' | dd of="$entry" bs=1 seek=100 conv=notrunc 2>/dev/null
+expect_ok lut_cache_corrupt "$BIN/embed" --model "$STORIES" --output lut --lut 4
+printf '%s' "$err" | grep -q 'damaged: recomputing' && diff -r lut_first.mlpackage lut/llama_embeddings_lut4.mlpackage >/dev/null &&
+	ok lut_cache_corrupt_recomputed || fail lut_cache_corrupt_recomputed "$err"
+head -c 50 "$entry" >"$entry.t" && mv "$entry.t" "$entry"
+expect_ok lut_cache_truncated "$BIN/embed" --model "$STORIES" --output lut --lut 4
+diff -r lut_first.mlpackage lut/llama_embeddings_lut4.mlpackage >/dev/null && ok lut_cache_truncated_same || fail lut_cache_truncated_same "differs"
 expect_ok lut_per_tensor "$BIN/embed" --model "$STORIES" --output lutt --lut 2,t
 mkdir -p badlut
 expect_fail lut_bits_7 1 "^embed: --lut: .*'7'" "$BIN/embed" --model "$STORIES" --output badlut --lut 7

@@ -53,5 +53,7 @@ int main(int argc, char **argv)
 		runs++;
 	}
 	printf("Done %ld runs\n", runs);
+	for (size_t i = 0; i < nseeds; i++)
+		free(seeds[i]);
 	return 0;
 }

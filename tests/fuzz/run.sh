@@ -8,7 +8,9 @@ seeds=$here/corpus/${n#fuzz_}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 [ -d "$seeds" ] && cp -r "$seeds"/. "$work"/ 2>/dev/null
-if "$f" -help=1 2>&1 | grep -q libFuzzer; then
+# (no pipe into grep -q: under pipefail the fuzzer's SIGPIPE would read as "not libFuzzer")
+help=$("$f" -help=1 2>&1 || true)
+if [[ $help == *libFuzzer* ]]; then
 	"$f" -max_total_time="${FUZZ_SECONDS:-4}" -timeout=10 -rss_limit_mb=2048 \
 	     -artifact_prefix="$work/" "$work" >"$work/log" 2>&1
 else
