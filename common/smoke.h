@@ -1,0 +1,79 @@
+/* smoke.h: run converted parts the way ANEMLL's chat.py does, and compare
+ * them with the fp32 reference.
+ *
+ * The parts of one conversion live in one directory (anemll-interface.md 0):
+ *   <prefix>_embeddings[_lut<b>].mlpackage
+ *   <prefix>_FFN_PF[_lut<b>]_chunk_<ii>of<NN>.mlpackage   (functions infer, prefill)
+ *   or, before combining, <prefix>_FFN[...]_chunk_... + <prefix>_prefill[...]_chunk_...
+ *   <prefix>_lm_head[_lut<b>].mlpackage
+ * smoke_parts_open() finds them and loads them into the CPU runtime.
+ *
+ * smoke_generate() follows the inference contract (spec 10.3-10.5): one
+ * state object shared by every chunk and function; full causal mask
+ * [1,1,C,C] (0 on and below the diagonal, -inf above) sliced per call; only
+ * full BATCH-sized blocks go through `prefill`, the rest of the prompt one
+ * token at a time through `infer` without the LM head; then each decode step
+ * runs token[pos-1] at position pos-1 through `infer` and the LM head (so the
+ * last prompt token runs twice, as in chat.py) and picks the argmax.
+ *
+ * smoke_reference() feeds the same tokens through the fp32 reference
+ * (teacher forcing on what the parts generated), so the two can be compared
+ * step by step without one divergence cascading.
+ */
+#ifndef ANEMAKE_SMOKE_H
+#define ANEMAKE_SMOKE_H
+
+#include "reference.h"
+#include "runtime.h"
+
+#include <stdint.h>
+
+typedef struct smoke_parts {
+	rt_model *embed, *lmhead;
+	int nchunks;
+	rt_model **infer, **prefill;           /* per chunk; the same model when combined */
+	const char **infer_fn, **prefill_fn;   /* function names ("infer"/"prefill" or "main") */
+	rt_model **owned;                      /* models to free */
+	int nowned;
+	rt_state *state;
+	int context, batch, hidden, vocab; /* vocab: set it from the config in argmax mode */
+	int argmax_in_model;
+	int lut_bits;                          /* of the FFN chunks (0: none), from metadata */
+	char *embed_path, *lmhead_path, *chunk_desc;
+} smoke_parts;
+
+/* Find and load the parts under dir with file prefix `prefix` (NULL: the only
+ * prefix present). lut_* select among variants (-1: whatever is there, an
+ * error when several are). -1 with one errf() line on failure. */
+int smoke_parts_open(smoke_parts *p, const char *dir, const char *prefix, int lut_embed, int lut_ffn,
+		     int lut_lmhead);
+void smoke_parts_close(smoke_parts *p);
+
+typedef struct smoke_run {
+	int nprompt, nsteps;
+	int32_t *tokens;   /* prompt then generated, nprompt + nsteps */
+	float *logits;     /* nsteps x vocab (NULL in argmax mode) */
+	double seconds;    /* wall time of the generation */
+} smoke_run;
+
+/* Generate `steps` tokens greedily after the prompt. use_prefill 0 sends the
+ * whole prompt through `infer` (chat.py without prefill_dynamic_slice). */
+int smoke_generate(smoke_parts *p, const int32_t *prompt, int nprompt, int steps, int use_prefill, smoke_run *out);
+void smoke_run_release(smoke_run *r);
+
+/* logits[nsteps x vocab] of the reference along run's tokens. */
+int smoke_reference(ref_model *ref, const smoke_run *run, int vocab, float *logits);
+
+typedef struct smoke_metrics {
+	int steps, agree;         /* top-1 agreement count */
+	double kl_mean, kl_max;   /* KL(reference || parts) of the softmaxes */
+	double max_abs_diff;      /* max |logit difference| */
+	int first_disagreement;   /* step, or -1 */
+} smoke_metrics;
+
+void smoke_compare(const float *ref, const float *got, int steps, int vocab, smoke_metrics *m);
+/* Per-step values for reports: top-1 ids and KL of step s. */
+int smoke_argmax(const float *v, int n);
+double smoke_kl(const float *p_logits, const float *q_logits, int n);
+
+#endif

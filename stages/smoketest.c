@@ -1,0 +1,188 @@
+/* smoketest: prove a conversion by running it.
+ *
+ * Loads the converted parts from a directory (embeddings, FFN/prefill chunks
+ * or combined FFN_PF chunks, LM head) into the CPU runtime, runs a prompt of
+ * token ids exactly as ANEMLL's chat.py does (full BATCH-sized prefill
+ * blocks, the rest one token at a time through infer, then greedy decoding),
+ * feeds the same tokens through the fp32 reference forward pass of the
+ * source checkpoint, and compares them step by step: top-1 agreement, KL
+ * divergence of the softmaxes, max |logit difference|. Exits 1 when the
+ * comparison is worse than the thresholds (defaults: without LUT 100% top-1
+ * agreement and mean KL < 0.01; with LUT ANEMLL's health gates, > 85% and
+ * KL < 0.3). Optionally writes a JSON report.
+ */
+#include "cli.h"
+#include "fsutil.h"
+#include "hfmodel.h"
+#include "reference.h"
+#include "smoke.h"
+#include "util.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct options {
+	const char *model, *dir, *prefix, *prompt, *json, *min_agree_s, *max_kl_s;
+	int steps, no_prefill, threads, lut_embed, lut_ffn, lut_lmhead;
+} options;
+
+static void parse_args(int argc, char **argv, options *o)
+{
+	*o = (options){.steps = 8, .lut_embed = -1, .lut_ffn = -1, .lut_lmhead = -1};
+	const cli_opt opts[] = {
+		{"model", "DIR|ORG/NAME", CLI_STRING, &o->model, 1, 0, 0, "the source checkpoint (for the fp32 reference)"},
+		{"dir", "DIR", CLI_STRING, &o->dir, 1, 0, 0, "directory holding the converted .mlpackage parts"},
+		{"prefix", "NAME", CLI_STRING, &o->prefix, 0, 0, 0, "file-name prefix of the parts (default: the only one there)"},
+		{"lut-embeddings", "BITS", CLI_INT, &o->lut_embed, 0, 0, 8, "use the embeddings part with this LUT (0: none; default: the only one)"},
+		{"lut-ffn", "BITS", CLI_INT, &o->lut_ffn, 0, 0, 8, "use the FFN chunks with this LUT (0: none)"},
+		{"lut-lmhead", "BITS", CLI_INT, &o->lut_lmhead, 0, 0, 8, "use the LM head with this LUT (0: none)"},
+		{"prompt", "IDS", CLI_STRING, &o->prompt, 0, 0, 0, "comma-separated token ids (default: the BOS token)"},
+		{"steps", "N", CLI_INT, &o->steps, 0, 1, 100000, "tokens to generate (default 8)"},
+		{"no-prefill", NULL, CLI_FLAG, &o->no_prefill, 0, 0, 0, "send the whole prompt through infer, one token at a time"},
+		{"min-agreement", "PCT", CLI_STRING, &o->min_agree_s, 0, 0, 0, "fail below this top-1 agreement in percent (default 100, with LUT 85)"},
+		{"max-kl", "X", CLI_STRING, &o->max_kl_s, 0, 0, 0, "fail above this mean KL divergence (default 0.01, with LUT 0.3)"},
+		{"json", "FILE", CLI_STRING, &o->json, 0, 0, 0, "write a JSON report"},
+		{"threads", "N", CLI_INT, &o->threads, 0, 0, 1024, "threads for the reference (default 0: all cores)"},
+	};
+	const cli_spec spec = {
+		.usage = "smoketest --model DIR --dir PARTS [options]",
+		.summary = "Run the converted parts on CPU as ANEMLL's chat.py does, beside the fp32 reference\n"
+			   "forward pass of the source model, and compare them token by token.",
+		.opts = opts,
+		.nopts = (int)(sizeof opts / sizeof opts[0]),
+	};
+	cli_parse(&spec, argc, argv, NULL, NULL);
+}
+
+static double parse_number(const char *flag, const char *s, double def)
+{
+	if (!s)
+		return def;
+	char *end;
+	double v = strtod(s, &end);
+	if (end == s || *end || !isfinite(v) || v < 0)
+		die_usage("--%s: '%s' is not a non-negative number", flag, s);
+	return v;
+}
+
+static int32_t *parse_prompt(const char *s, const hf_config *cfg, int *n)
+{
+	if (!s) {
+		if (cfg->bos_token_id < 0)
+			die("--prompt: the model has no BOS token: give the prompt ids");
+		int32_t *ids = xmalloc(sizeof *ids);
+		ids[0] = cfg->bos_token_id, *n = 1;
+		return ids;
+	}
+	int32_t *ids = xmalloc(sizeof *ids * (strlen(s) / 2 + 2));
+	*n = 0;
+	for (const char *p = s; *p;) {
+		char *end;
+		long v = strtol(p, &end, 10);
+		if (end == p || v < 0 || v >= cfg->vocab_size || (*end && *end != ','))
+			die("--prompt: '%s' is not a list of token ids below %d", s, cfg->vocab_size);
+		ids[(*n)++] = (int32_t)v;
+		p = *end ? end + 1 : end;
+	}
+	if (!*n)
+		die("--prompt: no token ids");
+	return ids;
+}
+
+static void print_ids(const char *label, const int32_t *ids, int n)
+{
+	printf("%s", label);
+	for (int i = 0; i < n; i++)
+		printf("%s%d", i ? "," : "", ids[i]);
+	printf("\n");
+}
+
+static void write_report(const char *path, const smoke_parts *p, const smoke_run *run, const float *ref,
+			 const smoke_metrics *m, int passed)
+{
+	cJSON *root = cJSON_CreateObject(), *steps = cJSON_AddArrayToObject(root, "steps");
+	cJSON_AddStringToObject(root, "embeddings", p->embed_path);
+	cJSON_AddStringToObject(root, "lm_head", p->lmhead_path);
+	cJSON_AddNumberToObject(root, "chunks", p->nchunks);
+	cJSON_AddItemToObject(root, "prompt", cJSON_CreateIntArray(run->tokens, run->nprompt));
+	cJSON_AddItemToObject(root, "generated", cJSON_CreateIntArray(run->tokens + run->nprompt, run->nsteps));
+	for (int s = 0; run->logits && s < run->nsteps; s++) {
+		const float *r = ref + (size_t)s * (size_t)p->vocab, *g = run->logits + (size_t)s * (size_t)p->vocab;
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddNumberToObject(o, "reference_top1", smoke_argmax(r, p->vocab));
+		cJSON_AddNumberToObject(o, "top1", smoke_argmax(g, p->vocab));
+		cJSON_AddNumberToObject(o, "kl", smoke_kl(r, g, p->vocab));
+		cJSON_AddItemToArray(steps, o);
+	}
+	cJSON_AddNumberToObject(root, "top1_agreement", m->steps ? (double)m->agree / m->steps : 0);
+	cJSON_AddNumberToObject(root, "kl_mean", m->kl_mean);
+	cJSON_AddNumberToObject(root, "kl_max", m->kl_max);
+	cJSON_AddNumberToObject(root, "max_abs_logit_diff", m->max_abs_diff);
+	cJSON_AddNumberToObject(root, "tokens_per_second", run->seconds > 0 ? run->nsteps / run->seconds : 0);
+	cJSON_AddBoolToObject(root, "passed", passed);
+	char *text = cJSON_Print(root);
+	cJSON_Delete(root);
+	size_t n = strlen(text);
+	text[n] = '\n';
+	if (write_file_atomic(path, text, n + 1) != 0)
+		die_err();
+	cJSON_free(text);
+}
+
+int main(int argc, char **argv)
+{
+	set_progname(argv[0]);
+	options o;
+	parse_args(argc, argv, &o);
+	char *dir;
+	hf_model hf;
+	if (hf_model_resolve(o.model, &dir) != 0 || hf_model_open(&hf, dir) != 0)
+		die_err();
+	int nprompt;
+	int32_t *prompt = parse_prompt(o.prompt, &hf.cfg, &nprompt);
+	smoke_parts parts;
+	if (smoke_parts_open(&parts, o.dir, o.prefix, o.lut_embed, o.lut_ffn, o.lut_lmhead) != 0)
+		die_err();
+	if (parts.argmax_in_model)
+		die("%s: the LM head has argmax outputs: the comparison needs logits (convert it without --argmax)",
+		    parts.lmhead_path);
+	if (parts.vocab != hf.cfg.vocab_size)
+		die("%s: %d logits, but the model's vocabulary has %d tokens", parts.lmhead_path, parts.vocab, hf.cfg.vocab_size);
+	int lut = parts.lut_bits > 0;
+	double min_agree = parse_number("min-agreement", o.min_agree_s, lut ? 85 : 100);
+	double max_kl = parse_number("max-kl", o.max_kl_s, lut ? 0.3 : 0.01);
+	smoke_run run;
+	if (smoke_generate(&parts, prompt, nprompt, o.steps, !o.no_prefill, &run) != 0)
+		die_err();
+	ref_options ropt = {.context = parts.context, .threads = o.threads};
+	ref_model *ref = ref_open(&hf, &ropt);
+	float *ref_logits = xmalloc(sizeof(float) * (size_t)o.steps * (size_t)parts.vocab);
+	if (!ref || smoke_reference(ref, &run, parts.vocab, ref_logits) != 0)
+		die_err();
+	smoke_metrics m;
+	smoke_compare(ref_logits, run.logits, run.nsteps, parts.vocab, &m);
+	double agree = 100.0 * m.agree / m.steps;
+	int passed = agree >= min_agree && m.kl_mean <= max_kl;
+	print_ids("prompt:    ", run.tokens, run.nprompt);
+	print_ids("generated: ", run.tokens + run.nprompt, run.nsteps);
+	printf("parts: %s, context %d, batch %d%s\n", parts.chunk_desc, parts.context, parts.batch,
+	       o.no_prefill ? ", prefill off" : "");
+	printf("top-1 agreement %.1f%% (%d/%d, first disagreement at step %d), KL mean %.3g max %.3g, "
+	       "max |logit diff| %.4g, %.1f tokens/s\n",
+	       agree, m.agree, m.steps, m.first_disagreement, m.kl_mean, m.kl_max, m.max_abs_diff,
+	       run.seconds > 0 ? run.nsteps / run.seconds : 0.0);
+	printf("%s (thresholds: agreement >= %g%%, KL mean <= %g)\n", passed ? "PASS" : "FAIL", min_agree, max_kl);
+	if (o.json)
+		write_report(o.json, &parts, &run, ref_logits, &m, passed);
+	if (stdout_close_checked() != 0)
+		die_err();
+	free(ref_logits), free(prompt), free(dir);
+	ref_close(ref);
+	smoke_run_release(&run);
+	smoke_parts_close(&parts);
+	hf_model_close(&hf);
+	return passed ? 0 : 1;
+}
