@@ -26,7 +26,7 @@
 
 typedef struct options {
 	const char *model, *dir, *prefix, *prompt, *json, *min_agree_s, *max_kl_s;
-	int steps, no_prefill, threads, lut_embed, lut_ffn, lut_lmhead;
+	int steps, no_prefill, threads, lut_embed, lut_ffn, lut_lmhead, anemll_rope;
 } options;
 
 static void parse_args(int argc, char **argv, options *o)
@@ -44,6 +44,7 @@ static void parse_args(int argc, char **argv, options *o)
 		{"no-prefill", NULL, CLI_FLAG, &o->no_prefill, 0, 0, 0, "send the whole prompt through infer, one token at a time"},
 		{"min-agreement", "PCT", CLI_STRING, &o->min_agree_s, 0, 0, 0, "fail below this top-1 agreement in percent (default 100, with LUT 85)"},
 		{"max-kl", "X", CLI_STRING, &o->max_kl_s, 0, 0, 0, "fail above this mean KL divergence (default 0.01, with LUT 0.3)"},
+		{"anemll-rope", NULL, CLI_FLAG, &o->anemll_rope, 0, 0, 0, "reference RoPE as ANEMLL 0.3.5 computes it (rope_theta x factor), to check packages ANEMLL wrote"},
 		{"json", "FILE", CLI_STRING, &o->json, 0, 0, 0, "write a JSON report"},
 		{"threads", "N", CLI_INT, &o->threads, 0, 0, 1024, "threads for the reference (default 0: all cores)"},
 	};
@@ -157,7 +158,7 @@ int main(int argc, char **argv)
 	smoke_run run;
 	if (smoke_generate(&parts, prompt, nprompt, o.steps, !o.no_prefill, &run) != 0)
 		die_err();
-	ref_options ropt = {.context = parts.context, .threads = o.threads};
+	ref_options ropt = {.context = parts.context, .threads = o.threads, .rope_anemll_compat = o.anemll_rope};
 	ref_model *ref = ref_open(&hf, &ropt);
 	float *ref_logits = xmalloc(sizeof(float) * (size_t)o.steps * (size_t)parts.vocab);
 	if (!ref || smoke_reference(ref, &run, parts.vocab, ref_logits) != 0)

@@ -2,6 +2,7 @@
 # run.sh: run every test and print one closing line "N passed, N failed, N skipped".
 #
 # Protocol: a test program prints "ok NAME", "FAIL NAME: why" or "skip NAME: why"
+# (and "# note" lines, shown as measurements)
 # per case and exits non-zero when a case failed. Unit tests are binaries in
 # $TESTBIN; CLI tests are tests/cli/*.sh, each run in its own scratch directory
 # with BIN, TESTBIN, SHARED, SRC (repo root) and SCRATCH set.
@@ -21,7 +22,7 @@ passed=0 failed=0 skipped=0 broken=()
 tally() { # name logfile status
 	local p f s
 	p=$(grep -c '^ok ' "$2"); f=$(grep -c '^FAIL ' "$2"); s=$(grep -c '^skip ' "$2")
-	grep -E '^(FAIL|skip) ' "$2" | sed "s|^|  [$1] |"
+	grep -E "^(FAIL|skip|#) " "$2" | sed "s|^|  [$1] |"
 	if [ "$3" != 0 ] && [ "$f" = 0 ]; then
 		f=1; echo "  [$1] FAIL: exited with status $3 (last lines below)"; tail -n 15 "$2" | sed 's/^/    /'
 	fi

@@ -27,17 +27,19 @@ static int sh(const char *fmt, const char *a, const char *b, const char *c)
 	return rc;
 }
 
-/* Convert model into out with `chunks` chunks. */
-static int convert(const char *model, const char *out, int chunks)
+/* Convert model into out with `chunks` chunks; lut: "" or e.g. "6,4" for FFN and LM head. */
+static int convert_lut(const char *model, const char *out, int chunks, const char *lut)
 {
 	const char *bin = getenv("BIN");
 	char n[16];
 	snprintf(n, sizeof n, "%d", chunks);
-	const char *common = "--context-length 64 --quiet >/dev/null";
+	char *lutflag = *lut ? xasprintf("--lut %s", lut) : xstrdup("");
+	char *common = xasprintf("--context-length 64 --quiet %s >/dev/null", lutflag);
 	char *fmt = xasprintf("%%s/embed --model %%s --output %%s --batch-size %d %s", BATCH, common);
 	int rc = sh(fmt, bin, model, out);
 	free(fmt);
-	fmt = xasprintf("%%s/lmhead --model %%s --output %%s %s", common);
+	fmt = xasprintf("%%s/lmhead --model %%s --output %%s --context-length 64 --quiet %s%.1s >/dev/null",
+			*lut ? "--lut " : "", lut);
 	rc |= sh(fmt, bin, model, out);
 	free(fmt);
 	for (int s = 0; s < 2; s++) {
@@ -46,8 +48,11 @@ static int convert(const char *model, const char *out, int chunks)
 		rc |= sh(fmt, bin, model, out);
 		free(fmt);
 	}
+	free(common), free(lutflag);
 	return rc;
 }
+
+static int convert(const char *model, const char *out, int chunks) { return convert_lut(model, out, chunks, ""); }
 
 static float *generate(const char *dir, const int32_t *prompt, int n, int use_prefill, smoke_run *run, int *vocab)
 {
@@ -149,6 +154,79 @@ static void test_stories_known_output(void)
 	free(out);
 }
 
+/* Greedy from BOS for 48 steps, palettized FFN (group 4: stories260K's 172
+ * MLP channels are not divisible by 8) and LM head, against the reference. */
+static void check_stories_lut(const char *lut, double min_agree)
+{
+	char *out = xasprintf("%s/stories_lut%s", g_tmp, lut);
+	CHECK_EQ_INT(convert_lut("tests/models/stories260K", out, 1, lut), 0);
+	hf_model hf;
+	smoke_parts p;
+	if (hf_model_open(&hf, "tests/models/stories260K") != 0 || smoke_parts_open(&p, out, NULL, -1, -1, -1) != 0) {
+		CHECKF(0, "%s", errmsg());
+		free(out);
+		return;
+	}
+	smoke_run run;
+	int32_t bos = 1;
+	ref_options ro = {.context = 64, .threads = 1};
+	ref_model *ref = ref_open(&hf, &ro);
+	float *want = xmalloc(sizeof(float) * 48 * (size_t)p.vocab);
+	CHECK(ref && smoke_generate(&p, &bos, 1, 48, 1, &run) == 0 && smoke_reference(ref, &run, p.vocab, want) == 0);
+	smoke_metrics m;
+	smoke_compare(want, run.logits, 48, p.vocab, &m);
+	printf("# stories260K LUT %s: top-1 agreement %.1f%% (%d/48), KL mean %.4f max %.4f, max |logit diff| %.3f\n", lut,
+	       100.0 * m.agree / 48, m.agree, m.kl_mean, m.kl_max, m.max_abs_diff);
+	CHECKF(m.agree >= min_agree * 48, "LUT %s: agreement %d/48 below %.0f%%", lut, m.agree, 100 * min_agree);
+	free(want);
+	ref_close(ref);
+	smoke_run_release(&run);
+	smoke_parts_close(&p);
+	hf_model_close(&hf);
+	free(out);
+}
+
+static void test_stories_lut4(void) { check_stories_lut("4,4", 0.85); }
+static void test_stories_lut6(void) { check_stories_lut("6,4", 0.90); }
+
+/* ANEMLL's own packages for the tiny Llama (LUT6, multifunction FFN_PF) run
+ * through our runtime give the logits of the source model computed with
+ * ANEMLL's RoPE convention (rope_theta x factor). */
+static void test_anemll_reference_packages(void)
+{
+	const char *sh_dir = test_shared();
+	if (!sh_dir)
+		SKIP("../shared not found");
+	char *dir = xasprintf("%s/reference/anemll-llama-tiny/packages", sh_dir);
+	char *model = xasprintf("%s/reference/anemll-llama-tiny/model", sh_dir);
+	hf_model hf;
+	smoke_parts p;
+	if (hf_model_open(&hf, model) != 0 || smoke_parts_open(&p, dir, NULL, -1, -1, -1) != 0) {
+		CHECKF(0, "%s", errmsg());
+		free(dir), free(model);
+		return;
+	}
+	CHECK(p.nchunks == 1 && streq(p.infer_fn[0], "infer") && streq(p.prefill_fn[0], "prefill"));
+	int32_t prompt[70];
+	for (int i = 0; i < 70; i++)
+		prompt[i] = (i * 37 + 1) % 256; /* longer than one 64-token prefill block */
+	smoke_run run;
+	ref_options ro = {.context = p.context, .threads = 1, .rope_anemll_compat = 1};
+	ref_model *ref = ref_open(&hf, &ro);
+	float *want = xmalloc(sizeof(float) * 8 * (size_t)p.vocab);
+	CHECK(ref && smoke_generate(&p, prompt, 70, 8, 1, &run) == 0 && smoke_reference(ref, &run, p.vocab, want) == 0);
+	smoke_metrics m;
+	smoke_compare(want, run.logits, 8, p.vocab, &m);
+	printf("# ANEMLL tiny llama packages: agreement %d/8, KL max %.3g, max |logit diff| %.4f\n", m.agree, m.kl_max,
+	       m.max_abs_diff);
+	CHECKF(m.agree == 8 && m.max_abs_diff < 0.1, "agreement %d/8, max diff %.3g", m.agree, m.max_abs_diff);
+	free(want), free(dir), free(model);
+	ref_close(ref);
+	smoke_run_release(&run);
+	smoke_parts_close(&p);
+	hf_model_close(&hf);
+}
+
 int main(void)
 {
 	if (!getenv("BIN") || !getenv("TESTBIN") || !mkdtemp(g_tmp)) {
@@ -159,6 +237,9 @@ int main(void)
 	RUN(test_llama);
 	RUN(test_qwen2);
 	RUN(test_qwen3);
+	RUN(test_stories_lut4);
+	RUN(test_stories_lut6);
+	RUN(test_anemll_reference_packages);
 	rm_rf(g_tmp);
 	return test_finish();
 }
