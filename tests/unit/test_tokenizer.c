@@ -1,0 +1,721 @@
+/* test_tokenizer.c: the tokenizer against HuggingFace's answers.
+ *
+ * Sources of truth:
+ *  - ../shared/tokenizer-vectors (llama.cpp's, produced with HF tokenizers):
+ *    llama-bpe with tokenizers/llama3_1, qwen2 with tokenizers/qwen3, and
+ *    llama-spm with a Llama 2 tokenizer.json, which shared/ does not have: it
+ *    runs when $TOKENIZER_LLAMA_SPM or ../shared/tokenizers/llama2/ has one;
+ *  - stories260K's README (bundled in tests/models, so these run anywhere);
+ *  - ids for Gemma 3 and the chat templates from the real templates rendered
+ *    with @huggingface/jinja and tokenized by transformers.js (which agreed
+ *    with the vectors above on all 138 strings);
+ *  - the tiny hand-made tokenizers of tests/fuzz/corpus/tokenizer, worked out
+ *    by hand from HF's rules.
+ * The big tokenizers take seconds to load under ASan, so each is loaded once.
+ */
+#include "tokenizer.h"
+#include "fsutil.h"
+#include "util.h"
+#include "test.h"
+
+#include <stdint.h>
+
+#define STORIES "tests/models/stories260K"
+#define CORPUS "tests/fuzz/corpus/tokenizer/"
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ------------------------------------------------------------------------
+ * Helpers */
+
+static const char *shared_file(const char *rel)
+{
+	static char buf[4][4096];
+	static int k;
+	const char *s = test_shared();
+
+	if (!s)
+		return NULL;
+	k = (k + 1) % 4;
+	snprintf(buf[k], sizeof buf[k], "%s/%s", s, rel);
+	return buf[k];
+}
+
+static void fmt_ids(char *buf, size_t cap, const int32_t *ids, size_t n)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && o + 16 < cap; i++)
+		o += (size_t)snprintf(buf + o, cap - o, "%s%d", i ? " " : "", (int)ids[i]);
+}
+
+/* Encode text and compare with want; returns 1 when equal. */
+static int check_ids_at(const tokenizer *t, const char *text, int flags, const int32_t *want,
+			size_t nwant, int line)
+{
+	int32_t *ids;
+	size_t n;
+	char got[2048], exp[2048];
+
+	if (tokenizer_encode(t, text, strlen(text), flags, &ids, &n) < 0) {
+		CHECKF(0, "line %d: encode \"%s\": %s", line, text, errmsg());
+		return 0;
+	}
+	int same = n == nwant && (n == 0 || memcmp(ids, want, n * sizeof *ids) == 0);
+	fmt_ids(got, sizeof got, ids, n);
+	fmt_ids(exp, sizeof exp, want, nwant);
+	CHECKF(same, "line %d: \"%s\" -> [%s], expected [%s]", line, text, got, exp);
+	free(ids);
+	return same;
+}
+
+#define CHECK_IDS(t, text, flags, ...)                                                            \
+	check_ids_at(t, text, flags, (const int32_t[]){__VA_ARGS__},                               \
+		     N(((const int32_t[]){__VA_ARGS__})), __LINE__)
+
+/* Decode ids and compare with want. */
+static void check_decode_at(const tokenizer *t, const int32_t *ids, size_t n, int flags,
+			    const char *want, int line)
+{
+	char *text;
+	size_t len;
+
+	if (tokenizer_decode(t, ids, n, flags, &text, &len) < 0) {
+		CHECKF(0, "line %d: decode: %s", line, errmsg());
+		return;
+	}
+	CHECKF(strcmp(text, want) == 0 && len == strlen(want), "line %d: decoded \"%s\", expected \"%s\"",
+	       line, text, want);
+	free(text);
+}
+
+#define CHECK_DECODE(t, flags, want, ...)                                                         \
+	check_decode_at(t, (const int32_t[]){__VA_ARGS__}, N(((const int32_t[]){__VA_ARGS__})),    \
+			flags, want, __LINE__)
+
+/* encode then decode gives the text back */
+static int round_trips(const tokenizer *t, const char *text)
+{
+	int32_t *ids;
+	size_t n;
+	char *back;
+
+	if (tokenizer_encode(t, text, strlen(text), TOK_NO_ADD_SPECIAL, &ids, &n) < 0)
+		return 0;
+	int ok = tokenizer_decode(t, ids, n, 0, &back, NULL) == 0 && strcmp(back, text) == 0;
+	if (ok)
+		free(back);
+	else if (back)
+		printf("  round trip: \"%s\" -> \"%s\"\n", text, back), free(back);
+	free(ids);
+	return ok;
+}
+
+/* Big tokenizers, loaded on first use (with their directory's configs). */
+static tokenizer *cached[3];
+static const char *const cached_dirs[3] = {"tokenizers/llama3_1", "tokenizers/qwen3",
+					   "tokenizers/gemma3"};
+enum { LLAMA3, QWEN3, GEMMA3 };
+
+static tokenizer *shared_tok(int which)
+{
+	const char *dir = shared_file(cached_dirs[which]);
+
+	if (!dir)
+		return NULL;
+	if (!cached[which] && tokenizer_load_dir(dir, &cached[which]) < 0)
+		printf("  cannot load %s: %s\n", dir, errmsg());
+	return cached[which];
+}
+
+static tokenizer *load_or_fail(const char *path)
+{
+	tokenizer *t;
+
+	if (tokenizer_load(path, &t) < 0) {
+		CHECKF(0, "load %s: %s", path, errmsg());
+		return NULL;
+	}
+	return t;
+}
+
+/* ------------------------------------------------------------------------
+ * stories260K (bundled): Llama-2-style SentencePiece BPE */
+
+static void test_stories_encode(void)
+{
+	tokenizer *t = load_or_fail(STORIES "/tokenizer.json");
+	if (!t)
+		return;
+	CHECK_IDS(t, "Once upon a time", 0, 1, 403, 407, 261, 378);
+	CHECK_IDS(t, "Once upon a time", TOK_NO_ADD_SPECIAL, 403, 407, 261, 378);
+	CHECK_EQ_INT(tokenizer_vocab_size(t), 512);
+	CHECK_EQ_INT(tokenizer_token_to_id(t, "<s>"), 1);
+	CHECK_EQ_INT(tokenizer_token_to_id(t, "▁Once"), 403);
+	CHECK_EQ_INT(tokenizer_token_to_id(t, "no such token"), -1);
+	CHECK_STR(tokenizer_id_to_token(t, 378), "▁time");
+	CHECK(tokenizer_id_to_token(t, 512) == NULL && tokenizer_id_to_token(t, -1) == NULL);
+	CHECK(tokenizer_is_special(t, 2) && !tokenizer_is_special(t, 403));
+	CHECK_EQ_INT(tokenizer_bos_id(t), 1); /* from the post-processor */
+	/* "<s>" in the text is the BOS token, unless special tokens are text */
+	CHECK_IDS(t, "<s>Once", TOK_NO_ADD_SPECIAL, 1, 403);
+	int32_t *ids;
+	size_t n;
+	CHECK(tokenizer_encode(t, "<s>Once", 7, TOK_NO_ADD_SPECIAL | TOK_SPLIT_SPECIAL, &ids, &n) == 0);
+	CHECK(n > 2 && ids[0] != 1);
+	free(ids);
+	CHECK(tokenizer_encode(t, "", 0, TOK_NO_ADD_SPECIAL, &ids, &n) == 0 && ids && n == 0);
+	free(ids);
+	CHECK(round_trips(t, "Once upon a time, there was a little girl."));
+	CHECK(round_trips(t, "  two leading spaces\nand a newline"));
+	tokenizer_free(t);
+}
+
+static void test_stories_decode_greedy(void)
+{
+	/* models/stories260K/README.md: greedy output from BOS, 48 steps */
+	static const int32_t ids[] = {
+		1,   403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338,
+		401, 396, 267, 337, 410, 408, 419, 292, 411, 322, 265, 282, 295, 433, 426, 385, 328,
+		432, 358, 394, 261, 370, 432, 352, 266, 268, 388, 426, 338, 391, 266, 267};
+	static const char want[] = "Once upon a time, there was a little girl named Lily. She loved "
+				   "to play outside in the park. One day, she saw a big, red ball.";
+	tokenizer *t = load_or_fail(STORIES "/tokenizer.json");
+	char *text;
+	if (!t)
+		return;
+	CHECK(tokenizer_decode(t, ids, N(ids), TOK_SKIP_SPECIAL, &text, NULL) == 0);
+	CHECKF(strncmp(text, want, strlen(want)) == 0, "decoded \"%s\"", text);
+	free(text);
+	CHECK(tokenizer_decode(t, ids, 3, 0, &text, NULL) == 0);
+	CHECK_STR(text, "<s> Once upon"); /* HF keeps the space after <s> */
+	free(text);
+	tokenizer_free(t);
+}
+
+static void test_stories_byte_fallback(void)
+{
+	tokenizer *t = load_or_fail(STORIES "/tokenizer.json");
+	char *text;
+	if (!t)
+		return;
+	/* 🦙 is not in the 512-token vocabulary: its UTF-8 bytes are tokens */
+	CHECK_IDS(t, "\xF0\x9F\xA6\x99", TOK_NO_ADD_SPECIAL, 410, 243, 162, 169, 156);
+	CHECK(round_trips(t, "café 🦙 naïve"));
+	CHECK_DECODE(t, 0, "\xF0\x9F\xA6\x99", 243, 162, 169, 156);
+	/* part of a character: U+FFFD per byte, or the raw bytes for streaming */
+	CHECK_DECODE(t, 0, "\xEF\xBF\xBD\xEF\xBF\xBD", 243, 162);
+	CHECK(tokenizer_decode(t, (const int32_t[]){243, 162}, 2, TOK_DECODE_RAW, &text, NULL) == 0);
+	CHECK_STR(text, "\xF0\x9F");
+	free(text);
+	/* bad ids and bad text are errors, not crashes */
+	CHECK(tokenizer_decode(t, (const int32_t[]){5000}, 1, 0, &text, NULL) < 0 && text == NULL);
+	CHECK(strstr(errmsg(), "5000") != NULL);
+	int32_t *ids;
+	size_t n;
+	CHECK(tokenizer_encode(t, "a\xFF", 2, 0, &ids, &n) < 0 && ids == NULL);
+	CHECK(strstr(errmsg(), "UTF-8") != NULL);
+	tokenizer_free(t);
+}
+
+static void test_stories_dir(void)
+{
+	tokenizer *t;
+	int32_t stop[8], *ids;
+	size_t n;
+
+	if (tokenizer_load_dir(STORIES, &t) < 0) {
+		CHECKF(0, "load_dir: %s", errmsg());
+		return;
+	}
+	CHECK_EQ_INT(tokenizer_bos_id(t), 1);
+	CHECK_EQ_INT(tokenizer_eos_id(t), 2);
+	CHECK_EQ_INT(tokenizer_chat_family(t), TOK_CHAT_NONE);
+	CHECK_EQ_INT(tokenizer_stop_ids(t, stop, 8), 1);
+	CHECK_EQ_INT(stop[0], 2);
+	/* no template: the text as is, with BOS */
+	CHECK(tokenizer_chat_prompt(t, TOK_CHAT_NONE, NULL, "Once upon a time", 0, &ids, &n) == 0);
+	CHECK(n == 5 && ids[0] == 1 && ids[4] == 378);
+	free(ids);
+	CHECK(tokenizer_chat_prompt(t, TOK_CHAT_LLAMA3, NULL, "hi", 0, &ids, &n) < 0);
+	CHECK(strstr(errmsg(), "<|begin_of_text|>") != NULL);
+	tokenizer_free(t);
+}
+
+/* ------------------------------------------------------------------------
+ * Tiny tokenizers (bundled, shared with the fuzz corpus) */
+
+static void test_tiny_bytelevel(void)
+{
+	/* GPT-2 style: ByteLevel pre-tokenizer with its own regex */
+	tokenizer *t = load_or_fail(CORPUS "tiny_bytelevel.json");
+	if (!t)
+		return;
+	/* "ab", " abc" (merged by rank: a+b first, then ab+c), "'s", "\n" */
+	CHECK_IDS(t, "ab abc's\n", 0, 4, 3, 5, 11, 7);
+	CHECK(round_trips(t, "ab abc's\n"));
+	/* no unk token: HF drops characters missing from the vocab */
+	CHECK_IDS(t, "x ab<|endoftext|>ab", 0, 3, 4, 9, 4);
+	CHECK_DECODE(t, TOK_SKIP_SPECIAL, " abab", 3, 4, 9, 4);
+	tokenizer_free(t);
+}
+
+static void test_tiny_metaspace(void)
+{
+	/* Metaspace pre-tokenizer and decoder, [a, b] merges, fused unk,
+	 * an added token with lstrip/rstrip, EOS-style template suffix */
+	tokenizer *t = load_or_fail(CORPUS "tiny_metaspace.json");
+	if (!t)
+		return;
+	CHECK_IDS(t, "ab xyz ab", 0, 6, 1, 0, 6, 7);
+	CHECK_IDS(t, "ab <sep> ab", 0, 6, 7, 6, 7);
+	CHECK_EQ_INT(tokenizer_eos_id(t), 7);
+	CHECK_EQ_INT(tokenizer_bos_id(t), -1);
+	CHECK_DECODE(t, 0, "ab <unk> ab", 6, 1, 0, 6);
+	tokenizer_free(t);
+}
+
+static void test_tiny_llama3(void)
+{
+	/* Split with the Llama 3 regex + ByteLevel, ignore_merges, BOS template */
+	tokenizer *t = load_or_fail(CORPUS "tiny_llama3.json");
+	if (!t)
+		return;
+	/* "Hi" merged, " there" taken whole (ignore_merges), " ", "123", "4" */
+	CHECK_IDS(t, "Hi there 1234", 0, 20, 11, 12, 2, 13, 9, 10);
+	CHECK_IDS(t, "Hi<|begin_of_text|>there", 0, 20, 11, 20, 3, 4, 5, 6, 5);
+	CHECK_DECODE(t, TOK_SKIP_SPECIAL, "Hi there 1234", 20, 11, 12, 2, 13, 9, 10);
+	tokenizer_free(t);
+}
+
+static void test_tiny_sentencepiece(void)
+{
+	/* Prepend/Replace/NFC normalizers, Split on "▁" merged with next,
+	 * byte fallback, single_word added token, SentencePiece decoder chain */
+	tokenizer *t = load_or_fail(CORPUS "tiny_sentencepiece.json");
+	if (!t)
+		return;
+	/* "cat" alone is the added token; inside "cats" it is not a word */
+	CHECK_IDS(t, "cat cats", 0, 1, 9, 4, 11, 0);
+	/* e + combining acute is NFC é, which falls back to its two bytes */
+	CHECK_IDS(t, "cat e\xCC\x81 x", 0, 1, 9, 4, 4, 2, 3, 4, 0);
+	CHECK_DECODE(t, 0, "cat  é", 9, 4, 4, 2, 3);
+	CHECK_DECODE(t, 0, "a cat", 4, 6, 11);
+	tokenizer_free(t);
+}
+
+/* ------------------------------------------------------------------------
+ * Malformed tokenizer.json: one line naming the file and the problem */
+
+static void test_malformed(void)
+{
+#define M(x) "{\"model\": {\"type\": \"BPE\", " x "}}"
+#define W(pre) "{" pre ", \"model\": {\"type\": \"BPE\", \"vocab\": {}}}"
+	static const struct {
+		const char *json, *want;
+	} cases[] = {
+		{"", "not valid JSON"},
+		{"{\"model\": ", "not valid JSON"},
+		{"[1, 2]", "not a JSON object"},
+		{"{}", "model: missing"},
+		{"{\"model\": {\"type\": \"Unigram\", \"vocab\": []}}", "unsupported model 'Unigram'"},
+		{"{\"model\": {\"type\": 7}}", "'type' is not a string"},
+		{M("\"vocab\": []"), "model.vocab: missing or not an object"},
+		{M("\"vocab\": {\"a\": -1}"), "model.vocab entry 0: expected an integer"},
+		{M("\"vocab\": {\"a\": 1.5}"), "expected an integer"},
+		{M("\"vocab\": {\"a\": \"0\"}"), "expected an integer"},
+		{M("\"vocab\": {\"a\": 100000000}"), "ids are too sparse"},
+		{M("\"vocab\": {\"a\": 0}, \"merges\": {}"), "model.merges: not a list"},
+		{M("\"vocab\": {\"a\": 0}, \"merges\": [\"a b\"]"), "model.merges[0]: token 'b' is not in model.vocab"},
+		{M("\"vocab\": {\"a\": 0}, \"merges\": [\"ab\"]"), "two tokens separated by a space"},
+		{M("\"vocab\": {\"a\": 0}, \"merges\": [[\"a\"]]"), "expected \"a b\""},
+		{M("\"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]"), "merged token 'ab' is not in"},
+		{M("\"vocab\": {\"a\": 0}, \"unk_token\": \"<unk>\""), "model.unk_token: '<unk>' is not in"},
+		{M("\"vocab\": {\"a\": 0}, \"dropout\": 0.1"), "unsupported model.dropout"},
+		{M("\"vocab\": {\"a\": 0}, \"byte_fallback\": 1"), "'byte_fallback' is not true or false"},
+		{M("\"vocab\": {\"\xff\": 0}"), "not valid UTF-8"},
+		{W("\"truncation\": {\"max_length\": 5}"), "unsupported truncation"},
+		{W("\"added_tokens\": [{\"id\": 0}]"), "added_tokens[0]: missing 'content'"},
+		{W("\"added_tokens\": {}"), "added_tokens: not a list"},
+		{W("\"normalizer\": {\"type\": \"NFKC\"}"), "unsupported normalizer 'NFKC'"},
+		{W("\"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"Lowercase\"}]}"),
+		 "normalizer.normalizers[0]: unsupported normalizer 'Lowercase'"},
+		{W("\"normalizer\": {\"type\": \"Replace\", \"pattern\": {\"Regex\": \" +\"}, \"content\": \"x\"}"),
+		 "unsupported normalizer 'Replace' with a regex"},
+		{W("\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"\\\\w+\"}, \"behavior\": \"Isolated\"}"),
+		 "unsupported pre_tokenizer Split regex"},
+		{W("\"pre_tokenizer\": {\"type\": \"Whitespace\"}"),
+		 "unsupported pre_tokenizer 'Whitespace'"},
+		{W("\"pre_tokenizer\": {\"type\": \"Metaspace\", \"replacement\": \"ab\"}"),
+		 "'replacement' must be a single character"},
+		{W("\"post_processor\": {\"type\": \"RobertaProcessing\"}"),
+		 "unsupported post_processor 'RobertaProcessing'"},
+		{W("\"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<s>\"}}, "
+		 "{\"Sequence\": {\"id\": \"A\"}}], \"special_tokens\": {}}"),
+		 "special token '<s>' has no ids"},
+		{W("\"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": []}"),
+		 "has no sequence A"},
+		{W("\"decoder\": {\"type\": \"WordPiece\"}"), "unsupported decoder 'WordPiece'"},
+		{W("\"decoder\": {\"type\": \"Strip\", \"content\": \" \", \"start\": -1, \"stop\": 0}"),
+		 "decoder: expected an integer"},
+	};
+#undef M
+#undef W
+	for (size_t i = 0; i < N(cases); i++) {
+		tokenizer *t = NULL;
+		int rc = tokenizer_load_mem(cases[i].json, strlen(cases[i].json), "bad.json", &t);
+		const char *m = errmsg();
+		CHECKF(rc < 0 && t == NULL, "case %zu loaded", i);
+		CHECKF(rc < 0 && strncmp(m, "bad.json: ", 10) == 0 && strstr(m, cases[i].want) &&
+			       !strchr(m, '\n'),
+		       "case %zu: error \"%s\", expected one line with \"%s\"", i, m, cases[i].want);
+		tokenizer_free(t);
+	}
+	tokenizer *t;
+	CHECK(tokenizer_load("no/such/tokenizer.json", &t) < 0 && strstr(errmsg(), "no/such"));
+}
+
+/* A Replace step (normalizer or decoder) that quadruples the text. */
+#define QUAD "{\"type\": \"Replace\", \"pattern\": {\"String\": \"a\"}, \"content\": \"aaaa\"},"
+#define QUAD4 QUAD QUAD QUAD QUAD
+
+static void test_expansion_guard(void)
+{
+	/* 16 of them would make 4^16 bytes of one "a": refused, not an OOM */
+	static const char json[] =
+		"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []},"
+		" \"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [" QUAD4 QUAD4 QUAD4 QUAD4 "{\"type\": \"NFC\"}]},"
+		" \"decoder\": {\"type\": \"Sequence\", \"decoders\": [" QUAD4 QUAD4 QUAD4 QUAD4 "{\"type\": \"Fuse\"}]}}";
+	tokenizer *t;
+	int32_t *ids;
+	size_t n;
+	char *text;
+
+	if (tokenizer_load_mem(json, strlen(json), "big.json", &t) < 0) {
+		CHECKF(0, "load: %s", errmsg());
+		return;
+	}
+	CHECK(tokenizer_encode(t, "a", 1, 0, &ids, &n) < 0 && strstr(errmsg(), "normalizers"));
+	CHECK(tokenizer_decode(t, (const int32_t[]){0}, 1, 0, &text, NULL) < 0 &&
+	      strstr(errmsg(), "decoders"));
+	tokenizer_free(t);
+}
+
+/* ------------------------------------------------------------------------
+ * Chat templates: text and families (no tokenizer needed) */
+
+static void test_chat_text(void)
+{
+	char *s;
+	tok_chat f;
+
+	CHECK(tokenizer_chat_text(TOK_CHAT_LLAMA3, NULL, "  Hi\n", 0, &s) == 0);
+	CHECK_STR(s, "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
+		     "<|start_header_id|>assistant<|end_header_id|>\n\n");
+	free(s);
+	CHECK(tokenizer_chat_text(TOK_CHAT_QWEN3, NULL, "Hi", TOK_CHAT_NO_THINK, &s) == 0);
+	CHECK_STR(s, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n");
+	free(s);
+	CHECK(tokenizer_chat_text(TOK_CHAT_QWEN25, NULL, "Hi", 0, &s) == 0);
+	CHECK_STR(s, "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful "
+		     "assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+	free(s);
+	CHECK(tokenizer_chat_text(TOK_CHAT_GEMMA3, "Be brief.", " Hi ", 0, &s) == 0);
+	CHECK_STR(s, "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\n");
+	free(s);
+	CHECK(tokenizer_chat_text(TOK_CHAT_NONE, "sys", "Hi", 0, &s) < 0 && s == NULL);
+	CHECK(tokenizer_chat_text(TOK_CHAT_UNKNOWN, NULL, "Hi", 0, &s) < 0);
+
+	CHECK_EQ_INT(tokenizer_chat_detect(NULL), TOK_CHAT_NONE);
+	CHECK_EQ_INT(tokenizer_chat_detect("{{ '<|start_header_id|>' }}"), TOK_CHAT_LLAMA3);
+	CHECK_EQ_INT(tokenizer_chat_detect("<|im_start|>{% if enable_thinking %}"), TOK_CHAT_QWEN3);
+	CHECK_EQ_INT(tokenizer_chat_detect("<|im_start|>You are Qwen, created by Alibaba Cloud."),
+		     TOK_CHAT_QWEN25);
+	CHECK_EQ_INT(tokenizer_chat_detect("<|im_start|>{{ m }}<|im_end|>"), TOK_CHAT_CHATML);
+	CHECK_EQ_INT(tokenizer_chat_detect("{{ '<start_of_turn>' }}"), TOK_CHAT_GEMMA3);
+	CHECK_EQ_INT(tokenizer_chat_detect("[INST] {{ m }} [/INST]"), TOK_CHAT_UNKNOWN);
+	CHECK(tokenizer_chat_from_name("gemma", &f) == 0 && f == TOK_CHAT_GEMMA3);
+	CHECK(tokenizer_chat_from_name("qwen2.5", &f) == 0 && f == TOK_CHAT_QWEN25);
+	CHECK(tokenizer_chat_from_name("jinja", &f) < 0);
+	CHECK_STR(tokenizer_chat_name(TOK_CHAT_LLAMA3), "llama3");
+}
+
+/* ------------------------------------------------------------------------
+ * Test vectors (../shared) */
+
+typedef struct vec_result {
+	int total, match, round;
+} vec_result;
+
+/* Split a .inp file into its strings; returns how many. */
+static size_t split_inp(char *data, char **out, size_t cap)
+{
+	static const char sep[] = "\n__ggml_vocab_test__\n";
+	size_t n = 0;
+
+	for (char *s = data, *e; n < cap && (e = strstr(s, sep)); s = e + strlen(sep)) {
+		*e = '\0';
+		out[n++] = s;
+	}
+	return n;
+}
+
+/* Expected ids of one .out line ("" when empty). */
+static size_t parse_ids(const char *line, int32_t *ids, size_t cap)
+{
+	size_t n = 0;
+	char *end;
+
+	while (n < cap) {
+		long v = strtol(line, &end, 10);
+		if (end == line)
+			break;
+		ids[n++] = (int32_t)v;
+		line = end;
+	}
+	return n;
+}
+
+static void vectors(const char *set, const tokenizer *t, vec_result *r)
+{
+	char path[4200], *inp = NULL, *out = NULL, *strs[128];
+	size_t ni, no;
+
+	snprintf(path, sizeof path, "%s/%s.inp", shared_file("tokenizer-vectors"), set);
+	if (read_file(path, &inp, &ni) < 0)
+		SKIP("%s", errmsg());
+	snprintf(path, sizeof path, "%s/%s.out", shared_file("tokenizer-vectors"), set);
+	if (read_file(path, &out, &no) < 0) {
+		free(inp);
+		SKIP("%s", errmsg());
+	}
+	size_t n = split_inp(inp, strs, N(strs));
+	char *line = out;
+	for (size_t i = 0; i < n && line; i++) {
+		char *nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		int32_t want[1024], *ids;
+		size_t nw = parse_ids(line, want, N(want)), k;
+		const char *expected = line;
+		line = nl ? nl + 1 : NULL;
+		r->total++;
+		if (tokenizer_encode(t, strs[i], strlen(strs[i]), TOK_NO_ADD_SPECIAL, &ids, &k) < 0) {
+			printf("  %s #%zu: %s\n", set, i, errmsg());
+			continue;
+		}
+		if (k == nw && (k == 0 || memcmp(ids, want, k * sizeof *ids) == 0)) {
+			r->match++;
+		} else {
+			char got[4096];
+			fmt_ids(got, sizeof got, ids, k);
+			printf("  %s #%zu \"%s\": got [%s], expected [%s]\n", set, i, strs[i], got, expected);
+		}
+		free(ids);
+		r->round += round_trips(t, strs[i]);
+	}
+	CHECKF(r->total == 46 && r->match == r->total && r->round == r->total,
+	       "%s: %d/%d strings encode as HF does, %d/%d round trip", set, r->match, r->total, r->round,
+	       r->total);
+	free(inp);
+	free(out);
+}
+
+/* Like RUN, with the counts in the ok line. */
+static void run_vectors(const char *name, const char *set, const tokenizer *t, const char *why_not)
+{
+	vec_result r = {0};
+
+	t_cur = name;
+	t_cur_failed = 0;
+	if (!t) {
+		printf("skip %s: %s\n", name, why_not);
+		t_skipped++;
+		return;
+	}
+	int sk = t_skipped;
+	vectors(set, t, &r);
+	if (t_skipped != sk)
+		return;
+	if (t_cur_failed) {
+		t_failed++;
+	} else {
+		t_passed++;
+		printf("ok %s: %d/%d strings, %d/%d round trips\n", name, r.match, r.total, r.round, r.total);
+	}
+	fflush(stdout);
+}
+
+static void vector_sets(void)
+{
+	const char *no_shared = "../shared not found";
+	tokenizer *spm = NULL;
+	const char *spm_path = getenv("TOKENIZER_LLAMA_SPM");
+
+	run_vectors("vectors_llama_bpe", "llama-bpe", shared_tok(LLAMA3), no_shared);
+	run_vectors("vectors_qwen2", "qwen2", shared_tok(QWEN3), no_shared);
+	if (!spm_path || !*spm_path)
+		spm_path = shared_file("tokenizers/llama2/tokenizer.json");
+	if (spm_path && path_exists(spm_path) && tokenizer_load(spm_path, &spm) < 0)
+		printf("  %s\n", errmsg());
+	run_vectors("vectors_llama_spm", "llama-spm", test_shared() ? spm : NULL,
+		    test_shared() ? "no Llama 2 tokenizer.json: set TOKENIZER_LLAMA_SPM or add "
+				    "../shared/tokenizers/llama2/ (shared/ has none)"
+				  : no_shared);
+	tokenizer_free(spm);
+}
+
+/* ------------------------------------------------------------------------
+ * Real tokenizers (../shared) */
+
+static void test_gemma3(void)
+{
+	tokenizer *t = shared_tok(GEMMA3);
+	if (!t)
+		SKIP("../shared/tokenizers/gemma3 not available");
+	CHECK_IDS(t, "Hello world", 0, 2, 9259, 1902);
+	CHECK_IDS(t, "Hello world", TOK_NO_ADD_SPECIAL, 9259, 1902);
+	CHECK_IDS(t, "<start_of_turn>user\nHello<end_of_turn>\n", TOK_NO_ADD_SPECIAL, 105, 2364, 107, 9259,
+		  106, 107);
+	/* rare characters fall back to their UTF-8 bytes */
+	CHECK_IDS(t, "\xF0\x93\x80\x80 \x01 \xEA\x99\xAE", TOK_NO_ADD_SPECIAL, 478, 385, 366, 366, 236743,
+		  249732, 236743, 472, 391, 412);
+	CHECK_DECODE(t, 0, "\xF0\x93\x80\x80", 478, 385, 366, 366);
+	CHECK_IDS(t, "F\xC3\xBChrer \xC3\xA9", TOK_NO_ADD_SPECIAL, 236811, 236959, 28254, 1559);
+	CHECK_IDS(t, "  two spaces\t\ttabs\n\n\nnewlines", TOK_NO_ADD_SPECIAL, 138, 13498, 9952, 255969,
+		  39218, 109, 208697);
+	const char *rt[] = {"Hello world", "  two spaces\t\ttabs\n\n\nnewlines", "\xF0\x93\x80\x80 \x01",
+			    "<start_of_turn>user\nHi<end_of_turn>\n", "F\xC3\xBChrer, na\xC3\xAFve caf\xC3\xA9 \xF0\x9F\xA6\x99"};
+	for (size_t i = 0; i < N(rt); i++)
+		CHECKF(round_trips(t, rt[i]), "round trip of \"%s\"", rt[i]);
+	/* special-token text as plain text */
+	int32_t *ids;
+	size_t n;
+	CHECK(tokenizer_encode(t, "<start_of_turn>", 15, TOK_NO_ADD_SPECIAL | TOK_SPLIT_SPECIAL, &ids, &n) == 0);
+	CHECK(n > 1 && ids[0] != 105);
+	free(ids);
+	CHECK_DECODE(t, TOK_SKIP_SPECIAL, "Hello", 2, 105, 9259, 106);
+	CHECK_EQ_INT(tokenizer_bos_id(t), 2);
+	CHECK_EQ_INT(tokenizer_eos_id(t), 106); /* tokenizer_config: <end_of_turn> */
+	CHECK_EQ_INT(tokenizer_vocab_size(t), 262145);
+}
+
+static void test_chat_gemma3(void)
+{
+	tokenizer *t = shared_tok(GEMMA3);
+	int32_t stop[8];
+	if (!t)
+		SKIP("../shared/tokenizers/gemma3 not available");
+	CHECK_EQ_INT(tokenizer_chat_family(t), TOK_CHAT_GEMMA3);
+	CHECK_EQ_INT(tokenizer_token_to_id(t, "<start_of_turn>"), 105);
+	int32_t *ids;
+	size_t n;
+	CHECK(tokenizer_chat_prompt(t, TOK_CHAT_GEMMA3, NULL, "x", 0, &ids, &n) == 0);
+	CHECK(n > 2 && ids[0] == tokenizer_bos_id(t) && ids[1] == 105);
+	free(ids);
+	check_ids_at(t, "<bos><start_of_turn>user\nWhat is 2+2?<end_of_turn>\n<start_of_turn>model\n", TOK_NO_ADD_SPECIAL,
+		     (const int32_t[]){2, 105, 2364, 107, 3689, 563, 236743, 236778, 236862, 236778, 236881, 106,
+				       107, 105, 4368, 107},
+		     16, __LINE__);
+	CHECK(tokenizer_chat_prompt(t, TOK_CHAT_GEMMA3, "Be brief.", "Hi", 0, &ids, &n) == 0);
+	static const int32_t want[] = {2, 105, 2364, 107, 3912, 8652, 236761, 108, 10979, 106, 107, 105, 4368, 107};
+	CHECK(n == N(want) && memcmp(ids, want, sizeof want) == 0);
+	free(ids);
+	CHECK_EQ_INT(tokenizer_stop_ids(t, stop, 8), 1);
+	CHECK_EQ_INT(stop[0], 106);
+}
+
+static void test_chat_llama3(void)
+{
+	tokenizer *t = shared_tok(LLAMA3);
+	int32_t stop[8], *ids;
+	size_t n;
+	if (!t)
+		SKIP("../shared/tokenizers/llama3_1 not available");
+	CHECK_EQ_INT(tokenizer_chat_family(t), TOK_CHAT_LLAMA3);
+	CHECK_EQ_INT(tokenizer_token_to_id(t, "<|begin_of_text|>"), 128000);
+	CHECK_EQ_INT(tokenizer_token_to_id(t, "<|start_header_id|>"), 128006);
+	CHECK_EQ_INT(tokenizer_token_to_id(t, "<|end_header_id|>"), 128007);
+	CHECK_EQ_INT(tokenizer_token_to_id(t, "<|eot_id|>"), 128009);
+	static const int32_t want[] = {128000, 128006, 882, 128007, 271, 3923, 374, 220, 17,
+				       10,     17,     30,  128009, 128006, 78191, 128007, 271};
+	CHECK(tokenizer_chat_prompt(t, TOK_CHAT_LLAMA3, NULL, "  What is 2+2? ", 0, &ids, &n) == 0);
+	CHECK(n == N(want) && memcmp(ids, want, sizeof want) == 0);
+	free(ids);
+	static const int32_t want_sys[] = {128000, 128006, 9125,   128007, 271,    3513,   10015,
+					   13,     128009, 128006, 882,    128007, 271,    13347,
+					   128009, 128006, 78191,  128007, 271};
+	CHECK(tokenizer_chat_prompt(t, TOK_CHAT_LLAMA3, "Be brief.", "Hi", 0, &ids, &n) == 0);
+	CHECK(n == N(want_sys) && memcmp(ids, want_sys, sizeof want_sys) == 0);
+	free(ids);
+	CHECK_EQ_INT(tokenizer_bos_id(t), 128000);
+	CHECK_EQ_INT(tokenizer_eos_id(t), 128009);
+	CHECK_EQ_INT(tokenizer_stop_ids(t, stop, 8), 1);
+	CHECK_EQ_INT(stop[0], 128009);
+	CHECK_IDS(t, "Hello", 0, 128000, 9906); /* the post-processor's BOS */
+	CHECK_DECODE(t, TOK_SKIP_SPECIAL, "Hello", 128000, 9906, 128009);
+	CHECK_DECODE(t, 0, "<|begin_of_text|>Hello", 128000, 9906);
+}
+
+static void test_chat_qwen3(void)
+{
+	tokenizer *t = shared_tok(QWEN3);
+	int32_t stop[8], *ids;
+	size_t n;
+	if (!t)
+		SKIP("../shared/tokenizers/qwen3 not available");
+	CHECK_EQ_INT(tokenizer_chat_family(t), TOK_CHAT_QWEN3);
+	CHECK_EQ_INT(tokenizer_token_to_id(t, "<|im_start|>"), 151644);
+	CHECK_EQ_INT(tokenizer_token_to_id(t, "<|im_end|>"), 151645);
+	CHECK_EQ_INT(tokenizer_token_to_id(t, "<think>"), 151667);
+	static const int32_t want[] = {151644, 872,   198,    220,    3555,   374,    220,
+				       17,     10,    17,     30,     220,    151645, 198,
+				       151644, 77091, 198,    151667, 271,    151668, 271};
+	CHECK(tokenizer_chat_prompt(t, TOK_CHAT_QWEN3, NULL, "  What is 2+2? ", TOK_CHAT_NO_THINK, &ids, &n) == 0);
+	CHECK(n == N(want) && memcmp(ids, want, sizeof want) == 0);
+	free(ids);
+	CHECK(tokenizer_chat_prompt(t, TOK_CHAT_QWEN3, NULL, "  What is 2+2? ", 0, &ids, &n) == 0);
+	CHECK(n == N(want) - 4 && memcmp(ids, want, (N(want) - 4) * sizeof *ids) == 0);
+	free(ids);
+	static const int32_t want_sys[] = {151644, 8948,  198, 3430,   9814,   13,  151645, 198, 151644,
+					   872,    198,   13048, 151645, 198, 151644, 77091, 198};
+	CHECK(tokenizer_chat_prompt(t, TOK_CHAT_QWEN3, "Be brief.", "Hi", 0, &ids, &n) == 0);
+	CHECK(n == N(want_sys) && memcmp(ids, want_sys, sizeof want_sys) == 0);
+	free(ids);
+	CHECK_EQ_INT(tokenizer_bos_id(t), -1); /* Qwen has none */
+	CHECK_EQ_INT(tokenizer_eos_id(t), 151645);
+	CHECK_EQ_INT(tokenizer_stop_ids(t, stop, 8), 2);
+	CHECK(stop[0] == 151645 && stop[1] == 151643);
+	CHECK_IDS(t, "Hello", 0, 9707); /* no BOS */
+	/* NFC: e + combining acute is the precomposed é */
+	int32_t *a, *b;
+	size_t na, nb;
+	CHECK(tokenizer_encode(t, "caf\x65\xCC\x81", 6, 0, &a, &na) == 0);
+	CHECK(tokenizer_encode(t, "caf\xC3\xA9", 5, 0, &b, &nb) == 0);
+	CHECK(na == nb && memcmp(a, b, na * sizeof *a) == 0);
+	free(a);
+	free(b);
+}
+
+int main(void)
+{
+	RUN(test_stories_encode);
+	RUN(test_stories_decode_greedy);
+	RUN(test_stories_byte_fallback);
+	RUN(test_stories_dir);
+	RUN(test_tiny_bytelevel);
+	RUN(test_tiny_metaspace);
+	RUN(test_tiny_llama3);
+	RUN(test_tiny_sentencepiece);
+	RUN(test_malformed);
+	RUN(test_expansion_guard);
+	RUN(test_chat_text);
+	vector_sets();
+	RUN(test_gemma3);
+	RUN(test_chat_gemma3);
+	RUN(test_chat_llama3);
+	RUN(test_chat_qwen3);
+	for (size_t i = 0; i < N(cached); i++)
+		tokenizer_free(cached[i]);
+	return test_finish();
+}
