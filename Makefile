@@ -37,6 +37,7 @@ endif
 include mk/build.mk
 include models.mk
 include mk/tests.mk
+include mk/pipeline.mk
 include mk/demo.mk
 
 .PHONY: all clean help

@@ -16,6 +16,7 @@
 #include "hfmodel.h"
 #include "reference.h"
 #include "smoke.h"
+#include "tokenizer.h"
 #include "util.h"
 
 #include <cjson/cJSON.h>
@@ -25,8 +26,8 @@
 #include <string.h>
 
 typedef struct options {
-	const char *model, *dir, *prefix, *prompt, *json, *min_agree_s, *max_kl_s;
-	int steps, no_prefill, threads, lut_embed, lut_ffn, lut_lmhead, anemll_rope;
+	const char *model, *dir, *prefix, *prompt, *text, *template, *json, *min_agree_s, *max_kl_s;
+	int steps, no_prefill, no_template, threads, lut_embed, lut_ffn, lut_lmhead, anemll_rope;
 } options;
 
 static void parse_args(int argc, char **argv, options *o)
@@ -40,6 +41,9 @@ static void parse_args(int argc, char **argv, options *o)
 		{"lut-ffn", "BITS", CLI_INT, &o->lut_ffn, 0, 0, 8, "use the FFN chunks with this LUT (0: none)"},
 		{"lut-lmhead", "BITS", CLI_INT, &o->lut_lmhead, 0, 0, 8, "use the LM head with this LUT (0: none)"},
 		{"prompt", "IDS", CLI_STRING, &o->prompt, 0, 0, 0, "comma-separated token ids (default: the BOS token)"},
+		{"text", "PROMPT", CLI_STRING, &o->text, 0, 0, 0, "a text prompt, tokenized with the model's tokenizer.json and chat template"},
+		{"template", "NAME", CLI_STRING, &o->template, 0, 0, 0, "chat template for --text: llama3, chatml, qwen2.5, qwen3, gemma3, none (default: the model's)"},
+		{"no-template", NULL, CLI_FLAG, &o->no_template, 0, 0, 0, "tokenize --text as is (with BOS), no chat template"},
 		{"steps", "N", CLI_INT, &o->steps, 0, 1, 100000, "tokens to generate (default 8)"},
 		{"no-prefill", NULL, CLI_FLAG, &o->no_prefill, 0, 0, 0, "send the whole prompt through infer, one token at a time"},
 		{"min-agreement", "PCT", CLI_STRING, &o->min_agree_s, 0, 0, 0, "fail below this top-1 agreement in percent (default 100, with LUT 85)"},
@@ -93,6 +97,34 @@ static int32_t *parse_prompt(const char *s, const hf_config *cfg, int *n)
 	return ids;
 }
 
+/* The prompt for --text: the model's chat template (or --template), or the text as is. */
+static int32_t *text_prompt(const options *o, const tokenizer *tok, int *n)
+{
+	tok_chat family = o->no_template ? TOK_CHAT_NONE : tokenizer_chat_family(tok);
+	if (o->template && tokenizer_chat_from_name(o->template, &family) != 0)
+		die_usage("--template: %s", errmsg());
+	if (family == TOK_CHAT_UNKNOWN)
+		die("--text: the model's chat template is not one anemake knows: give --template NAME or --no-template");
+	int32_t *ids;
+	size_t len;
+	int rc = family == TOK_CHAT_NONE ? tokenizer_encode(tok, o->text, strlen(o->text), 0, &ids, &len)
+					 : tokenizer_chat_prompt(tok, family, NULL, o->text, TOK_CHAT_NO_THINK, &ids, &len);
+	if (rc != 0)
+		die("--text: %s", errmsg());
+	*n = (int)len;
+	return ids;
+}
+
+static void print_text(const char *label, const tokenizer *tok, const int32_t *ids, int n)
+{
+	char *text;
+	size_t len;
+	if (!tok || tokenizer_decode(tok, ids, (size_t)n, TOK_SKIP_SPECIAL, &text, &len) != 0)
+		return;
+	printf("%s%.*s\n", label, (int)len, text);
+	free(text);
+}
+
 static void print_ids(const char *label, const int32_t *ids, int n)
 {
 	printf("%s", label);
@@ -142,8 +174,17 @@ int main(int argc, char **argv)
 	hf_model hf;
 	if (hf_model_resolve(o.model, &dir) != 0 || hf_model_open(&hf, dir) != 0)
 		die_err();
+	tokenizer *tok = NULL;
+	char *tok_path = path_join(dir, "tokenizer.json");
+	if (path_exists(tok_path) && tokenizer_load_dir(dir, &tok) != 0)
+		die_err();
+	free(tok_path);
+	if (o.text && o.prompt)
+		die_usage("give --text or --prompt, not both");
+	if (o.text && !tok)
+		die("--text: '%s' has no tokenizer.json", dir);
 	int nprompt;
-	int32_t *prompt = parse_prompt(o.prompt, &hf.cfg, &nprompt);
+	int32_t *prompt = o.text ? text_prompt(&o, tok, &nprompt) : parse_prompt(o.prompt, &hf.cfg, &nprompt);
 	smoke_parts parts;
 	if (smoke_parts_open(&parts, o.dir, o.prefix, o.lut_embed, o.lut_ffn, o.lut_lmhead) != 0)
 		die_err();
@@ -169,6 +210,7 @@ int main(int argc, char **argv)
 	int passed = agree >= min_agree && m.kl_mean <= max_kl;
 	print_ids("prompt:    ", run.tokens, run.nprompt);
 	print_ids("generated: ", run.tokens + run.nprompt, run.nsteps);
+	print_text("text:      ", tok, run.tokens, run.nprompt + run.nsteps);
 	printf("parts: %s, context %d, batch %d%s\n", parts.chunk_desc, parts.context, parts.batch,
 	       o.no_prefill ? ", prefill off" : "");
 	printf("top-1 agreement %.1f%% (%d/%d, first disagreement at step %d), KL mean %.3g max %.3g, "
@@ -185,5 +227,6 @@ int main(int argc, char **argv)
 	smoke_run_release(&run);
 	smoke_parts_close(&parts);
 	hf_model_close(&hf);
+	tokenizer_free(tok);
 	return passed ? 0 : 1;
 }

@@ -1,0 +1,92 @@
+# pipeline.mk: convert a model with the eight stages, resumable step by step.
+#
+#   make MODEL=<dir|org/name> [OUT=out/<name>] [CONTEXT=512] [BATCH=64] [LUT1=]
+#        [LUT2=4] [LUT3=6] [CHUNK=2|auto] [MAX_CHUNK_MB=950] [PREFIX=] [ARGMAX=]
+#
+# Every step has a key (ST/NAME.key: its parameters, the SHA-256 of its
+# program and of every input file, refreshed by mk/plan.sh on every make) and
+# a stamp written last, only on success. A step runs when its key changed or
+# an upstream step's outputs changed (ST/NAME.out, replaced only when the
+# output bytes change: early cutoff). So an interrupted run resumes where it
+# stopped, a second make does nothing (make -q returns 0), and touching a
+# checkpoint without changing its bytes reruns nothing.
+
+ifneq ($(MODEL),)
+OUT ?= out/$(notdir $(patsubst %/,%,$(MODEL)))
+ST := $(OUT)/.anemake
+PIPE_BIN := bin
+ARGMAX ?=
+PREFIX ?=
+MAX_WEIGHT_MB ?= 1024
+STEPS ?= 16
+PROMPT ?=
+.DEFAULT_GOAL := convert
+
+PLAN_ENV = BIN='$(PIPE_BIN)' MODEL='$(MODEL)' OUT='$(OUT)' ST='$(ST)' CONTEXT='$(CONTEXT)' BATCH='$(BATCH)' \
+	LUT1='$(LUT1)' LUT2='$(LUT2)' LUT3='$(LUT3)' CHUNK='$(CHUNK)' MAX_CHUNK_MB='$(MAX_CHUNK_MB)' \
+	PREFIX='$(PREFIX)' ARGMAX='$(ARGMAX)' MAX_WEIGHT_MB='$(MAX_WEIGHT_MB)' STEPS='$(STEPS)' PROMPT='$(PROMPT)'
+
+# The plan is an included makefile: make refreshes it (and every key) first,
+# even under -q and -n, and restarts only when its content changed.
+-include $(ST)/plan.mk
+$(ST)/plan.mk: FORCE all
+	@mkdir -p $(ST)
+	$(Q)$(PLAN_ENV) mk/plan.sh
+
+STEP = mk/step.sh $(ST)
+COMMON_FLAGS = --model '$(MODEL_DIR)' --output '$(OUT)' --prefix $(PREFIX_EFF) --context-length $(CONTEXT)
+chunk_no = $$((10\#$(firstword $(subst of, ,$(1)))))
+CHUNK_STEPS = $(foreach s,$(1),$(foreach c,$(CHUNK_IDS),$(ST)/$(s)-$(c).stamp))
+
+$(ST)/embed.stamp: $(ST)/embed.key
+	$(Q)$(STEP) embed "embeddings" -- $(PIPE_BIN)/embed $(COMMON_FLAGS) --batch-size $(BATCH) \
+	  $(if $(LUT1),--lut $(LUT1))
+
+$(ST)/lmhead.stamp: $(ST)/lmhead.key
+	$(Q)$(STEP) lmhead "LM head" -- $(PIPE_BIN)/lmhead $(COMMON_FLAGS) $(if $(LUT3),--lut $(LUT3)) \
+	  $(if $(ARGMAX),--argmax)
+
+$(ST)/ffn-%.stamp: $(ST)/ffn-%.key
+	$(Q)$(STEP) ffn-$* "FFN chunk $*" -- $(PIPE_BIN)/ffn $(COMMON_FLAGS) --batch-size $(BATCH) \
+	  --chunk $(NCHUNK) --chunk-no $(call chunk_no,$*) $(if $(LUT2),--lut $(LUT2))
+
+$(ST)/prefill-%.stamp: $(ST)/prefill-%.key
+	$(Q)$(STEP) prefill-$* "prefill chunk $*" -- $(PIPE_BIN)/prefill $(COMMON_FLAGS) --batch-size $(BATCH) \
+	  --chunk $(NCHUNK) --chunk-no $(call chunk_no,$*) $(if $(LUT2),--lut $(LUT2))
+
+$(ST)/combine-%.stamp: $(ST)/combine-%.key $(ST)/ffn-%.out $(ST)/prefill-%.out
+	$(Q)$(STEP) combine-$* "combine chunk $*" -- $(PIPE_BIN)/combine --input '$(OUT)' --prefix $(PREFIX_EFF) \
+	  --chunk $(NCHUNK) --chunk-no $(call chunk_no,$*)
+
+$(ST)/compile.stamp: $(ST)/compile.key $(ST)/embed.out $(ST)/lmhead.out $(foreach c,$(CHUNK_IDS),$(ST)/combine-$(c).out)
+	$(Q)$(STEP) compile "compile" -- $(PIPE_BIN)/compile --max-weight-mb $(MAX_WEIGHT_MB) \
+	  --input $$(cat $(ST)/embed.paths $(ST)/lmhead.paths $(foreach c,$(CHUNK_IDS),$(ST)/combine-$(c).paths))
+
+$(ST)/meta.stamp: $(ST)/meta.key $(ST)/compile.out
+	$(Q)$(STEP) meta "meta.yaml" -- $(PIPE_BIN)/metagen --model '$(MODEL_DIR)' --output '$(OUT)' --prefix $(PREFIX_EFF)
+
+$(ST)/test.stamp: $(ST)/test.key $(ST)/meta.out
+	$(Q)$(STEP) test "smoketest" -o '$(OUT)/smoketest.json' -- $(PIPE_BIN)/smoketest --model '$(MODEL_DIR)' \
+	  --meta '$(OUT)/meta.yaml' --steps $(STEPS) $(if $(PROMPT),--text '$(PROMPT)') --json '$(OUT)/smoketest.json'
+
+# An output record is brought up to date by its step's stamp.
+$(ST)/%.out: $(ST)/%.stamp ;
+
+.PHONY: convert embed lmhead ffn prefill combine compile meta test plan why clean-model
+convert test: $(ST)/test.stamp
+embed: $(ST)/embed.stamp
+lmhead: $(ST)/lmhead.stamp
+ffn: $(call CHUNK_STEPS,ffn)
+prefill: $(call CHUNK_STEPS,prefill)
+combine: $(call CHUNK_STEPS,combine)
+compile: $(ST)/compile.stamp
+meta: $(ST)/meta.stamp
+ffn-% prefill-% combine-%: FORCE
+	$(Q)$(MAKE) --no-print-directory $(ST)/$(firstword $(subst -, ,$@))-$(word 2,$(subst -, ,$@))of$(word 2,$(subst of, ,$(firstword $(CHUNK_IDS)))).stamp
+plan:
+	@cat $(ST)/plan.txt
+why:
+	@for k in $(ST)/*.key; do mk/key.sh why $$k; done
+clean-model:
+	rm -rf '$(OUT)'
+endif

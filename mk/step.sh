@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# step.sh: run one pipeline step and record it.
+#
+#   step.sh ST NAME LABEL [-o OUTPUT] -- COMMAND...
+# Runs COMMAND (a stage program; it prints the paths it wrote on stdout, or,
+# with -o, writes OUTPUT and its stdout goes to the terminal),
+# shows progress and time, then: refreshes NAME.key from NAME.args (the
+# inputs as they are now), writes NAME.out (hash of the outputs, replaced only
+# when it changed) and finally NAME.stamp. A step that fails or is
+# interrupted leaves no stamp, so the next make runs it again.
+set -euo pipefail
+st=$1 name=$2 label=$3 output=
+shift 3
+if [ "$1" = -o ]; then output=$2; shift 2; fi
+shift
+here=$(cd "$(dirname "$0")" && pwd)
+start=$(date +%s)
+echo "anemake: $label ..." >&2
+outs=$st/$name.paths
+if [ -n "$output" ]; then
+	"$@" || { rc=$?; echo "anemake: $label failed" >&2; exit $rc; }
+	echo "$output" >"$outs"
+else
+	"$@" >"$outs.tmp.$$" || { rc=$?; rm -f "$outs.tmp.$$"; echo "anemake: $label failed" >&2; exit $rc; }
+	mv -f "$outs.tmp.$$" "$outs"
+fi
+"$here/key.sh" key "$st/$name.key" "$st/$name.args"
+mapfile -t paths <"$outs"
+"$here/key.sh" out "$st/$name.out" "${paths[@]}"
+: >"$st/$name.stamp.tmp.$$" && mv -f "$st/$name.stamp.tmp.$$" "$st/$name.stamp"
+echo "anemake: $label done ($(( $(date +%s) - start ))s)" >&2
