@@ -1,6 +1,7 @@
 /* plan.c: ANEMLL's chunk-size rule (see plan.h). */
 #include "plan.h"
 #include "arch.h"
+#include "graph.h"
 
 static uint64_t u(int v) { return v > 0 ? (uint64_t)v : 0; }
 
@@ -19,17 +20,10 @@ uint64_t plan_layer_bytes(const hf_config *c)
 	return p * 2;
 }
 
-void plan_chunk_layers(int layers, int n, int i, int *first, int *count)
-{
-	int base = layers / n, rem = layers % n;
-	*first = i * base + (i < rem ? i : rem);
-	*count = base + (i < rem);
-}
-
 uint64_t plan_max_chunk_bytes(const hf_config *c, int n, int lut_bits)
 {
 	int first, count;
-	plan_chunk_layers(c->num_hidden_layers, n, 0, &first, &count); /* chunk 0 is the largest */
+	graph_chunk_layers(c->num_hidden_layers, n, 0, &first, &count); /* chunk 0 is the largest */
 	uint64_t bytes = plan_layer_bytes(c) * u(count);
 	return lut_bits > 0 && lut_bits < 16 ? bytes * (uint64_t)lut_bits / 16 : bytes;
 }
@@ -56,7 +50,7 @@ void plan_print(FILE *out, const hf_config *c, int lut_bits, double max_chunk_mb
 			fprintf(out, "  %8.1f", (double)plan_max_chunk_bytes(c, n, luts[k]) * overhead / 1048576.0);
 		fprintf(out, "\n");
 	}
-	fprintf(out, "recommended at %s with at most %.0f MB per chunk: %d chunk(s)\n",
+	fprintf(out, "recommended at %s with at most %g MB per chunk: %d chunk(s)\n",
 		lut_bits > 0 && lut_bits < 16 ? "this LUT" : "fp16", max_chunk_mb,
 		plan_recommend(c, lut_bits, max_chunk_mb, overhead));
 }

@@ -19,8 +19,6 @@
 
 /* fp16 bytes of one decoder layer's weights. */
 uint64_t plan_layer_bytes(const hf_config *c);
-/* Layers [*first, *first + *count) of chunk i (0-based) of n. */
-void plan_chunk_layers(int layers, int n, int i, int *first, int *count);
 /* Bytes of the largest chunk of n at lut_bits (0 or 16: fp16), before overhead. */
 uint64_t plan_max_chunk_bytes(const hf_config *c, int n, int lut_bits);
 /* Smallest chunk count whose largest chunk * overhead fits max_chunk_mb

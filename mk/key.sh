@@ -56,7 +56,7 @@ shift
 case "$cmd" in
 key)
 	keyfile=$1 args=$2
-	cache=$(dirname "$keyfile")/statcache
+	cache=$(cd "$(dirname "$keyfile")" && pwd)/statcache
 	touch "$cache"
 	tmp=$keyfile.tmp.$$
 	while read -r kind rest; do
@@ -68,7 +68,7 @@ key)
 	replace_if_changed "$tmp" "$keyfile" || true ;;
 out)
 	outfile=$1; shift
-	cache=$(dirname "$outfile")/statcache
+	cache=$(cd "$(dirname "$outfile")" && pwd)/statcache
 	touch "$cache"
 	tmp=$outfile.tmp.$$
 	for f in "$@"; do echo "$(basename "$f") $(hash_path "$f")"; done | sha >"$tmp"

@@ -72,7 +72,8 @@ $(ST)/test.stamp: $(ST)/test.key $(ST)/meta.out
 # An output record is brought up to date by its step's stamp.
 $(ST)/%.out: $(ST)/%.stamp ;
 
-.PHONY: convert embed lmhead ffn prefill combine compile meta test plan why clean-model
+.PHONY: convert embed lmhead ffn prefill combine compile meta test plan why clean-model \
+	$(foreach s,ffn prefill combine,$(foreach c,$(CHUNK_IDS),$(s)-$(firstword $(subst of, ,$(c)))))
 convert test: $(ST)/test.stamp
 embed: $(ST)/embed.stamp
 lmhead: $(ST)/lmhead.stamp
@@ -81,8 +82,8 @@ prefill: $(call CHUNK_STEPS,prefill)
 combine: $(call CHUNK_STEPS,combine)
 compile: $(ST)/compile.stamp
 meta: $(ST)/meta.stamp
-ffn-% prefill-% combine-%: FORCE
-	$(Q)$(MAKE) --no-print-directory $(ST)/$(firstword $(subst -, ,$@))-$(word 2,$(subst -, ,$@))of$(word 2,$(subst of, ,$(firstword $(CHUNK_IDS)))).stamp
+# One chunk at a time: make ffn-02, prefill-02, combine-02.
+$(foreach s,ffn prefill combine,$(foreach c,$(CHUNK_IDS),$(eval $(s)-$(firstword $(subst of, ,$(c))): $(ST)/$(s)-$(c).stamp)))
 plan:
 	@cat $(ST)/plan.txt
 why:

@@ -17,6 +17,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 start=$(date +%s)
 echo "anemake: $label ..." >&2
 outs=$st/$name.paths
+old=()
+[ -f "$outs" ] && mapfile -t old <"$outs"
 if [ -n "$output" ]; then
 	"$@" || { rc=$?; echo "anemake: $label failed" >&2; exit $rc; }
 	echo "$output" >"$outs"
@@ -26,6 +28,13 @@ else
 fi
 "$here/key.sh" key "$st/$name.key" "$st/$name.args"
 mapfile -t paths <"$outs"
+# What this step wrote last time and not now (another LUT, another chunk
+# count) is stale: remove it so no runtime picks it up by mistake.
+for f in "${old[@]}"; do
+	keep=0
+	for p in "${paths[@]}"; do [ "$p" = "$f" ] && keep=1; done
+	[ $keep = 1 ] || rm -rf -- "$f" "${f%.mlpackage}.quality.json"
+done
 "$here/key.sh" out "$st/$name.out" "${paths[@]}"
 : >"$st/$name.stamp.tmp.$$" && mv -f "$st/$name.stamp.tmp.$$" "$st/$name.stamp"
 echo "anemake: $label done ($(( $(date +%s) - start ))s)" >&2

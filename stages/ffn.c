@@ -20,6 +20,7 @@
 #include "graph.h"
 #include "hfmodel.h"
 #include "lut.h"
+#include "plan.h"
 #include "util.h"
 #include "weights.h"
 
@@ -27,20 +28,23 @@
 #include <stdlib.h>
 
 typedef struct options {
-	const char *model, *output, *prefix, *lut, *lut_cache;
-	int context, batch, chunks, chunk_no, threads;
+	const char *model, *output, *prefix, *lut, *lut_cache, *chunk_arg, *max_chunk_mb_s;
+	int context, batch, chunks, chunk_no, threads, plan;
+	double max_chunk_mb;
 } options;
 
 static void parse_args(int argc, char **argv, options *o)
 {
-	*o = (options){.context = 512, .batch = 64, .chunks = 1};
+	*o = (options){.context = 512, .batch = 64, .chunks = 1, .chunk_arg = "1", .max_chunk_mb = 950};
 	const cli_opt opts[] = {
 		{"model", "DIR|ORG/NAME", CLI_STRING, &o->model, 1, 0, 0, "HuggingFace model directory, or an id in the local HF cache"},
-		{"output", "DIR", CLI_STRING, &o->output, 1, 0, 0, "directory to write the packages into (created if missing)"},
+		{"output", "DIR", CLI_STRING, &o->output, 0, 0, 0, "directory to write the packages into (created if missing; required unless --plan)"},
 		{"prefix", "NAME", CLI_STRING, &o->prefix, 0, 0, 0, "file-name prefix (default by architecture: llama, qwen, qwen25)"},
 		{"context-length", "N", CLI_INT, &o->context, 0, 1, 1 << 20, "context length C: KV cache length and causal_mask width (default 512)"},
 		{"batch-size", "N", CLI_INT, &o->batch, 0, 1, 4096, "prefill batch; accepted so ffn and prefill take the same flags (default 64)"},
-		{"chunk", "N", CLI_INT, &o->chunks, 0, 1, 1024, "split the layers into N chunks, the first L mod N one layer longer (default 1)"},
+		{"chunk", "N|auto", CLI_STRING, &o->chunk_arg, 0, 0, 0, "split the layers into N chunks, the first L mod N one layer longer (default 1); auto: ANEMLL's calc_chunk_split rule"},
+		{"max-chunk-mb", "MB", CLI_STRING, &o->max_chunk_mb_s, 0, 0, 0, "largest chunk --chunk auto allows, in MiB with 10% overhead (default 950)"},
+		{"plan", NULL, CLI_FLAG, &o->plan, 0, 0, 0, "write nothing: print the chunk plan (model_dir=, prefix=, layers=, chunks= on stdout, the size table on stderr)"},
 		{"chunk-no", "K", CLI_INT, &o->chunk_no, 0, 1, 1024, "write only chunk K (1-based; default: every chunk)"},
 		{"lut", "SPEC", CLI_STRING, &o->lut, 0, 0, 0, "palettize the weights: BITS[,GROUP] (GROUP 0|t|tensor: per tensor; default group 8), or none"},
 		{"lut-cache", "DIR", CLI_STRING, &o->lut_cache, 0, 0, 0, "LUT cache directory (default OUTPUT/" WEIGHTS_CACHE_SUBDIR "; none: off)"},
@@ -54,8 +58,40 @@ static void parse_args(int argc, char **argv, options *o)
 		.nopts = (int)(sizeof opts / sizeof opts[0]),
 	};
 	cli_parse(&spec, argc, argv, NULL, NULL);
+	if (!o->plan && !o->output)
+		die_usage("--output is required");
+	if (o->max_chunk_mb_s) {
+		char *end;
+		o->max_chunk_mb = strtod(o->max_chunk_mb_s, &end);
+		if (end == o->max_chunk_mb_s || *end || !(o->max_chunk_mb > 0))
+			die_usage("--max-chunk-mb: '%s' is not a positive number", o->max_chunk_mb_s);
+	}
+	if (!streq(o->chunk_arg, "auto")) {
+		char *end;
+		long n = strtol(o->chunk_arg, &end, 10);
+		if (end == o->chunk_arg || *end || n < 1 || n > 1024)
+			die_usage("--chunk: '%s' is not a chunk count (1-1024) or auto", o->chunk_arg);
+		o->chunks = (int)n;
+		if (o->chunk_no > o->chunks)
+			die_usage("--chunk-no %d is beyond --chunk %d", o->chunk_no, o->chunks);
+	}
+}
+
+/* --chunk auto: the smallest count whose largest chunk fits --max-chunk-mb. */
+static void decide_chunks(options *o, const hf_config *c, const lut_spec *lut)
+{
+	if (streq(o->chunk_arg, "auto"))
+		o->chunks = plan_recommend(c, lut->bits, o->max_chunk_mb, 1.10);
 	if (o->chunk_no > o->chunks)
-		die_usage("--chunk-no %d is beyond --chunk %d", o->chunk_no, o->chunks);
+		die_usage("--chunk-no %d is beyond the %d chunks planned", o->chunk_no, o->chunks);
+}
+
+static void print_plan(const options *o, const hf_model *hf, const char *dir, const char *prefix, const lut_spec *lut)
+{
+	plan_print(stderr, &hf->cfg, lut->bits, o->max_chunk_mb, 1.10);
+	fprintf(stderr, "plan: %d chunk(s) of %d layers (%s)\n", o->chunks, hf->cfg.num_hidden_layers,
+		streq(o->chunk_arg, "auto") ? "auto" : "as given");
+	printf("model_dir=%s\nprefix=%s\nlayers=%d\nchunks=%d\n", dir, prefix, hf->cfg.num_hidden_layers, o->chunks);
 }
 
 /* Write chunk k of N; returns the package path (caller frees). */
@@ -88,11 +124,16 @@ int main(int argc, char **argv)
 		die_err();
 	if (graph_check_model(&hf.cfg, o.context) != 0)
 		die_err();
+	decide_chunks(&o, &hf.cfg, &lut);
 	if (o.chunks > hf.cfg.num_hidden_layers)
 		die("--chunk %d: the model has only %d layers", o.chunks, hf.cfg.num_hidden_layers);
-	if (mkdir_p(o.output) != 0)
-		die_err();
 	const char *prefix = o.prefix ? o.prefix : hf.cfg.arch->prefix;
+	if (o.plan) {
+		print_plan(&o, &hf, dir, prefix, &lut);
+		o.chunks = 0; /* nothing to write */
+	} else if (mkdir_p(o.output) != 0) {
+		die_err();
+	}
 	for (int k = 1; k <= o.chunks; k++) {
 		if (o.chunk_no && k != o.chunk_no)
 			continue;
