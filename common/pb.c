@@ -185,6 +185,9 @@ void pb_put_packed_double(pb_buf *b, uint32_t field, const double *v, size_t n)
 
 pb_reader pb_reader_of(const void *data, size_t n)
 {
+	static const uint8_t empty[1];
+	if (!data) /* an empty pb_buf has no data: NULL + 0 would be undefined */
+		data = empty, n = 0;
 	pb_reader r = {(const uint8_t *)data, (const uint8_t *)data + n};
 	return r;
 }

@@ -64,6 +64,15 @@ args meta "input $BIN/metagen" "input $ST/compile.out" "input $model_dir/config.
 args test "param STEPS=$STEPS" "param PROMPT=$PROMPT" "input $BIN/smoketest" "input $ST/meta.out" "$(model_inputs)" \
 	"$(tokenizer_inputs)"
 
+# Chunk steps of an earlier plan (another chunk count): their outputs are stale.
+for paths in "$ST"/ffn-*.paths "$ST"/prefill-*.paths "$ST"/combine-*.paths; do
+	[ -e "$paths" ] || continue
+	step=$(basename "$paths" .paths)
+	[ -e "$ST/$step.args" ] && grep -q "of$nn\$" <<<"$step" && continue
+	while read -r f; do rm -rf -- "$f" "${f%.mlpackage}.quality.json"; done <"$paths"
+	rm -f "$ST/$step".*
+done
+
 {
 	echo "# written by mk/plan.sh; do not edit"
 	echo "MODEL_DIR := $model_dir"
