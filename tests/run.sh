@@ -41,6 +41,7 @@ done
 for t in "$here"/cli/*.sh; do
 	[ -f "$t" ] || continue
 	n=$(basename "$t" .sh)
+	[ "$n" != lib ] || continue # helpers sourced by the tests
 	[[ "$n" =~ ${TESTS:-.} ]] || continue
 	scratch=$(mktemp -d)
 	(cd "$scratch" && SCRATCH=$scratch bash "$t") >"$log/$n" 2>&1; rc=$?
