@@ -1,0 +1,739 @@
+/* lut.c: LUT palettization: spec parsing, eligibility and the optimal
+ * 1-D k-means quantizer (see lut.h for the exact rules).
+ *
+ * Workload: every linear/conv weight of a model goes through here, which is
+ * where conversion time goes. A typical call is a Llama FFN weight
+ * 8192 x 2048 fp16 at 4 or 6 bits, group 8: 1024 groups of 16K weights with
+ * a few thousand distinct fp16 values each. The embedding table (up to
+ * ~128K x 4096) may come per tensor: one group, up to 63487 distinct values.
+ *
+ * Per group:
+ *  1. histogram of fp16 bit patterns (O(n), 256 KB of counts plus an 8 KB
+ *     presence bitmap), read back in value order = sorted distinct values;
+ *  2. dynamic programming over contiguous clusters, one layer per cluster,
+ *     each layer by divide and conquer (split points are monotone), bounded
+ *     below by the previous layer's split points; layers with many clusters
+ *     use a linear sweep between those bounds instead;
+ *  3. weighted means rounded to fp16, nearest-entry indices, error sums.
+ * Threads take contiguous ranges of groups and own their scratch, so the
+ * memory is the result plus a few MB per thread, and the output is the
+ * same for any thread count.
+ */
+#include "lut.h"
+
+#include "fp16.h"
+#include "util.h"
+
+#include <math.h>    /* frexp, ldexp, nearbyint, sqrt, log10 */
+#include <pthread.h> /* pthread_create, pthread_join */
+#include <stdio.h>   /* snprintf */
+#include <stdlib.h>  /* free */
+#include <string.h>  /* memset, memcpy, memchr, strlen */
+#include <unistd.h>  /* sysconf */
+
+/* Identical doubles on every compiler: no fused multiply-add contraction.
+ * (GCC already does not contract in ISO C mode and warns on the pragma.) */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+/* ============================================================================
+ * Spec parsing
+ * ========================================================================== */
+
+int lut_bits_valid(int bits)
+{
+	return bits == 1 || bits == 2 || bits == 3 || bits == 4 || bits == 6 || bits == 8;
+}
+
+/* Case-insensitive comparison of s[0..n) with the lower-case keyword kw. */
+static int word_is(const char *s, size_t n, const char *kw)
+{
+	size_t i;
+	for (i = 0; i < n && kw[i]; i++) {
+		char c = s[i];
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c - 'A' + 'a');
+		if (c != kw[i])
+			return 0;
+	}
+	return i == n && kw[i] == 0;
+}
+
+/* Trim blanks from s[*b..*e). */
+static void trim(const char *s, size_t *b, size_t *e)
+{
+	while (*b < *e && (s[*b] == ' ' || s[*b] == '\t'))
+		(*b)++;
+	while (*e > *b && (s[*e - 1] == ' ' || s[*e - 1] == '\t'))
+		(*e)--;
+}
+
+/* Decimal digits only, at most 1e9; -1 otherwise. */
+static long parse_count(const char *s, size_t n)
+{
+	long v = 0;
+	if (n == 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+		if (v > 1000000000L)
+			return -1;
+	}
+	return v;
+}
+
+static int spec_error(const char *s, const char *why)
+{
+	return errf("bad LUT spec '%s': %s (expected none, BITS or BITS,GROUP: BITS one of 1,2,3,4,6,8; "
+		    "GROUP output channels per LUT, default 8, or 0/t/tensor for one LUT per tensor)",
+		    s, why);
+}
+
+int lut_spec_parse(const char *s, lut_spec *out)
+{
+	out->bits = out->group = 0;
+	if (!s)
+		return 0;
+	size_t b = 0, e = strlen(s);
+	trim(s, &b, &e);
+	if (b == e || word_is(s + b, e - b, "none") || word_is(s + b, e - b, "no") || word_is(s + b, e - b, "false"))
+		return 0;
+	const char *comma = memchr(s + b, ',', e - b);
+	size_t be = comma ? (size_t)(comma - s) : e, gb = be + 1, ge = e;
+	if (comma && memchr(comma + 1, ',', e - gb))
+		return spec_error(s, "more than one comma");
+	trim(s, &b, &be);
+	long bits = parse_count(s + b, be - b);
+	if (!lut_bits_valid((int)bits))
+		return spec_error(s, "unsupported bit width");
+	long group = LUT_SPEC_DEFAULT_GROUP;
+	if (comma) {
+		trim(s, &gb, &ge);
+		if (word_is(s + gb, ge - gb, "t") || word_is(s + gb, ge - gb, "tensor"))
+			group = 0;
+		else if ((group = parse_count(s + gb, ge - gb)) < 0)
+			return spec_error(s, "GROUP is not a channel count");
+	}
+	out->bits = (int)bits;
+	out->group = (int)group;
+	return 0;
+}
+
+const char *lut_spec_format(const lut_spec *spec, char *buf, size_t size)
+{
+	if (spec->bits == 0)
+		snprintf(buf, size, "none");
+	else if (spec->group == 0)
+		snprintf(buf, size, "%d,tensor", spec->bits);
+	else
+		snprintf(buf, size, "%d,%d", spec->bits, spec->group);
+	return buf;
+}
+
+/* ============================================================================
+ * Eligibility (coremltools: rank > 1 and more than weight_threshold elements)
+ * ========================================================================== */
+
+int lut_eligible(int rank, const int64_t *shape)
+{
+	if (rank <= 1)
+		return 0;
+	int64_t n = 1;
+	for (int i = 0; i < rank; i++) {
+		if (shape[i] <= 0)
+			return 0;
+		/* saturate: only "more than the threshold" matters */
+		n = n > LUT_WEIGHT_THRESHOLD ? n : n * shape[i];
+		if (n > LUT_WEIGHT_THRESHOLD)
+			n = LUT_WEIGHT_THRESHOLD + 1;
+	}
+	return n > LUT_WEIGHT_THRESHOLD;
+}
+
+/* ============================================================================
+ * Scratch: one per thread, reused across its groups
+ * ========================================================================== */
+
+#define NPAT 65536      /* fp16 bit patterns */
+#define MAX_UNIQUE NPAT /* split points are stored as uint16 */
+
+typedef struct lut_scratch {
+	uint32_t *count;   /* [NPAT] occurrences per bit pattern; all 0 between groups */
+	uint64_t *present; /* [NPAT/64] patterns seen; all 0 between groups */
+	uint8_t *index_of; /* [NPAT] table index of each pattern present in the group */
+	size_t cap;        /* distinct values the arrays below can hold */
+	uint16_t *pat;     /* [n] distinct patterns in ascending value order (0 stands for +-0) */
+	double *x, *w;     /* [n] their values and counts */
+	double *p0, *p1;   /* [n+1] prefix sums of w and w*(x - centre) */
+	double *ea, *eb;   /* [n+1] DP rows (see kmeans_dp) */
+	size_t opt_cap;
+	uint16_t *opt;     /* [(k-1) * (n+1)] split points of layers 2..k */
+	int bounds[257];   /* cluster boundaries, k+1 entries */
+} lut_scratch;
+
+static void scratch_init(lut_scratch *s)
+{
+	memset(s, 0, sizeof *s);
+	s->count = xcalloc(NPAT, sizeof *s->count);
+	s->present = xcalloc(NPAT / 64, sizeof *s->present);
+	s->index_of = xcalloc(NPAT, 1);
+}
+
+static void scratch_release(lut_scratch *s)
+{
+	free(s->count);
+	free(s->present);
+	free(s->index_of);
+	free(s->pat);
+	free(s->x);
+	free(s->w);
+	free(s->p0);
+	free(s->p1);
+	free(s->ea);
+	free(s->eb);
+	free(s->opt);
+	memset(s, 0, sizeof *s);
+}
+
+/* Room for n distinct values. */
+static void scratch_reserve(lut_scratch *s, size_t n)
+{
+	if (n <= s->cap)
+		return;
+	size_t c = n + 1;
+	s->pat = xrealloc(s->pat, c * sizeof *s->pat);
+	s->x = xrealloc(s->x, c * sizeof *s->x);
+	s->w = xrealloc(s->w, c * sizeof *s->w);
+	s->p0 = xrealloc(s->p0, c * sizeof *s->p0);
+	s->p1 = xrealloc(s->p1, c * sizeof *s->p1);
+	s->ea = xrealloc(s->ea, c * sizeof *s->ea);
+	s->eb = xrealloc(s->eb, c * sizeof *s->eb);
+	s->cap = n;
+}
+
+/* ============================================================================
+ * Optimal 1-D k-means by dynamic programming
+ *
+ * With n sorted values, D_j(i) is the least cost of putting the first i
+ * values into j clusters: D_j(i) = min over t of D_(j-1)(t) + cost(t, i),
+ * where cost(t, i) is the squared error of x[t..i) around its weighted mean:
+ *     cost = S2 - S1^2 / S0   (S0, S1, S2 = sums of w, w*x, w*x^2 over t..i).
+ * With prefix sums P0, P1, P2 this is O(1). Writing E_j(i) = D_j(i) - P2(i):
+ *     E_j(i) = min over t of E_(j-1)(t) - (P1(i) - P1(t))^2 / (P0(i) - P0(t))
+ * so P2 is never needed to choose, and one division per candidate remains.
+ * Values are centred on x[n/2] before summing to keep the prefix sums small.
+ *
+ * The best split t (the start of the last cluster) never decreases as i
+ * grows (the cost satisfies the quadrangle inequality), so each layer is
+ * solved by divide and conquer: O(n log n). It also never decreases as j
+ * grows, which bounds each candidate range from below by the previous
+ * layer's split. When those ranges are narrow (many clusters), a sweep over
+ * i from right to left inside [opt_(j-1)(i), opt_j(i+1)] costs O(n) and
+ * replaces the recursion. The leftmost minimum is kept everywhere, so ties
+ * resolve to the longest last cluster.
+ * ========================================================================== */
+
+typedef struct dp_layer {
+	const double *p0, *p1;
+	const double *prev;    /* E_(j-1), indexed by t */
+	double *cur;           /* E_j, indexed by i */
+	uint16_t *opt;         /* opt_j, indexed by i */
+	const uint16_t *lower; /* opt_(j-1) by i, or NULL for j = 2 */
+	int lower_hi;          /* lower[i] is valid for i <= lower_hi */
+	int tmin;              /* j - 1: every earlier cluster needs a value */
+} dp_layer;
+
+/* Leftmost best split for row i among t in [tlo, thi]; stores E_j(i). */
+static inline int best_split(const dp_layer *L, int i, int tlo, int thi)
+{
+	const double *p0 = L->p0, *p1 = L->p1, *prev = L->prev;
+	double a0 = p0[i], a1 = p1[i];
+	double best = INFINITY;
+	int bt = tlo;
+	for (int t = tlo; t <= thi; t++) {
+		double s1 = a1 - p1[t];
+		double v = prev[t] - s1 * s1 / (a0 - p0[t]);
+		if (v < best) {
+			best = v;
+			bt = t;
+		}
+	}
+	L->cur[i] = best;
+	L->opt[i] = (uint16_t)bt;
+	return bt;
+}
+
+/* Candidate range [*tlo, *thi] for row i, tightened by the previous layer.
+ * Rounding can bend the theory by an ulp; the range never becomes empty. */
+static inline void clamp_range(const dp_layer *L, int i, int *tlo, int *thi)
+{
+	if (*thi > i - 1)
+		*thi = i - 1;
+	if (L->lower && i <= L->lower_hi && L->lower[i] > *tlo && L->lower[i] <= *thi)
+		*tlo = L->lower[i];
+	if (*tlo > *thi)
+		*tlo = *thi;
+}
+
+/* Rows lo..hi whose best splits lie in [optlo, opthi]. */
+static void layer_divide(const dp_layer *L, int lo, int hi, int optlo, int opthi)
+{
+	while (lo <= hi) {
+		int mid = lo + (hi - lo) / 2;
+		int tlo = optlo, thi = opthi;
+		clamp_range(L, mid, &tlo, &thi);
+		int t = best_split(L, mid, tlo, thi);
+		layer_divide(L, lo, mid - 1, optlo, t);
+		lo = mid + 1;
+		optlo = t;
+	}
+}
+
+/* Rows hi down to lo, each between the previous layer's split and the split
+ * of the row to its right. */
+static void layer_sweep(const dp_layer *L, int lo, int hi)
+{
+	int right = hi - 1;
+	for (int i = hi; i >= lo; i--) {
+		int tlo = L->tmin, thi = right;
+		clamp_range(L, i, &tlo, &thi);
+		right = best_split(L, i, tlo, thi);
+	}
+}
+
+/* Sum over rows of opt_j(i) - opt_(j-1)(i): the width the sweep would scan
+ * beyond one candidate per row, used to pick the method for the next layer. */
+static int64_t layer_gap(const dp_layer *L, int lo, int hi)
+{
+	int64_t g = 0;
+	for (int i = lo; i <= hi && i <= L->lower_hi; i++)
+		g += L->opt[i] - L->lower[i];
+	return g;
+}
+
+/* Partition s->x[0..n), weights s->w, into k < n clusters; fills s->bounds. */
+static void kmeans_dp(lut_scratch *s, int n, int k)
+{
+	ASSERT(k >= 2 && k < n && n <= MAX_UNIQUE);
+	size_t need = xmul((size_t)(k - 1), (size_t)n + 1);
+	if (need > s->opt_cap) {
+		s->opt = xrealloc(s->opt, need * sizeof *s->opt);
+		s->opt_cap = need;
+	}
+	double c = s->x[n / 2];
+	s->p0[0] = s->p1[0] = 0;
+	for (int i = 0; i < n; i++) {
+		s->p0[i + 1] = s->p0[i] + s->w[i];
+		s->p1[i + 1] = s->p1[i] + s->w[i] * (s->x[i] - c);
+	}
+	/* Layer 1: one cluster x[0..i), i in [1, n-k+1]. */
+	double *prev = s->ea, *cur = s->eb;
+	for (int i = 1; i <= n - k + 1; i++)
+		prev[i] = -s->p1[i] * s->p1[i] / s->p0[i];
+	/* Layers 2..k: row i in [j, n-k+j] (later clusters need k-j values);
+	 * the last layer only needs i = n. */
+	int64_t gap = INT64_MAX;
+	for (int j = 2; j <= k; j++) {
+		dp_layer L = {
+			.p0 = s->p0, .p1 = s->p1, .prev = prev, .cur = cur,
+			.opt = s->opt + (size_t)(j - 2) * (n + 1),
+			.lower = j > 2 ? s->opt + (size_t)(j - 3) * (n + 1) : NULL,
+			.lower_hi = n - k + j - 1, .tmin = j - 1,
+		};
+		int lo = j == k ? n : j, hi = n - k + j;
+		/* The sweep scans ~2 candidates per row plus this layer's gap, which
+		 * shrinks as j grows (so the previous gap bounds it); divide and
+		 * conquer measures 6-8 per row on real weights. */
+		if (L.lower && gap < (int64_t)(hi - lo + 1) * 4)
+			layer_sweep(&L, lo, hi);
+		else
+			layer_divide(&L, lo, hi, L.tmin, hi - 1);
+		if (L.lower)
+			gap = layer_gap(&L, lo, hi);
+		double *tmp = prev;
+		prev = cur;
+		cur = tmp;
+	}
+	int *b = s->bounds;
+	b[k] = n;
+	for (int j = k; j >= 2; j--)
+		b[j - 1] = s->opt[(size_t)(j - 2) * (n + 1) + b[j]];
+	b[0] = 0;
+}
+
+int lut_kmeans1d(const double *x, const double *w, int n, int k, int *bounds)
+{
+	if (n < 1 || k < 1 || n > MAX_UNIQUE)
+		return errf("kmeans1d: need 1 <= n <= %d values and k >= 1 clusters, got n=%d k=%d", MAX_UNIQUE, n, k);
+	for (int i = 0; i < n; i++) {
+		if (!(w[i] > 0) || !isfinite(x[i]) || !isfinite(w[i]))
+			return errf("kmeans1d: value %d has weight %g or is not finite", i, w[i]);
+		if (i > 0 && !(x[i] > x[i - 1]))
+			return errf("kmeans1d: values must be strictly ascending (x[%d] = %g after %g)", i, x[i], x[i - 1]);
+	}
+	int m = k < n ? k : n;
+	if (m == n) {
+		for (int i = 0; i <= n; i++)
+			bounds[i] = i;
+		return m;
+	}
+	if (m > 256) /* beyond the 8-bit tables; same algorithm, larger bounds */
+		return errf("kmeans1d: at most 256 clusters, got %d", m);
+	lut_scratch s = {0};
+	scratch_reserve(&s, (size_t)n);
+	memcpy(s.x, x, (size_t)n * sizeof *x);
+	memcpy(s.w, w, (size_t)n * sizeof *w);
+	kmeans_dp(&s, n, m);
+	memcpy(bounds, s.bounds, (size_t)(m + 1) * sizeof *bounds);
+	scratch_release(&s);
+	return m;
+}
+
+/* ============================================================================
+ * One group: histogram, clusters, table, indices
+ * ========================================================================== */
+
+/* Round a double (|d| <= 65504) to fp16, nearest, ties to even. Going
+ * through float would round twice; instead round at the fp16 quantum of d's
+ * binade (2^-24 for subnormals), which is exact in double. */
+static uint16_t f64_to_fp16(double d)
+{
+	int e;
+	frexp(d, &e); /* |d| in [2^(e-1), 2^e) */
+	if (e < -13)
+		e = -13;
+	double q = ldexp(1.0, e - 11);
+	double r = nearbyint(d / q) * q;
+	uint16_t h = f32_to_fp16((float)r, NULL);
+	return h == 0x8000 ? 0 : h; /* keep the table free of -0 */
+}
+
+/* Count bit patterns; 1 if a NaN or infinity was seen. */
+static int histogram(lut_scratch *s, const uint16_t *src, size_t n)
+{
+	uint32_t *count = s->count;
+	uint64_t *present = s->present;
+	for (size_t e = 0; e < n; e++) {
+		uint16_t h = src[e];
+		count[h]++;
+		present[h >> 6] |= (uint64_t)1 << (h & 63);
+	}
+	/* exponent all ones: 0x7c00..0x7fff and 0xfc00..0xffff, words 496..511 and 1008..1023 */
+	uint64_t bad = 0;
+	for (int i = 0; i < 16; i++)
+		bad |= present[496 + i] | present[1008 + i];
+	return bad != 0;
+}
+
+static void histogram_clear(lut_scratch *s)
+{
+	memset(s->count, 0, NPAT * sizeof *s->count);
+	memset(s->present, 0, NPAT / 64 * sizeof *s->present);
+}
+
+static inline void add_unique(lut_scratch *s, int *n, uint16_t pat, uint32_t cnt)
+{
+	s->pat[*n] = pat;
+	s->x[*n] = fp16_to_f32(pat);
+	s->w[*n] = cnt;
+	(*n)++;
+}
+
+/* Read the histogram back in ascending value order and clear it. Negative
+ * patterns run downwards from 0xfbff, then zero (+0 and -0 together), then
+ * positives upwards from 0x0001. Returns the number of distinct values. */
+static int unique_values(lut_scratch *s)
+{
+	uint32_t *count = s->count;
+	uint64_t *present = s->present;
+	int n = 0;
+	uint32_t zeros = count[0] + count[0x8000];
+	count[0] = count[0x8000] = 0;
+	present[0] &= ~(uint64_t)1;
+	present[512] &= ~(uint64_t)1;
+	for (int wd = 1007; wd >= 512; wd--) {
+		for (uint64_t m = present[wd]; m;) {
+			int bit = 63 - __builtin_clzll(m); /* highest pattern first */
+			uint16_t pat = (uint16_t)(wd * 64 + bit);
+			m &= ~((uint64_t)1 << bit);
+			add_unique(s, &n, pat, count[pat]);
+			count[pat] = 0;
+		}
+		present[wd] = 0;
+	}
+	if (zeros)
+		add_unique(s, &n, 0, zeros);
+	for (int wd = 0; wd < 496; wd++) {
+		for (uint64_t m = present[wd]; m;) {
+			int bit = __builtin_ctzll(m); /* lowest pattern first */
+			uint16_t pat = (uint16_t)(wd * 64 + bit);
+			m &= m - 1;
+			add_unique(s, &n, pat, count[pat]);
+			count[pat] = 0;
+		}
+		present[wd] = 0;
+	}
+	return n;
+}
+
+/* Weighted means of the clusters, rounded to fp16; unused entries 0. */
+static void fill_table(const lut_scratch *s, int k, int nentries, uint16_t *lut)
+{
+	for (int c = 0; c < k; c++) {
+		double s0 = 0, s1 = 0;
+		for (int i = s->bounds[c]; i < s->bounds[c + 1]; i++) {
+			s0 += s->w[i];
+			s1 += s->w[i] * s->x[i];
+		}
+		lut[c] = f64_to_fp16(s1 / s0);
+	}
+	for (int c = k; c < nentries; c++)
+		lut[c] = 0;
+}
+
+/* Each distinct value takes its nearest entry, the lower one on a tie.
+ * Values and entries both ascend, so the nearest index only moves right.
+ * Differences of fp16 values are exact in double, so the comparisons are.
+ * Stores the group's squared error and energy in *sse and *energy. */
+static void assign_nearest(lut_scratch *s, int n, const uint16_t *lut, int k, double *sse, double *energy)
+{
+	double v[256];
+	for (int c = 0; c < k; c++)
+		v[c] = fp16_to_f32(lut[c]);
+	double err = 0, en = 0;
+	int c = 0;
+	for (int i = 0; i < n; i++) {
+		double x = s->x[i];
+		while (c + 1 < k && fabs(x - v[c + 1]) < fabs(x - v[c]))
+			c++;
+		s->index_of[s->pat[i]] = (uint8_t)c;
+		err += s->w[i] * (x - v[c]) * (x - v[c]);
+		en += s->w[i] * x * x;
+	}
+	s->index_of[0x8000] = s->index_of[0];
+	*sse = err;
+	*energy = en;
+}
+
+typedef struct group_out {
+	uint16_t *lut;    /* [1 << bits] */
+	uint8_t *indices; /* [n] */
+	double sse, energy;
+} group_out;
+
+/* Palettize one group of n weights. Returns 0, or 1 + the offset of the
+ * first NaN/inf weight. */
+static size_t quantize_group(lut_scratch *s, const uint16_t *src, size_t n, int bits, group_out *out)
+{
+	if (histogram(s, src, n)) {
+		histogram_clear(s);
+		for (size_t e = 0; e < n; e++)
+			if ((src[e] & 0x7c00) == 0x7c00)
+				return e + 1;
+		BUG("non-finite pattern counted but not found");
+	}
+	scratch_reserve(s, NPAT); /* at most 63487 distinct finite values */
+	int u = unique_values(s);
+	int k = u < (1 << bits) ? u : 1 << bits;
+	if (k < u) {
+		kmeans_dp(s, u, k);
+	} else {
+		for (int i = 0; i <= u; i++)
+			s->bounds[i] = i;
+	}
+	fill_table(s, k, 1 << bits, out->lut);
+	assign_nearest(s, u, out->lut, k, &out->sse, &out->energy);
+	const uint8_t *index_of = s->index_of;
+	for (size_t e = 0; e < n; e++)
+		out->indices[e] = index_of[src[e]];
+	return 0;
+}
+
+/* ============================================================================
+ * Threads: each worker owns a contiguous range of groups and its scratch
+ * ========================================================================== */
+
+typedef struct lut_job {
+	const char *name;
+	const uint16_t *w;
+	int64_t per_channel, group; /* K, channels per group */
+	int bits;
+	lut_result *res;
+	double *sse, *energy; /* [groups] */
+	int64_t g0, g1;       /* this worker's groups */
+	int64_t failed_group; /* first group that failed, or -1 */
+	char err[512];        /* its message (errf is per thread) */
+} lut_job;
+
+static void *lut_worker(void *arg)
+{
+	lut_job *j = arg;
+	lut_scratch s;
+	scratch_init(&s);
+	size_t gn = (size_t)(j->group * j->per_channel);
+	size_t nlut = (size_t)1 << j->bits;
+	for (int64_t g = j->g0; g < j->g1; g++) {
+		group_out o = {.lut = j->res->lut + (size_t)g * nlut, .indices = j->res->indices + (size_t)g * gn};
+		size_t bad = quantize_group(&s, j->w + (size_t)g * gn, gn, j->bits, &o);
+		if (bad) {
+			int64_t e = g * (int64_t)gn + (int64_t)(bad - 1);
+			snprintf(j->err, sizeof j->err,
+				 "tensor '%s': weight [%lld, %lld] is NaN or infinite (fp16 0x%04x); cannot palettize it",
+				 j->name, (long long)(e / j->per_channel), (long long)(e % j->per_channel),
+				 j->w[e]);
+			j->failed_group = g;
+			break;
+		}
+		j->sse[g] = o.sse;
+		j->energy[g] = o.energy;
+	}
+	scratch_release(&s);
+	return NULL;
+}
+
+static int thread_count(int threads, int64_t groups)
+{
+	if (threads <= 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		threads = n > 0 ? (int)(n < 256 ? n : 256) : 1;
+	}
+	return groups < threads ? (int)groups : threads;
+}
+
+/* Run the jobs; a job whose thread cannot be started runs here instead, so
+ * the result is the same either way. */
+static void run_jobs(lut_job *jobs, int n)
+{
+	pthread_t *tid = xcalloc((size_t)n, sizeof *tid);
+	char *started = xcalloc((size_t)n, 1);
+	for (int i = 1; i < n; i++)
+		started[i] = pthread_create(&tid[i], NULL, lut_worker, &jobs[i]) == 0;
+	lut_worker(&jobs[0]);
+	for (int i = 1; i < n; i++) {
+		if (started[i])
+			pthread_join(tid[i], NULL);
+		else
+			lut_worker(&jobs[i]);
+	}
+	free(tid);
+	free(started);
+}
+
+/* ============================================================================
+ * Public entry points
+ * ========================================================================== */
+
+/* Shared argument checks; `who` starts every message ("tensor 'x'"). */
+static int check_shape(const char *who, int64_t channels, int64_t per_channel, int bits, int64_t group,
+		       int64_t *gsize)
+{
+	uint64_t total;
+	if (!lut_bits_valid(bits))
+		return errf("%s: %d-bit LUT is not supported (use 1, 2, 3, 4, 6 or 8)", who, bits);
+	if (channels < 1 || per_channel < 1 || mul_u64((uint64_t)channels, (uint64_t)per_channel, &total) ||
+	    total > (uint64_t)INT64_MAX / 2)
+		return errf("%s: bad shape [%lld, %lld] for palettization", who, (long long)channels,
+			    (long long)per_channel);
+	if (group < 0)
+		return errf("%s: bad LUT group size %lld", who, (long long)group);
+	if (group > 0 && channels % group != 0)
+		return errf("%s: %lld output channels are not divisible by the LUT group size %lld", who,
+			    (long long)channels, (long long)group);
+	*gsize = group ? group : channels;
+	return 0;
+}
+
+/* Error figures over the whole tensor, summed in group order so they do not
+ * depend on the thread count. */
+static void set_quality(lut_result *r, const double *sse, const double *energy)
+{
+	double e = 0, en = 0;
+	for (int64_t g = 0; g < r->groups; g++) {
+		e += sse[g];
+		en += energy[g];
+	}
+	r->rel_rms = en > 0 ? sqrt(e / en) : 0;
+	r->snr_db = e > 0 ? 10 * log10(en / e) : INFINITY;
+}
+
+int lut_quantize(const char *name, const uint16_t *w, int64_t channels, int64_t per_channel, int bits,
+		 int64_t group, int threads, lut_result *out)
+{
+	memset(out, 0, sizeof *out);
+	if (!name)
+		name = "?";
+	int64_t gsize;
+	char who[256];
+	snprintf(who, sizeof who, "tensor '%s'", name);
+	if (check_shape(who, channels, per_channel, bits, group, &gsize) < 0)
+		return -1;
+	/* the histogram counts in uint32 */
+	if ((uint64_t)gsize * (uint64_t)per_channel > UINT32_MAX)
+		return errf("%s: a LUT group of %lld x %lld weights is too large (max 2^32-1)", who,
+			    (long long)gsize, (long long)per_channel);
+	int64_t groups = channels / gsize;
+	size_t nw = (size_t)(channels * per_channel);
+	lut_result r = {
+		.bits = bits, .channels = channels, .per_channel = per_channel, .group = gsize, .groups = groups,
+		.lut = xcalloc((size_t)groups << bits, sizeof *r.lut), .indices = xmalloc(nw),
+	};
+	double *sse = xcalloc((size_t)groups, sizeof *sse), *energy = xcalloc((size_t)groups, sizeof *energy);
+	int nt = thread_count(threads, groups);
+	lut_job *jobs = xcalloc((size_t)nt, sizeof *jobs);
+	for (int i = 0; i < nt; i++)
+		jobs[i] = (lut_job){
+			.name = name, .w = w, .per_channel = per_channel, .group = gsize, .bits = bits,
+			.res = &r, .sse = sse, .energy = energy,
+			.g0 = groups * i / nt, .g1 = groups * (i + 1) / nt, .failed_group = -1,
+		};
+	run_jobs(jobs, nt);
+	/* The first failing group in tensor order decides the message. */
+	int rc = 0;
+	for (int i = 0; i < nt && rc == 0; i++)
+		if (jobs[i].failed_group >= 0)
+			rc = errf("%s", jobs[i].err);
+	if (rc == 0)
+		set_quality(&r, sse, energy);
+	else
+		lut_result_release(&r);
+	free(jobs);
+	free(sse);
+	free(energy);
+	if (rc == 0)
+		*out = r;
+	return rc;
+}
+
+void lut_result_release(lut_result *r)
+{
+	if (!r)
+		return;
+	free(r->lut);
+	free(r->indices);
+	memset(r, 0, sizeof *r);
+}
+
+int lut_dequantize(const uint16_t *lut, const uint8_t *indices, int bits, int64_t channels,
+		   int64_t per_channel, int64_t group, uint16_t *out)
+{
+	int64_t gsize;
+	if (check_shape("LUT dequantize", channels, per_channel, bits, group, &gsize) < 0)
+		return -1;
+	size_t gn = (size_t)(gsize * per_channel), nlut = (size_t)1 << bits;
+	int64_t groups = channels / gsize;
+	for (int64_t g = 0; g < groups; g++) {
+		const uint16_t *L = lut + (size_t)g * nlut;
+		const uint8_t *idx = indices + (size_t)g * gn;
+		uint16_t *o = out + (size_t)g * gn;
+		for (size_t e = 0; e < gn; e++) {
+			if (idx[e] >= nlut)
+				return errf("LUT index %u at weight %zu does not fit in %d bits", idx[e],
+					    (size_t)g * gn + e, bits);
+			o[e] = L[idx[e]];
+		}
+	}
+	return 0;
+}
