@@ -372,14 +372,8 @@ int graph_build_lm_head(ml_model *m, weights_ctx *w, const hf_model *hf, int arg
 /* ------------------------------------------------------------------ */
 /* Packages                                                            */
 
-typedef struct package_job {
-	const hf_model *hf;
-	const graph_chunk_opts *chunk; /* NULL: the LM head */
-	int argmax;
-	anemll_meta meta;
-} package_job;
-
-static int write_package(const char *path, const package_job *j, graph_write_opts *wo)
+int graph_write_package(const char *path, graph_build_fn build, const void *ctx, const anemll_meta *meta,
+			graph_write_opts *wo)
 {
 	mlpackage_writer pw;
 	if (mlpackage_begin(&pw, path) != 0)
@@ -388,16 +382,16 @@ static int write_package(const char *path, const package_job *j, graph_write_opt
 	weights_ctx w;
 	weights_init(&w, pw.weights, &wo->lut, wo->threads);
 	w.cache_dir = wo->cache_dir;
-	int rc = j->chunk ? graph_build_chunk(m, &w, j->hf, j->chunk) : graph_build_lm_head(m, &w, j->hf, j->argmax);
+	int rc = build(m, &w, ctx);
 	if (rc == 0) {
-		anemll_set_metadata(m, &j->meta);
+		anemll_set_metadata(m, meta);
 		pb_buf bytes;
 		pb_init(&bytes);
 		ml_model_encode(m, &bytes);
 		rc = mlpackage_commit(&pw, bytes.data, bytes.len);
 		pb_release(&bytes);
 	} else {
-		char *msg = xstrdup(errmsg());
+		char *msg = xstrdup(errmsg()); /* abort may overwrite the recorded error */
 		mlpackage_abort(&pw);
 		errf("%s", msg);
 		free(msg);
@@ -410,14 +404,26 @@ static int write_package(const char *path, const package_job *j, graph_write_opt
 	return rc;
 }
 
+typedef struct package_job {
+	const hf_model *hf;
+	const graph_chunk_opts *chunk; /* NULL: the LM head */
+	int argmax;
+} package_job;
+
+static int build_part(ml_model *m, weights_ctx *w, const void *ctx)
+{
+	const package_job *j = ctx;
+	return j->chunk ? graph_build_chunk(m, w, j->hf, j->chunk) : graph_build_lm_head(m, w, j->hf, j->argmax);
+}
+
 int graph_write_chunk(const char *path, const hf_model *hf, const graph_chunk_opts *o, graph_write_opts *wo)
 {
 	int prefill = o->mode == GRAPH_PREFILL;
 	package_job j = {.hf = hf, .chunk = o};
-	j.meta = (anemll_meta){.part_title = prefill ? "Prefill" : "FFN", .context_length = o->context,
-			       .batch_size = prefill ? o->batch : 0, .num_chunks = o->nchunks,
-			       .chunk_no = o->chunk, .lut_bits = wo->lut.bits};
-	return write_package(path, &j, wo);
+	anemll_meta meta = {.part_title = prefill ? "Prefill" : "FFN", .context_length = o->context,
+			    .batch_size = prefill ? o->batch : 0, .num_chunks = o->nchunks,
+			    .chunk_no = o->chunk, .lut_bits = wo->lut.bits};
+	return graph_write_package(path, build_part, &j, &meta, wo);
 }
 
 int graph_write_lm_head(const char *path, const hf_model *hf, int context, int argmax, graph_write_opts *wo)
@@ -429,10 +435,10 @@ int graph_write_lm_head(const char *path, const hf_model *hf, int context, int a
 	int *sizes = xmalloc(xmul((size_t)K, sizeof *sizes));
 	graph_lm_head_sizes(c->vocab_size, K, sizes);
 	package_job j = {.hf = hf, .argmax = argmax};
-	j.meta = (anemll_meta){.part_title = "LM Head", .context_length = context, .lut_bits = wo->lut.bits,
-			       .argmax_in_model = argmax, .vocab_size = c->vocab_size,
-			       .lm_head_chunk_sizes = sizes, .n_lm_head_chunks = K};
-	int rc = write_package(path, &j, wo);
+	anemll_meta meta = {.part_title = "LM Head", .context_length = context, .lut_bits = wo->lut.bits,
+			    .argmax_in_model = argmax, .vocab_size = c->vocab_size,
+			    .lm_head_chunk_sizes = sizes, .n_lm_head_chunks = K};
+	int rc = graph_write_package(path, build_part, &j, &meta, wo);
 	free(sizes);
 	return rc;
 }

@@ -34,6 +34,7 @@
 #ifndef ANEMAKE_GRAPH_H
 #define ANEMAKE_GRAPH_H
 
+#include "anemll.h"
 #include "hfconfig.h"
 #include "hfmodel.h"
 #include "lut.h"
@@ -114,6 +115,15 @@ typedef struct graph_write_opts {
 	const char *quality_path;  /* palettization sidecar JSON, NULL: none */
 	char summary[256];         /* out: weights_summary() of the package */
 } graph_write_opts;
+
+/* Build a part's program and description into m, emitting weights through w. */
+typedef int (*graph_build_fn)(ml_model *m, weights_ctx *w, const void *ctx);
+/* Write a single-function package at `path`: build() fills the model, meta
+ * its ANEMLL metadata; weights are palettized per wo (LUT cache, quality
+ * sidecar, summary). Atomic: the package appears whole or not at all; -1
+ * with errf() on failure (the error of build() is kept). */
+int graph_write_package(const char *path, graph_build_fn build, const void *ctx, const anemll_meta *meta,
+			graph_write_opts *wo);
 
 /* Write one chunk as a single-function package at `path` with ANEMLL's
  * metadata (FFN or Prefill). The package appears atomically or not at all.

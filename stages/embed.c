@@ -9,38 +9,26 @@
  * The table is vocab x hidden fp16 (up to ~1.3 GB for a 262K-token Gemma),
  * palettized with --lut. The package path is printed on stdout.
  */
-#include "anemll.h"
-#include "cli.h"
 #include "fp16.h"
 #include "fsutil.h"
-#include "hfmodel.h"
-#include "lut.h"
-#include "mlmodel.h"
-#include "mlpackage.h"
+#include "stage.h"
 #include "util.h"
-#include "weights.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-typedef struct options {
-	const char *model, *output, *prefix, *lut, *lut_cache;
-	int batch, context, threads;
-} options;
-
-static void parse_args(int argc, char **argv, options *o)
+static void parse_args(int argc, char **argv, stage_opts *o)
 {
-	*o = (options){.batch = 64, .context = 512};
 	const cli_opt opts[] = {
-		{"model", "DIR|ORG/NAME", CLI_STRING, &o->model, 1, 0, 0, "HuggingFace model directory, or an id in the local HF cache"},
-		{"output", "DIR", CLI_STRING, &o->output, 1, 0, 0, "directory to write the package into (created if missing)"},
-		{"prefix", "NAME", CLI_STRING, &o->prefix, 0, 0, 0, "file-name prefix (default by architecture: llama, qwen, qwen25, gemma3)"},
-		{"batch-size", "N", CLI_INT, &o->batch, 0, 1, 4096, "prefill batch: input_ids also accepts [1,N] (default 64)"},
-		{"context-length", "N", CLI_INT, &o->context, 0, 1, 1 << 20, "context length recorded in the metadata (default 512)"},
-		{"lut", "SPEC", CLI_STRING, &o->lut, 0, 0, 0, "palettize the table: BITS[,GROUP] (GROUP 0|t|tensor: per tensor; default group 8), or none"},
-		{"threads", "N", CLI_INT, &o->threads, 0, 0, 1024, "quantizer threads (default 0: all cores)"},
-		{"lut-cache", "DIR", CLI_STRING, &o->lut_cache, 0, 0, 0, "LUT cache directory (default OUTPUT/" WEIGHTS_CACHE_SUBDIR "; none: off)"},
+		STAGE_OPT_MODEL(o),
+		STAGE_OPT_OUTPUT(o, 1),
+		STAGE_OPT_PREFIX(o),
+		STAGE_OPT_BATCH(o, "prefill batch: input_ids also accepts [1,N]"),
+		STAGE_OPT_CONTEXT(o, "context length recorded in the metadata"),
+		STAGE_OPT_LUT(o, "the table"),
+		STAGE_OPT_THREADS(o),
+		STAGE_OPT_LUT_CACHE(o),
 	};
 	const cli_spec spec = {
 		.usage = "embed --model DIR --output DIR [options]",
@@ -63,23 +51,30 @@ static uint16_t *read_table(const hf_model *hf)
 	return table;
 }
 
+/* What the build callback needs. */
+typedef struct embed_job {
+	const stage_opts *o;
+	const uint16_t *table;
+} embed_job;
+
 /* Description: what ANEMLL's runtimes see of the model. */
-static void describe(ml_model *m, const options *o, const hf_model *hf, int lut_bits)
+static void describe(ml_model *m, int batch)
 {
-	int64_t one[2] = {1, 1}, batch[2] = {1, o->batch};
+	int64_t one[2] = {1, 1}, many[2] = {1, batch};
 	ml_feature *in = ml_model_add_input(m, NULL, "input_ids", ARRAY_INT32, 2, one);
 	ml_feature_add_enumerated_shape(m, in, 2, one);
-	ml_feature_add_enumerated_shape(m, in, 2, batch);
+	ml_feature_add_enumerated_shape(m, in, 2, many);
 	ml_model_add_output(m, NULL, "hidden_states", ARRAY_FLOAT16, 0, NULL);
-	anemll_meta meta = {.part_title = "Embeddings", .context_length = o->context, .lut_bits = lut_bits};
-	anemll_set_metadata(m, &meta);
-	(void)hf;
 }
 
 /* Program: hidden_states = gather(table, input_ids) [* sqrt(H)]. */
-static int build_program(ml_model *m, weights_ctx *w, const hf_model *hf, const uint16_t *table)
+static int build_program(ml_model *m, weights_ctx *w, const void *ctx)
 {
+	const embed_job *j = ctx;
+	const hf_model *hf = &j->o->hf;
+	const uint16_t *table = j->table;
 	mil_arena *a = m->arena;
+	describe(m, j->o->batch);
 	mil_function *fn = mil_program_add_function(ml_model_program(m), "main", MIL_OPSET_IOS18);
 	int64_t ids_dims[2] = {1, -1}, out_dims[3] = {1, -1, hf->cfg.hidden_size};
 	mil_function_add_input(fn, "input_ids", mil_type_tensor(a, MIL_INT32, 2, ids_dims));
@@ -112,65 +107,26 @@ static int build_program(ml_model *m, weights_ctx *w, const hf_model *hf, const 
 	return 0;
 }
 
-static void write_package(const char *path, const char *base, const options *o, const hf_model *hf,
-			  const lut_spec *lut)
-{
-	uint16_t *table = read_table(hf);
-	mlpackage_writer pw;
-	if (mlpackage_begin(&pw, path) != 0)
-		die_err();
-	ml_model *m = ml_model_new(ML_SPEC_IOS18);
-	weights_ctx w;
-	weights_init(&w, pw.weights, lut, o->threads);
-	char *cache = weights_cache_dir(o->output, o->lut_cache);
-	w.cache_dir = cache;
-	describe(m, o, hf, lut->bits);
-	if (build_program(m, &w, hf, table) != 0) {
-		mlpackage_abort(&pw);
-		die("--lut %s: %s", o->lut ? o->lut : "none", errmsg());
-	}
-	free(table);
-	pb_buf bytes;
-	pb_init(&bytes);
-	ml_model_encode(m, &bytes);
-	if (mlpackage_commit(&pw, bytes.data, bytes.len) != 0)
-		die_err();
-	char *quality = xasprintf("%s/%s.quality.json", o->output, base);
-	if (weights_write_quality(&w, quality) != 0)
-		die_err();
-	char summary[256];
-	weights_summary(&w, summary, sizeof summary);
-	info(1, "%s: %s", path, summary);
-	free(quality);
-	free(cache);
-	pb_release(&bytes);
-	weights_release(&w);
-	ml_model_free(m);
-}
-
 int main(int argc, char **argv)
 {
 	set_progname(argv[0]);
-	options o;
+	stage_opts o;
+	stage_opts_init(&o);
 	parse_args(argc, argv, &o);
-	lut_spec lut = {0};
-	if (o.lut && lut_spec_parse(o.lut, &lut) != 0)
-		die("--lut: %s", errmsg());
-	char *dir;
-	hf_model hf;
-	if (hf_model_resolve(o.model, &dir) != 0 || hf_model_open(&hf, dir) != 0)
-		die_err();
-	const char *prefix = o.prefix ? o.prefix : hf.cfg.arch->prefix;
-	char *base = anemll_part_name(prefix, "embeddings", lut.bits, 0, 0);
-	char *file = xasprintf("%s.mlpackage", base);
-	char *path = path_join(o.output, file);
-	if (mkdir_p(o.output) != 0)
-		die_err();
-	write_package(path, base, &o, &hf, &lut);
-	printf("%s\n", path);
+	stage_open(&o);
+	stage_part p;
+	stage_part_paths(&o, "embeddings", 0, 0, &p);
+	embed_job j = {&o, read_table(&o.hf)};
+	anemll_meta meta = {.part_title = "Embeddings", .context_length = o.context, .lut_bits = o.lut.bits};
+	graph_write_opts wo = stage_write_opts(&o, &p);
+	if (graph_write_package(p.package, build_program, &j, &meta, &wo) != 0)
+		die("--lut %s: %s", o.lut_arg ? o.lut_arg : "none", errmsg());
+	info(1, "%s: %s", p.package, wo.summary);
+	printf("%s\n", p.package);
 	if (stdout_close_checked() != 0)
 		die_err();
-	free(path), free(file), free(base), free(dir);
-	hf_model_close(&hf);
+	free((void *)j.table);
+	stage_part_release(&p);
+	stage_close(&o);
 	return 0;
 }
