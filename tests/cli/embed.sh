@@ -1,21 +1,6 @@
 # embed.sh: the embed stage as a user runs it.
 . "$SRC/tests/cli/lib.sh"
-PROTO=$SHARED/reference/coreml-proto
 STORIES=$SRC/tests/models/stories260K
-
-# no_artifacts NAME DIR: nothing package-like (final or temporary) in DIR
-no_artifacts() {
-	if [ -n "$(ls -A "$2" 2>/dev/null | grep -E 'mlpackage|\.tmp\.')" ]; then fail "$1" "left behind: $(ls "$2")"; else ok "$1"; fi
-}
-
-# protoc_ok NAME PKG: model.mlmodel decodes against Apple's schema
-protoc_ok() {
-	if ! have_shared || ! command -v protoc >/dev/null; then skip "$1" "needs ../shared and protoc"; return; fi
-	if protoc --decode=CoreML.Specification.Model -I "$PROTO" "$PROTO/Model.proto" \
-		<"$2/Data/com.apple.CoreML/model.mlmodel" >"$SCRATCH/decoded.txt" 2>"$SCRATCH/protoc.err" &&
-		grep -q 'specificationVersion: 9' "$SCRATCH/decoded.txt"; then ok "$1"
-	else fail "$1" "protoc: $(head -c 300 "$SCRATCH/protoc.err")"; fi
-}
 
 # --- the bundled stories260K ------------------------------------------------
 expect_ok stories_converts "$BIN/embed" --model "$STORIES" --output out

@@ -7,27 +7,8 @@
 # 1, 2 and 3 chunks, state shape, last-chunk outputs, final norm placement,
 # --chunk-no, LUT runs and errors, determinism, refusals, golden listings.
 . "$SRC/tests/cli/lib.sh"
-PROTO=$SHARED/reference/coreml-proto
 REF=$SHARED/reference/anemll-llama-tiny
 
-# no_artifacts NAME DIR: nothing package-like (final or temporary) in DIR
-no_artifacts() {
-	if [ -n "$(ls -A "$2" 2>/dev/null | grep -E 'mlpackage|\.tmp\.')" ]; then fail "$1" "left behind: $(ls "$2")"; else ok "$1"; fi
-}
-
-# protoc_ok NAME PKG: model.mlmodel decodes against Apple's schema
-protoc_ok() {
-	if ! have_shared || ! command -v protoc >/dev/null; then skip "$1" "needs ../shared and protoc"; return; fi
-	if protoc --decode=CoreML.Specification.Model -I "$PROTO" "$PROTO/Model.proto" \
-		<"$2/Data/com.apple.CoreML/model.mlmodel" >"$SCRATCH/decoded.txt" 2>"$SCRATCH/protoc.err" &&
-		grep -q 'specificationVersion: 9' "$SCRATCH/decoded.txt"; then ok "$1"
-	else fail "$1" "protoc: $(head -c 300 "$SCRATCH/protoc.err")"; fi
-}
-
-# desc LISTING: the interface lines (description features and MIL signature)
-desc() { grep -E '^(function|  (input|output|state) |program function|  in )' "$1"; }
-# metakeys LISTING: metadata keys, without coremltools' own
-metakeys() { grep -E '^  meta ' "$1" | grep -v 'com.github.apple.coremltools' | sed 's/ = .*//'; }
 # layers LISTING: the layer numbers whose q_proj weight the listing holds, e.g. "0 1 2"
 layers() { grep -o 'model_model_layers_[0-9]*_self_attn_q_proj_weight = ' "$1" | sed 's/model_model_layers_//; s/_.*//' | tr '\n' ' ' | sed 's/ $//'; }
 

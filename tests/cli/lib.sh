@@ -50,3 +50,25 @@ golden() {
 	elif cmp -s "$2" "$g"; then ok "$1"
 	else fail "$1" "differs from golden $3: $(diff "$g" "$2" | head -n 5 | tr '\n' ' ')"; fi
 }
+
+# The Core ML schema, for protoc checks.
+PROTO=$SHARED/reference/coreml-proto
+
+# no_artifacts NAME DIR: nothing package-like (final or temporary) in DIR
+no_artifacts() {
+	if [ -n "$(ls -A "$2" 2>/dev/null | grep -E 'mlpackage|\.tmp\.')" ]; then fail "$1" "left behind: $(ls "$2")"; else ok "$1"; fi
+}
+
+# protoc_ok NAME PKG: model.mlmodel decodes against Apple's schema
+protoc_ok() {
+	if ! have_shared || ! command -v protoc >/dev/null; then skip "$1" "needs ../shared and protoc"; return; fi
+	if protoc --decode=CoreML.Specification.Model -I "$PROTO" "$PROTO/Model.proto" \
+		<"$2/Data/com.apple.CoreML/model.mlmodel" >"$SCRATCH/decoded.txt" 2>"$SCRATCH/protoc.err" &&
+		grep -q 'specificationVersion: 9' "$SCRATCH/decoded.txt"; then ok "$1"
+	else fail "$1" "protoc: $(head -c 300 "$SCRATCH/protoc.err")"; fi
+}
+
+# desc LISTING: the interface lines of an mldump listing (description features, MIL signature)
+desc() { grep -E '^(function|  (input|output|state) |program function|  in )' "$1"; }
+# metakeys LISTING: metadata keys, without coremltools' own
+metakeys() { grep -E '^  meta ' "$1" | grep -v 'com.github.apple.coremltools' | sed 's/ = .*//'; }

@@ -6,23 +6,8 @@
 # tied heads equal to the embedding table byte for byte, untied heads not,
 # --argmax outputs, LUT runs and errors, determinism, a golden listing.
 . "$SRC/tests/cli/lib.sh"
-PROTO=$SHARED/reference/coreml-proto
 REF=$SHARED/reference/anemll-llama-tiny
 
-no_artifacts() {
-	if [ -n "$(ls -A "$2" 2>/dev/null | grep -E 'mlpackage|\.tmp\.')" ]; then fail "$1" "left behind: $(ls "$2")"; else ok "$1"; fi
-}
-
-protoc_ok() {
-	if ! have_shared || ! command -v protoc >/dev/null; then skip "$1" "needs ../shared and protoc"; return; fi
-	if protoc --decode=CoreML.Specification.Model -I "$PROTO" "$PROTO/Model.proto" \
-		<"$2/Data/com.apple.CoreML/model.mlmodel" >"$SCRATCH/decoded.txt" 2>"$SCRATCH/protoc.err" &&
-		grep -q 'specificationVersion: 9' "$SCRATCH/decoded.txt"; then ok "$1"
-	else fail "$1" "protoc: $(head -c 300 "$SCRATCH/protoc.err")"; fi
-}
-
-desc() { grep -E '^(function|  (input|output|state) |program function|  in )' "$1"; }
-metakeys() { grep -E '^  meta ' "$1" | grep -v 'com.github.apple.coremltools' | sed 's/ = .*//'; }
 # sizes LISTING: the logits sizes of the description, comma-joined
 sizes() { grep -o '^  output "logits[0-9]*" float16\[1,1,[0-9]*\]' "$1" | sed 's/.*,//; s/]//' | paste -sd, -; }
 # head_bytes PKG LISTING: the raw fp16 rows of every LM-head split, in order
