@@ -15,34 +15,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* tests/fuzz/run.sh can start a libFuzzer build without -max_total_time
- * (its "-help=1 | grep -q" probe fails at random under pipefail when grep
- * exits early), and libFuzzer then runs forever. Take the limit from
- * $FUZZ_SECONDS when the command line gives none. libFuzzer calls this before
- * it parses flags; the driver build never calls it. */
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	static char flag[48], **v;
-	const char *s = getenv("FUZZ_SECONDS");
-	if (!s || v)
-		return 0;
-	for (int i = 1; i < *argc; i++)
-		if (strncmp((*argv)[i], "-max_total_time=", 16) == 0)
-			return 0;
-	snprintf(flag, sizeof flag, "-max_total_time=%d", atoi(s));
-	v = calloc((size_t)*argc + 2, sizeof *v);
-	if (!v)
-		return 0;
-	v[0] = (*argv)[0];
-	v[1] = flag;
-	memcpy(v + 2, *argv + 1, sizeof *v * (size_t)(*argc - 1));
-	*argv = v;
-	(*argc)++;
-	return 0;
-}
-
 static int climbs_out(const char *p)
 {
 	if (p[0] == '/' || p[0] == 0)
