@@ -10,8 +10,8 @@
 . "$SRC/tests/cli/lib.sh"
 REF=$SHARED/reference/anemll-llama-tiny
 
-# no_artifacts NAME DIR: nothing package-like (final or temporary) in DIR
-no_artifacts() {
+# no_combined NAME DIR: no combined package (final or temporary) in DIR, which holds the sources
+no_combined() {
 	if [ -n "$(ls -A "$2" 2>/dev/null | grep -E 'FFN_PF|\.tmp\.')" ]; then fail "$1" "left behind: $(ls "$2")"; else ok "$1"; fi
 }
 wsize() { wc -c <"$1/Data/com.apple.CoreML/weights/weight.bin" | tr -d ' '; }
@@ -74,13 +74,13 @@ expect_ok rotate "$BIN/combine" --input rot --chunk 2 --chunk-no 1
 rm -r rot/llama_prefill_rotate_lut6_chunk_01of02.mlpackage rot/llama_FFN_PF_lut6_chunk_01of02.mlpackage
 expect_fail rotate_half_missing 1 "^combine: missing source package 'rot/llama_prefill_rotate_lut6_chunk_01of02.mlpackage'$" \
 	"$BIN/combine" --input rot --chunk 2 --chunk-no 1
-no_artifacts rotate_half_missing_nothing rot
+no_combined rotate_half_missing_nothing rot
 
 # --- errors: one line, exit 1, nothing written -------------------------------------
 mkdir -p miss && cp -r parts/llama_FFN_lut6_chunk_0[12]of02.mlpackage parts/llama_prefill_lut6_chunk_01of02.mlpackage miss/
 expect_fail missing_prefill 1 "^combine: missing source package 'miss/llama_prefill_lut6_chunk_02of02.mlpackage'$" \
 	"$BIN/combine" --input miss
-no_artifacts missing_writes_nothing miss
+no_combined missing_writes_nothing miss
 mkdir -p empty
 expect_fail no_ffn 1 "^combine: 'empty': no <prefix>_FFN\[_lut<b>\]_chunk_<ii>of<NN>.mlpackage to combine$" \
 	"$BIN/combine" --input empty
@@ -92,7 +92,7 @@ conv fx_kv1 kv1 --chunk 2 --lut 6
 mkdir -p mism && cp -r parts/llama_FFN_lut6_chunk_01of02.mlpackage kv1/llama_prefill_lut6_chunk_01of02.mlpackage mism/
 expect_fail state_mismatch 1 "^combine: state 'model_model_kv_cache_0' is float16\[4,2,64,16\] in '.*llama_FFN_lut6_chunk_01of02.mlpackage' but float16\[4,1,64,16\] in '.*llama_prefill_lut6_chunk_01of02.mlpackage': the combined functions must share the same states$" \
 	"$BIN/combine" --input mism --chunk 2 --chunk-no 1
-no_artifacts state_mismatch_writes_nothing mism
+no_combined state_mismatch_writes_nothing mism
 
 mkdir -p mixed && cp -r parts/llama_*_chunk_01of02.mlpackage plain/llama_*_chunk_01of02.mlpackage mixed/
 expect_fail ambiguous_lut 1 "^combine: 'mixed' holds FFN chunks with LUT [06] and [06]: say which with --lut$" \
