@@ -214,7 +214,7 @@ static int put_value(FILE *f, const mil_value *v);
 
 static int put_tensor_value(FILE *f, const mil_value *v)
 {
-	size_t n;
+	size_t n = 0;
 	if (tensor_count(v, &n) != 0)
 		return -1;
 	int scalar = !v->type || (v->type->rank == 0 && v->type->ndims == 0);

@@ -323,8 +323,8 @@ static int add_image(st_model *m, const uint8_t *base, size_t size, const char *
 	f->size = size;
 	f->map = map;
 
-	cJSON *root;
-	uint64_t hlen;
+	cJSON *root = NULL;
+	uint64_t hlen = 0;
 	if (parse_header_json(f->path, base, size, &root, &hlen) != 0)
 		return -1;
 	const uint8_t *data = base + 8 + hlen;
@@ -472,7 +472,7 @@ static void free_strs(char **s, size_t n)
 static int open_unindexed(st_model *m, const char *dir)
 {
 	char **names;
-	size_t n;
+	size_t n = 0;
 	if (list_shards(dir, &names, &n) != 0)
 		return -1;
 	int rc = n ? 0 : errf("no *.safetensors files in '%s'", dir);

@@ -14,7 +14,8 @@
 ifneq ($(MODEL),)
 OUT ?= out/$(notdir $(patsubst %/,%,$(MODEL)))
 ST := $(OUT)/.anemake
-PIPE_BIN := bin
+# The programs the pipeline runs (tests point this at the sanitizer build).
+PIPE_BIN ?= bin
 ARGMAX ?=
 PREFIX ?=
 MAX_WEIGHT_MB ?= 1024
@@ -29,7 +30,7 @@ PLAN_ENV = BIN='$(PIPE_BIN)' MODEL='$(MODEL)' OUT='$(OUT)' ST='$(ST)' CONTEXT='$
 # The plan is an included makefile: make refreshes it (and every key) first,
 # even under -q and -n, and restarts only when its content changed.
 -include $(ST)/plan.mk
-$(ST)/plan.mk: FORCE all
+$(ST)/plan.mk: FORCE $(if $(filter bin,$(PIPE_BIN)),all)
 	@mkdir -p $(ST)
 	$(Q)$(PLAN_ENV) mk/plan.sh
 
@@ -56,6 +57,7 @@ $(ST)/prefill-%.stamp: $(ST)/prefill-%.key
 
 $(ST)/combine-%.stamp: $(ST)/combine-%.key $(ST)/ffn-%.out $(ST)/prefill-%.out
 	$(Q)$(STEP) combine-$* "combine chunk $*" -- $(PIPE_BIN)/combine --input '$(OUT)' --prefix $(PREFIX_EFF) \
+	  $(if $(LUT2),--lut $(LUT2),--lut none) \
 	  --chunk $(NCHUNK) --chunk-no $(call chunk_no,$*)
 
 $(ST)/compile.stamp: $(ST)/compile.key $(ST)/embed.out $(ST)/lmhead.out $(foreach c,$(CHUNK_IDS),$(ST)/combine-$(c).out)
