@@ -169,9 +169,21 @@ static float *rows_f32(const rt_val *x, size_t off, size_t M, size_t K, size_t r
 {
 	size_t Kp = pad8(K);
 	float *a = rt_alloc(M * Kp * sizeof(float) + 32);
+	if (rs == 1 && cs != 1) {
+		/* A transposed read (x is [K, cs] with our rows as its columns):
+		 * convert x's contiguous rows in bulk, then scatter them. */
+		float *t = rt_alloc(M * sizeof(float) + 4);
+		for (size_t k = 0; k < K; k++) {
+			rt_load_f32(x, off + k * cs, 1, M, t);
+			for (size_t m = 0; m < M; m++)
+				a[m * Kp + k] = t[m];
+		}
+		free(t);
+	}
 	for (size_t m = 0; m < M; m++) {
 		float *row = a + m * Kp;
-		rt_load_f32(x, off + m * rs, cs, K, row);
+		if (!(rs == 1 && cs != 1))
+			rt_load_f32(x, off + m * rs, cs, K, row);
 		memset(row + K, 0, (Kp - K) * sizeof(float));
 	}
 	return a;

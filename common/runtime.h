@@ -24,6 +24,23 @@
  * Results do not depend on the thread count (each output element is
  * computed by one thread in a fixed order).
  *
+ * Ops (coremltools' iOS 15-18 definitions, absent optional parameters take
+ * coremltools' defaults): const, constexpr_lut_to_dense (iOS 18 form, scalar
+ * and vector palettes), read_state, write_state; add sub mul real_div pow
+ * maximum minimum floor_div mod equal not_equal less less_equal greater
+ * greater_equal logical_and/or/xor/not select clip cast; exp exp2 log sqrt
+ * rsqrt inverse tanh sigmoid silu relu gelu (3 modes) sin cos erf abs floor
+ * ceil round sign square; conv (1-D/2-D, groups, strides, dilations, pad
+ * types valid/same/same_lower/custom) linear matmul
+ * scaled_dot_product_attention; reduce_sum/mean/max/min/prod/argmax/argmin
+ * softmax layer_norm topk; reshape expand_dims squeeze identity transpose
+ * concat split tile slice_by_index slice_by_size slice_update gather
+ * gather_along_axis band_part fill range_1d. Choices where Core ML leaves
+ * room: cast from float to integer truncates toward zero (what coremltools'
+ * constant folding does with numpy astype) and saturates; integer to a
+ * narrower integer wraps; an out-of-range gather index is always an error,
+ * validate_indices or not (we never read outside a tensor).
+ *
  * States. An rt_state holds named fp16 tensors (the KV caches). It is created
  * from one function's state declarations, zero-filled, and may be passed to
  * any function of any model whose states it has by name and shape, which is
