@@ -4,6 +4,7 @@
 #include "anemll.h"
 #include "fp16.h"
 #include "fsutil.h"
+#include "metayaml.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -101,16 +102,21 @@ static const part_file *pick(const part_list *l, const char *dir, const char *ki
 	return found;
 }
 
-static rt_model *load(smoke_parts *p, const char *dir, const char *file)
+static rt_model *load_path(smoke_parts *p, const char *path)
 {
-	char *path = path_join(dir, file);
 	rt_model *m = NULL;
-	int rc = rt_model_open(path, &m);
-	free(path);
-	if (rc != 0)
+	if (rt_model_open(path, &m) != 0)
 		return NULL;
 	p->owned = xrealloc(p->owned, sizeof *p->owned * (size_t)(p->nowned + 1));
 	p->owned[p->nowned++] = m;
+	return m;
+}
+
+static rt_model *load(smoke_parts *p, const char *dir, const char *file)
+{
+	char *path = path_join(dir, file);
+	rt_model *m = load_path(p, path);
+	free(path);
 	return m;
 }
 
@@ -123,6 +129,14 @@ static const part_file *need(const part_list *l, const char *dir, const char *ki
 	if (!pf && !amb)
 		errf("'%s': no %s part%s", dir, kind, chunk ? " for every chunk" : "");
 	return pf;
+}
+
+static void alloc_chunks(smoke_parts *p, int n)
+{
+	p->nchunks = n;
+	p->infer = xcalloc((size_t)n, sizeof *p->infer), p->prefill = xcalloc((size_t)n, sizeof *p->prefill);
+	p->infer_fn = xcalloc((size_t)n, sizeof *p->infer_fn), p->prefill_fn = xcalloc((size_t)n, sizeof *p->prefill_fn);
+	p->chunk_desc = xasprintf("%d chunk%s", n, n > 1 ? "s" : "");
 }
 
 static int open_chunk(smoke_parts *p, const part_list *l, const char *dir, int c, int lut)
@@ -193,24 +207,82 @@ static int open_all(smoke_parts *p, const part_list *l, const char *dir, int lut
 	p->embed_path = path_join(dir, e->file), p->lmhead_path = path_join(dir, h->file);
 	if (!(p->embed = load(p, dir, e->file)) || !(p->lmhead = load(p, dir, h->file)))
 		return -1;
-	p->nchunks = count_chunks(l, lut_ffn);
-	if (p->nchunks <= 0)
-		return p->nchunks < 0 ? -1 : errf("'%s': no FFN chunk parts", dir);
-	size_t n = (size_t)p->nchunks;
-	p->infer = xcalloc(n, sizeof *p->infer), p->prefill = xcalloc(n, sizeof *p->prefill);
-	p->infer_fn = xcalloc(n, sizeof *p->infer_fn), p->prefill_fn = xcalloc(n, sizeof *p->prefill_fn);
+	int nchunks = count_chunks(l, lut_ffn);
+	if (nchunks <= 0)
+		return nchunks < 0 ? -1 : errf("'%s': no FFN chunk parts", dir);
+	alloc_chunks(p, nchunks);
 	for (int c = 1; c <= p->nchunks; c++)
 		if (open_chunk(p, l, dir, c, lut_ffn) != 0)
 			return -1;
 	for (size_t i = 0; i < l->n; i++)
 		if (l->v[i].chunk == 1 && (lut_ffn < 0 || l->v[i].lut == lut_ffn))
 			p->lut_bits = l->v[i].lut;
-	p->chunk_desc = xasprintf("%d chunk%s", p->nchunks, p->nchunks > 1 ? "s" : "");
 	if (read_shapes(p) != 0)
 		return -1;
 	/* One state for everything, made from chunk 0's prefill function, as chat.py does. */
 	p->state = rt_state_new(p->prefill[0], p->prefill_fn[0]);
 	return p->state ? 0 : -1;
+}
+
+/* The package of part `name` in dir (the runtime runs .mlpackage, the
+ * source of the .mlmodelc that meta.yaml names). */
+static rt_model *load_named(smoke_parts *p, const char *dir, const char *name, char **path_out)
+{
+	char *path = metayaml_part_path(dir, name, ".mlpackage");
+	rt_model *m = path ? load_path(p, path) : NULL;
+	if (path_out)
+		*path_out = path;
+	else
+		free(path);
+	return m;
+}
+
+static int open_meta_chunks(smoke_parts *p, const metayaml *m, const char *dir)
+{
+	alloc_chunks(p, m->num_chunks);
+	for (int c = 1; c <= m->num_chunks; c++) {
+		char *name = metayaml_chunk_name(m->ffn, c);
+		rt_model *ch = name ? load_named(p, dir, name, NULL) : NULL;
+		free(name);
+		if (!ch)
+			return -1;
+		const rt_io *in, *out;
+		int nin, nout;
+		if (rt_function_io(ch, "infer", &in, &nin, &out, &nout) != 0 ||
+		    rt_function_io(ch, "prefill", &in, &nin, &out, &nout) != 0)
+			return errf("chunk %d of '%s' has no infer and prefill functions: is it combined?", c, m->ffn);
+		p->infer[c - 1] = p->prefill[c - 1] = ch;
+		p->infer_fn[c - 1] = "infer", p->prefill_fn[c - 1] = "prefill";
+	}
+	return 0;
+}
+
+int smoke_parts_open_meta(smoke_parts *p, const char *meta_path)
+{
+	memset(p, 0, sizeof *p);
+	metayaml m;
+	metayaml_init(&m);
+	char *dir = metayaml_dir(meta_path);
+	int rc = metayaml_read(meta_path, &m);
+	if (rc == 0 && metayaml_is_monolithic(&m))
+		rc = errf("%s: monolithic models are not supported by the smoketest yet", meta_path);
+	if (rc == 0 && (!m.embeddings || !m.lm_head || !m.ffn || m.num_chunks < 1))
+		rc = errf("%s: embeddings, lm_head, ffn and num_chunks are required", meta_path);
+	if (rc == 0 && (!(p->embed = load_named(p, dir, m.embeddings, &p->embed_path)) ||
+			!(p->lmhead = load_named(p, dir, m.lm_head, &p->lmhead_path))))
+		rc = -1;
+	if (rc == 0)
+		rc = open_meta_chunks(p, &m, dir);
+	p->lut_bits = m.lut_ffn > 0 ? m.lut_ffn : 0;
+	if (rc == 0 && (rc = read_shapes(p)) == 0 && !(p->state = rt_state_new(p->prefill[0], p->prefill_fn[0])))
+		rc = -1;
+	if (rc == 0 && m.vocab_size > 0 && p->argmax_in_model)
+		p->vocab = m.vocab_size;
+	metayaml_release(&m);
+	free(dir);
+	if (rc != 0)
+		smoke_parts_close(p);
+	return rc;
 }
 
 int smoke_parts_open(smoke_parts *p, const char *dir, const char *prefix, int lut_embed, int lut_ffn, int lut_lmhead)

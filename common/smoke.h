@@ -47,6 +47,10 @@ typedef struct smoke_parts {
  * error when several are). -1 with one errf() line on failure. */
 int smoke_parts_open(smoke_parts *p, const char *dir, const char *prefix, int lut_embed, int lut_ffn,
 		     int lut_lmhead);
+/* The same, finding the parts through meta.yaml exactly as ANEMLL's
+ * runtimes do (embeddings, lm_head, ffn chunk 1 renamed per chunk; combined
+ * infer/prefill chunks), loading the .mlpackage beside each .mlmodelc. */
+int smoke_parts_open_meta(smoke_parts *p, const char *meta_path);
 void smoke_parts_close(smoke_parts *p);
 
 typedef struct smoke_run {

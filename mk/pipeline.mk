@@ -4,12 +4,14 @@
 #        [LUT2=4] [LUT3=6] [CHUNK=2|auto] [MAX_CHUNK_MB=950] [PREFIX=] [ARGMAX=]
 #
 # Every step has a key (ST/NAME.key: its parameters, the SHA-256 of its
-# program and of every input file, refreshed by mk/plan.sh on every make) and
-# a stamp written last, only on success. A step runs when its key changed or
-# an upstream step's outputs changed (ST/NAME.out, replaced only when the
-# output bytes change: early cutoff). So an interrupted run resumes where it
-# stopped, a second make does nothing (make -q returns 0), and touching a
-# checkpoint without changing its bytes reruns nothing.
+# program, of every input file and of the upstream steps' outputs, refreshed
+# by mk/plan.sh on every make) and a stamp written last, only on success.
+# make runs a step when its key or an upstream stamp is newer than its stamp;
+# mk/step.sh then skips the work when the key equals that of its last success
+# (an upstream step re-ran but wrote the same bytes: early cutoff). So an
+# interrupted run resumes where it stopped, a second make does nothing
+# (make -q returns 0), and touching a checkpoint without changing its bytes
+# reruns nothing.
 
 ifneq ($(MODEL),)
 OUT ?= out/$(notdir $(patsubst %/,%,$(MODEL)))
@@ -55,24 +57,22 @@ $(ST)/prefill-%.stamp: $(ST)/prefill-%.key
 	$(Q)$(STEP) prefill-$* "prefill chunk $*" -- $(PIPE_BIN)/prefill $(COMMON_FLAGS) --batch-size $(BATCH) \
 	  --chunk $(NCHUNK) --chunk-no $(call chunk_no,$*) $(if $(LUT2),--lut $(LUT2))
 
-$(ST)/combine-%.stamp: $(ST)/combine-%.key $(ST)/ffn-%.out $(ST)/prefill-%.out
+$(ST)/combine-%.stamp: $(ST)/combine-%.key $(ST)/ffn-%.stamp $(ST)/prefill-%.stamp
 	$(Q)$(STEP) combine-$* "combine chunk $*" -- $(PIPE_BIN)/combine --input '$(OUT)' --prefix $(PREFIX_EFF) \
 	  $(if $(LUT2),--lut $(LUT2),--lut none) \
 	  --chunk $(NCHUNK) --chunk-no $(call chunk_no,$*)
 
-$(ST)/compile.stamp: $(ST)/compile.key $(ST)/embed.out $(ST)/lmhead.out $(foreach c,$(CHUNK_IDS),$(ST)/combine-$(c).out)
+$(ST)/compile.stamp: $(ST)/compile.key $(ST)/embed.stamp $(ST)/lmhead.stamp $(foreach c,$(CHUNK_IDS),$(ST)/combine-$(c).stamp)
 	$(Q)$(STEP) compile "compile" -- $(PIPE_BIN)/compile --max-weight-mb $(MAX_WEIGHT_MB) \
 	  --input $$(cat $(ST)/embed.paths $(ST)/lmhead.paths $(foreach c,$(CHUNK_IDS),$(ST)/combine-$(c).paths))
 
-$(ST)/meta.stamp: $(ST)/meta.key $(ST)/compile.out
-	$(Q)$(STEP) meta "meta.yaml" -- $(PIPE_BIN)/metagen --model '$(MODEL_DIR)' --output '$(OUT)' --prefix $(PREFIX_EFF)
+$(ST)/meta.stamp: $(ST)/meta.key $(ST)/compile.stamp
+	$(Q)$(STEP) meta "meta.yaml" -- $(PIPE_BIN)/metagen --model '$(MODEL_DIR)' --output '$(OUT)' --prefix $(PREFIX_EFF) \
+	  --lut-embeddings $(or $(LUT1),none) --lut-ffn $(or $(LUT2),none) --lut-lmhead $(or $(LUT3),none) --chunks $(NCHUNK)
 
-$(ST)/test.stamp: $(ST)/test.key $(ST)/meta.out
+$(ST)/test.stamp: $(ST)/test.key $(ST)/meta.stamp
 	$(Q)$(STEP) test "smoketest" -o '$(OUT)/smoketest.json' -- $(PIPE_BIN)/smoketest --model '$(MODEL_DIR)' \
 	  --meta '$(OUT)/meta.yaml' --steps $(STEPS) $(if $(PROMPT),--text '$(PROMPT)') --json '$(OUT)/smoketest.json'
-
-# An output record is brought up to date by its step's stamp.
-$(ST)/%.out: $(ST)/%.stamp ;
 
 .PHONY: convert embed lmhead ffn prefill combine compile meta test plan why clean-model \
 	$(foreach s,ffn prefill combine,$(foreach c,$(CHUNK_IDS),$(s)-$(firstword $(subst of, ,$(c)))))

@@ -29,6 +29,7 @@
 #include "fsutil.h"
 #include "hfconfig.h"
 #include "hfmodel.h"
+#include "lut.h"
 #include "metayaml.h"
 #include "mlmodel.h"
 #include "mlpackage.h"
@@ -46,36 +47,45 @@
 
 #define ANEMLL_LUT_GROUP 8 /* ANEMLL's default group size: not recorded when used */
 
+/* --lut-*: which variant to use when several are present. */
+typedef struct selector {
+	const char *flag, *arg;
+	int bits;   /* -1: any; 0: none */
+	int group;  /* -1: not given; else checked against the weights */
+} selector;
+
 typedef struct options {
 	const char *model, *output, *prefix, *model_name, *command_line;
-	const char *lut_embed_s, *lut_ffn_s, *lut_lmhead_s;
+	selector lut_embed, lut_ffn, lut_lmhead;
 	int chunks, split_rotate, static_slice, allow_uncompiled;
-	int lut_embed, lut_ffn, lut_lmhead; /* selectors: -1 any, 0 none, else bits */
 } options;
 
-static int parse_lut_selector(const char *flag, const char *s)
+/* ANEMLL's LUT spec, BITS[,GROUP] or none; the group counts only when given. */
+static void parse_selector(selector *sel)
 {
-	if (!s)
-		return -1;
-	if (strcmp(s, "none") == 0 || strcmp(s, "0") == 0)
-		return 0;
-	if (strlen(s) == 1 && s[0] >= '1' && s[0] <= '8')
-		return s[0] - '0';
-	die_usage("--%s: '%s' is not LUT bits (1-8) or none", flag, s);
+	lut_spec spec;
+	sel->bits = sel->group = -1;
+	if (!sel->arg)
+		return;
+	if (lut_spec_parse(sel->arg, &spec) != 0)
+		die_usage("--%s: %s", sel->flag, errmsg());
+	sel->bits = spec.bits;
+	if (spec.bits && strchr(sel->arg, ','))
+		sel->group = spec.group;
 }
 
 static void parse_args(int argc, char **argv, options *o)
 {
-	*o = (options){0};
+	*o = (options){.lut_embed.flag = "lut-embeddings", .lut_ffn.flag = "lut-ffn", .lut_lmhead.flag = "lut-lmhead"};
 	const cli_opt opts[] = {
 		{"model", "DIR|ORG/NAME", CLI_STRING, &o->model, 1, 0, 0, "the source checkpoint (model name, model_type, sliding window, tokenizer files)"},
 		{"output", "DIR", CLI_STRING, &o->output, 1, 0, 0, "directory holding the converted parts; meta.yaml is written there"},
 		{"prefix", "NAME", CLI_STRING, &o->prefix, 0, 0, 0, "file-name prefix of the parts (default by architecture: llama, qwen, qwen25, gemma3)"},
 		{"model-name", "NAME", CLI_STRING, &o->model_name, 0, 0, 0, "name in model_info (default: org-name for an HF cache snapshot, else the directory name)"},
 		{"command-line", "TEXT", CLI_STRING, &o->command_line, 0, 0, 0, "the conversion command, recorded in the troubleshooting comments"},
-		{"lut-embeddings", "BITS|none", CLI_STRING, &o->lut_embed_s, 0, 0, 0, "use the embeddings part with this LUT when several are present"},
-		{"lut-ffn", "BITS|none", CLI_STRING, &o->lut_ffn_s, 0, 0, 0, "use the FFN chunks with this LUT when several are present"},
-		{"lut-lmhead", "BITS|none", CLI_STRING, &o->lut_lmhead_s, 0, 0, 0, "use the LM head with this LUT when several are present"},
+		{"lut-embeddings", "SPEC", CLI_STRING, &o->lut_embed.arg, 0, 0, 0, "use the embeddings with this LUT (BITS[,GROUP] or none) when several are present"},
+		{"lut-ffn", "SPEC", CLI_STRING, &o->lut_ffn.arg, 0, 0, 0, "use the FFN chunks with this LUT when several are present"},
+		{"lut-lmhead", "SPEC", CLI_STRING, &o->lut_lmhead.arg, 0, 0, 0, "use the LM head with this LUT when several are present"},
 		{"chunks", "N", CLI_INT, &o->chunks, 0, 1, 99, "use the N-chunk FFN files when several chunkings are present"},
 		{"split-rotate", NULL, CLI_FLAG, &o->split_rotate, 0, 0, 0, "name the _rot chunk files as pf (split rotate; they must exist)"},
 		{"static-prefill-slice", NULL, CLI_FLAG, &o->static_slice, 0, 0, 0, "leave out prefill_dynamic_slice: chat.py then prefills one token at a time"},
@@ -87,13 +97,13 @@ static void parse_args(int argc, char **argv, options *o)
 			   "tokenizer files and config.json they load, as ANEMLL's convert_model.sh step 7.",
 		.opts = opts,
 		.nopts = (int)(sizeof opts / sizeof opts[0]),
-		.epilog = "Set SOURCE_DATE_EPOCH to record a time in the comments; otherwise none is written, so the\n"
-			  "same parts always give the same bytes.",
+		.epilog = "A GROUP given to --lut-* must match the palettized weights. Set SOURCE_DATE_EPOCH to record\n"
+			  "a time in the comments; otherwise none is written, so the same parts always give the same bytes.",
 	};
 	cli_parse(&spec, argc, argv, NULL, NULL);
-	o->lut_embed = parse_lut_selector("lut-embeddings", o->lut_embed_s);
-	o->lut_ffn = parse_lut_selector("lut-ffn", o->lut_ffn_s);
-	o->lut_lmhead = parse_lut_selector("lut-lmhead", o->lut_lmhead_s);
+	parse_selector(&o->lut_embed);
+	parse_selector(&o->lut_ffn);
+	parse_selector(&o->lut_lmhead);
 }
 
 /* ------------------------------------------------------------------ */
@@ -290,19 +300,19 @@ static const char *lut_word(int bits)
 }
 
 /* The one unchunked part of `kind` (choosing by LUT when asked). */
-static const part_file *pick_single(const part_list *l, const char *kind, int want, const char *flag)
+static const part_file *pick_single(const part_list *l, const char *kind, const selector *sel)
 {
 	const part_file *found = NULL;
 	for (size_t i = 0; i < l->n; i++) {
 		const part_file *pf = &l->v[i];
-		if (strcmp(pf->kind, kind) != 0 || (want >= 0 && pf->lut != want))
+		if (strcmp(pf->kind, kind) != 0 || (sel->bits >= 0 && pf->lut != sel->bits))
 			continue;
 		if (found)
-			die("'%s' holds both %s and %s: give --%s BITS|none to choose", l->dir, found->base, pf->base, flag);
+			die("'%s' holds both %s and %s: give --%s BITS|none to choose", l->dir, found->base, pf->base, sel->flag);
 		found = pf;
 	}
-	if (!found && want >= 0)
-		die("'%s' has no %s_%s part with %s (--%s)", l->dir, l->prefix, kind, lut_word(want), flag);
+	if (!found && sel->bits >= 0)
+		die("'%s' has no %s_%s part with %s (--%s)", l->dir, l->prefix, kind, lut_word(sel->bits), sel->flag);
 	if (!found)
 		die("'%s' has no %s_%s[_lut<b>] part", l->dir, l->prefix, kind);
 	return found;
@@ -325,7 +335,7 @@ static const part_file *pick_chunk1(const part_list *l, const char *kind, const 
 	const part_file *found = NULL;
 	for (size_t i = 0; i < l->n; i++) {
 		const part_file *pf = &l->v[i];
-		if (strcmp(pf->kind, kind) != 0 || pf->chunk != 1 || pf->rot || (o->lut_ffn >= 0 && pf->lut != o->lut_ffn) ||
+		if (strcmp(pf->kind, kind) != 0 || pf->chunk != 1 || pf->rot || (o->lut_ffn.bits >= 0 && pf->lut != o->lut_ffn.bits) ||
 		    (o->chunks && pf->nchunks != o->chunks))
 			continue;
 		if (found)
@@ -573,7 +583,7 @@ static void open_chunks(chunks *c, const part_list *l, const options *o, int *un
 		    "(or give --allow-uncompiled)", l->dir, c1->base, l->prefix);
 	if (!c1)
 		die("'%s' has no %s_FFN_PF[_lut<b>]_chunk_01of<NN> part%s", l->dir, l->prefix,
-		    o->lut_ffn >= 0 || o->chunks ? " matching --lut-ffn/--chunks" : "");
+		    o->lut_ffn.bits >= 0 || o->chunks ? " matching --lut-ffn/--chunks" : "");
 	c->n = c1->nchunks, c->lut = c1->lut;
 	c->infer = xcalloc((size_t)c->n, sizeof *c->infer);
 	open_chunk_set(c->infer, l, c1->kind, c1, 0, o, uncompiled);
@@ -603,8 +613,12 @@ static void open_rot(chunks *c, const part_list *l, const options *o, int *uncom
 			warn("ignoring %s and the other _rot chunks: give --split-rotate to name them", r1->base);
 		return;
 	}
-	if (!c->combined || !r1)
-		die("--split-rotate: '%s' has no %s_rot chunk files", l->dir, c->ffn_name);
+	if (!c->combined)
+		die("--split-rotate: '%s' has no combined chunks to pair the _rot files with", l->dir);
+	if (!r1) {
+		char *base = anemll_part_name(l->prefix, "FFN_PF", c->lut, 1, c->n);
+		die("--split-rotate: '%s' has no %s_rot chunk files", l->dir, base);
+	}
 	part *rot = xcalloc((size_t)c->n, sizeof *rot);
 	open_chunk_set(rot, l, "FFN_PF", r1, 1, o, uncompiled);
 	c->pf_name = chunk_set_name(rot, c->n, l->dir);
@@ -628,6 +642,14 @@ static void close_chunks(chunks *c)
 
 /* ------------------------------------------------------------------ */
 /* Embeddings and LM head                                              */
+
+/* A group given with --lut-* is a claim about the weights: it must hold. */
+static void check_group(const selector *sel, const char *path, int group)
+{
+	if (sel->group >= 0 && group >= 0 && sel->group != group)
+		die("'%s': its LUT groups have %d rows (0: one per tensor), --%s %s says %d", path, group, sel->flag,
+		    sel->arg, sel->group);
+}
 
 static void check_context(const part *p, int context)
 {
@@ -739,7 +761,7 @@ static int per_channel(int lut, int group)
 	return lut > 0 && group >= 0 && group != ANEMLL_LUT_GROUP ? group : META_ABSENT;
 }
 
-static void lut_spec(char *buf, size_t n, int bits, int group)
+static void lut_spec_text(char *buf, size_t n, int bits, int group)
 {
 	if (bits <= 0)
 		snprintf(buf, n, "none");
@@ -798,11 +820,11 @@ static void add_comments(metayaml *m, const options *o, const source *src, const
 	add_int_comment(m, "context_length", m->context_length);
 	add_int_comment(m, "batch_size", m->batch_size);
 	add_int_comment(m, "num_chunks", m->num_chunks);
-	lut_spec(buf, sizeof buf, e->lut, m->lut_embeddings_per_channel);
+	lut_spec_text(buf, sizeof buf, e->lut, m->lut_embeddings_per_channel);
 	metayaml_add_comment(m, "lut_part1", buf);
-	lut_spec(buf, sizeof buf, c->lut, m->lut_ffn_per_channel);
+	lut_spec_text(buf, sizeof buf, c->lut, m->lut_ffn_per_channel);
 	metayaml_add_comment(m, "lut_part2", buf);
-	lut_spec(buf, sizeof buf, h->lut, m->lut_lmhead_per_channel);
+	lut_spec_text(buf, sizeof buf, h->lut, m->lut_lmhead_per_channel);
 	metayaml_add_comment(m, "lut_part3", buf);
 	metayaml_add_comment(m, "prefix", m->model_prefix);
 	metayaml_add_comment(m, "architecture", src->architecture);
@@ -921,8 +943,11 @@ int main(int argc, char **argv)
 	head hd = {0};
 	open_chunks(&ch, &parts, &o, &uncompiled);
 	open_rot(&ch, &parts, &o, &uncompiled);
-	open_part(&embed, &parts, pick_single(&parts, "embeddings", o.lut_embed, "lut-embeddings"), &o, &uncompiled);
-	open_part(&lmhead, &parts, pick_single(&parts, "lm_head", o.lut_lmhead, "lut-lmhead"), &o, &uncompiled);
+	open_part(&embed, &parts, pick_single(&parts, "embeddings", &o.lut_embed), &o, &uncompiled);
+	open_part(&lmhead, &parts, pick_single(&parts, "lm_head", &o.lut_lmhead), &o, &uncompiled);
+	check_group(&o.lut_embed, embed.pkg_path, embed.group);
+	check_group(&o.lut_ffn, ch.infer[0].pkg_path, ch.group);
+	check_group(&o.lut_lmhead, lmhead.pkg_path, lmhead.group);
 	check_embeddings(&embed, &ch);
 	read_head(&hd, &lmhead, &ch, &src.cfg);
 	if (!ch.combined)

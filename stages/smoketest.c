@@ -26,7 +26,7 @@
 #include <string.h>
 
 typedef struct options {
-	const char *model, *dir, *prefix, *prompt, *text, *template, *json, *min_agree_s, *max_kl_s;
+	const char *model, *dir, *meta, *prefix, *prompt, *text, *template, *json, *min_agree_s, *max_kl_s;
 	int steps, no_prefill, no_template, threads, lut_embed, lut_ffn, lut_lmhead, anemll_rope;
 } options;
 
@@ -35,7 +35,8 @@ static void parse_args(int argc, char **argv, options *o)
 	*o = (options){.steps = 8, .lut_embed = -1, .lut_ffn = -1, .lut_lmhead = -1};
 	const cli_opt opts[] = {
 		{"model", "DIR|ORG/NAME", CLI_STRING, &o->model, 1, 0, 0, "the source checkpoint (for the fp32 reference)"},
-		{"dir", "DIR", CLI_STRING, &o->dir, 1, 0, 0, "directory holding the converted .mlpackage parts"},
+		{"meta", "FILE", CLI_STRING, &o->meta, 0, 0, 0, "meta.yaml of a conversion: find the parts as ANEMLL's runtimes do"},
+		{"dir", "DIR", CLI_STRING, &o->dir, 0, 0, 0, "or: directory holding the converted .mlpackage parts (before combine)"},
 		{"prefix", "NAME", CLI_STRING, &o->prefix, 0, 0, 0, "file-name prefix of the parts (default: the only one there)"},
 		{"lut-embeddings", "BITS", CLI_INT, &o->lut_embed, 0, 0, 8, "use the embeddings part with this LUT (0: none; default: the only one)"},
 		{"lut-ffn", "BITS", CLI_INT, &o->lut_ffn, 0, 0, 8, "use the FFN chunks with this LUT (0: none)"},
@@ -53,13 +54,15 @@ static void parse_args(int argc, char **argv, options *o)
 		{"threads", "N", CLI_INT, &o->threads, 0, 0, 1024, "threads for the reference (default 0: all cores)"},
 	};
 	const cli_spec spec = {
-		.usage = "smoketest --model DIR --dir PARTS [options]",
+		.usage = "smoketest --model DIR (--meta meta.yaml | --dir PARTS) [options]",
 		.summary = "Run the converted parts on CPU as ANEMLL's chat.py does, beside the fp32 reference\n"
 			   "forward pass of the source model, and compare them token by token.",
 		.opts = opts,
 		.nopts = (int)(sizeof opts / sizeof opts[0]),
 	};
 	cli_parse(&spec, argc, argv, NULL, NULL);
+	if (!o->meta == !o->dir)
+		die_usage("give --meta or --dir (one of them)");
 }
 
 static double parse_number(const char *flag, const char *s, double def)
@@ -186,7 +189,8 @@ int main(int argc, char **argv)
 	int nprompt;
 	int32_t *prompt = o.text ? text_prompt(&o, tok, &nprompt) : parse_prompt(o.prompt, &hf.cfg, &nprompt);
 	smoke_parts parts;
-	if (smoke_parts_open(&parts, o.dir, o.prefix, o.lut_embed, o.lut_ffn, o.lut_lmhead) != 0)
+	if ((o.meta ? smoke_parts_open_meta(&parts, o.meta)
+		    : smoke_parts_open(&parts, o.dir, o.prefix, o.lut_embed, o.lut_ffn, o.lut_lmhead)) != 0)
 		die_err();
 	if (parts.argmax_in_model)
 		die("%s: the LM head has argmax outputs: the comparison needs logits (convert it without --argmax)",

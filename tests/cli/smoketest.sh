@@ -31,6 +31,6 @@ expect_fail no_parts 1 "^smoketest: 'empty': no embeddings part" "$BIN/smoketest
 expect_fail bad_prompt 1 "^smoketest: --prompt: 'x,1' is not a list of token ids" "$BIN/smoketest" --model "$STORIES" --dir parts --prompt x,1
 expect_fail prompt_out_of_vocab 1 "^smoketest: --prompt: .*below 512" "$BIN/smoketest" --model "$STORIES" --dir parts --prompt 1,999
 expect_fail too_long 1 "does not fit the context" "$BIN/smoketest" --model "$STORIES" --dir parts --steps 600
-expect_fail no_dir 2 "^smoketest: --dir is required" "$BIN/smoketest" --model "$STORIES"
+expect_fail no_dir 2 "^smoketest: give --meta or --dir" "$BIN/smoketest" --model "$STORIES"
 expect_fail bad_threshold 2 "^smoketest: --max-kl: 'abc'" "$BIN/smoketest" --model "$STORIES" --dir parts --max-kl abc
 finish
