@@ -1,0 +1,114 @@
+# pipeline.sh: make MODEL=... end to end, as a user runs it.
+#
+# The conversion of stories260K and of llama/qwen2/qwen3 fixtures through all
+# eight stages ends in ANEMLL's layout and a passing smoketest; a run
+# interrupted by Ctrl-C resumes with exactly the steps it had not finished;
+# touching the checkpoint reruns nothing and changing LUT3 reruns only what
+# depends on the LM head; two clean runs give identical trees; bad input
+# stops with a clear line and leaves nothing half-written.
+. "$SRC/tests/cli/lib.sh"
+STORIES=$SRC/tests/models/stories260K
+pipe() { make -C "$SRC" --no-print-directory PIPE_BIN="$BIN" "$@"; }
+# steps_run LOG: the steps a make run started, one per line
+steps_run() { sed -n 's/^anemake: \(.*\) \.\.\.$/\1/p' "$1" | sort; }
+
+# layout NAME OUT PREFIX LUT2SUFFIX N LUT3SUFFIX: ANEMLL's file layout after a conversion
+layout() {
+	local name=$1 out=$2 p=$3 lut=$4 n=$5 c missing=
+	local head=${p}_lm_head$6.mlmodelc
+	for f in meta.yaml tokenizer_config.json ${p}_embeddings.mlmodelc $head; do
+		[ -e "$out/$f" ] || missing="$missing $f"
+	done
+	for ((c = 1; c <= n; c++)); do
+		f=$(printf '%s_FFN_PF%s_chunk_%02dof%02d.mlmodelc' "$p" "$lut" "$c" "$n")
+		[ -e "$out/$f" ] || missing="$missing $f"
+	done
+	grep -q "^    num_chunks: $n\$" "$out/meta.yaml" || missing="$missing num_chunks:$n"
+	if [ -z "$missing" ]; then ok "$name"; else fail "$name" "missing:$missing ($(ls "$out" | tr '\n' ' '))"; fi
+}
+
+# --- stories260K, 2 chunks, LUT 6 -------------------------------------------------
+run pipe MODEL="$STORIES" OUT="$SCRATCH/s" LUT2=6,4 LUT3=6 CHUNK=2 CONTEXT=128 BATCH=16 STEPS=24 PROMPT="Once upon a time"
+printf '%s\n' "$err" >s.log
+if [ "$rc" = 0 ]; then ok stories_converts; else fail stories_converts "exit $rc: $(tail -n 5 s.log)"; fi
+layout stories_layout s llama _lut6 2 _lut6
+grep -qE '"passed":[[:space:]]*true' s/smoketest.json && ok stories_smoketest_passes || fail stories_smoketest_passes "$(head -c 300 s/smoketest.json)"
+printf '%s\n' "$out" | grep -q '^text: *Once upon a time, there was' && ok stories_tells_a_story || fail stories_tells_a_story "$out"
+"$BIN/mldump" s/llama_FFN_PF_lut6_chunk_01of02.mlpackage | grep -q '^function "prefill"' && ok stories_combined || fail stories_combined "no prefill function"
+
+# a second make does nothing, and says so to make -q
+run pipe MODEL="$STORIES" OUT="$SCRATCH/s" LUT2=6,4 LUT3=6 CHUNK=2 CONTEXT=128 BATCH=16 STEPS=24 PROMPT="Once upon a time"
+printf '%s\n' "$err" >s2.log
+[ "$rc" = 0 ] && [ -z "$(steps_run s2.log)" ] && ok second_run_does_nothing || fail second_run_does_nothing "$(steps_run s2.log | tr '\n' ',')"
+pipe -q MODEL="$STORIES" OUT="$SCRATCH/s" LUT2=6,4 LUT3=6 CHUNK=2 CONTEXT=128 BATCH=16 STEPS=24 PROMPT="Once upon a time" 2>/dev/null
+[ $? = 0 ] && ok make_q_up_to_date || fail make_q_up_to_date "make -q says out of date"
+
+# early cutoff: same bytes, new mtime -> nothing; another LUT3 -> only what follows the LM head
+cp -r "$STORIES" stories_copy
+touch stories_copy/*
+run pipe MODEL="$SCRATCH/stories_copy" OUT="$SCRATCH/c" LUT2=6,4 LUT3=6 CHUNK=2 CONTEXT=128 BATCH=16 STEPS=8
+touch stories_copy/model.safetensors stories_copy/config.json
+run pipe MODEL="$SCRATCH/stories_copy" OUT="$SCRATCH/c" LUT2=6,4 LUT3=6 CHUNK=2 CONTEXT=128 BATCH=16 STEPS=8
+printf '%s\n' "$err" >c2.log
+[ -z "$(steps_run c2.log)" ] && ok touch_reruns_nothing || fail touch_reruns_nothing "$(steps_run c2.log | tr '\n' ',')"
+run pipe MODEL="$SCRATCH/stories_copy" OUT="$SCRATCH/c" LUT2=6,4 LUT3=4 CHUNK=2 CONTEXT=128 BATCH=16 STEPS=8
+printf '%s\n' "$err" >c3.log
+want=$(printf '%s\n' "LM head" compile meta.yaml smoketest | sort) # everything else: not even looked at
+[ "$(steps_run c3.log)" = "$want" ] && ok lut3_reruns_head_and_after || fail lut3_reruns_head_and_after "$(steps_run c3.log | tr '\n' ',')"
+[ ! -e c/llama_lm_head_lut6.mlpackage ] && [ -e c/llama_lm_head_lut4.mlpackage ] && ok stale_head_removed || fail stale_head_removed "$(ls c)"
+
+# determinism: a clean rerun gives the same tree
+cp -r s first
+pipe MODEL="$STORIES" OUT="$SCRATCH/s" clean-model >/dev/null 2>&1
+pipe MODEL="$STORIES" OUT="$SCRATCH/s" LUT2=6,4 LUT3=6 CHUNK=2 CONTEXT=128 BATCH=16 STEPS=24 PROMPT="Once upon a time" >/dev/null 2>&1
+if diff -r -x .anemake -x smoketest.json first s >/dev/null; then ok clean_runs_identical
+else fail clean_runs_identical "$(diff -r -x .anemake -x smoketest.json first s | head -n 3)"; fi
+
+# --- Ctrl-C in the middle, then resume ---------------------------------------------
+"$TESTBIN/mkfixture" --arch llama --out big --hidden 256 --intermediate 1024 --layers 4 --vocab 1024 >/dev/null
+setsid make -C "$SRC" --no-print-directory PIPE_BIN="$BIN" MODEL="$SCRATCH/big" OUT="$SCRATCH/k" LUT2=6 CHUNK=2 \
+	CONTEXT=64 BATCH=8 STEPS=4 >k1.out 2>k1.log &
+pid=$!
+for ((i = 0; i < 600; i++)); do grep -q '^anemake: FFN chunk' k1.log 2>/dev/null && break; sleep 0.05; done
+kill -INT -- -"$pid" 2>/dev/null
+wait "$pid"
+left=$(find k -name '*.tmp.*' | head -n 3)
+[ -z "$left" ] && ok interrupt_leaves_no_temporaries || fail interrupt_leaves_no_temporaries "$left"
+missing=$(for s in embed lmhead ffn-01of02 prefill-01of02 ffn-02of02 prefill-02of02 combine-01of02 combine-02of02 compile meta test; do
+	[ -e "k/.anemake/$s.stamp" ] || echo "$s"; done)
+[ -n "$missing" ] && ok interrupted_before_the_end || fail interrupted_before_the_end "everything finished before the kill"
+run make -C "$SRC" --no-print-directory PIPE_BIN="$BIN" MODEL="$SCRATCH/big" OUT="$SCRATCH/k" LUT2=6 CHUNK=2 CONTEXT=64 BATCH=8 STEPS=4
+printf '%s\n' "$err" >k2.log
+label() { case $1 in embed) echo embeddings;; lmhead) echo "LM head";; ffn-*) echo "FFN chunk ${1#ffn-}";;
+	prefill-*) echo "prefill chunk ${1#prefill-}";; combine-*) echo "combine chunk ${1#combine-}";;
+	meta) echo meta.yaml;; test) echo smoketest;; *) echo "$1";; esac; }
+want=$(for s in $missing; do label "$s"; done | sort)
+[ "$rc" = 0 ] && [ "$(steps_run k2.log)" = "$want" ] && ok resume_runs_only_what_was_missing ||
+	fail resume_runs_only_what_was_missing "ran: $(steps_run k2.log | tr '\n' ','); missing were: $(echo $want | tr '\n' ',')"
+
+# --- fixtures of each architecture, CHUNK=1 / auto ---------------------------------
+"$TESTBIN/mkfixture" --arch qwen3 --out q3 --layers 3 >/dev/null
+# random weights have nearly flat logits: without LUT the comparison is exact
+expect_ok qwen3_chunk1 pipe MODEL="$SCRATCH/q3" OUT="$SCRATCH/q3o" LUT2= LUT3= CHUNK=1 CONTEXT=64 BATCH=8 STEPS=8
+layout qwen3_layout q3o qwen "" 1 ""
+"$TESTBIN/mkfixture" --arch qwen2 --out q2 --layers 3 >/dev/null
+expect_ok qwen2_chunk_auto pipe MODEL="$SCRATCH/q2" OUT="$SCRATCH/q2o" LUT2= LUT3= CHUNK=auto MAX_CHUNK_MB=0.03 CONTEXT=64 BATCH=8 STEPS=8
+n=$(sed -n 's/^    num_chunks: //p' q2o/meta.yaml)
+[ "${n:-0}" -gt 1 ] && ok auto_plans_chunks || fail auto_plans_chunks "num_chunks $n"
+layout qwen2_layout q2o qwen25 "" "${n:-0}" ""
+run pipe MODEL="$SCRATCH/q2" OUT="$SCRATCH/q2o" LUT2= LUT3= CHUNK=auto MAX_CHUNK_MB=0.03 plan
+printf '%s\n' "$out" | grep -q '^recommended' && ok make_plan || fail make_plan "$out"
+
+# --- bad input ------------------------------------------------------------------------
+run pipe MODEL="$SCRATCH/nowhere" OUT="$SCRATCH/bad1"
+[ "$rc" != 0 ] && printf '%s\n' "$err" | grep -q "^ffn: .*nowhere" && ok unknown_model || fail unknown_model "exit $rc: $err"
+"$TESTBIN/mkfixture" --arch llama --out mist >/dev/null
+sed -i 's/"llama"/"mistral"/; s/LlamaForCausalLM/MistralForCausalLM/' mist/config.json
+run pipe MODEL="$SCRATCH/mist" OUT="$SCRATCH/bad2"
+[ "$rc" != 0 ] && printf '%s\n' "$err" | grep -q "mistral" && ok unsupported_architecture || fail unsupported_architecture "exit $rc: $err"
+run pipe MODEL="$STORIES" OUT="$SCRATCH/bad3" LUT2=7
+[ "$rc" != 0 ] && printf '%s\n' "$err" | grep -q "^ffn: --lut: .*'7'" && ok bad_lut_spec || fail bad_lut_spec "exit $rc: $err"
+run pipe MODEL="$STORIES" OUT="$SCRATCH/bad4" LUT2=6,4 CHUNK=1 CONTEXT=64 BATCH=8 MAX_WEIGHT_MB=0.01
+[ "$rc" != 0 ] && printf '%s\n' "$err" | grep -q "^compile: .*chunk" && [ -z "$(ls -d bad4/*.mlmodelc 2>/dev/null)" ] &&
+	ok weight_over_limit || fail weight_over_limit "exit $rc: $(printf '%s\n' "$err" | grep -v '^anemake' | head -n 3)"
+finish
