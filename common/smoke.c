@@ -453,6 +453,7 @@ int smoke_generate(smoke_parts *p, const int32_t *prompt, int nprompt, int steps
 	memcpy(out->tokens, prompt, sizeof *prompt * (size_t)nprompt);
 	if (!p->argmax_in_model)
 		out->logits = xmalloc(sizeof *out->logits * (size_t)steps * (size_t)p->vocab);
+	out->hidden = xmalloc(sizeof *out->hidden * (size_t)steps * (size_t)p->hidden);
 	rt_state_clear(p->state);
 	double t0 = now();
 	int done = 0;
@@ -464,6 +465,8 @@ int smoke_generate(smoke_parts *p, const int32_t *prompt, int nprompt, int steps
 		rt_tensor h;
 		if (embed(p, &out->tokens[pos - 1], 1, &h) != 0 || chunks(p, &h, pos - 1, 1) != 0)
 			return rt_tensor_release(&h), -1;
+		for (int i = 0; i < p->hidden; i++)
+			out->hidden[(size_t)s * (size_t)p->hidden + (size_t)i] = rt_tensor_get(&h, (size_t)i);
 		int tok = head(p, &h, out->logits ? out->logits + (size_t)s * (size_t)p->vocab : NULL);
 		rt_tensor_release(&h);
 		if (tok < 0)
@@ -479,19 +482,34 @@ void smoke_run_release(smoke_run *r)
 {
 	if (!r)
 		return;
-	free(r->tokens), free(r->logits);
+	free(r->tokens), free(r->logits), free(r->hidden);
 	memset(r, 0, sizeof *r);
 }
 
-int smoke_reference(ref_model *ref, const smoke_run *run, int vocab, float *logits)
+int smoke_reference_hidden(ref_model *ref, const smoke_run *run, int vocab, float *logits, int hdim, float *hidden)
 {
 	ref_reset(ref);
 	for (int pos = 0; pos < run->nprompt + run->nsteps - 1; pos++) {
 		int step = pos - (run->nprompt - 1);
-		if (ref_forward(ref, run->tokens[pos], pos, step >= 0 ? logits + (size_t)step * (size_t)vocab : NULL, NULL) != 0)
+		float *l = step >= 0 ? logits + (size_t)step * (size_t)vocab : NULL;
+		float *h = step >= 0 && hidden ? hidden + (size_t)step * (size_t)hdim : NULL;
+		if (ref_forward(ref, run->tokens[pos], pos, l, h) != 0)
 			return -1;
 	}
 	return 0;
+}
+
+int smoke_reference(ref_model *ref, const smoke_run *run, int vocab, float *logits)
+{
+	return smoke_reference_hidden(ref, run, vocab, logits, 0, NULL);
+}
+
+double smoke_cosine(const float *a, const float *b, int n)
+{
+	double ab = 0, aa = 0, bb = 0;
+	for (int i = 0; i < n; i++)
+		ab += (double)a[i] * b[i], aa += (double)a[i] * a[i], bb += (double)b[i] * b[i];
+	return aa == 0 && bb == 0 ? 1 : ab / sqrt(aa * bb);
 }
 
 /* ------------------------------------------------------------------ */

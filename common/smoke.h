@@ -57,6 +57,7 @@ typedef struct smoke_run {
 	int nprompt, nsteps;
 	int32_t *tokens;   /* prompt then generated, nprompt + nsteps */
 	float *logits;     /* nsteps x vocab (NULL in argmax mode) */
+	float *hidden;     /* nsteps x hidden: the LM head's input at each step */
 	double seconds;    /* wall time of the generation */
 } smoke_run;
 
@@ -67,6 +68,11 @@ void smoke_run_release(smoke_run *r);
 
 /* logits[nsteps x vocab] of the reference along run's tokens. */
 int smoke_reference(ref_model *ref, const smoke_run *run, int vocab, float *logits);
+/* The same, also filling hidden[nsteps x H] with the reference's final
+ * hidden state (after the final norm) at each step (hidden may be NULL). */
+int smoke_reference_hidden(ref_model *ref, const smoke_run *run, int vocab, float *logits, int hdim, float *hidden);
+/* Cosine similarity of two vectors (1 when both are zero). */
+double smoke_cosine(const float *a, const float *b, int n);
 
 typedef struct smoke_metrics {
 	int steps, agree;         /* top-1 agreement count */

@@ -137,7 +137,7 @@ static void print_ids(const char *label, const int32_t *ids, int n)
 }
 
 static void write_report(const char *path, const smoke_parts *p, const smoke_run *run, const float *ref,
-			 const smoke_metrics *m, int passed)
+			 const float *ref_hidden, const smoke_metrics *m, int passed)
 {
 	cJSON *root = cJSON_CreateObject(), *steps = cJSON_AddArrayToObject(root, "steps");
 	cJSON_AddStringToObject(root, "embeddings", p->embed_path);
@@ -151,12 +151,23 @@ static void write_report(const char *path, const smoke_parts *p, const smoke_run
 		cJSON_AddNumberToObject(o, "reference_top1", smoke_argmax(r, p->vocab));
 		cJSON_AddNumberToObject(o, "top1", smoke_argmax(g, p->vocab));
 		cJSON_AddNumberToObject(o, "kl", smoke_kl(r, g, p->vocab));
+		double d = 0;
+		for (int i = 0; i < p->vocab; i++)
+			d = fmax(d, fabs((double)r[i] - (double)g[i]));
+		cJSON_AddNumberToObject(o, "max_abs_logit_diff", d);
+		cJSON_AddNumberToObject(o, "hidden_cosine",
+					smoke_cosine(ref_hidden + (size_t)s * (size_t)p->hidden,
+						     run->hidden + (size_t)s * (size_t)p->hidden, p->hidden));
 		cJSON_AddItemToArray(steps, o);
 	}
 	cJSON_AddNumberToObject(root, "top1_agreement", m->steps ? (double)m->agree / m->steps : 0);
 	cJSON_AddNumberToObject(root, "kl_mean", m->kl_mean);
 	cJSON_AddNumberToObject(root, "kl_max", m->kl_max);
 	cJSON_AddNumberToObject(root, "max_abs_logit_diff", m->max_abs_diff);
+	int last = run->nsteps - 1;
+	cJSON_AddNumberToObject(root, "last_hidden_cosine",
+				last < 0 ? 0 : smoke_cosine(ref_hidden + (size_t)last * (size_t)p->hidden,
+							    run->hidden + (size_t)last * (size_t)p->hidden, p->hidden));
 	cJSON_AddNumberToObject(root, "tokens_per_second", run->seconds > 0 ? run->nsteps / run->seconds : 0);
 	cJSON_AddBoolToObject(root, "passed", passed);
 	char *text = cJSON_Print(root);
@@ -206,7 +217,8 @@ int main(int argc, char **argv)
 	ref_options ropt = {.context = parts.context, .threads = o.threads, .rope_anemll_compat = o.anemll_rope};
 	ref_model *ref = ref_open(&hf, &ropt);
 	float *ref_logits = xmalloc(sizeof(float) * (size_t)o.steps * (size_t)parts.vocab);
-	if (!ref || smoke_reference(ref, &run, parts.vocab, ref_logits) != 0)
+	float *ref_hidden = xmalloc(sizeof(float) * (size_t)o.steps * (size_t)parts.hidden);
+	if (!ref || smoke_reference_hidden(ref, &run, parts.vocab, ref_logits, parts.hidden, ref_hidden) != 0)
 		die_err();
 	smoke_metrics m;
 	smoke_compare(ref_logits, run.logits, run.nsteps, parts.vocab, &m);
@@ -223,10 +235,10 @@ int main(int argc, char **argv)
 	       run.seconds > 0 ? run.nsteps / run.seconds : 0.0);
 	printf("%s (thresholds: agreement >= %g%%, KL mean <= %g)\n", passed ? "PASS" : "FAIL", min_agree, max_kl);
 	if (o.json)
-		write_report(o.json, &parts, &run, ref_logits, &m, passed);
+		write_report(o.json, &parts, &run, ref_logits, ref_hidden, &m, passed);
 	if (stdout_close_checked() != 0)
 		die_err();
-	free(ref_logits), free(prompt), free(dir);
+	free(ref_logits), free(ref_hidden), free(prompt), free(dir);
 	ref_close(ref);
 	smoke_run_release(&run);
 	smoke_parts_close(&parts);

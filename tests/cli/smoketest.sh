@@ -14,7 +14,7 @@ expect_ok stories_passes "$BIN/smoketest" --model "$STORIES" --dir parts --steps
 printf '%s\n' "$out" | grep -q '^generated: 403,407,261,378,432,383,286,261,376,298,315,421,395,317,426,338,401,396,267,337,410,408,419,292,411,322,265,282,295,433,426,385,328,432,358,394,261,370,432,352,266,268,388,426,338,391,266,267$' &&
 	ok stories_known_greedy_output || fail stories_known_greedy_output "$out"
 printf '%s\n' "$out" | grep -q '^top-1 agreement 100.0% (48/48' && ok stories_agreement || fail stories_agreement "$out"
-grep -q '"passed":	true' report.json && grep -q '"kl_mean"' report.json && ok json_report || fail json_report "$(head -c 300 report.json)"
+grep -q '"passed":	true' report.json && grep -q '"kl_mean"' report.json && grep -q '"last_hidden_cosine"' report.json && grep -q '"tokens_per_second"' report.json && ok json_report || fail json_report "$(head -c 300 report.json)"
 expect_ok prompt_longer_than_batch "$BIN/smoketest" --model "$STORIES" --dir parts --prompt 1,403,407,261,378,432,383,286,261,376,298 --steps 8
 expect_ok infer_only "$BIN/smoketest" --model "$STORIES" --dir parts --prompt 1,403,407,261,378,432,383,286,261,376,298 --steps 8 --no-prefill
 
