@@ -87,7 +87,7 @@ typedef struct lut_result {
 /* Palettize the fp16 weight w viewed as [channels, per_channel] with `bits`
  * bits and `group` channels per table (0 = per tensor). threads = 0 uses
  * every online core; each thread takes a contiguous range of groups. Memory:
- * the result (one byte per weight) plus ~4 MB of scratch per thread, and
+ * the result (one byte per weight) plus ~5 MB of scratch per thread, and
  * (k-1) x distinct values x 2 bytes of split points: up to 32 MB for an
  * 8-bit table over ~64K distinct values, ~0.5 MB for 4 bits, group 8.
  * `name` is only used in messages. Returns 0, or -1 with errf() for an

@@ -1265,26 +1265,26 @@ typedef struct dec {
 	int depth;
 } dec;
 
-static int want(const pb_field *f, int wt, const char *what)
+int mil_pb_want(const pb_field *f, int wt, const char *what)
 {
 	if (f->wt == wt)
 		return 0;
-	return errf("MIL %s: wire type %d where %d was expected", what, f->wt, wt);
+	return errf("%s: wire type %d where %d was expected", what, f->wt, wt);
 }
 
-static int get_str(dec *d, const pb_field *f, const char **out, const char *what)
+int mil_pb_str(mil_arena *a, const pb_field *f, const char **out, const char *what)
 {
-	if (want(f, PB_LEN, what) != 0)
+	if (mil_pb_want(f, PB_LEN, what) != 0)
 		return -1;
 	if (f->len && memchr(f->data, 0, f->len))
-		return errf("MIL %s: string contains a NUL byte", what);
-	*out = mil_strndup(d->a, (const char *)f->data, f->len);
+		return errf("%s: string contains a NUL byte", what);
+	*out = mil_strndup(a, (const char *)f->data, f->len);
 	return 0;
 }
 
-static int get_u64(const pb_field *f, uint64_t *v, const char *what)
+int mil_pb_u64(const pb_field *f, uint64_t *v, const char *what)
 {
-	if (want(f, PB_VARINT, what) != 0)
+	if (mil_pb_want(f, PB_VARINT, what) != 0)
 		return -1;
 	*v = f->v;
 	return 0;
@@ -1304,7 +1304,7 @@ static int dec_block(dec *d, mil_block *b, pb_reader r);
 /* A singular submessage of type ValueType: merge into *slot (created when NULL). */
 static int dec_type_into(dec *d, mil_type **slot, const pb_field *f, const char *what)
 {
-	if (want(f, PB_LEN, what) != 0)
+	if (mil_pb_want(f, PB_LEN, what) != 0)
 		return -1;
 	if (!*slot)
 		*slot = type_new(d->a, MIL_TYPE_NONE);
@@ -1313,7 +1313,7 @@ static int dec_type_into(dec *d, mil_type **slot, const pb_field *f, const char 
 
 static int dec_value_into(dec *d, mil_value **slot, const pb_field *f, const char *what)
 {
-	if (want(f, PB_LEN, what) != 0)
+	if (mil_pb_want(f, PB_LEN, what) != 0)
 		return -1;
 	if (!*slot)
 		*slot = value_new(d->a, NULL, MIL_VAL_NONE);
@@ -1322,7 +1322,7 @@ static int dec_value_into(dec *d, mil_value **slot, const pb_field *f, const cha
 
 static int dec_dim(mil_dim *dim, const pb_field *f)
 {
-	if (want(f, PB_LEN, "Dimension") != 0)
+	if (mil_pb_want(f, PB_LEN, "Dimension") != 0)
 		return -1;
 	pb_reader r = pb_sub(f), sub;
 	pb_field g, h;
@@ -1330,7 +1330,7 @@ static int dec_dim(mil_dim *dim, const pb_field *f)
 	while ((rc = pb_next(&r, &g)) > 0) {
 		if (g.field != 1 && g.field != 2)
 			continue;
-		if (want(&g, PB_LEN, "Dimension") != 0)
+		if (mil_pb_want(&g, PB_LEN, "Dimension") != 0)
 			return -1;
 		if ((int)g.field != dim->kind) { /* switching oneof member */
 			dim->kind = (int)g.field;
@@ -1342,7 +1342,7 @@ static int dec_dim(mil_dim *dim, const pb_field *f)
 			uint64_t v;
 			if (h.field != 1)
 				continue;
-			if (get_u64(&h, &v, "Dimension") != 0)
+			if (mil_pb_u64(&h, &v, "Dimension") != 0)
 				return -1;
 			if (dim->kind == MIL_DIM_CONST)
 				dim->size = v;
@@ -1358,7 +1358,7 @@ static int dec_dim(mil_dim *dim, const pb_field *f)
 /* One map<string, Value> entry into m; the last entry of a key wins. */
 static int dec_attr_entry(dec *d, mil_attrs *m, const pb_field *f)
 {
-	if (want(f, PB_LEN, "attributes") != 0)
+	if (mil_pb_want(f, PB_LEN, "attributes") != 0)
 		return -1;
 	pb_reader r = pb_sub(f);
 	pb_field g;
@@ -1366,7 +1366,7 @@ static int dec_attr_entry(dec *d, mil_attrs *m, const pb_field *f)
 	mil_value *v = NULL;
 	int rc;
 	while ((rc = pb_next(&r, &g)) > 0) {
-		if (g.field == 1 && get_str(d, &g, &key, "attributes key") != 0)
+		if (g.field == 1 && mil_pb_str(d->a, &g, &key, "attributes key") != 0)
 			return -1;
 		if (g.field == 2 && dec_value_into(d, &v, &g, "attributes value") != 0)
 			return -1;
@@ -1385,12 +1385,12 @@ static int dec_tensor_type(dec *d, mil_type *t, pb_reader r)
 	while ((rc = pb_next(&r, &f)) > 0) {
 		switch (f.field) {
 		case 1:
-			if (get_u64(&f, &v, "TensorType.dataType") != 0)
+			if (mil_pb_u64(&f, &v, "TensorType.dataType") != 0)
 				return -1;
 			t->dtype = (int)(int32_t)v;
 			break;
 		case 2:
-			if (get_u64(&f, &v, "TensorType.rank") != 0)
+			if (mil_pb_u64(&f, &v, "TensorType.rank") != 0)
 				return -1;
 			t->rank = (int64_t)v;
 			break;
@@ -1449,7 +1449,7 @@ static int dec_type(dec *d, mil_type *t, pb_reader r)
 	while ((rc = pb_next(&r, &f)) > 0) {
 		if (f.field < 1 || f.field > 5)
 			continue;
-		if (want(&f, PB_LEN, "ValueType") != 0)
+		if (mil_pb_want(&f, PB_LEN, "ValueType") != 0)
 			return -1;
 		if ((int)f.field != (int)t->kind) {
 			memset(t, 0, sizeof *t);
@@ -1525,7 +1525,7 @@ static int dec_tensor_value(dec *d, mil_tensor_value *tv, pb_reader r)
 	while ((rc = pb_next(&r, &f)) > 0) {
 		if (f.field < 1 || f.field > 7)
 			continue;
-		if (want(&f, PB_LEN, "TensorValue") != 0)
+		if (mil_pb_want(&f, PB_LEN, "TensorValue") != 0)
 			return -1;
 		if ((int)f.field != (int)tv->field) {
 			memset(tv, 0, sizeof *tv);
@@ -1537,12 +1537,12 @@ static int dec_tensor_value(dec *d, mil_tensor_value *tv, pb_reader r)
 				continue;
 			if (tv->field == MIL_TV_STRINGS) {
 				const char *s;
-				if (get_str(d, &g, &s, "TensorValue.strings") != 0)
+				if (mil_pb_str(d->a, &g, &s, "TensorValue.strings") != 0)
 					return -1;
 				MIL_GROW(d->a, tv->u.strings, tv->cap, tv->n + 1);
 				tv->u.strings[tv->n++] = s;
 			} else if (tv->field == MIL_TV_BYTES) {
-				if (want(&g, PB_LEN, "TensorValue.bytes") != 0)
+				if (mil_pb_want(&g, PB_LEN, "TensorValue.bytes") != 0)
 					return -1;
 				tv->u.bytes = mil_memdup(d->a, g.data, g.len);
 				tv->n = tv->cap = g.len;
@@ -1571,7 +1571,7 @@ static void value_switch(mil_value *v, mil_value_kind kind)
 
 static int dec_dict_pair(dec *d, mil_value *v, const pb_field *f)
 {
-	if (want(f, PB_LEN, "DictionaryValue.values") != 0)
+	if (mil_pb_want(f, PB_LEN, "DictionaryValue.values") != 0)
 		return -1;
 	pb_reader r = pb_sub(f);
 	pb_field g;
@@ -1597,7 +1597,7 @@ static int dec_immediate(dec *d, mil_value *v, pb_reader r)
 	while ((rc = pb_next(&r, &f)) > 0) {
 		if (f.field < 1 || f.field > 4)
 			continue;
-		if (want(&f, PB_LEN, "ImmediateValue") != 0)
+		if (mil_pb_want(&f, PB_LEN, "ImmediateValue") != 0)
 			return -1;
 		value_switch(v, kinds[f.field]);
 		if (v->kind == MIL_VAL_TENSOR) {
@@ -1630,9 +1630,9 @@ static int dec_blob(dec *d, mil_value *v, pb_reader r)
 	pb_field f;
 	int rc;
 	while ((rc = pb_next(&r, &f)) > 0) {
-		if (f.field == 1 && get_str(d, &f, &v->file, "BlobFileValue.fileName") != 0)
+		if (f.field == 1 && mil_pb_str(d->a, &f, &v->file, "BlobFileValue.fileName") != 0)
 			return -1;
-		if (f.field == 2 && get_u64(&f, &v->offset, "BlobFileValue.offset") != 0)
+		if (f.field == 2 && mil_pb_u64(&f, &v->offset, "BlobFileValue.offset") != 0)
 			return -1;
 	}
 	return rc;
@@ -1647,20 +1647,20 @@ static int dec_value(dec *d, mil_value *v, pb_reader r)
 	while ((rc = pb_next(&r, &f)) > 0) {
 		switch (f.field) {
 		case 1:
-			err = get_str(d, &f, &v->doc, "Value.docString");
+			err = mil_pb_str(d->a, &f, &v->doc, "Value.docString");
 			break;
 		case 2:
 			err = dec_type_into(d, &v->type, &f, "Value.type");
 			break;
 		case 3:
-			if ((err = want(&f, PB_LEN, "Value.immediateValue")) == 0) {
+			if ((err = mil_pb_want(&f, PB_LEN, "Value.immediateValue")) == 0) {
 				if (v->kind == MIL_VAL_BLOB)
 					value_switch(v, MIL_VAL_NONE);
 				err = dec_immediate(d, v, pb_sub(&f));
 			}
 			break;
 		case 5:
-			if ((err = want(&f, PB_LEN, "Value.blobFileValue")) == 0) {
+			if ((err = mil_pb_want(&f, PB_LEN, "Value.blobFileValue")) == 0) {
 				value_switch(v, MIL_VAL_BLOB);
 				err = dec_blob(d, v, pb_sub(&f));
 			}
@@ -1683,7 +1683,7 @@ int mil_value_decode(mil_arena *a, const uint8_t *data, size_t n, mil_value **ou
 /* A NamedValueType appended to a var array. */
 static int dec_var(dec *d, mil_var **v, size_t *n, size_t *cap, const pb_field *f)
 {
-	if (want(f, PB_LEN, "NamedValueType") != 0)
+	if (mil_pb_want(f, PB_LEN, "NamedValueType") != 0)
 		return -1;
 	vars_push(d->a, v, n, cap, "", NULL);
 	mil_var *var = &(*v)[*n - 1];
@@ -1691,7 +1691,7 @@ static int dec_var(dec *d, mil_var **v, size_t *n, size_t *cap, const pb_field *
 	pb_field g;
 	int rc;
 	while ((rc = pb_next(&r, &g)) > 0) {
-		if (g.field == 1 && get_str(d, &g, &var->name, "NamedValueType.name") != 0)
+		if (g.field == 1 && mil_pb_str(d->a, &g, &var->name, "NamedValueType.name") != 0)
 			return -1;
 		if (g.field == 2 && dec_type_into(d, &var->type, &g, "NamedValueType.type") != 0)
 			return -1;
@@ -1701,7 +1701,7 @@ static int dec_var(dec *d, mil_var **v, size_t *n, size_t *cap, const pb_field *
 
 static int dec_binding(dec *d, mil_arg *arg, const pb_field *f)
 {
-	if (want(f, PB_LEN, "Argument.arguments") != 0)
+	if (mil_pb_want(f, PB_LEN, "Argument.arguments") != 0)
 		return -1;
 	mil_binding *b = arg_push(d->a, arg);
 	pb_reader r = pb_sub(f);
@@ -1709,7 +1709,7 @@ static int dec_binding(dec *d, mil_arg *arg, const pb_field *f)
 	int rc;
 	while ((rc = pb_next(&r, &g)) > 0) {
 		if (g.field == 1) {
-			if (get_str(d, &g, &b->name, "Binding.name") != 0)
+			if (mil_pb_str(d->a, &g, &b->name, "Binding.name") != 0)
 				return -1;
 			b->kind = MIL_BIND_NAME;
 			b->value = NULL;
@@ -1727,18 +1727,18 @@ static int dec_binding(dec *d, mil_arg *arg, const pb_field *f)
 
 static int dec_op_input(dec *d, mil_op *op, const pb_field *f)
 {
-	if (want(f, PB_LEN, "Operation.inputs") != 0)
+	if (mil_pb_want(f, PB_LEN, "Operation.inputs") != 0)
 		return -1;
 	pb_reader r = pb_sub(f), sub;
 	pb_field g, h;
 	mil_arg *arg = arg_new(d->a, "");
 	int rc;
 	while ((rc = pb_next(&r, &g)) > 0) {
-		if (g.field == 1 && get_str(d, &g, &arg->param, "Operation.inputs key") != 0)
+		if (g.field == 1 && mil_pb_str(d->a, &g, &arg->param, "Operation.inputs key") != 0)
 			return -1;
 		if (g.field != 2)
 			continue;
-		if (want(&g, PB_LEN, "Operation.inputs value") != 0)
+		if (mil_pb_want(&g, PB_LEN, "Operation.inputs value") != 0)
 			return -1;
 		sub = pb_sub(&g);
 		while ((rc = pb_next(&sub, &h)) > 0)
@@ -1762,7 +1762,7 @@ static int dec_op(dec *d, mil_op *op, pb_reader r)
 	while ((rc = pb_next(&r, &f)) > 0) {
 		switch (f.field) {
 		case 1:
-			err = get_str(d, &f, &op->type, "Operation.type");
+			err = mil_pb_str(d->a, &f, &op->type, "Operation.type");
 			break;
 		case 2:
 			err = dec_op_input(d, op, &f);
@@ -1771,7 +1771,7 @@ static int dec_op(dec *d, mil_op *op, pb_reader r)
 			err = dec_var(d, &op->outputs, &op->noutputs, &op->outputs_cap, &f);
 			break;
 		case 4:
-			if ((err = want(&f, PB_LEN, "Operation.blocks")) == 0)
+			if ((err = mil_pb_want(&f, PB_LEN, "Operation.blocks")) == 0)
 				err = dec_block(d, mil_op_add_block(op), pb_sub(&f));
 			break;
 		case 5:
@@ -1798,13 +1798,13 @@ static int dec_block(dec *d, mil_block *b, pb_reader r)
 			err = dec_var(d, &b->inputs, &b->ninputs, &b->inputs_cap, &f);
 			break;
 		case 2:
-			if ((err = get_str(d, &f, &s, "Block.outputs")) == 0) {
+			if ((err = mil_pb_str(d->a, &f, &s, "Block.outputs")) == 0) {
 				MIL_GROW(d->a, b->outputs, b->outputs_cap, b->noutputs + 1);
 				b->outputs[b->noutputs++] = s;
 			}
 			break;
 		case 3:
-			if ((err = want(&f, PB_LEN, "Block.operations")) == 0) {
+			if ((err = mil_pb_want(&f, PB_LEN, "Block.operations")) == 0) {
 				mil_op *op = op_new(d->a);
 				block_push_op(b, op);
 				err = dec_op(d, op, pb_sub(&f));
@@ -1825,7 +1825,7 @@ static int dec_block(dec *d, mil_block *b, pb_reader r)
  * not protobuf's rule (the last entry wins), so each entry starts afresh. */
 static int dec_spec_entry(dec *d, mil_function *fn, const pb_field *f)
 {
-	if (want(f, PB_LEN, "Function.block_specializations") != 0)
+	if (mil_pb_want(f, PB_LEN, "Function.block_specializations") != 0)
 		return -1;
 	pb_reader r = pb_sub(f);
 	pb_field g;
@@ -1833,10 +1833,10 @@ static int dec_spec_entry(dec *d, mil_function *fn, const pb_field *f)
 	mil_block *b = block_new(d->a);
 	int rc;
 	while ((rc = pb_next(&r, &g)) > 0) {
-		if (g.field == 1 && get_str(d, &g, &key, "block_specializations key") != 0)
+		if (g.field == 1 && mil_pb_str(d->a, &g, &key, "block_specializations key") != 0)
 			return -1;
 		if (g.field == 2) {
-			if (want(&g, PB_LEN, "block_specializations value") != 0 || dec_block(d, b, pb_sub(&g)) != 0)
+			if (mil_pb_want(&g, PB_LEN, "block_specializations value") != 0 || dec_block(d, b, pb_sub(&g)) != 0)
 				return -1;
 		}
 	}
@@ -1856,7 +1856,7 @@ static int dec_function(dec *d, mil_function *fn, pb_reader r)
 			err = dec_var(d, &fn->inputs, &fn->ninputs, &fn->inputs_cap, &f);
 			break;
 		case 2:
-			err = get_str(d, &f, &fn->opset, "Function.opset");
+			err = mil_pb_str(d->a, &f, &fn->opset, "Function.opset");
 			break;
 		case 3:
 			err = dec_spec_entry(d, fn, &f);
@@ -1873,17 +1873,17 @@ static int dec_function(dec *d, mil_function *fn, pb_reader r)
 
 static int dec_function_entry(dec *d, mil_program *p, const pb_field *f)
 {
-	if (want(f, PB_LEN, "Program.functions") != 0)
+	if (mil_pb_want(f, PB_LEN, "Program.functions") != 0)
 		return -1;
 	pb_reader r = pb_sub(f);
 	pb_field g;
 	mil_function *fn = function_new(d->a, "");
 	int rc;
 	while ((rc = pb_next(&r, &g)) > 0) {
-		if (g.field == 1 && get_str(d, &g, &fn->name, "Program.functions key") != 0)
+		if (g.field == 1 && mil_pb_str(d->a, &g, &fn->name, "Program.functions key") != 0)
 			return -1;
 		if (g.field == 2) {
-			if (want(&g, PB_LEN, "Program.functions value") != 0 || dec_function(d, fn, pb_sub(&g)) != 0)
+			if (mil_pb_want(&g, PB_LEN, "Program.functions value") != 0 || dec_function(d, fn, pb_sub(&g)) != 0)
 				return -1;
 		}
 	}
@@ -1903,14 +1903,14 @@ int mil_program_decode(mil_program *p, const uint8_t *data, size_t n)
 	while ((rc = pb_next(&r, &f)) > 0) {
 		switch (f.field) {
 		case 1:
-			if ((err = get_u64(&f, &v, "Program.version")) == 0)
+			if ((err = mil_pb_u64(&f, &v, "Program.version")) == 0)
 				p->version = (int64_t)v;
 			break;
 		case 2:
 			err = dec_function_entry(&d, p, &f);
 			break;
 		case 3:
-			err = get_str(&d, &f, &p->doc, "Program.docString");
+			err = mil_pb_str(d.a, &f, &p->doc, "Program.docString");
 			break;
 		case 4:
 			err = dec_attr_entry(&d, &p->attrs, &f);

@@ -405,6 +405,12 @@ void mil_program_encode(const mil_program *p, pb_buf *out);
  * repeated fields append, scalars overwrite, map keys replace). Unknown
  * fields are skipped. Returns 0, or -1 with errf() on malformed input. */
 int mil_program_decode(mil_program *p, const uint8_t *data, size_t n);
+/* Decoding helpers shared with mlmodel.c: check a field's wire type; copy a
+ * string field (a NUL inside is refused) into the arena; read a varint.
+ * `what` names the field in the one-line error. */
+int mil_pb_want(const pb_field *f, int wt, const char *what);
+int mil_pb_str(mil_arena *a, const pb_field *f, const char **out, const char *what);
+int mil_pb_u64(const pb_field *f, uint64_t *v, const char *what);
 /* The same for one Value message (tests and tools). */
 void mil_value_encode(const mil_value *v, pb_buf *out);
 int mil_value_decode(mil_arena *a, const uint8_t *data, size_t n, mil_value **out);

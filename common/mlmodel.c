@@ -442,30 +442,6 @@ int ml_model_encode(const ml_model *m, pb_buf *out)
 /* Same rules as mil.c's decoder: protobuf merge semantics, wrong wire types
  * rejected, unknown fields skipped. */
 
-static int want(const pb_field *f, int wt, const char *what)
-{
-	if (f->wt == wt)
-		return 0;
-	return errf("%s: wire type %d where %d was expected", what, f->wt, wt);
-}
-
-static int get_str(mil_arena *a, const pb_field *f, const char **out, const char *what)
-{
-	if (want(f, PB_LEN, what) != 0)
-		return -1;
-	if (f->len && memchr(f->data, 0, f->len))
-		return errf("%s: string contains a NUL byte", what);
-	*out = mil_strndup(a, (const char *)f->data, f->len);
-	return 0;
-}
-
-static int get_u64(const pb_field *f, uint64_t *v, const char *what)
-{
-	if (want(f, PB_VARINT, what) != 0)
-		return -1;
-	*v = f->v;
-	return 0;
-}
 
 /* Append a repeated int64 field (packed or not) to s. */
 static int dec_shape(mil_arena *a, ml_shape *s, const pb_field *f, const char *what)
@@ -475,7 +451,7 @@ static int dec_shape(mil_arena *a, ml_shape *s, const pb_field *f, const char *w
 		s->dims[s->n++] = (int64_t)f->v;
 		return 0;
 	}
-	if (want(f, PB_LEN, what) != 0)
+	if (mil_pb_want(f, PB_LEN, what) != 0)
 		return -1;
 	pb_reader r = pb_sub(f);
 	while (r.p < r.end) {
@@ -495,7 +471,7 @@ static int dec_enumerated(mil_arena *a, ml_array_type *at, pb_reader r)
 	while ((rc = pb_next(&r, &f)) > 0) {
 		if (f.field != 1)
 			continue;
-		if (want(&f, PB_LEN, "EnumeratedShapes.shapes") != 0)
+		if (mil_pb_want(&f, PB_LEN, "EnumeratedShapes.shapes") != 0)
 			return -1;
 		MIL_GROW(a, at->shapes, at->shapes_cap, at->nshapes + 1);
 		ml_shape *s = &at->shapes[at->nshapes++];
@@ -517,7 +493,7 @@ static int dec_ranges(mil_arena *a, ml_array_type *at, pb_reader r)
 	while ((rc = pb_next(&r, &f)) > 0) {
 		if (f.field != 1)
 			continue;
-		if (want(&f, PB_LEN, "ShapeRange.sizeRanges") != 0)
+		if (mil_pb_want(&f, PB_LEN, "ShapeRange.sizeRanges") != 0)
 			return -1;
 		MIL_GROW(a, at->ranges, at->ranges_cap, at->nranges + 1);
 		ml_size_range *sr = &at->ranges[at->nranges++];
@@ -525,7 +501,7 @@ static int dec_ranges(mil_arena *a, ml_array_type *at, pb_reader r)
 		pb_reader sub = pb_sub(&f);
 		uint64_t v;
 		while ((rc = pb_next(&sub, &g)) > 0) {
-			if ((g.field == 1 || g.field == 2) && get_u64(&g, &v, "SizeRange") != 0)
+			if ((g.field == 1 || g.field == 2) && mil_pb_u64(&g, &v, "SizeRange") != 0)
 				return -1;
 			if (g.field == 1)
 				sr->lower = v;
@@ -544,7 +520,7 @@ static int dec_default(ml_array_type *at, const pb_field *f)
 	double dv;
 	switch (f->field) {
 	case 41:
-		if (want(f, PB_VARINT, "ArrayFeatureType.intDefaultValue") != 0)
+		if (mil_pb_want(f, PB_VARINT, "ArrayFeatureType.intDefaultValue") != 0)
 			return -1;
 		at->def_int = (int32_t)f->v;
 		break;
@@ -574,11 +550,11 @@ static int dec_array(mil_arena *a, ml_array_type *at, pb_reader r)
 			err = dec_shape(a, &at->shape, &f, "ArrayFeatureType.shape");
 			break;
 		case 2:
-			if ((err = get_u64(&f, &v, "ArrayFeatureType.dataType")) == 0)
+			if ((err = mil_pb_u64(&f, &v, "ArrayFeatureType.dataType")) == 0)
 				at->dtype = (int)(int32_t)v;
 			break;
 		case 21: case 31:
-			if ((err = want(&f, PB_LEN, "ArrayFeatureType.ShapeFlexibility")) != 0)
+			if ((err = mil_pb_want(&f, PB_LEN, "ArrayFeatureType.ShapeFlexibility")) != 0)
 				break;
 			if ((int)at->flex != (int)f.field) { /* switching oneof member */
 				at->flex = (ml_flex_kind)f.field;
@@ -599,7 +575,7 @@ static int dec_array(mil_arena *a, ml_array_type *at, pb_reader r)
 /* Merge a (nested) ArrayFeatureType into *slot, created when NULL. */
 static int dec_array_into(mil_arena *a, ml_array_type **slot, const pb_field *f, const char *what)
 {
-	if (want(f, PB_LEN, what) != 0)
+	if (mil_pb_want(f, PB_LEN, what) != 0)
 		return -1;
 	if (!*slot)
 		*slot = mil_alloc(a, sizeof(ml_array_type));
@@ -623,14 +599,14 @@ static int dec_feature_type(mil_arena *a, ml_feature_type *t, pb_reader r)
 	uint64_t v;
 	while ((rc = pb_next(&r, &f)) > 0) {
 		if (f.field == 1000) {
-			if (get_u64(&f, &v, "FeatureType.isOptional") != 0)
+			if (mil_pb_u64(&f, &v, "FeatureType.isOptional") != 0)
 				return -1;
 			t->is_optional = v != 0;
 			continue;
 		}
 		if (f.field < 1 || f.field > 8)
 			continue;
-		if (want(&f, PB_LEN, "FeatureType") != 0)
+		if (mil_pb_want(&f, PB_LEN, "FeatureType") != 0)
 			return -1;
 		if ((int)t->kind != (int)f.field) { /* switching oneof member */
 			t->kind = (ml_feature_kind)f.field;
@@ -655,7 +631,7 @@ static int dec_feature_type(mil_arena *a, ml_feature_type *t, pb_reader r)
 
 static int dec_feature(mil_arena *a, ml_features *fs, const pb_field *f)
 {
-	if (want(f, PB_LEN, "FeatureDescription") != 0)
+	if (mil_pb_want(f, PB_LEN, "FeatureDescription") != 0)
 		return -1;
 	ml_feature *feat = feature_new(a, "");
 	features_push(a, fs, feat);
@@ -664,10 +640,10 @@ static int dec_feature(mil_arena *a, ml_features *fs, const pb_field *f)
 	int rc, err = 0;
 	while ((rc = pb_next(&r, &g)) > 0) {
 		if (g.field == 1)
-			err = get_str(a, &g, &feat->name, "FeatureDescription.name");
+			err = mil_pb_str(a, &g, &feat->name, "FeatureDescription.name");
 		else if (g.field == 2)
-			err = get_str(a, &g, &feat->short_description, "FeatureDescription.shortDescription");
-		else if (g.field == 3 && (err = want(&g, PB_LEN, "FeatureDescription.type")) == 0) {
+			err = mil_pb_str(a, &g, &feat->short_description, "FeatureDescription.shortDescription");
+		else if (g.field == 3 && (err = mil_pb_want(&g, PB_LEN, "FeatureDescription.type")) == 0) {
 			if (!feat->type)
 				feat->type = mil_alloc(a, sizeof(ml_feature_type));
 			err = dec_feature_type(a, feat->type, pb_sub(&g));
@@ -684,11 +660,11 @@ static int dec_function_desc(mil_arena *a, ml_function_desc *fd, pb_reader r)
 	int rc, err = 0;
 	while ((rc = pb_next(&r, &f)) > 0) {
 		switch (f.field) {
-		case 1: err = get_str(a, &f, &fd->name, "FunctionDescription.name"); break;
+		case 1: err = mil_pb_str(a, &f, &fd->name, "FunctionDescription.name"); break;
 		case 2: err = dec_feature(a, &fd->input, &f); break;
 		case 3: err = dec_feature(a, &fd->output, &f); break;
-		case 4: err = get_str(a, &f, &fd->predicted_feature, "FunctionDescription.predictedFeatureName"); break;
-		case 5: err = get_str(a, &f, &fd->predicted_probabilities, "FunctionDescription.predictedProbabilitiesName"); break;
+		case 4: err = mil_pb_str(a, &f, &fd->predicted_feature, "FunctionDescription.predictedFeatureName"); break;
+		case 5: err = mil_pb_str(a, &f, &fd->predicted_probabilities, "FunctionDescription.predictedProbabilitiesName"); break;
 		case 6: err = dec_feature(a, &fd->state, &f); break;
 		}
 		if (err)
@@ -699,16 +675,16 @@ static int dec_function_desc(mil_arena *a, ml_function_desc *fd, pb_reader r)
 
 static int dec_user_entry(mil_arena *a, ml_metadata *md, const pb_field *f)
 {
-	if (want(f, PB_LEN, "Metadata.userDefined") != 0)
+	if (mil_pb_want(f, PB_LEN, "Metadata.userDefined") != 0)
 		return -1;
 	pb_reader r = pb_sub(f);
 	pb_field g;
 	const char *key = "", *value = "";
 	int rc;
 	while ((rc = pb_next(&r, &g)) > 0) {
-		if (g.field == 1 && get_str(a, &g, &key, "Metadata.userDefined key") != 0)
+		if (g.field == 1 && mil_pb_str(a, &g, &key, "Metadata.userDefined key") != 0)
 			return -1;
-		if (g.field == 2 && get_str(a, &g, &value, "Metadata.userDefined value") != 0)
+		if (g.field == 2 && mil_pb_str(a, &g, &value, "Metadata.userDefined value") != 0)
 			return -1;
 	}
 	if (rc < 0)
@@ -723,10 +699,10 @@ static int dec_metadata(mil_arena *a, ml_metadata *md, pb_reader r)
 	int rc, err = 0;
 	while ((rc = pb_next(&r, &f)) > 0) {
 		switch (f.field) {
-		case 1: err = get_str(a, &f, &md->short_description, "Metadata.shortDescription"); break;
-		case 2: err = get_str(a, &f, &md->version, "Metadata.versionString"); break;
-		case 3: err = get_str(a, &f, &md->author, "Metadata.author"); break;
-		case 4: err = get_str(a, &f, &md->license, "Metadata.license"); break;
+		case 1: err = mil_pb_str(a, &f, &md->short_description, "Metadata.shortDescription"); break;
+		case 2: err = mil_pb_str(a, &f, &md->version, "Metadata.versionString"); break;
+		case 3: err = mil_pb_str(a, &f, &md->author, "Metadata.author"); break;
+		case 4: err = mil_pb_str(a, &f, &md->license, "Metadata.license"); break;
 		case 100: err = dec_user_entry(a, md, &f); break;
 		}
 		if (err)
@@ -743,20 +719,20 @@ static int dec_description(mil_arena *a, ml_description *d, pb_reader r)
 		switch (f.field) {
 		case 1: err = dec_feature(a, &d->top.input, &f); break;
 		case 10: err = dec_feature(a, &d->top.output, &f); break;
-		case 11: err = get_str(a, &f, &d->top.predicted_feature, "ModelDescription.predictedFeatureName"); break;
-		case 12: err = get_str(a, &f, &d->top.predicted_probabilities, "ModelDescription.predictedProbabilitiesName"); break;
+		case 11: err = mil_pb_str(a, &f, &d->top.predicted_feature, "ModelDescription.predictedFeatureName"); break;
+		case 12: err = mil_pb_str(a, &f, &d->top.predicted_probabilities, "ModelDescription.predictedProbabilitiesName"); break;
 		case 13: err = dec_feature(a, &d->top.state, &f); break;
 		case 20:
-			if ((err = want(&f, PB_LEN, "ModelDescription.functions")) == 0) {
+			if ((err = mil_pb_want(&f, PB_LEN, "ModelDescription.functions")) == 0) {
 				ml_function_desc *fd = function_desc_new(a, "");
 				desc_push_function(a, d, fd);
 				err = dec_function_desc(a, fd, pb_sub(&f));
 			}
 			break;
-		case 21: err = get_str(a, &f, &d->default_function, "ModelDescription.defaultFunctionName"); break;
+		case 21: err = mil_pb_str(a, &f, &d->default_function, "ModelDescription.defaultFunctionName"); break;
 		case 50: err = dec_feature(a, &d->training_input, &f); break;
 		case 100:
-			if ((err = want(&f, PB_LEN, "ModelDescription.metadata")) == 0) {
+			if ((err = mil_pb_want(&f, PB_LEN, "ModelDescription.metadata")) == 0) {
 				if (!d->metadata)
 					d->metadata = metadata_new(a);
 				err = dec_metadata(a, d->metadata, pb_sub(&f));
@@ -777,19 +753,19 @@ static int dec_model(ml_model *m, pb_reader r)
 	while ((rc = pb_next(&r, &f)) > 0) {
 		switch (f.field) {
 		case 1:
-			if ((err = get_u64(&f, &v, "Model.specificationVersion")) == 0)
+			if ((err = mil_pb_u64(&f, &v, "Model.specificationVersion")) == 0)
 				m->spec_version = (int32_t)v;
 			break;
 		case 2:
-			if ((err = want(&f, PB_LEN, "Model.description")) == 0)
+			if ((err = mil_pb_want(&f, PB_LEN, "Model.description")) == 0)
 				err = dec_description(m->arena, ml_model_desc(m), pb_sub(&f));
 			break;
 		case 10:
-			if ((err = get_u64(&f, &v, "Model.isUpdatable")) == 0)
+			if ((err = mil_pb_u64(&f, &v, "Model.isUpdatable")) == 0)
 				m->is_updatable = v != 0;
 			break;
 		case 502:
-			if ((err = want(&f, PB_LEN, "Model.mlProgram")) != 0)
+			if ((err = mil_pb_want(&f, PB_LEN, "Model.mlProgram")) != 0)
 				break;
 			if (!m->program) {
 				m->program = mil_program_new(m->arena);

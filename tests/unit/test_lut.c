@@ -249,6 +249,10 @@ static void test_kmeans_brute_force(void)
 	for (int trial = 0; trial < 150; trial++) {
 		int n = rng_int(6, 12);
 		random_uniques(n, trial % 3 ? 0.05 : 2.0, trial % 2 ? 20 : 3, x, w);
+		if (trial % 5 == 4) /* non-integer weights take divisions, not the table of
+				     * reciprocals; halves keep w * x / w == x exact */
+			for (int i = 0; i < n; i++)
+				w[i] += 0.5;
 		for (size_t bi = 0; bi < sizeof all_bits / sizeof all_bits[0]; bi++) {
 			int k = 1 << all_bits[bi];
 			int m = lut_kmeans1d(x, w, n, k, b);
@@ -302,6 +306,57 @@ static void test_kmeans_vs_naive_dp(void)
 		free(b);
 		free(nb);
 	}
+}
+
+/* n values spaced on a grid, weights 1..maxw; one in 50 an outlier far out
+ * (outliers get clusters of their own, which is what pruning must handle). */
+static void outlier_values(int n, int maxw, double *x, double *w)
+{
+	for (int i = 0; i < n; i++)
+		x[i] = i ? x[i - 1] + fp16_to_f32((uint16_t)(0x1000 + rng_int(0, 0x0fff))) * (rng_int(0, 49) ? 1 : 300) : -1.0;
+	for (int i = 0; i < n; i++)
+		w[i] = rng_int(1, maxw);
+}
+
+/* Integer weights take the table of reciprocals, others divide; scaling the
+ * weights by a power of two scales every cost exactly, so all three runs
+ * must agree to the bit: table, non-integer weights, and integer weights
+ * too heavy for the table. Also checks against the plain DP, outliers
+ * included (they are what the pruning bound has to cover). */
+static void test_kmeans_reciprocal_paths(void)
+{
+	static const int ks[] = {3, 4, 16, 64, 256};
+	int n = 600;
+	double *x = xmalloc((size_t)n * sizeof *x), *w = xmalloc((size_t)n * sizeof *w);
+	double *ws = xmalloc((size_t)n * sizeof *ws), *wl = xmalloc((size_t)n * sizeof *wl);
+	int b[257], bs[257], bl[257], nb[257];
+	for (int round = 0; round < 2; round++) {
+		if (round)
+			outlier_values(n, 40, x, w);
+		else
+			random_uniques(n, 0.5, 40, x, w);
+		for (int i = 0; i < n; i++) {
+			ws[i] = ldexp(w[i], -12);
+			wl[i] = ldexp(w[i], 20);
+		}
+		for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+			int k = ks[ki];
+			CHECK_EQ_INT(lut_kmeans1d(x, w, n, k, b), k);
+			CHECK_EQ_INT(lut_kmeans1d(x, ws, n, k, bs), k);
+			CHECK_EQ_INT(lut_kmeans1d(x, wl, n, k, bl), k);
+			CHECKF(memcmp(b, bs, (size_t)(k + 1) * sizeof *b) == 0 && memcmp(b, bl, (size_t)(k + 1) * sizeof *b) == 0,
+			       "round %d k=%d: table and division disagree", round, k);
+			if (k <= 16) {
+				naive_dp(x, w, n, k, nb);
+				double fast = partition_cost(x, w, b, k), slow = partition_cost(x, w, nb, k);
+				CHECKF(fast <= slow * (1 + 1e-12), "round %d k=%d: fast %.17g naive %.17g", round, k, fast, slow);
+			}
+		}
+	}
+	free(x);
+	free(w);
+	free(ws);
+	free(wl);
 }
 
 static void test_kmeans_bad_args(void)
@@ -629,6 +684,7 @@ int main(void)
 	RUN(test_kmeans_brute_force);
 	RUN(test_kmeans_ties);
 	RUN(test_kmeans_vs_naive_dp);
+	RUN(test_kmeans_reciprocal_paths);
 	RUN(test_kmeans_bad_args);
 	RUN(test_table_rounding_and_assignment);
 	RUN(test_table_rounding_edges);
