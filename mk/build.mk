@@ -69,17 +69,29 @@ $(B)/tests/%: $(B)/tests/tools/%.o $(LIB)
 FUZZ_CC ?= $(shell command -v clang 2>/dev/null)
 FZ ?= build/fuzz
 FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(FZ)/%)
+FZ_LIB := $(FZ)/libfuzzcommon.a
+FZ_OBJ := $(COMMON_SRC:%.c=$(FZ)/obj/%.o)
 ifneq ($(FUZZ_CC),)
-FUZZ_FLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Icommon $(DEP_CFLAGS)
-$(FZ)/%: tests/fuzz/%.c $(COMMON_SRC) $(wildcard common/*.h)
+# common/ is compiled once with coverage instrumentation, each target linked with libFuzzer.
+FUZZ_BASE := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 -fsanitize=address,undefined -Icommon $(DEP_CFLAGS)
+$(FZ)/obj/%.o: %.c $(wildcard common/*.h)
 	@mkdir -p $(@D)
-	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) $< $(COMMON_SRC) $(DEP_LIBS) -o $@
+	$(Q)$(FUZZ_CC) $(FUZZ_BASE) -fsanitize=fuzzer-no-link -c $< -o $@
+$(FZ)/%: tests/fuzz/%.c $(FZ_LIB)
+	@mkdir -p $(@D)
+	$(Q)$(FUZZ_CC) $(FUZZ_BASE) -fsanitize=fuzzer $< $(FZ_LIB) $(DEP_LIBS) -o $@
 else
-FUZZ_FLAGS := $(filter-out -O2,$(ALL_CFLAGS)) -O1 -fsanitize=address,undefined -DFUZZ_STANDALONE
-$(FZ)/%: tests/fuzz/%.c tests/fuzz/driver.c $(COMMON_SRC) $(wildcard common/*.h)
+FUZZ_BASE := $(filter-out -O2,$(ALL_CFLAGS)) -O1 -fsanitize=address,undefined -DFUZZ_STANDALONE
+$(FZ)/obj/%.o: %.c $(wildcard common/*.h)
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(FUZZ_FLAGS) $< tests/fuzz/driver.c $(COMMON_SRC) $(DEP_LIBS) -fsanitize=address,undefined -o $@
+	$(Q)$(CC) $(FUZZ_BASE) -c $< -o $@
+$(FZ)/%: tests/fuzz/%.c tests/fuzz/driver.c $(FZ_LIB)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(FUZZ_BASE) $< tests/fuzz/driver.c $(FZ_LIB) $(DEP_LIBS) -fsanitize=address,undefined -o $@
 endif
+$(FZ_LIB): $(FZ_OBJ)
+	@rm -f $@
+	$(Q)$(AR) rcs $@ $^
 
 .PHONY: FORCE
 FORCE:
