@@ -19,4 +19,18 @@ for b in "$TESTBIN"/bench_*; do
 	echo "== $n"
 	(cd "$SRC" && "$b") || { echo "$n: failed with status $?"; failed+=("$n"); }
 done
+
+# End to end: the bundled stories260K through all eight stages (release
+# programs), wall time per step and in all. BENCH_MODEL=<dir> converts
+# another checkpoint instead (e.g. a Llama-3.2-1B-shaped fixture).
+if [[ "e2e" =~ ${BENCH:-.} ]]; then
+	echo "== e2e: make MODEL=${BENCH_MODEL:-tests/models/stories260K} LUT2=6,4 LUT3=6 CHUNK=2"
+	out=$(mktemp -d)
+	start=$(date +%s.%N)
+	(cd "$SRC" && make --no-print-directory PIPE_BIN="$BIN" MODEL="${BENCH_MODEL:-tests/models/stories260K}" \
+		OUT="$out" LUT2=6,4 LUT3=6 CHUNK=2 STEPS=8 2>&1) | grep -E '^anemake: .* done|agreement' ||
+		{ echo "e2e: failed"; failed+=(e2e); }
+	echo "e2e: $(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s in all; output $(du -sh "$out" | cut -f1)"
+	rm -rf "$out"
+fi
 [ ${#failed[@]} = 0 ] || { echo "failing: ${failed[*]}"; exit 1; }
