@@ -344,6 +344,7 @@ static int add_image(st_model *m, const uint8_t *base, size_t size, const char *
 			break;
 		t->name = xstrdup(e->string);
 		t->file = f->path;
+		t->mapped = f->map != NULL;
 		m->ntensors++;
 	}
 	cJSON_Delete(root);
@@ -816,14 +817,32 @@ static int read_rows(const st_tensor *t, uint64_t row0, uint64_t nrows, void *ds
 	return 0;
 }
 
+/* A stage converts each tensor once: once it has, its pages of the mapped
+ * checkpoint are dropped from the process (the file stays in the page
+ * cache), so a stage's resident memory is its own buffers, not every
+ * checkpoint page it has touched. Touching them again just refaults. */
+static void drop_pages(const st_tensor *t)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	if (!t->mapped || page <= 0 || !t->nbytes)
+		return;
+	uintptr_t a = (uintptr_t)t->data & ~(uintptr_t)(page - 1);
+	uintptr_t b = ((uintptr_t)t->data + (uintptr_t)t->nbytes + (uintptr_t)page - 1) & ~(uintptr_t)(page - 1);
+	madvise((void *)a, b - a, MADV_DONTNEED); /* advice only: failure changes nothing */
+}
+
 int st_read_f32(const st_tensor *t, float *dst)
 {
-	return read_rows(t, 0, st_rows(t), dst, 0, NULL);
+	int rc = read_rows(t, 0, st_rows(t), dst, 0, NULL);
+	drop_pages(t);
+	return rc;
 }
 
 int st_read_fp16(const st_tensor *t, uint16_t *dst, size_t *clamped)
 {
-	return read_rows(t, 0, st_rows(t), dst, 1, clamped);
+	int rc = read_rows(t, 0, st_rows(t), dst, 1, clamped);
+	drop_pages(t);
+	return rc;
 }
 
 int st_read_rows_f32(const st_tensor *t, uint64_t row0, uint64_t nrows, float *dst)

@@ -50,6 +50,7 @@ typedef struct st_tensor {
 	uint64_t nbytes;              /* == data_offsets end - begin */
 	uint64_t offset;              /* begin, relative to the data region */
 	const uint8_t *data;          /* raw little-endian bytes, unaligned */
+	int mapped;                   /* data lies in our read-only file mapping */
 } st_tensor;
 
 typedef struct st_file st_file;   /* one mapped file (private) */
