@@ -51,6 +51,11 @@ replace_if_changed() {
 	mv -f "$1" "$2"
 }
 
+# Interrupted, leave no temporaries.
+trap 'rm -f "${tmp:-}"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
 cmd=${1:?usage: key.sh key|out|why ...}
 shift
 case "$cmd" in

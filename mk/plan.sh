@@ -13,6 +13,9 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$ST"
+trap 'rm -f "$ST"/*.args.tmp "$ST/plan.mk.tmp"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 plan=$("$BIN/ffn" --plan --model "$MODEL" --chunk "$CHUNK" --max-chunk-mb "$MAX_CHUNK_MB" \
 	${LUT2:+--lut "$LUT2"} ${PREFIX:+--prefix "$PREFIX"} 2>"$ST/plan.txt") || { cat "$ST/plan.txt" >&2; exit 1; }

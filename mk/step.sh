@@ -18,6 +18,10 @@ if [ "$1" = -o ]; then output=$2; shift 2; fi
 shift
 here=$(cd "$(dirname "$0")" && pwd)
 outs=$st/$name.paths
+# Interrupted or failed, leave no temporaries (the stage removes its own).
+trap 'rm -f "$outs.tmp.$$" "$st/$name.stamp.tmp.$$"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 stamp() { : >"$st/$name.stamp.tmp.$$" && mv -f "$st/$name.stamp.tmp.$$" "$st/$name.stamp"; }
 
 "$here/key.sh" key "$st/$name.key" "$st/$name.args"

@@ -66,8 +66,10 @@ else fail clean_runs_identical "$(diff -r -x .anemake -x smoketest.json first s 
 
 # --- Ctrl-C in the middle, then resume ---------------------------------------------
 "$TESTBIN/mkfixture" --arch llama --out big --hidden 256 --intermediate 1024 --layers 4 --vocab 1024 >/dev/null
-setsid make -C "$SRC" --no-print-directory PIPE_BIN="$BIN" MODEL="$SCRATCH/big" OUT="$SCRATCH/k" LUT2=6 CHUNK=2 \
-	CONTEXT=64 BATCH=8 STEPS=4 >k1.out 2>k1.log &
+# A background job of a non-interactive shell starts with SIGINT ignored; a
+# terminal's Ctrl-C does not, so restore the default before make starts.
+setsid perl -e '$SIG{INT} = "DEFAULT"; exec @ARGV or die' make -C "$SRC" --no-print-directory PIPE_BIN="$BIN" \
+	MODEL="$SCRATCH/big" OUT="$SCRATCH/k" LUT2=6 CHUNK=2 CONTEXT=64 BATCH=8 STEPS=4 >k1.out 2>k1.log &
 pid=$!
 for ((i = 0; i < 600; i++)); do grep -q '^anemake: FFN chunk' k1.log 2>/dev/null && break; sleep 0.05; done
 kill -INT -- -"$pid" 2>/dev/null
