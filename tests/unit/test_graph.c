@@ -26,6 +26,7 @@
 #include "runtime.h"
 #include "util.h"
 #include "test.h"
+#include "test_fixture.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -33,22 +34,7 @@
 
 static char g_tmp[256];
 
-/* Write fixture `name` with mkfixture `args`; its directory, or NULL when
- * TESTBIN is not set (the caller skips). */
-static char *fixture(const char *name, const char *args)
-{
-	const char *bin = getenv("TESTBIN");
-	if (!bin || !*bin)
-		return NULL;
-	char *dir = xasprintf("%s/%s", g_tmp, name);
-	if (!is_dir(dir)) {
-		char *cmd = xasprintf("'%s/mkfixture' --out '%s' %s >/dev/null", bin, dir, args);
-		int rc = system(cmd);
-		CHECKF(rc == 0, "%s: exit %d", cmd, rc);
-		free(cmd);
-	}
-	return dir;
-}
+static char *fixture(const char *name, const char *args) { return test_fixture(g_tmp, name, args); }
 
 /* ------------------------------------------------------------------ */
 /* Arithmetic                                                          */

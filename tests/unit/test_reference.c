@@ -16,6 +16,7 @@
 #include "hfmodel.h"
 #include "reference.h"
 #include "test.h"
+#include "test_fixture.h"
 #include "util.h"
 
 #include <stdint.h>
@@ -36,22 +37,7 @@ static const int g_stories_greedy[48] = {
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 
-/* Write fixture `name` with mkfixture `args`; its directory, or NULL when
- * TESTBIN is not set (the caller skips). Failure to write is a FAIL. */
-static char *fixture(const char *name, const char *args)
-{
-	const char *bin = getenv("TESTBIN");
-	if (!bin || !*bin)
-		return NULL;
-	char *dir = xasprintf("%s/%s", g_tmp, name);
-	if (!is_dir(dir)) {
-		char *cmd = xasprintf("'%s/mkfixture' --out '%s' %s >/dev/null", bin, dir, args);
-		int rc = system(cmd);
-		CHECKF(rc == 0, "%s: exit %d", cmd, rc);
-		free(cmd);
-	}
-	return dir;
-}
+static char *fixture(const char *name, const char *args) { return test_fixture(g_tmp, name, args); }
 
 static int argmax(const float *v, int n)
 {
