@@ -12,6 +12,12 @@ LUT2 ?= 4
 LUT3 ?= 6
 CHUNK ?= 2
 MAX_CHUNK_MB ?= 950
+# MONOLITHIC=1 (ANEMLL's convert_monolith.sh): one LUT spec for the whole
+# package, as its --lut (default 4); LUT_EMBED / LUT_LMHEAD override it for
+# the embedding table / the LM head (its --lut-embeddings / --lut-lmhead).
+LUT ?= 4
+LUT_EMBED ?=
+LUT_LMHEAD ?=
 
 # The demo model shipped with the sources (MIT, see its README).
 DEMO_MODEL := tests/models/stories260K

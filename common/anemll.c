@@ -40,9 +40,9 @@ static void set_sizes(ml_model *m, const int *sizes, int n)
 
 void anemll_set_metadata(ml_model *m, const anemll_meta *meta)
 {
-	char *desc = meta->functions
-			     ? xasprintf("Anemll Model: Multifunction %s", meta->part_title)
-			     : xasprintf("Anemll Model (%s) converted to CoreML", meta->part_title);
+	char *desc = meta->functions    ? xasprintf("Anemll Model: Multifunction %s", meta->part_title)
+		     : meta->part_title ? xasprintf("Anemll Model (%s) converted to CoreML", meta->part_title)
+					: xasprintf("Anemll Model Part %s converted to CoreML", meta->part);
 	char *info = xasprintf("Converted with anemake v%s (ANEMLL %s interface)", ANEMAKE_VERSION, ANEMLL_VERSION);
 	ml_model_set_metadata(m, desc, ANEMLL_VERSION, info, NULL);
 	ml_model_set_user_meta(m, "com.anemll.info", info);

@@ -25,6 +25,8 @@ char *anemll_part_name(const char *prefix, const char *part, int lut_bits, int c
 
 typedef struct anemll_meta {
 	const char *part_title;  /* "Embeddings", "LM Head", "FFN", "Prefill" */
+	const char *part;        /* without a title: ANEMLL's split_part ("2_rotate",
+	                          * "monolithic", ...), described as "Part <part>" */
 	int context_length;      /* 0: omit each number that is 0 */
 	int batch_size;
 	int num_chunks, chunk_no;

@@ -60,6 +60,7 @@ static const arch_info g_arch[ARCH_COUNT] = {
 		.lm_head_splits = 16, .qk_norm = 1, .o_bias_with_attention_bias = 1,
 		.norm_plus_one = 1, .act = ACT_GELU_TANH, .embed_scale_sqrt_hidden = 1,
 		.four_norms = 1, .always_sliding_window = 1, .tensor_prefix = "model.",
+		.split_kv_cache = 1, .lut_min_elements = 8192, .softmax_op = 1,
 		.def = {.tie_word_embeddings = 1, .rope_theta = 1e6, .rms_norm_eps = 1e-6,
 			.max_position_embeddings = 131072, .sliding_window = 512,
 			.rope_local_base_freq = 10000.0, .sliding_window_pattern = 6,

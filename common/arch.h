@@ -64,6 +64,10 @@ typedef struct arch_info {
 	int o_proj_linear;              /* ANEMLL keeps o_proj a 2-D linear (MIL linear), not a conv */
 	int attn_fp32;                  /* ANEMLL computes attention logits/softmax in fp32 */
 	int always_sliding_window;      /* sliding-window layers regardless of use_sliding_window */
+	int split_kv_cache;             /* ANEMLL's two caches: local (sliding window) and global */
+	int lut_min_elements;           /* palettize only tensors with MORE elements than this
+	                                   (0: coremltools' 2048; ANEMLL's Gemma 3 converter: 8192) */
+	int softmax_op;                 /* attention uses the MIL softmax op, not its expansion */
 	const char *tensor_prefix;      /* decoder tensors live under this name ("model.") */
 	arch_defaults def;
 } arch_info;

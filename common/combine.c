@@ -338,8 +338,10 @@ static const ml_metadata *source_metadata(const source *s)
 static char *combined_description(const source *src, size_t n)
 {
 	char *titles = xstrdup(""), *tmp;
+	int described = 0;
 	for (size_t i = 0; i < n; i++) {
 		const ml_metadata *md = source_metadata(&src[i]);
+		described |= md && *md->short_description;
 		const char *open = md ? strchr(md->short_description, '(') : NULL, *close = open ? strchr(open, ')') : NULL;
 		if (!close)
 			continue;
@@ -353,6 +355,9 @@ static char *combined_description(const source *src, size_t n)
 	}
 	if (*titles) {
 		tmp = xasprintf("Anemll Model: Multifunction %s", titles);
+	} else if (described) {
+		/* "Anemll Model Part monolithic converted to CoreML", "... Part 2_rotate ...": no "(A)" */
+		tmp = xstrdup("Anemll Model: Multifunction Combined");
 	} else {
 		tmp = xstrdup("Combined model with functions: ");
 		for (size_t i = 0; i < n; i++) {

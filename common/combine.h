@@ -14,8 +14,10 @@
  *   - metadata is ANEMLL's AddCombinedMetadata: shortDescription
  *     "Anemll Model: Multifunction <A>+<B>" from the "(A)" part of each
  *     source's description (sources without one, such as Gemma's rotate
- *     parts, add nothing; no title at all gives "Combined model with
- *     functions: <targets>"); versionString, author and license are the first
+ *     parts, add nothing; descriptions without any "(A)", as the monolithic
+ *     and the split-rotate _rot sources have, give "Anemll Model:
+ *     Multifunction Combined"; no description at all gives "Combined model
+ *     with functions: <targets>"); versionString, author and license are the first
  *     non-empty ones; userDefined keeps the com.anemll.* keys and coremltools'
  *     source/source_dialect/version keys, first non-empty value per key
  *     (other keys, e.g. conversion_date, are dropped as AddMetadata does);
@@ -30,8 +32,9 @@
  *     a byte-identical package.
  *
  * ANEMLL's chunked combine is N = 2 (FFN main -> infer, prefill main ->
- * prefill); Gemma 3 adds infer_rotate and prefill_rotate; the monolithic
- * combine uses the same call with its own package names.
+ * prefill); Gemma 3 adds infer_rotate and prefill_rotate (or, split, a
+ * second package of those two); the monolithic combine uses the same call
+ * with its own package names (stages/combine.c).
  *
  * Every source function must declare the same states (name, dtype, shape) as
  * the first one, since one MLState serves all of them at run time. Any

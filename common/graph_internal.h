@@ -40,6 +40,7 @@ typedef struct graph_ctx {
 	const char **shared;      /* names of shared consts already emitted */
 	size_t nshared, shared_cap;
 	const char *zero_bias;    /* the shared zero bias of linear o_proj, once made */
+	const char *lut_flag;     /* the flag w->lut came from, for messages; NULL: "--lut" */
 } graph_ctx;
 
 void graph_ctx_init(graph_ctx *g, mil_block *b, weights_ctx *w, const hf_model *hf);
@@ -60,6 +61,9 @@ const char *graph_shared(graph_ctx *g, const char *name, mil_value *v);
  * (as coremltools), an immediate otherwise. -1 on write errors. */
 int graph_fp16_const(graph_ctx *g, const char *name, const uint16_t *data, int rank, const int64_t *dims,
 		     graph_val *out);
+/* An int32 tensor const called `name` (an immediate, as coremltools writes
+ * int32 consts). */
+graph_val graph_i32_const(graph_ctx *g, const char *name, const int32_t *data, int rank, const int64_t *dims);
 /* A scalar const of x's float dtype (fp16 or fp32), shared by value. */
 const char *graph_scalar(graph_ctx *g, int dtype, double v);
 /* The shape of v as a mil_type. */
@@ -67,8 +71,12 @@ mil_type *graph_type(graph_ctx *g, const graph_val *v);
 
 /* ---- ops: each returns its output, named graph_name(what) ---- */
 
-/* add, sub, mul, real_div with numpy broadcasting. */
+/* add, sub, mul, real_div, mod (int32 too) with numpy broadcasting. */
 graph_val graph_binary(graph_ctx *g, const char *type, const char *what, graph_val x, graph_val y);
+/* equal, greater_equal, ... with numpy broadcasting: a bool output. */
+graph_val graph_compare(graph_ctx *g, const char *type, const char *what, graph_val x, graph_val y);
+/* cond ? a : b elementwise (cond bool), broadcasting all three. */
+graph_val graph_select(graph_ctx *g, const char *what, graph_val cond, graph_val a, graph_val b);
 /* x * c for a scalar constant c. */
 graph_val graph_scale(graph_ctx *g, const char *what, graph_val x, double c);
 /* exp, silu, ... (one input x, same shape). */
@@ -117,26 +125,52 @@ graph_val graph_rename_last(graph_ctx *g, graph_val v, const char *name);
 graph_val graph_to_channels(graph_ctx *g, const char *what, graph_val x);
 graph_val graph_to_sequence(graph_ctx *g, const char *what, graph_val x);
 /* RMSNorm of x over its last axis with checkpoint gain `tensor` (suffix of
- * hf_model_tensor, or a layer tensor when layer >= 0): the layer_norm trick. */
+ * hf_model_tensor, or a layer tensor when layer >= 0): the layer_norm trick.
+ * graph_rms_norm_scaled multiplies the gain by `scale` (in fp32, before the
+ * one rounding to fp16): the FP16 scaling's alpha * (1 + w). */
 int graph_rms_norm(graph_ctx *g, const char *what, graph_val x, int layer, const char *tensor, graph_val *out);
+int graph_rms_norm_scaled(graph_ctx *g, const char *what, graph_val x, int layer, const char *tensor, double scale,
+			  graph_val *out);
 
-/* Per-function RoPE rows: cos/sin halves [1,1,S,d/2] at the given positions. */
+/* Per-function RoPE rows: cos/sin halves [1,1,S,d/2] at the given positions,
+ * from a table of `rows` positions with base theta and scaling rs; the
+ * table consts are called "<tag>_cos_table" / "<tag>_sin_table". */
 typedef struct graph_rope {
 	graph_val cos_h, sin_h;
 } graph_rope;
-int graph_rope_rows(graph_ctx *g, graph_val positions, int context, graph_rope *out);
+int graph_rope_rows(graph_ctx *g, graph_val positions, int rows, const hf_rope_scaling *rs, double theta,
+		    const char *tag, graph_rope *out);
+
+/* One KV cache as the layers of a function see it. */
+typedef struct graph_kv {
+	graph_val state, cache; /* cache: the latest read of state */
+	int64_t len;            /* slots attended: C, or the local window */
+	int rotate;             /* a ring (rotate functions, local cache): position q in slot q mod len */
+	graph_val ring_begin, ring_end; /* rotate: the slots [current_pos mod len, + S) written */
+	graph_val mask;         /* additive mask [1,1,S,len] in the attention dtype
+	                         * (prefill_rotate: [1,1,S,len+S], graph.c) */
+	graph_rope rope;
+	int used;               /* set up by the function's prologue */
+} graph_kv;
 
 typedef struct graph_layer_io {
 	graph_mode mode;
-	int seq;              /* S */
-	int context;          /* C */
-	int skip_mlp;         /* prefill of the model's last layer: its output is unused */
-	graph_val current_pos, pos_end, mask, state, cache; /* cache: latest read of state */
-	graph_rope rope;
+	int seq;                /* S */
+	int context;            /* C */
+	int skip_mlp;           /* prefill of the model's last layer: its output is unused */
+	double clamp;           /* clip after each residual add to [-clamp, clamp]; 0: none */
+	double post_norm_scale; /* FP16 scaling alpha on the post norms' gains; 1: none */
+	graph_val current_pos, pos_end;
+	graph_kv kv[2];         /* [0] the unified (or Gemma's global) cache, [1] Gemma's local cache */
 } graph_layer_io;
 
-/* One decoder layer: h [1,S,H] -> *out. Updates io->cache. */
+/* One decoder layer: h [1,S,H] -> *out. Updates the cache it writes. */
 int graph_layer(graph_ctx *g, graph_layer_io *io, int layer, graph_val h, graph_val *out);
+
+/* clip(x, -v, v). */
+graph_val graph_clip(graph_ctx *g, const char *what, graph_val x, double v);
+/* softmax over the last axis as one MIL op. */
+graph_val graph_softmax_op(graph_ctx *g, const char *what, graph_val x);
 
 /* weights_emit, with a palettization failure (a LUT group that does not
  * divide the channels) reported as "--lut SPEC: <tensor>: why". */
@@ -147,5 +181,7 @@ const char *graph_emit_weight(graph_ctx *g, const char *name, const uint16_t *da
 const char *graph_proj_weight(graph_ctx *g, int layer, const char *suffix, int as_conv);
 /* A 1-D checkpoint tensor (bias) as an fp16 const; NULL when absent. */
 const char *graph_vector(graph_ctx *g, int layer, const char *suffix, int plus_one, int *err);
+/* The same with every value multiplied by scale after the plus one. */
+const char *graph_vector_scaled(graph_ctx *g, int layer, const char *suffix, int plus_one, double scale, int *err);
 
 #endif

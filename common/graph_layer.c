@@ -8,14 +8,20 @@
  *   out = h1 + down(act(gate(x)) * up(x))              x = norm(h1)
  *
  * in the layout ANEMLL uses: projections are 1x1 convs on [1,C,1,S], heads
- * are [1,n,S,d], the KV cache is one state [2L, kv, C, d] updated with
- * read_state -> slice_update -> write_state -> read_state, and attention
- * runs over all C cached positions with the additive causal mask.
+ * are [1,n,S,d], the KV cache is one state [2L, kv, C, d] (Gemma 3: the
+ * layer's local or global cache, graph.h) updated with read_state ->
+ * slice_update -> write_state -> read_state, and attention runs over the
+ * cache's slots with the additive causal mask. In the rotate functions
+ * Gemma's local cache is a ring (position q in slot q mod W, graph.h):
+ * writes go to their slots, nothing shifts; prefill_rotate attends the old
+ * window plus the batch for exactness.
+ * Residual adds are clipped when --clamp asks.
  * Architecture differences are traits (arch.h), each a branch at one place:
  * qk_norm (per-head RMSNorm before RoPE), attention_bias / mlp_bias (conv
  * biases), o_proj_linear (Llama's o_proj is a `linear`), attn_fp32 (Qwen
  * 2.5: scores, softmax and P.V in fp32), norm_plus_one and four_norms
- * (Gemma's (1+w) gains and post-attention / feed-forward norms), act.
+ * (Gemma's (1+w) gains and post-attention / feed-forward norms, scaled by
+ * the FP16 alpha), softmax_op (Gemma: MIL softmax), act.
  */
 #include "graph_internal.h"
 
@@ -62,10 +68,10 @@ const char *graph_emit_weight(graph_ctx *g, const char *name, const uint16_t *da
 			      const int64_t *shape)
 {
 	const char *v = weights_emit(g->w, g->b, name, data, rank, shape);
-	if (!v && g->w->lut.bits && lut_eligible((int)rank, shape)) {
+	if (!v && weights_lut_applies(g->w, rank, shape)) {
 		char spec[LUT_SPEC_BUFSIZE];
 		char *msg = xstrdup(errmsg());
-		errf("--lut %s: %s", lut_spec_format(&g->w->lut, spec, sizeof spec), msg);
+		errf("%s %s: %s", g->lut_flag ? g->lut_flag : "--lut", lut_spec_format(&g->w->lut, spec, sizeof spec), msg);
 		free(msg);
 	}
 	return v;
@@ -93,6 +99,11 @@ const char *graph_proj_weight(graph_ctx *g, int layer, const char *suffix, int a
 
 const char *graph_vector(graph_ctx *g, int layer, const char *suffix, int plus_one, int *err)
 {
+	return graph_vector_scaled(g, layer, suffix, plus_one, 1.0, err);
+}
+
+const char *graph_vector_scaled(graph_ctx *g, int layer, const char *suffix, int plus_one, double scale, int *err)
+{
 	*err = 0;
 	const st_tensor *t = find_tensor(g, layer, suffix);
 	if (!t)
@@ -103,9 +114,12 @@ const char *graph_vector(graph_ctx *g, int layer, const char *suffix, int plus_o
 	graph_val v = {0};
 	*err = st_read_f32(t, f);
 	if (*err == 0) {
-		/* Gemma's (1 + w) is taken in fp32 and rounded once, as HF does. */
+		/* Gemma's (1 + w) is taken in fp32 and rounded once, as HF does;
+		 * the FP16 scaling's alpha * (1 + w) likewise. */
 		for (size_t i = 0; plus_one && i < n; i++)
 			f[i] += 1.0f;
+		for (size_t i = 0; scale != 1.0 && i < n; i++)
+			f[i] = (float)(f[i] * scale);
 		warn_clamped(t, f32_array_to_fp16(f, h, n));
 		char *name = weight_name(layer, suffix);
 		int64_t dims[1] = {(int64_t)n};
@@ -118,10 +132,10 @@ const char *graph_vector(graph_ctx *g, int layer, const char *suffix, int plus_o
 }
 
 /* A 1-D tensor the config calls for (hf_model_open checked it is there). */
-static const char *required_vector(graph_ctx *g, int layer, const char *suffix, int plus_one)
+static const char *required_vector(graph_ctx *g, int layer, const char *suffix, int plus_one, double scale)
 {
 	int err;
-	const char *v = graph_vector(g, layer, suffix, plus_one, &err);
+	const char *v = graph_vector_scaled(g, layer, suffix, plus_one, scale, &err);
 	if (!v && !err && layer >= 0)
 		errf("tensor '%s' of layer %d not found in '%s'", suffix, layer, g->hf->dir);
 	else if (!v && !err)
@@ -176,6 +190,12 @@ static graph_val to_heads(graph_ctx *g, const char *what, graph_val x, int64_t n
 
 int graph_rms_norm(graph_ctx *g, const char *what, graph_val x, int layer, const char *tensor, graph_val *out)
 {
+	return graph_rms_norm_scaled(g, what, x, layer, tensor, 1.0, out);
+}
+
+int graph_rms_norm_scaled(graph_ctx *g, const char *what, graph_val x, int layer, const char *tensor, double scale,
+			  graph_val *out)
+{
 	char buf[80];
 	int64_t n = x.d[x.rank - 1];
 	snprintf(buf, sizeof buf, "%s_neg", what);
@@ -187,35 +207,45 @@ int graph_rms_norm(graph_ctx *g, const char *what, graph_val x, int layer, const
 	graph_val ln = graph_layer_norm(g, buf, cat, g->c->rms_norm_eps);
 	snprintf(buf, sizeof buf, "%s_half", what);
 	graph_val half = graph_slice_last(g, buf, ln, 0, n);
-	const char *gain = required_vector(g, layer, tensor, g->c->arch->norm_plus_one);
+	const char *gain = required_vector(g, layer, tensor, g->c->arch->norm_plus_one, scale);
 	if (!gain)
 		return -1;
 	*out = graph_binary(g, "mul", what, half, graph_val_make(gain, MIL_FP16, 1, &n));
 	return 0;
 }
 
-int graph_rope_rows(graph_ctx *g, graph_val positions, int context, graph_rope *out)
+int graph_rope_rows(graph_ctx *g, graph_val positions, int rows, const hf_rope_scaling *rs, double theta,
+		    const char *tag, graph_rope *out)
 {
 	int d = g->c->head_dim;
-	size_t n = xmul((size_t)context, (size_t)d);
+	size_t n = xmul((size_t)rows, (size_t)d);
 	uint16_t *cos_tab = xmalloc(xmul(n, 2)), *sin_tab = xmalloc(xmul(n, 2));
-	int rc = graph_rope_tables(g->c, context, cos_tab, sin_tab);
+	int rc = graph_rope_tables_base(rs, theta, d, rows, cos_tab, sin_tab);
 	graph_val ct, st;
-	int64_t dims[3] = {1, context, d};
+	int64_t dims[3] = {1, rows, d};
+	char b[4][64];
+	const char *sfx[4] = {"cos_table", "sin_table", "cos", "sin"};
+	for (int i = 0; i < 4; i++)
+		snprintf(b[i], sizeof b[i], "%s_%s", tag, sfx[i]);
 	if (rc == 0)
-		rc = graph_fp16_const(g, "rope_cos_table", cos_tab, 3, dims, &ct);
+		rc = graph_fp16_const(g, b[0], cos_tab, 3, dims, &ct);
 	if (rc == 0)
-		rc = graph_fp16_const(g, "rope_sin_table", sin_tab, 3, dims, &st);
+		rc = graph_fp16_const(g, b[1], sin_tab, 3, dims, &st);
 	free(cos_tab);
 	free(sin_tab);
 	if (rc != 0)
 		return -1;
 	int64_t s = positions.d[0], four[4] = {1, 1, s, d};
-	graph_val c4 = graph_reshape(g, "rope_cos", graph_gather(g, "rope_cos_rows", ct, positions, 1), 4, four);
-	graph_val s4 = graph_reshape(g, "rope_sin", graph_gather(g, "rope_sin_rows", st, positions, 1), 4, four);
+	char rows_c[72], rows_s[72], half_c[72], half_s[72];
+	snprintf(rows_c, sizeof rows_c, "%s_rows", b[2]);
+	snprintf(rows_s, sizeof rows_s, "%s_rows", b[3]);
+	snprintf(half_c, sizeof half_c, "%s_half", b[2]);
+	snprintf(half_s, sizeof half_s, "%s_half", b[3]);
+	graph_val c4 = graph_reshape(g, b[2], graph_gather(g, rows_c, ct, positions, 1), 4, four);
+	graph_val s4 = graph_reshape(g, b[3], graph_gather(g, rows_s, st, positions, 1), 4, four);
 	/* The tables repeat their first half (rotate-half layout): keep one. */
-	out->cos_h = graph_slice_last(g, "rope_cos_half", c4, 0, d / 2);
-	out->sin_h = graph_slice_last(g, "rope_sin_half", s4, 0, d / 2);
+	out->cos_h = graph_slice_last(g, half_c, c4, 0, d / 2);
+	out->sin_h = graph_slice_last(g, half_s, s4, 0, d / 2);
 	return 0;
 }
 
@@ -252,7 +282,7 @@ static int project(graph_ctx *g, int layer, const char *name, int has_bias, grap
 	const char *bias = NULL;
 	if (has_bias) {
 		snprintf(suffix, sizeof suffix, "%s.bias", name);
-		if (!(bias = required_vector(g, layer, suffix, 0)))
+		if (!(bias = required_vector(g, layer, suffix, 0, 1.0)))
 			return -1;
 	}
 	const char *dot = strrchr(name, '.');
@@ -260,7 +290,6 @@ static int project(graph_ctx *g, int layer, const char *name, int has_bias, grap
 	return 0;
 }
 
-/* Write update [1,kv,S,d] at cache index idx, positions [current_pos, +S). */
 static graph_val i32x1(graph_ctx *g, int64_t v)
 {
 	char name[32];
@@ -270,32 +299,47 @@ static graph_val i32x1(graph_ctx *g, int64_t v)
 	return graph_val_make(graph_shared(g, name, mil_value_i32s(g->a, 1, &x)), MIL_INT32, 1, &one);
 }
 
-static void kv_write(graph_ctx *g, graph_layer_io *io, const char *what, int64_t idx, graph_val update)
+/* Write update [1,kv,S,d] into cache index idx at slots [current_pos,
+ * +S), or, in a ring (kv->rotate), at [current_pos mod len, +S): one
+ * slice_update either way, never a copy of the cache (chat.py's blocks
+ * start at multiples of S, which divides len, so they never wrap). A ring
+ * write of S > 1 rows (prefill_rotate) also returns in *ext the len slots as
+ * they were before the write followed by the S new rows, [1,kv,len+S,d]:
+ * the keys an exact window needs, as the first rows of the batch still see
+ * positions the later rows overwrite. */
+static void kv_write(graph_ctx *g, graph_layer_io *io, graph_kv *kv, const char *what, int64_t idx, graph_val update,
+		     graph_val *ext)
 {
-	graph_val zero = i32x1(g, 0);
-	graph_val b[4] = {i32x1(g, idx), zero, io->current_pos, zero};
-	graph_val e[4] = {i32x1(g, idx + 1), i32x1(g, update.d[1]), io->pos_end, i32x1(g, update.d[3])};
 	char bn[64], en[64], wn[64];
 	snprintf(bn, sizeof bn, "%s_begin", what);
 	snprintf(en, sizeof en, "%s_end", what);
 	snprintf(wn, sizeof wn, "%s_write", what);
+	int64_t S = update.d[2], kvh = update.d[1], d = update.d[3];
+	if (kv->rotate && S > 1) {
+		char on[64], xn[64];
+		snprintf(on, sizeof on, "%s_window", what);
+		snprintf(xn, sizeof xn, "%s_ext", what);
+		int64_t ob[4] = {idx, 0, 0, 0}, oe[4] = {idx + 1, kvh, kv->len, d};
+		graph_val parts[2] = {graph_slice(g, on, kv->cache, ob, oe), update};
+		*ext = graph_concat(g, xn, 2, 2, parts);
+	}
+	graph_val zero = i32x1(g, 0);
+	graph_val b[4] = {i32x1(g, idx), zero, kv->rotate ? kv->ring_begin : io->current_pos, zero};
+	graph_val e[4] = {i32x1(g, idx + 1), i32x1(g, kvh), kv->rotate ? kv->ring_end : io->pos_end, i32x1(g, d)};
 	graph_val begin = graph_concat(g, bn, 0, 4, b), end = graph_concat(g, en, 0, 4, e);
-	graph_val upd = graph_slice_update(g, what, io->cache, update, begin, end);
-	graph_write_state(g, wn, io->state, upd);
+	graph_val upd = graph_slice_update(g, what, kv->cache, update, begin, end);
+	graph_write_state(g, wn, kv->state, upd);
 	snprintf(wn, sizeof wn, "%s_cache", what);
-	io->cache = graph_read_state(g, wn, io->state);
+	kv->cache = graph_read_state(g, wn, kv->state);
 }
 
-/* All C cached positions of cache index idx, repeated for GQA: [1,heads,C,d]. */
-static graph_val kv_read(graph_ctx *g, graph_layer_io *io, const char *what, int64_t idx, int dtype)
+/* Keys or values x [1,kv,T,d] in the attention dtype, repeated for GQA: [1,heads,T,d]. */
+static graph_val kv_expand(graph_ctx *g, const char *what, graph_val x, int dtype)
 {
 	const hf_config *c = g->c;
-	int64_t kv = c->num_key_value_heads, C = io->context, d = c->head_dim;
-	int64_t rep = c->num_attention_heads / kv;
-	int64_t begin[4] = {idx, 0, 0, 0}, end[4] = {idx + 1, kv, C, d};
+	int64_t nkv = x.d[1], T = x.d[2], d = x.d[3];
+	int64_t rep = c->num_attention_heads / nkv;
 	char b[64];
-	snprintf(b, sizeof b, "%s_all", what);
-	graph_val x = graph_slice(g, b, io->cache, begin, end);
 	if (dtype != x.dtype) {
 		snprintf(b, sizeof b, "%s_fp32", what);
 		x = graph_cast(g, b, x, dtype);
@@ -303,7 +347,7 @@ static graph_val kv_read(graph_ctx *g, graph_layer_io *io, const char *what, int
 	if (rep == 1)
 		return x;
 	/* Each kv head repeated rep times in a row: query head q uses kv head q / rep. */
-	int64_t split[4] = {kv, 1, C, d}, reps[4] = {1, rep, 1, 1}, heads[4] = {1, kv * rep, C, d};
+	int64_t split[4] = {nkv, 1, T, d}, reps[4] = {1, rep, 1, 1}, heads[4] = {1, nkv * rep, T, d};
 	snprintf(b, sizeof b, "%s_split", what);
 	x = graph_reshape(g, b, x, 4, split);
 	snprintf(b, sizeof b, "%s_tiled", what);
@@ -311,8 +355,17 @@ static graph_val kv_read(graph_ctx *g, graph_layer_io *io, const char *what, int
 	return graph_reshape(g, what, x, 4, heads);
 }
 
+/* The kv->len attended slots of cache index idx, repeated for GQA: [1,heads,len,d]. */
+static graph_val kv_read(graph_ctx *g, const graph_kv *kv, const char *what, int64_t idx, int dtype)
+{
+	int64_t begin[4] = {idx, 0, 0, 0}, end[4] = {idx + 1, g->c->num_key_value_heads, kv->len, g->c->head_dim};
+	char b[64];
+	snprintf(b, sizeof b, "%s_all", what);
+	return kv_expand(g, what, graph_slice(g, b, kv->cache, begin, end), dtype);
+}
+
 /* q, k, v [1,n,S,d] after norms and RoPE; k and v go to the cache. */
-static int attention_inputs(graph_ctx *g, graph_layer_io *io, int layer, graph_val h, graph_val qkv[3])
+static int attention_inputs(graph_ctx *g, const graph_rope *rope, int layer, graph_val h, graph_val qkv[3])
 {
 	const hf_config *c = g->c;
 	int64_t nh = c->num_attention_heads, kv = c->num_key_value_heads, d = c->head_dim;
@@ -332,8 +385,8 @@ static int attention_inputs(graph_ctx *g, graph_layer_io *io, int layer, graph_v
 	    (graph_rms_norm(g, "q_norm", q, layer, "self_attn.q_norm.weight", &q) != 0 ||
 	     graph_rms_norm(g, "k_norm", k, layer, "self_attn.k_norm.weight", &k) != 0))
 		return -1;
-	qkv[0] = rotate(g, "q_rope", q, &io->rope);
-	qkv[1] = rotate(g, "k_rope", k, &io->rope);
+	qkv[0] = rotate(g, "q_rope", q, rope);
+	qkv[1] = rotate(g, "k_rope", k, rope);
 	return 0;
 }
 
@@ -356,7 +409,7 @@ static int output_projection(graph_ctx *g, int layer, graph_val o, graph_val *ou
 	int64_t n = o.d[1], s = o.d[2], d = o.d[3], H = c->hidden_size;
 	const char *bias = NULL;
 	if (c->attention_bias && c->arch->o_bias_with_attention_bias &&
-	    !(bias = required_vector(g, layer, "self_attn.o_proj.bias", 0)))
+	    !(bias = required_vector(g, layer, "self_attn.o_proj.bias", 0, 1.0)))
 		return -1;
 	const char *w = graph_proj_weight(g, layer, "self_attn.o_proj.weight", !c->arch->o_proj_linear);
 	if (!w)
@@ -379,27 +432,47 @@ static int output_projection(graph_ctx *g, int layer, graph_val o, graph_val *ou
 	return 0;
 }
 
+/* The layer's cache (Gemma: local or global) and K/V indices in it: K at
+ * idx, V at idx + n, n = layers of the cache's type (all layers when unified). */
+static graph_kv *layer_cache(graph_ctx *g, graph_layer_io *io, int layer, int64_t *k_idx, int64_t *v_idx)
+{
+	int local, n;
+	int idx = graph_cache_slot(g->c, layer, &local, &n);
+	graph_kv *kv = &io->kv[local ? 1 : 0];
+	ASSERT(kv->used);
+	*k_idx = idx;
+	*v_idx = idx + n;
+	return kv;
+}
+
 static int attention(graph_ctx *g, graph_layer_io *io, int layer, graph_val h, graph_val *out)
 {
 	const hf_config *c = g->c;
-	int L = c->num_hidden_layers, dt = c->arch->attn_fp32 ? MIL_FP32 : MIL_FP16;
+	int dt = c->arch->attn_fp32 ? MIL_FP32 : MIL_FP16;
+	int64_t ki, vi;
+	graph_kv *kv = layer_cache(g, io, layer, &ki, &vi);
 	graph_val qkv[3];
-	if (attention_inputs(g, io, layer, h, qkv) != 0)
+	if (attention_inputs(g, &kv->rope, layer, h, qkv) != 0)
 		return -1;
-	kv_write(g, io, "k_store", layer, qkv[1]);
-	kv_write(g, io, "v_store", layer + L, qkv[2]);
-	graph_val K = kv_read(g, io, "k_cache", layer, dt), V = kv_read(g, io, "v_cache", layer + L, dt);
+	graph_val kx = {0}, vx = {0};
+	kv_write(g, io, kv, "k_store", ki, qkv[1], &kx);
+	kv_write(g, io, kv, "v_store", vi, qkv[2], &vx);
+	/* prefill_rotate attends over the old window plus the batch (kv_write) */
+	graph_val K = kx.name ? kv_expand(g, "k_cache", kx, dt) : kv_read(g, kv, "k_cache", ki, dt);
+	graph_val V = vx.name ? kv_expand(g, "v_cache", vx, dt) : kv_read(g, kv, "v_cache", vi, dt);
 	graph_val q = dt == MIL_FP32 ? graph_cast(g, "q_fp32", qkv[0], dt) : qkv[0];
 	graph_val s = graph_matmul(g, "scores", q, K, 1);
 	s = graph_scale(g, "scores_scaled", s, 1.0 / sqrt(c->query_pre_attn_scalar));
-	s = graph_binary(g, "add", "scores_masked", s, io->mask);
-	graph_val o = graph_matmul(g, "attn", graph_softmax(g, "probs", s), V, 0);
+	s = graph_binary(g, "add", "scores_masked", s, kv->mask);
+	graph_val p = c->arch->softmax_op ? graph_softmax_op(g, "probs", s) : graph_softmax(g, "probs", s);
+	graph_val o = graph_matmul(g, "attn", p, V, 0);
 	if (dt == MIL_FP32)
 		o = graph_cast(g, "attn_fp16", o, MIL_FP16);
 	graph_val y;
 	if (output_projection(g, layer, o, &y) != 0)
 		return -1;
-	if (c->arch->four_norms && graph_rms_norm(g, "attn_post_norm", y, layer, "post_attention_layernorm.weight", &y) != 0)
+	if (c->arch->four_norms && graph_rms_norm_scaled(g, "attn_post_norm", y, layer, "post_attention_layernorm.weight",
+							 io->post_norm_scale, &y) != 0)
 		return -1;
 	*out = y;
 	return 0;
@@ -408,7 +481,7 @@ static int attention(graph_ctx *g, graph_layer_io *io, int layer, graph_val h, g
 /* ------------------------------------------------------------------ */
 /* MLP and the layer                                                   */
 
-static int mlp(graph_ctx *g, int layer, graph_val h, graph_val *out)
+static int mlp(graph_ctx *g, const graph_layer_io *io, int layer, graph_val h, graph_val *out)
 {
 	const hf_config *c = g->c;
 	const arch_info *a = c->arch;
@@ -426,10 +499,21 @@ static int mlp(graph_ctx *g, int layer, graph_val h, graph_val *out)
 	if (project(g, layer, "mlp.down_proj", mb, prod, H, &down) != 0)
 		return -1;
 	graph_val y = graph_to_sequence(g, "mlp_out", down);
-	if (a->four_norms && graph_rms_norm(g, "mlp_post_norm", y, layer, "post_feedforward_layernorm.weight", &y) != 0)
+	if (a->four_norms && graph_rms_norm_scaled(g, "mlp_post_norm", y, layer, "post_feedforward_layernorm.weight",
+						   io->post_norm_scale, &y) != 0)
 		return -1;
 	*out = y;
 	return 0;
+}
+
+/* A residual add, clipped to [-clamp, clamp] when --clamp asks (FP16 safety). */
+static graph_val residual(graph_ctx *g, const graph_layer_io *io, const char *what, graph_val x, graph_val y)
+{
+	if (!(io->clamp > 0))
+		return graph_binary(g, "add", what, x, y);
+	char buf[64];
+	snprintf(buf, sizeof buf, "%s_sum", what);
+	return graph_clip(g, what, graph_binary(g, "add", buf, x, y), io->clamp);
 }
 
 int graph_layer(graph_ctx *g, graph_layer_io *io, int layer, graph_val h, graph_val *out)
@@ -437,13 +521,13 @@ int graph_layer(graph_ctx *g, graph_layer_io *io, int layer, graph_val h, graph_
 	graph_val attn, y;
 	if (attention(g, io, layer, h, &attn) != 0)
 		return -1;
-	graph_val h1 = graph_binary(g, "add", "attn_residual", h, attn);
+	graph_val h1 = residual(g, io, "attn_residual", h, attn);
 	if (io->skip_mlp) {
 		*out = h1;
 		return 0;
 	}
-	if (mlp(g, layer, h1, &y) != 0)
+	if (mlp(g, io, layer, h1, &y) != 0)
 		return -1;
-	*out = graph_binary(g, "add", "out", h1, y);
+	*out = residual(g, io, "out", h1, y);
 	return 0;
 }

@@ -102,6 +102,12 @@ int graph_fp16_const(graph_ctx *g, const char *name, const uint16_t *data, int r
 	return 0;
 }
 
+graph_val graph_i32_const(graph_ctx *g, const char *name, const int32_t *data, int rank, const int64_t *dims)
+{
+	mil_type *t = mil_type_tensor(g->a, MIL_INT32, (size_t)rank, dims);
+	return graph_val_make(graph_const(g, name, mil_value_tensor(g->a, t, data)), MIL_INT32, rank, dims);
+}
+
 const char *graph_scalar(graph_ctx *g, int dtype, double v)
 {
 	char name[48];
@@ -171,21 +177,59 @@ static int64_t numel(const graph_val *v)
 /* ------------------------------------------------------------------ */
 /* Elementwise                                                         */
 
-graph_val graph_binary(graph_ctx *g, const char *type, const char *what, graph_val x, graph_val y)
+/* o's shape: o and x broadcast together (numpy rules), in place. */
+static void broadcast_into(graph_val *o, const graph_val *x, const char *type, const char *what)
 {
-	ASSERT(x.dtype == y.dtype);
-	graph_val o = {.name = graph_name(g, what), .dtype = x.dtype, .rank = x.rank > y.rank ? x.rank : y.rank};
-	for (int i = 0; i < o.rank; i++) {
-		int ix = x.rank - o.rank + i, iy = y.rank - o.rank + i;
-		int64_t a = ix >= 0 ? x.d[ix] : 1, b = iy >= 0 ? y.d[iy] : 1;
+	int rank = o->rank > x->rank ? o->rank : x->rank;
+	int64_t d[GRAPH_MAX_RANK];
+	for (int i = 0; i < rank; i++) {
+		int io = o->rank - rank + i, ix = x->rank - rank + i;
+		int64_t a = io >= 0 ? o->d[io] : 1, b = ix >= 0 ? x->d[ix] : 1;
 		if (a != b && a != 1 && b != 1)
 			BUG("%s %s: shapes do not broadcast at axis %d (%lld vs %lld)", type, what, i, (long long)a,
 			    (long long)b);
-		o.d[i] = a == 1 ? b : a;
+		d[i] = a == 1 ? b : a;
 	}
+	o->rank = rank;
+	memcpy(o->d, d, sizeof(int64_t) * (size_t)rank);
+}
+
+/* x <type> y with numpy broadcasting, the output of dtype odt. */
+static graph_val binary_to(graph_ctx *g, const char *type, const char *what, graph_val x, graph_val y, int odt)
+{
+	ASSERT(x.dtype == y.dtype);
+	graph_val o = x;
+	o.name = graph_name(g, what);
+	o.dtype = odt;
+	broadcast_into(&o, &y, type, what);
 	mil_op *op = op_add(g, type, &o);
 	mil_op_bind(op, "x", x.name);
 	mil_op_bind(op, "y", y.name);
+	return o;
+}
+
+graph_val graph_binary(graph_ctx *g, const char *type, const char *what, graph_val x, graph_val y)
+{
+	return binary_to(g, type, what, x, y, x.dtype);
+}
+
+graph_val graph_compare(graph_ctx *g, const char *type, const char *what, graph_val x, graph_val y)
+{
+	return binary_to(g, type, what, x, y, MIL_BOOL);
+}
+
+graph_val graph_select(graph_ctx *g, const char *what, graph_val cond, graph_val a, graph_val b)
+{
+	ASSERT(cond.dtype == MIL_BOOL && a.dtype == b.dtype);
+	graph_val o = cond;
+	o.name = graph_name(g, what);
+	o.dtype = a.dtype;
+	broadcast_into(&o, &a, "select", what);
+	broadcast_into(&o, &b, "select", what);
+	mil_op *op = op_add(g, "select", &o);
+	mil_op_bind(op, "cond", cond.name);
+	mil_op_bind(op, "a", a.name);
+	mil_op_bind(op, "b", b.name);
 	return o;
 }
 
@@ -441,6 +485,29 @@ graph_val graph_softmax(graph_ctx *g, const char *what, graph_val x)
 	snprintf(buf, sizeof buf, "%s_sum", what);
 	graph_val sum = graph_reduce_last(g, "reduce_sum", buf, e);
 	return graph_binary(g, "real_div", what, e, sum);
+}
+
+graph_val graph_softmax_op(graph_ctx *g, const char *what, graph_val x)
+{
+	graph_val o = x;
+	o.name = graph_name(g, what);
+	const char *ax = graph_shared(g, "axis_m1", mil_value_i32(g->a, -1));
+	mil_op *op = op_add(g, "softmax", &o);
+	mil_op_bind(op, "x", x.name);
+	mil_op_bind(op, "axis", ax);
+	return o;
+}
+
+graph_val graph_clip(graph_ctx *g, const char *what, graph_val x, double v)
+{
+	graph_val o = x;
+	o.name = graph_name(g, what);
+	const char *lo = graph_scalar(g, x.dtype, -v), *hi = graph_scalar(g, x.dtype, v);
+	mil_op *op = op_add(g, "clip", &o);
+	mil_op_bind(op, "x", x.name);
+	mil_op_bind(op, "alpha", lo);
+	mil_op_bind(op, "beta", hi);
+	return o;
 }
 
 /* ------------------------------------------------------------------ */

@@ -11,11 +11,12 @@
  *  1. histogram of fp16 bit patterns (O(n), 256 KB of counts plus an 8 KB
  *     presence bitmap), read back in value order = sorted distinct values;
  *  2. dynamic programming over contiguous clusters, one layer per cluster,
- *     each layer by divide and conquer (split points are monotone), bounded
- *     below by the previous layer's split points; layers with many clusters
- *     use a linear sweep between those bounds instead. Rows that cost more
- *     than a quick heuristic clustering are dropped, which removes most of
- *     the early layers, and reciprocals come from a table;
+ *     each a linear sweep between Knuth's bounds on the split points (the
+ *     previous layer's split and the next row's), divide and conquer where
+ *     the previous layer gives no bound. Rows that cannot be on a path
+ *     cheaper than a known clustering are dropped: the cost so far plus
+ *     a Lagrangian lower bound on what the remaining values will cost, which
+ *     removes ~90% of the rows; reciprocals come from a table;
  *  3. weighted means rounded to fp16, nearest-entry indices, error sums.
  * Threads take contiguous ranges of groups and own their scratch, so the
  * memory is the result plus a few MB per thread, and the output is the
@@ -173,6 +174,12 @@ typedef struct lut_scratch {
 	double *p2;        /* [n+1] prefix sums of w*(x - centre)^2 */
 	int32_t *c0;       /* [n+1] p0 as integers, for the reciprocal table */
 	double *ea, *eb;   /* [n+1] DP rows (see kmeans_dp) */
+	double *g;         /* [n+1] Lagrangian suffix costs (see suffix_bound) */
+	int32_t *gcnt;     /* [n+1] clusters of the partition behind g[i] */
+	uint16_t *bnd[2];  /* [n+1] split bounds of the last two layers (see classify_rows) */
+	int32_t *gend;     /* [n+1] candidates of suffix_bound */
+	int32_t *gtop;     /* [n+1] their rows */
+	size_t dp_cap;     /* values the arrays from g on can hold (scratch_reserve_dp) */
 	size_t opt_cap;
 	uint16_t *opt;     /* [(k-1) * (n+1)] split points of layers 2..k */
 	double *rcp;       /* [rcp_len] 1.0 / m, see kmeans_dp */
@@ -203,6 +210,12 @@ static void scratch_release(lut_scratch *s)
 	free(s->rcp);
 	free(s->ea);
 	free(s->eb);
+	free(s->g);
+	free(s->gcnt);
+	free(s->bnd[0]);
+	free(s->bnd[1]);
+	free(s->gend);
+	free(s->gtop);
 	free(s->opt);
 	memset(s, 0, sizeof *s);
 }
@@ -225,6 +238,23 @@ static void scratch_reserve(lut_scratch *s, size_t n)
 	s->cap = n;
 }
 
+/* Room for the pruning arrays of a DP over n values. Sized to the group's
+ * distinct values rather than to NPAT like the arrays above, which keeps
+ * them small (~70 KB for 2K values) unless a group has very many. */
+static void scratch_reserve_dp(lut_scratch *s, size_t n)
+{
+	if (n <= s->dp_cap)
+		return;
+	size_t c = n + 1;
+	s->g = xrealloc(s->g, c * sizeof *s->g);
+	s->gcnt = xrealloc(s->gcnt, c * sizeof *s->gcnt);
+	s->bnd[0] = xrealloc(s->bnd[0], c * sizeof *s->bnd[0]);
+	s->bnd[1] = xrealloc(s->bnd[1], c * sizeof *s->bnd[1]);
+	s->gend = xrealloc(s->gend, c * sizeof *s->gend);
+	s->gtop = xrealloc(s->gtop, c * sizeof *s->gtop);
+	s->dp_cap = n;
+}
+
 /* ============================================================================
  * Optimal 1-D k-means by dynamic programming
  *
@@ -244,12 +274,13 @@ static void scratch_reserve(lut_scratch *s, size_t n)
  * doubles, so both ways give bit-identical results.
  *
  * The best split t (the start of the last cluster) never decreases as i
- * grows (the cost satisfies the quadrangle inequality), so each layer is
+ * grows (the cost satisfies the quadrangle inequality), so a layer can be
  * solved by divide and conquer: O(n log n). It also never decreases as j
  * grows, which bounds each candidate range from below by the previous
- * layer's split. When those ranges are narrow (many clusters), a sweep over
- * i from right to left inside [opt_(j-1)(i), opt_j(i+1)] costs O(n) and
- * replaces the recursion. The leftmost minimum is kept everywhere, so ties
+ * layer's split: a sweep over i from right to left inside
+ * [opt_(j-1)(i), opt_j(i+1)] costs O(n) per layer and does the rows the
+ * previous layer bounds; divide and conquer does the rest (the rows past
+ * them, and layer 2). The leftmost minimum is kept everywhere, so ties
  * resolve to the longest last cluster.
  *
  * Pruning. D_j(i) never decreases as i grows, and every state (j, i) on the
@@ -259,8 +290,9 @@ static void scratch_reserve(lut_scratch *s, size_t n)
  * clusters cannot cover many values within U, so the early layers, the
  * expensive ones for divide and conquer, shrink to a fraction of n (on
  * bench_lut, 6 bits, 55% of the candidates and 36% of the rows go). U
- * comes from greedy splitting and Lloyd steps (ub_cost), within ~10% of
- * the optimum there; a looser U only prunes less. Dead
+ * starts from greedy splitting and Lloyd steps (ub_cost), within ~10% of
+ * the optimum there, and is lowered as layers complete (tighten_ub); a
+ * looser U only prunes less. Dead
  * rows could only be on a path costing more than U, so the result is the
  * same as without pruning; the thresholds carry a margin far above the
  * rounding of E and U. Only rows below U serve as lower bounds for the next
@@ -268,6 +300,41 @@ static void scratch_reserve(lut_scratch *s, size_t n)
  * be off); later rows use the last such bound, as split points ascend.
  * Rows beyond those a k-clustering could use (i > n - k + j) are kept, so
  * every row, the last layer's single one included, has that bound.
+ *
+ * Two-sided pruning. That test ignores what the values after i still
+ * cost: most rows it keeps lie left of the optimal path (a prefix cheap to
+ * cover with j clusters, leaving too many values for the other k - j). A
+ * state (j, i) is useful only if D_j(i) + R_(k-j)(i) <= U, R_m(i) being the
+ * least cost of x[i..n) in m clusters. By weak Lagrangian duality, for any
+ * lambda >= 0, R_m(i) >= G(i) - lambda m, where G(i) is the least cost plus
+ * lambda per cluster of x[i..n) with any number of clusters: one 1-D DP,
+ * computed once per group (suffix_bound, O(n log n)). With lambda at the
+ * optimum's marginal gain per cluster, the bound is exact all along the
+ * optimal path (its suffixes are optimal Lagrangian partitions) and close
+ * to it nearby. B_j(i) = max(0, G(i) - lambda (k - j)) is consistent:
+ * B_(j-1)(t) <= cost(t, i) + B_j(i) for t < i, since G is a shortest-path
+ * distance. Rows with D_j(i) + B_j(i) above the thresholds are dropped
+ * from both ends of a layer's live range (classify_rows); the next layer's
+ * candidates start at the first live row, and its rows one after. What
+ * stays exact, by induction over j with consistency: every row with
+ * D_j(i) + B_j(i) <= U, since its best split t has D_(j-1)(t) +
+ * B_(j-1)(t) <= D_j(i) + B_j(i) and is therefore kept. A row whose best
+ * split was dropped is itself above U and is computed over the remaining
+ * candidates only; the Knuth bound from an exact row never cuts into those
+ * (it lies left of the dropped split), so the computed D_j stays
+ * nondecreasing and the dead-row test above stays valid. Only rows within
+ * the `exact` threshold bound the next layer's splits. So the optimal path
+ * is the one the full DP finds. One caveat, old as the Knuth bounds: where
+ * rounding makes tied splits (evenly spaced values of equal counts) compare
+ * out of order, the leftmost one may lie outside the ranges searched, and
+ * which ranges those are differs from the earlier divide-and-conquer code:
+ * in such rare groups the two can pick different tied splits (this code
+ * matches a full scan more often): 1 of bench_lut's 1024 groups at 8 bits,
+ * none at 1 to 6 bits there nor in stories260K at any width.
+ *
+ * U itself falls to the optimum as layers complete (tighten_ub). On
+ * bench_lut all this leaves, per group, 8.5K of 77K rows and 33K of 344K
+ * candidate terms at 6 bits, 4.5K of 19K rows and 10K of 173K terms at 4.
  * ========================================================================== */
 
 /* Largest total weight (values in a group) served by the reciprocal table:
@@ -281,9 +348,10 @@ typedef struct dp_layer {
 	const double *prev;    /* E_(j-1), indexed by t */
 	double *cur;           /* E_j, indexed by i */
 	uint16_t *opt;         /* opt_j, indexed by i */
-	const uint16_t *lower; /* opt_(j-1), or NULL for j = 2 */
-	int lower_hi;          /* lower[i] is exact for i <= lower_hi; lower[lower_hi] bounds later rows */
-	int tmin;              /* j - 1: every earlier cluster needs a value */
+	const uint16_t *lower; /* lower bounds on opt_j from layer j-1 (see classify_rows), or NULL */
+	int lower_lo;          /* rows before lower_lo have no bound from the previous layer */
+	int lower_hi;          /* lower[i] is set for lower_lo <= i <= lower_hi; lower[lower_hi] bounds later rows */
+	int tmin;              /* first live row of layer j-1 (>= j - 1: every earlier cluster needs a value) */
 	int tmax;              /* last live row of layer j-1: no later candidate */
 	double dead;           /* rows with D_j above this are dead (+inf: no pruning) */
 	int live_hi;           /* rows after this one are dead; shrinks as they are found */
@@ -329,7 +397,7 @@ static inline void clamp_range(const dp_layer *L, int i, int *tlo, int *thi)
 		*thi = i - 1;
 	if (*thi > L->tmax)
 		*thi = L->tmax;
-	if (L->lower) {
+	if (L->lower && i >= L->lower_lo) {
 		int lb = L->lower[i < L->lower_hi ? i : L->lower_hi];
 		if (lb > *tlo && lb <= *thi)
 			*tlo = lb;
@@ -370,16 +438,6 @@ static void layer_sweep(const dp_layer *L, int lo, int hi, int right)
 		clamp_range(L, i, &tlo, &thi);
 		right = best_split(L, i, tlo, thi);
 	}
-}
-
-/* Sum over rows of opt_j(i) - opt_(j-1)(i): the width the sweep would scan
- * beyond one candidate per row, used to pick the method for the next layer. */
-static int64_t layer_gap(const dp_layer *L, int lo, int hi)
-{
-	int64_t g = 0;
-	for (int i = lo; i <= hi; i++)
-		g += L->opt[i] - L->lower[i];
-	return g;
 }
 
 /* Last row of lo..hi before the first whose D_j exceeds limit, or lo - 1. */
@@ -493,11 +551,217 @@ static double ub_cost(lut_scratch *s, const double *rcp, int n, int k, double ce
 	return u;
 }
 
+/* Term of candidate t (the end of the first cluster) for row i of the
+ * suffix bound: cost of x[i..t) plus g[t]. */
+static inline double suffix_term(const lut_scratch *s, const double *rcp, const double *g, int i, int t)
+{
+	double s1 = s->p1[t] - s->p1[i];
+	double r = rcp ? rcp[s->c0[t] - s->c0[i]] : 1.0 / (s->p0[t] - s->p0[i]);
+	return (s->p2[t] - s->p2[i]) - s1 * s1 * r + g[t];
+}
+
+/* Highest row y in lo..hi (lo - 1 if none) where candidate a < b does at
+ * least as well as b. Rows where a wins form a prefix (Monge), and the
+ * crossover is usually within a cluster of hi: gallop down, then bisect. */
+static int suffix_crossover(const lut_scratch *s, const double *rcp, const double *g, int a, int b, int lo, int hi)
+{
+	int top = hi, d = 1; /* a loses above top */
+	while (hi >= lo && suffix_term(s, rcp, g, hi, a) > suffix_term(s, rcp, g, hi, b)) {
+		top = hi - 1;
+		hi -= d;
+		d *= 2;
+	}
+	if (hi < lo)
+		hi = lo - 1;
+	/* a wins at hi (or hi = lo - 1), loses above top */
+	int y = hi;
+	lo = hi + 1;
+	while (lo <= top) {
+		int mid = lo + (top - lo) / 2;
+		if (suffix_term(s, rcp, g, mid, a) <= suffix_term(s, rcp, g, mid, b)) {
+			y = mid;
+			lo = mid + 1;
+		} else {
+			top = mid - 1;
+		}
+	}
+	return y;
+}
+
+/* Lagrangian lower bound on the cost of the values after a split (see
+ * "Two-sided pruning" above): g[i] = least cost + lambda x clusters of
+ * x[i..n) with any number of clusters, g[n] = 0. With Monge costs the best
+ * first-cluster end moves left with i, so a deque of candidates, each best
+ * for a run of rows, finds every g in O(n log n) terms: rows go down from
+ * n - 1; a new candidate takes the lowest rows, up to where it stops
+ * winning against the candidate at the back. */
+static void suffix_bound(lut_scratch *s, const double *rcp, int n, double lambda, double *g, int32_t *cnt)
+{
+	int32_t *cand = s->gend, *top = s->gtop; /* cand[q] is best for rows top[q + 1] + 1 .. top[q] */
+	int head = 0, tail = 1;
+	g[n] = 0;
+	cnt[n] = 0;
+	cand[0] = n;
+	top[0] = n - 1;
+	for (int i = n - 1; i >= 0; i--) {
+		while (head + 1 < tail && top[head + 1] >= i)
+			head++;
+		g[i] = lambda + suffix_term(s, rcp, g, i, cand[head]);
+		cnt[i] = 1 + cnt[cand[head]];
+		/* Candidate i, for rows 0..i-1. */
+		int mine = -1; /* top of the rows it wins so far */
+		while (tail > head && i > 0) {
+			int q = tail - 1, qtop = top[q] < i - 1 ? top[q] : i - 1;
+			if (suffix_term(s, rcp, g, qtop, i) <= suffix_term(s, rcp, g, qtop, cand[q])) {
+				mine = qtop; /* wins all of q's rows */
+				tail--;
+				continue;
+			}
+			mine = suffix_crossover(s, rcp, g, i, cand[q], mine + 1, qtop - 1);
+			break;
+		}
+		if (mine >= 0) {
+			cand[tail] = i;
+			top[tail] = mine;
+			tail++;
+		}
+	}
+}
+
+/* The suffix bound of a group: B_j(i) = g[i] - lambda (k - j), or 0.
+ * g = NULL: no bound. */
+typedef struct suffix_bounds {
+	const double *g;
+	const int32_t *cnt;
+	double lambda;
+} suffix_bounds;
+
+/* Pruning thresholds, from the best known cost U of a k-clustering. */
+typedef struct dp_limits {
+	double ub, margin;
+	double exact, dead; /* ub + margin, ub + 2 margin */
+} dp_limits;
+
+static void set_ub(dp_limits *lim, double ub)
+{
+	lim->ub = ub;
+	lim->exact = ub + lim->margin;
+	lim->dead = ub + 2 * lim->margin;
+}
+
+/* Lower U with complete clusterings: D_j(i) (a real partition of x[0..i),
+ * rows lo..hi) followed by suffix_bound's partition of x[i..n), when that
+ * uses at most the m = k - j clusters left (splitting one more never costs
+ * more). Near the optimal path both parts are optimal for their sizes, so
+ * U soon comes within a fraction of a percent of the optimum, and a tight
+ * U is what makes the pruning bite. */
+static void tighten_ub(dp_limits *lim, const double *e, const double *p2, const suffix_bounds *sb, int n, int m,
+		       int lo, int hi)
+{
+	if (!sb->g)
+		return;
+	double ub = lim->ub;
+	for (int i = lo; i <= hi; i++) {
+		if (sb->cnt[i] > m || n - i < m)
+			continue;
+		double u = e[i] + p2[i] + (sb->g[i] - sb->lambda * sb->cnt[i]);
+		ub = u < ub ? u : ub;
+	}
+	if (ub < lim->ub)
+		set_ub(lim, ub);
+}
+
+/* The rows of a finished layer that stay useful: the candidates for the
+ * next layer, and whether any is exact enough to bound its splits. */
+typedef struct layer_rows {
+	int live_lo, live_hi; /* candidates for the next layer */
+	int bounded;          /* bnd[live_lo..live_hi] is set (see classify_rows) */
+} layer_rows;
+
+/* Lower bound on the cost of x[i..n) in m clusters: g[i] - lambda m (any
+ * lambda, by weak duality), or 0. */
+static inline double suffix_lb(const suffix_bounds *sb, int i, int m)
+{
+	double b = sb->g ? sb->g[i] - sb->lambda * m : 0;
+	return b > 0 ? b : 0;
+}
+
+/* Classify rows lo..hi (hi: the last row not found dead by the forward
+ * test) of layer j, whose D_j + P2 is e + p2, given the bound for the
+ * m = k - j clusters still to come. Rows at either end whose D_j plus that
+ * bound exceeds `dead` are dropped; rows inside the live range are kept
+ * even if they fail (holes cost a little, never correctness). With opt
+ * (layer j's splits, NULL for j = 1), bnd[i] becomes the split of the
+ * nearest row at or left of i within `exact`, which is exact, or 0: a
+ * lower bound on opt_(j+1)(i), as splits ascend with i and with j. */
+static layer_rows classify_rows(const double *e, const double *p2, const suffix_bounds *sb, int m, int lo, int hi,
+				double exact, double dead, const uint16_t *opt, uint16_t *bnd)
+{
+	static const suffix_bounds none = {0};
+	layer_rows r = {.live_lo = lo, .live_hi = hi};
+	while (r.live_lo <= hi && e[r.live_lo] + p2[r.live_lo] + suffix_lb(sb, r.live_lo, m) > dead)
+		r.live_lo++;
+	while (r.live_hi > r.live_lo && e[r.live_hi] + p2[r.live_hi] + suffix_lb(sb, r.live_hi, m) > dead)
+		r.live_hi--;
+	if (r.live_lo > hi) { /* rounding at the margin: keep everything */
+		r.live_lo = lo;
+		r.live_hi = hi;
+		sb = &none;
+	}
+	if (!opt)
+		return r;
+	uint16_t last = 0;
+	for (int i = r.live_lo; i <= r.live_hi; i++) {
+		if (e[i] + p2[i] + suffix_lb(sb, i, m) <= exact) {
+			last = opt[i];
+			r.bounded = 1;
+		}
+		bnd[i] = last;
+	}
+	return r;
+}
+
+/* One layer j of the DP over rows lo..n given the previous layer's rows;
+ * returns the rows of this layer that stay useful. */
+static layer_rows dp_one_layer(lut_scratch *s, const double *rcp, int n, int k, int j, const double *prev,
+			       double *cur, layer_rows pr, dp_limits *lim, const suffix_bounds *sb)
+{
+	dp_layer L = {
+		.p0 = s->p0, .p1 = s->p1, .p2 = s->p2, .c0 = s->c0, .rcp = rcp, .prev = prev, .cur = cur,
+		.opt = s->opt + (size_t)(j - 2) * (n + 1),
+		.lower = pr.bounded ? s->bnd[(j - 1) & 1] : NULL, .lower_lo = pr.live_lo, .lower_hi = pr.live_hi,
+		.tmin = pr.live_lo > j - 1 ? pr.live_lo : j - 1, .tmax = pr.live_hi, .dead = lim->dead, .live_hi = n,
+	};
+	int lo = j == k ? n : (L.tmin + 1 > j ? L.tmin + 1 : j), hi = n;
+	/* Rows past the previous layer's live ones by divide and conquer,
+	 * which also finds where the dead rows start; then a sweep over the
+	 * rest. With the pruning above, a layer's rows are those near the
+	 * optimal path, where the sweep's ranges are narrow: it scans ~2
+	 * candidates per row plus the distance between the two layers' splits,
+	 * divide and conquer 5-10 and pays for its recursion (measured on
+	 * bench_lut; before the two-sided pruning, wide early layers made
+	 * divide and conquer the better choice there). */
+	int sweep_hi = pr.live_hi < hi ? pr.live_hi : hi;
+	if (L.lower && lo <= sweep_hi) {
+		layer_divide(&L, sweep_hi + 1, hi, L.tmin, hi - 1);
+		int right = sweep_hi + 1 <= L.live_hi ? L.opt[sweep_hi + 1] : sweep_hi - 1;
+		layer_sweep(&L, lo, sweep_hi, right);
+	} else {
+		layer_divide(&L, lo, hi, L.tmin, hi - 1);
+	}
+	if (j == k)
+		return pr;
+	tighten_ub(lim, cur, s->p2, sb, n, k - j, lo, L.live_hi);
+	layer_rows r = classify_rows(cur, s->p2, sb, k - j, lo, L.live_hi, lim->exact, lim->dead, L.opt, s->bnd[j & 1]);
+	return r;
+}
+
 /* Partition s->x[0..n), weights s->w, into k < n clusters; fills s->bounds.
  * counts: every weight is an integer (the table of reciprocals applies). */
 static void kmeans_dp(lut_scratch *s, int n, int k, int counts)
 {
 	ASSERT(k >= 2 && k < n && n <= MAX_UNIQUE);
+	scratch_reserve_dp(s, (size_t)n);
 	size_t need = xmul((size_t)(k - 1), (size_t)n + 1);
 	if (need > s->opt_cap) {
 		s->opt = xrealloc(s->opt, need * sizeof *s->opt);
@@ -520,46 +784,32 @@ static void kmeans_dp(lut_scratch *s, int n, int k, int counts)
 	/* Thresholds: rows up to `exact` D are computed exactly (their lower
 	 * bounds serve the next layer), rows above `dead` are dropped. The
 	 * margin dwarfs the rounding of E and U (~k ulps of P2(n)). */
-	double margin = 1e-9 * s->p2[n], ub = k > 2 ? ub_cost(s, rcp, n, k, c) : INFINITY;
-	double exact = ub + margin, dead = ub + 2 * margin;
+	dp_limits lim = {.margin = 1e-9 * s->p2[n]};
+	double ub = k > 2 ? ub_cost(s, rcp, n, k, c) : INFINITY;
+	set_ub(&lim, ub);
+	/* The suffix bound. Any lambda is exact; it prunes best at the
+	 * optimum's marginal gain per cluster, where the Lagrangian partition
+	 * has k clusters and the bound is tight all along the optimal path.
+	 * For k-means (error ~ 1/k^2) that is ~2 U / k, which gives k clusters
+	 * within 2% on bench_lut; 10% off already costs 20-30% of the speed. */
+	suffix_bounds sb = {0};
+	double lambda = 2 * ub / k;
+	if (k > 2 && isfinite(lambda) && lambda > 0) {
+		suffix_bound(s, rcp, n, lambda, s->g, s->gcnt);
+		sb = (suffix_bounds){.g = s->g, .cnt = s->gcnt, .lambda = lambda};
+	}
 	/* Layer 1: one cluster x[0..i). */
 	double *prev = s->ea, *cur = s->eb;
 	for (int i = 1; i <= n; i++) {
 		double r = rcp ? rcp[s->c0[i]] : 1.0 / s->p0[i];
 		prev[i] = -(s->p1[i] * s->p1[i] * r);
 	}
-	int live_hi = below_until(prev, s->p2, 1, n, dead), exact_hi = below_until(prev, s->p2, 1, n, exact);
-	/* Layers 2..k-1: rows i in [j, n] up to the first dead one; the last
-	 * layer only needs i = n. */
-	int64_t gap = INT64_MAX;
+	int hi1 = below_until(prev, s->p2, 1, n, lim.dead);
+	tighten_ub(&lim, prev, s->p2, &sb, n, k - 1, 1, hi1);
+	layer_rows rows = classify_rows(prev, s->p2, &sb, k - 1, 1, hi1, lim.exact, lim.dead, NULL, NULL);
+	/* Layers 2..k-1: the useful rows; the last layer only needs i = n. */
 	for (int j = 2; j <= k; j++) {
-		dp_layer L = {
-			.p0 = s->p0, .p1 = s->p1, .p2 = s->p2, .c0 = s->c0, .rcp = rcp, .prev = prev, .cur = cur,
-			.opt = s->opt + (size_t)(j - 2) * (n + 1),
-			.lower = j > 2 ? s->opt + (size_t)(j - 3) * (n + 1) : NULL,
-			.lower_hi = exact_hi, .tmin = j - 1, .tmax = live_hi, .dead = dead, .live_hi = n,
-		};
-		int lo = j == k ? n : j, hi = n;
-		/* Rows past exact_hi (few) by divide and conquer; then, when the
-		 * ranges are narrow enough, a sweep over the rest. The sweep scans
-		 * ~2 candidates per row plus this layer's gap, which shrinks as j
-		 * grows (so the previous gap bounds it); divide and conquer scans
-		 * 5-10 but pays for its recursion and unpredictable ranges, so the
-		 * sweep wins up to a gap of ~16 per row (measured on bench_lut). */
-		int sweep_hi = exact_hi < hi ? exact_hi : hi;
-		if (L.lower && lo <= sweep_hi && gap < (int64_t)(sweep_hi - lo + 1) * 16) {
-			layer_divide(&L, sweep_hi + 1, hi, L.tmin, hi - 1);
-			int right = sweep_hi + 1 <= L.live_hi ? L.opt[sweep_hi + 1] : sweep_hi - 1;
-			layer_sweep(&L, lo, sweep_hi, right);
-		} else {
-			layer_divide(&L, lo, hi, L.tmin, hi - 1);
-		}
-		live_hi = L.live_hi;
-		exact_hi = below_until(cur, s->p2, lo, live_hi, exact);
-		if (L.lower) {
-			int g_hi = exact_hi < L.lower_hi ? exact_hi : L.lower_hi;
-			gap = lo <= g_hi ? layer_gap(&L, lo, g_hi) * (hi - lo + 1) / (g_hi - lo + 1) : INT64_MAX;
-		}
+		rows = dp_one_layer(s, rcp, n, k, j, prev, cur, rows, &lim, &sb);
 		double *tmp = prev;
 		prev = cur;
 		cur = tmp;

@@ -18,7 +18,9 @@ void lutcache_key(const uint16_t *w, int64_t channels, int64_t per_channel, int 
 {
 	int64_t shape[4] = {channels, per_channel, bits, group};
 	sha256_ctx *c = sha256_new();
-	sha256_update(c, "anemake-lut-v1 fp16", 20);
+	/* v2: the pruned DP breaks exact ties differently from v1's; entries
+	 * of v1 are never reused, so a cache hit gives what a fresh run would. */
+	sha256_update(c, "anemake-lut-v2 fp16", 20);
 	sha256_update(c, shape, sizeof shape);
 	sha256_update(c, w, (size_t)(channels * per_channel) * 2);
 	sha256_final(c, key);

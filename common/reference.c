@@ -9,8 +9,9 @@
  * the logits are written straight into the caller's buffer.
  *
  * Numerics follow transformers in float32: every activation is an fp32
- * vector and every elementwise step (norm, RoPE, SiLU, residual add) rounds
- * to fp32 as torch does. Dot products are the one place that differs by
+ * vector and every elementwise step (norm, RoPE, SiLU/GELU, residual add)
+ * rounds to fp32 as torch does (ref_options.fp16_activations rounds the
+ * stored activations to fp16 on top, for the FP16 preflight). Dot products are the one place that differs by
  * design: products of two floats are exact in double, so they are summed
  * in double and rounded once to fp32. That is the exact dot product to far
  * below fp32 resolution, whatever the summation order; torch's fp32 BLAS
@@ -27,6 +28,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -243,24 +245,33 @@ static void pool_run(ref_pool *p, const ref_mat *a, const float *x, float *y)
 typedef struct ref_layer {
 	ref_mat q, k, v, o, gate, up, down;
 	float *in_norm, *post_norm;          /* [hidden] gains */
+	float *pre_ff_norm, *post_ff_norm;   /* [hidden] gains (four_norms) or NULL */
 	float *q_norm, *k_norm;              /* [head_dim] gains (qk_norm) or NULL */
 	float *q_bias, *k_bias, *v_bias, *o_bias;
 	float *gate_bias, *up_bias, *down_bias;
 	int window;                          /* sliding window in tokens, 0: full attention */
+	int local_rope;                      /* rotates with the local (sliding-layer) RoPE */
 } ref_layer;
 
 struct ref_model {
 	const hf_model *hf;
 	int hidden, inter, layers, heads, kv_heads, head_dim, vocab, ctx;
 	float eps;
-	float attn_scale;                    /* head_dim ** -0.5 */
+	float attn_scale;                    /* query_pre_attn_scalar ** -0.5 (head_dim
+	                                      * except Gemma3) */
 	float embed_scale;                   /* 1, or sqrt(hidden) (Gemma) */
 	arch_act act;
 	ref_mat lm_head;                     /* [vocab, hidden]; may be the embedding matrix */
 	const st_tensor *embed;
 	float *final_norm;
 	ref_layer *layer;
-	float *inv_freq, *cos, *sin;         /* [head_dim / 2] */
+	float *inv_freq, *cos, *sin;         /* [head_dim / 2]: global RoPE */
+	float *inv_local, *cos_l, *sin_l;    /* local RoPE (Gemma3 sliding layers) or NULL */
+	int fp16;                            /* ref_options.fp16_activations */
+	int scores_fp16;                     /* fp16 also rounds attention scores */
+	float clamp;                         /* 0: off */
+	float alpha;                         /* fp16_scale, 1: off */
+	int first_bad;                       /* ref_first_nonfinite_layer */
 	float *kcache, *vcache;              /* [layers][kv_heads][ctx][head_dim] */
 	int filled;                          /* positions 0..filled-1 are cached */
 	float *x, *xn, *q, *k, *v, *att_out, *tmp, *gate, *up, *scores;
@@ -282,6 +293,22 @@ static void add_bias(float *y, const float *b, int n)
 	if (b)
 		for (int i = 0; i < n; i++)
 			y[i] += b[i];
+}
+
+/* x rounded to fp16 as the Neural Engine stores it: nearest even, overflow
+ * to +-inf (fp16.h's converter clamps instead; its flag tells us when). */
+static inline float f16_round(float x)
+{
+	int ov;
+	uint16_t h = f32_to_fp16(x, &ov);
+	return ov && !isnan(x) ? copysignf(INFINITY, x) : g_f16[h];
+}
+
+/* An activation vector the ANE would store in fp16 (no-op in plain fp32). */
+static void store(const ref_model *m, float *v, int n)
+{
+	for (int i = 0; m->fp16 && i < n; i++)
+		v[i] = f16_round(v[i]);
 }
 
 /* ------------------------------------------------------------------ */
@@ -313,7 +340,7 @@ static int bind_mat(const st_tensor *t, int rows, int cols, ref_mat *out)
 
 /* A 1-D tensor of n elements into fp32; gains of (1 + w) norms folded in,
  * which is exactly what HF computes in fp32. */
-static int bind_vec(const st_tensor *t, int n, int plus_one, float **out)
+static int bind_vec(const st_tensor *t, int n, int plus_one, float scale, float **out)
 {
 	if (!t)
 		return -1;
@@ -328,6 +355,8 @@ static int bind_vec(const st_tensor *t, int n, int plus_one, float **out)
 	}
 	for (int i = 0; plus_one && i < n; i++)
 		v[i] = 1.0f + v[i];
+	for (int i = 0; scale != 1.0f && i < n; i++)
+		v[i] *= scale;
 	*out = v;
 	return 0;
 }
@@ -340,6 +369,7 @@ typedef struct ref_part {
 	float **vec;       /* ... or a vector [rows] */
 	int rows, cols;
 	int gain;          /* a norm gain (1 + w for norm_plus_one architectures) */
+	int scaled;        /* a post norm: its gain times fp16_scale */
 } ref_part;
 
 static int bind_layer(ref_model *m, int l)
@@ -349,26 +379,30 @@ static int bind_layer(ref_model *m, int l)
 	ref_layer *y = &m->layer[l];
 	int H = m->hidden, I = m->inter, D = m->head_dim;
 	int Q = m->heads * D, KV = m->kv_heads * D;
-	int ab = c->attention_bias, mb = c->mlp_bias;
+	int ab = c->attention_bias, mb = c->mlp_bias, four = a->four_norms;
+	/* with four norms post_attention_layernorm is the attention output's
+	 * norm, scaled by fp16_scale; otherwise it is the MLP's input norm */
 	const ref_part parts[] = {
-		{"input_layernorm.weight", 1, NULL, &y->in_norm, H, 0, 1},
-		{"post_attention_layernorm.weight", 1, NULL, &y->post_norm, H, 0, 1},
-		{"self_attn.q_proj.weight", 1, &y->q, NULL, Q, H, 0},
-		{"self_attn.k_proj.weight", 1, &y->k, NULL, KV, H, 0},
-		{"self_attn.v_proj.weight", 1, &y->v, NULL, KV, H, 0},
-		{"self_attn.o_proj.weight", 1, &y->o, NULL, H, Q, 0},
-		{"self_attn.q_norm.weight", a->qk_norm, NULL, &y->q_norm, D, 0, 1},
-		{"self_attn.k_norm.weight", a->qk_norm, NULL, &y->k_norm, D, 0, 1},
-		{"self_attn.q_proj.bias", ab, NULL, &y->q_bias, Q, 0, 0},
-		{"self_attn.k_proj.bias", ab, NULL, &y->k_bias, KV, 0, 0},
-		{"self_attn.v_proj.bias", ab, NULL, &y->v_bias, KV, 0, 0},
-		{"self_attn.o_proj.bias", ab && a->o_bias_with_attention_bias, NULL, &y->o_bias, H, 0, 0},
-		{"mlp.gate_proj.weight", 1, &y->gate, NULL, I, H, 0},
-		{"mlp.up_proj.weight", 1, &y->up, NULL, I, H, 0},
-		{"mlp.down_proj.weight", 1, &y->down, NULL, H, I, 0},
-		{"mlp.gate_proj.bias", mb, NULL, &y->gate_bias, I, 0, 0},
-		{"mlp.up_proj.bias", mb, NULL, &y->up_bias, I, 0, 0},
-		{"mlp.down_proj.bias", mb, NULL, &y->down_bias, H, 0, 0},
+		{"input_layernorm.weight", 1, NULL, &y->in_norm, H, 0, 1, 0},
+		{"post_attention_layernorm.weight", 1, NULL, &y->post_norm, H, 0, 1, four},
+		{"pre_feedforward_layernorm.weight", four, NULL, &y->pre_ff_norm, H, 0, 1, 0},
+		{"post_feedforward_layernorm.weight", four, NULL, &y->post_ff_norm, H, 0, 1, 1},
+		{"self_attn.q_proj.weight", 1, &y->q, NULL, Q, H, 0, 0},
+		{"self_attn.k_proj.weight", 1, &y->k, NULL, KV, H, 0, 0},
+		{"self_attn.v_proj.weight", 1, &y->v, NULL, KV, H, 0, 0},
+		{"self_attn.o_proj.weight", 1, &y->o, NULL, H, Q, 0, 0},
+		{"self_attn.q_norm.weight", a->qk_norm, NULL, &y->q_norm, D, 0, 1, 0},
+		{"self_attn.k_norm.weight", a->qk_norm, NULL, &y->k_norm, D, 0, 1, 0},
+		{"self_attn.q_proj.bias", ab, NULL, &y->q_bias, Q, 0, 0, 0},
+		{"self_attn.k_proj.bias", ab, NULL, &y->k_bias, KV, 0, 0, 0},
+		{"self_attn.v_proj.bias", ab, NULL, &y->v_bias, KV, 0, 0, 0},
+		{"self_attn.o_proj.bias", ab && a->o_bias_with_attention_bias, NULL, &y->o_bias, H, 0, 0, 0},
+		{"mlp.gate_proj.weight", 1, &y->gate, NULL, I, H, 0, 0},
+		{"mlp.up_proj.weight", 1, &y->up, NULL, I, H, 0, 0},
+		{"mlp.down_proj.weight", 1, &y->down, NULL, H, I, 0, 0},
+		{"mlp.gate_proj.bias", mb, NULL, &y->gate_bias, I, 0, 0, 0},
+		{"mlp.up_proj.bias", mb, NULL, &y->up_bias, I, 0, 0, 0},
+		{"mlp.down_proj.bias", mb, NULL, &y->down_bias, H, 0, 0, 0},
 	};
 	for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
 		const ref_part *p = &parts[i];
@@ -376,19 +410,19 @@ static int bind_layer(ref_model *m, int l)
 			continue;
 		const st_tensor *t = hf_layer_tensor(m->hf, l, p->suffix);
 		int rc = p->mat ? bind_mat(t, p->rows, p->cols, p->mat)
-		                : bind_vec(t, p->rows, p->gain && a->norm_plus_one, p->vec);
+		                : bind_vec(t, p->rows, p->gain && a->norm_plus_one,
+		                           p->scaled ? m->alpha : 1.0f, p->vec);
 		if (rc)
 			return -1;
 	}
 	y->window = hf_config_layer_sliding(c, l) ? c->sliding_window : 0;
+	y->local_rope = y->window && m->inv_local;
 	return 0;
 }
 
 /* What the forward pass does not do yet, by trait; NULL when supported. */
 static const char *missing_feature(const hf_config *c)
 {
-	if (c->arch->four_norms)
-		return "four norms per layer";
 	if (c->has_attn_logit_softcapping || c->has_final_logit_softcapping)
 		return "logit soft-capping";
 	return NULL;
@@ -403,6 +437,30 @@ static int check_sizes(const ref_model *m, const hf_config *c)
 		return errf("%s: head_dim %d must be even (RoPE rotates halves)", c->path, m->head_dim);
 	if (m->hidden <= 0 || m->inter <= 0 || m->vocab <= 0 || m->layers <= 0)
 		return errf("%s: sizes must be positive", c->path);
+	return 0;
+}
+
+static void inv_freq_of(double base, const hf_rope_scaling *rs, int d, float *inv_freq);
+
+static int set_fp16_options(ref_model *m, const hf_config *c, const ref_options *opt)
+{
+	m->alpha = 1.0f;
+	m->first_bad = -1;
+	if (!opt)
+		return 0;
+	m->fp16 = opt->fp16_activations != 0;
+	m->scores_fp16 = m->fp16 && !c->arch->attn_fp32;
+	if (!(opt->clamp >= 0) || !(opt->clamp <= FLT_MAX))
+		return errf("reference forward pass: clamp %g must be a non-negative number", opt->clamp);
+	m->clamp = (float)opt->clamp;
+	if (opt->fp16_scale != 0) {
+		if (!(opt->fp16_scale > 0 && opt->fp16_scale <= 1))
+			return errf("reference forward pass: fp16_scale %g must be in (0, 1]", opt->fp16_scale);
+		if (!c->arch->four_norms)
+			return errf("reference forward pass: fp16_scale needs post-attention and post-feedforward "
+			            "norms (Gemma 3); %s has none", c->arch->name);
+		m->alpha = (float)opt->fp16_scale;
+	}
 	return 0;
 }
 
@@ -422,8 +480,16 @@ static int set_options(ref_model *m, const hf_config *c, const ref_options *opt)
 	}
 	if (threads > 64)
 		threads = 64;
+	if (set_fp16_options(m, c, opt) != 0)
+		return -1;
 	if (threads > 1 && !(m->pool = pool_new(threads - 1)))
 		return -1;
+	if (c->arch->def.rope_local_base_freq > 0) {
+		/* the architecture has a local RoPE for its sliding layers (Gemma3):
+		 * HF builds it with rope_local_base_freq and default rope_type */
+		m->inv_local = xcalloc((size_t)m->head_dim / 2, sizeof(float));
+		inv_freq_of(c->rope_local_base_freq, NULL, m->head_dim, m->inv_local);
+	}
 	return ref_rope_inv_freq(c, opt && opt->rope_anemll_compat, m->inv_freq);
 }
 
@@ -446,6 +512,8 @@ static void alloc_state(ref_model *m)
 	m->acc = xcalloc(D, sizeof(double));
 	m->cos = xcalloc(D / 2, sizeof(float));
 	m->sin = xcalloc(D / 2, sizeof(float));
+	m->cos_l = xcalloc(D / 2, sizeof(float));
+	m->sin_l = xcalloc(D / 2, sizeof(float));
 	m->peak = xcalloc((size_t)m->layers, sizeof(float));
 }
 
@@ -468,7 +536,9 @@ ref_model *ref_open(const hf_model *hf, const ref_options *opt)
 	m->head_dim = c->head_dim;
 	m->vocab = c->vocab_size;
 	m->eps = (float)c->rms_norm_eps;
-	m->attn_scale = (float)pow((double)m->head_dim, -0.5);
+	/* config value ** -0.5 in double, as Python evaluates it (hfconfig sets
+	 * query_pre_attn_scalar = head_dim for every architecture but Gemma3) */
+	m->attn_scale = (float)pow(c->query_pre_attn_scalar, -0.5);
 	/* HF keeps sqrt(hidden) as a scalar and multiplies in the activation dtype */
 	m->embed_scale = c->arch->embed_scale_sqrt_hidden ? (float)sqrt((double)m->hidden) : 1.0f;
 	m->act = c->act;
@@ -480,7 +550,7 @@ ref_model *ref_open(const hf_model *hf, const ref_options *opt)
 	m->layer = xcalloc((size_t)m->layers, sizeof *m->layer);
 	int rc = set_options(m, c, opt);
 	if (rc == 0)
-		rc = bind_vec(hf->norm, m->hidden, c->arch->norm_plus_one, &m->final_norm);
+		rc = bind_vec(hf->norm, m->hidden, c->arch->norm_plus_one, 1.0f, &m->final_norm);
 	if (rc == 0)
 		rc = bind_mat(hf->lm_head, m->vocab, m->hidden, &m->lm_head);
 	m->embed = hf->embed;
@@ -505,7 +575,7 @@ void ref_close(ref_model *m)
 	pool_free(m->pool);
 	for (int l = 0; m->layer && l < m->layers; l++) {
 		ref_layer *y = &m->layer[l];
-		float *v[] = {y->in_norm, y->post_norm, y->q_norm, y->k_norm, y->q_bias, y->k_bias,
+		float *v[] = {y->in_norm, y->post_norm, y->pre_ff_norm, y->post_ff_norm, y->q_norm, y->k_norm, y->q_bias, y->k_bias,
 		              y->v_bias, y->o_bias, y->gate_bias, y->up_bias, y->down_bias};
 		for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
 			free(v[i]);
@@ -515,6 +585,9 @@ void ref_close(ref_model *m)
 	free(m->inv_freq);
 	free(m->cos);
 	free(m->sin);
+	free(m->inv_local);
+	free(m->cos_l);
+	free(m->sin_l);
 	free(m->kcache);
 	free(m->vcache);
 	free(m->x);
@@ -550,6 +623,12 @@ const float *ref_layer_peaks(const ref_model *m)
 void ref_clear_peaks(ref_model *m)
 {
 	memset(m->peak, 0, (size_t)m->layers * sizeof *m->peak);
+	m->first_bad = -1;
+}
+
+int ref_first_nonfinite_layer(const ref_model *m)
+{
+	return m->first_bad;
 }
 
 /* ------------------------------------------------------------------ */
@@ -576,10 +655,31 @@ static float llama3_band(float inv, const hf_rope_scaling *rs)
 }
 
 /* ANEMLL 0.3.5 multiplies the base by rope_scaling.factor in its Llama and
- * Qwen2.5 models and ignores rope_scaling in Qwen3 and Gemma3 (section 2). */
+ * Qwen2.5 models and ignores rope_scaling in Qwen3 and Gemma3 (section 2).
+ * (The rope_scaling kinds are those of the config; ROPE_OTHER cannot reach
+ * inv_freq_of: it is refused, or dropped in compat mode.) */
 static int anemll_scales_base(const arch_info *a)
 {
 	return a->id == ARCH_LLAMA || a->id == ARCH_QWEN2;
+}
+
+/* Inverse frequencies of base with scaling rs (NULL: none; linear or llama3). */
+static void inv_freq_of(double base, const hf_rope_scaling *rs, int d, float *inv_freq)
+{
+	/* torch: 1.0 / (base ** (arange(0, d, 2).float() / d)), all float32: the
+	 * exponent rounds to fp32, the power is rounded to fp32 (computed in
+	 * double here, i.e. correctly rounded), then the fp32 reciprocal. */
+	float fbase = (float)base;
+	for (int i = 0; i < d / 2; i++) {
+		float e = (float)(2 * i) / (float)d;
+		float p = (float)pow((double)fbase, (double)e);
+		float f = 1.0f / p;
+		if (rs && rs->kind == ROPE_LINEAR)
+			f = f / (float)rs->factor;
+		else if (rs && rs->kind == ROPE_LLAMA3)
+			f = llama3_band(f, rs);
+		inv_freq[i] = f;
+	}
 }
 
 int ref_rope_inv_freq(const hf_config *c, int anemll_compat, float *inv_freq)
@@ -596,20 +696,7 @@ int ref_rope_inv_freq(const hf_config *c, int anemll_compat, float *inv_freq)
 		return errf("%s: rope_scaling type '%s' is not supported by the reference forward "
 		            "pass (supported: linear, llama3)", c->path, rs->type ? rs->type : "?");
 	}
-	/* torch: 1.0 / (base ** (arange(0, d, 2).float() / d)), all float32: the
-	 * exponent rounds to fp32, the power is rounded to fp32 (computed in
-	 * double here, i.e. correctly rounded), then the fp32 reciprocal. */
-	float fbase = (float)base;
-	for (int i = 0; i < d / 2; i++) {
-		float e = (float)(2 * i) / (float)d;
-		float p = (float)pow((double)fbase, (double)e);
-		float f = 1.0f / p;
-		if (kind == ROPE_LINEAR)
-			f = f / (float)rs->factor;
-		else if (kind == ROPE_LLAMA3)
-			f = llama3_band(f, rs);
-		inv_freq[i] = f;
-	}
+	inv_freq_of(base, kind == ROPE_NONE ? NULL : rs, d, inv_freq);
 	return 0;
 }
 
@@ -662,6 +749,8 @@ static void attend_head(ref_model *m, int l, int h, int t0, int pos)
 	float *s = m->scores, mx = -INFINITY;
 	for (int t = t0; t <= pos; t++) {
 		s[t] = dot_ff(qh, cache_at(m, m->kcache, l, kvh, t), D) * m->attn_scale;
+		if (m->scores_fp16)
+			s[t] = f16_round(s[t]);
 		mx = s[t] > mx ? s[t] : mx;
 	}
 	double sum = 0;
@@ -682,6 +771,22 @@ static void attend_head(ref_model *m, int l, int h, int t0, int pos)
 		out[i] = (float)m->acc[i];
 }
 
+/* q or k heads [n][D]: per-head norm after projection (Qwen3, Gemma3), then RoPE. */
+static void qk_heads(const ref_model *m, const ref_layer *y, float *x, int n, const float *gain)
+{
+	int D = m->head_dim;
+	const float *cs = y->local_rope ? m->cos_l : m->cos, *sn = y->local_rope ? m->sin_l : m->sin;
+	for (int h = 0; h < n; h++) {
+		float *xh = x + (size_t)h * D;
+		if (gain) {
+			rmsnorm(xh, xh, gain, D, m->eps);
+			store(m, xh, D);
+		}
+		rope(xh, cs, sn, D);
+		store(m, xh, D);
+	}
+}
+
 /* Self-attention of layer l on m->xn at pos; result (after o_proj) in m->tmp. */
 static void attention(ref_model *m, int l, int pos)
 {
@@ -693,17 +798,13 @@ static void attention(ref_model *m, int l, int pos)
 	add_bias(m->q, y->q_bias, m->heads * D);
 	add_bias(m->k, y->k_bias, m->kv_heads * D);
 	add_bias(m->v, y->v_bias, m->kv_heads * D);
-	for (int h = 0; h < m->heads; h++) {
-		float *qh = m->q + (size_t)h * D;
-		if (y->q_norm) /* Qwen3: per-head norm after projection, before RoPE */
-			rmsnorm(qh, qh, y->q_norm, D, m->eps);
-		rope(qh, m->cos, m->sin, D);
-	}
+	store(m, m->q, m->heads * D);
+	store(m, m->k, m->kv_heads * D);
+	store(m, m->v, m->kv_heads * D);
+	qk_heads(m, y, m->q, m->heads, y->q_norm);
+	qk_heads(m, y, m->k, m->kv_heads, y->k_norm);
 	for (int h = 0; h < m->kv_heads; h++) {
 		float *kh = m->k + (size_t)h * D;
-		if (y->k_norm)
-			rmsnorm(kh, kh, y->k_norm, D, m->eps);
-		rope(kh, m->cos, m->sin, D);
 		memcpy(cache_at(m, m->kcache, l, h, pos), kh, (size_t)D * sizeof(float));
 		memcpy(cache_at(m, m->vcache, l, h, pos), m->v + (size_t)h * D, (size_t)D * sizeof(float));
 	}
@@ -711,8 +812,10 @@ static void attention(ref_model *m, int l, int pos)
 	int t0 = y->window && pos >= y->window ? pos - y->window + 1 : 0;
 	for (int h = 0; h < m->heads; h++)
 		attend_head(m, l, h, t0, pos);
+	store(m, m->att_out, m->heads * D);
 	matvec(m, &y->o, m->att_out, m->tmp);
 	add_bias(m->tmp, y->o_bias, m->hidden);
+	store(m, m->tmp, m->hidden);
 }
 
 /* down(act(gate(xn)) * up(xn)) into m->tmp. */
@@ -723,10 +826,62 @@ static void mlp(ref_model *m, int l)
 	matvec(m, &y->up, m->xn, m->up);
 	add_bias(m->gate, y->gate_bias, m->inter);
 	add_bias(m->up, y->up_bias, m->inter);
+	store(m, m->gate, m->inter);
+	store(m, m->up, m->inter);
 	for (int i = 0; i < m->inter; i++)
 		m->gate[i] = act(m->act, m->gate[i]) * m->up[i];
+	store(m, m->gate, m->inter);
 	matvec(m, &y->down, m->gate, m->tmp);
 	add_bias(m->tmp, y->down_bias, m->hidden);
+	store(m, m->tmp, m->hidden);
+}
+
+/* RMSNorm into out, stored as the ANE would. */
+static void norm_store(ref_model *m, float *out, const float *x, const float *gain)
+{
+	rmsnorm(out, x, gain, m->hidden, m->eps);
+	store(m, out, m->hidden);
+}
+
+/* h += sublayer output in m->tmp (after its post norm, if the layer has
+ * one), then ANEMLL's optional clamp and the fp16 store. */
+static void residual_add(ref_model *m, const float *post_norm)
+{
+	int H = m->hidden;
+	if (post_norm)
+		norm_store(m, m->tmp, m->tmp, post_norm);
+	float c = m->clamp;
+	for (int i = 0; i < H; i++) {
+		float v = m->x[i] + m->tmp[i];
+		m->x[i] = c > 0 && v > c ? c : c > 0 && v < -c ? -c : v; /* NaN stays NaN, as in torch.clamp */
+	}
+	store(m, m->x, H);
+}
+
+/* Per-layer bookkeeping for the FP16 preflight: peak |h|, first inf/NaN. */
+static void record_layer(ref_model *m, int l)
+{
+	float peak = m->peak[l];
+	int bad = 0;
+	for (int i = 0; i < m->hidden; i++) {
+		float a = fabsf(m->x[i]);
+		peak = a > peak ? a : peak; /* NaN never compares greater */
+		bad |= !isfinite(a);
+	}
+	m->peak[l] = peak;
+	if (bad && (m->first_bad < 0 || l < m->first_bad))
+		m->first_bad = l;
+}
+
+/* cos/sin of position pos for one set of inverse frequencies. */
+static void rope_table(const float *inv, int half, int pos, float *cs, float *sn)
+{
+	/* HF: freqs = inv_freq * position in fp32, then cos/sin of that */
+	for (int i = 0; i < half; i++) {
+		float angle = inv[i] * (float)pos;
+		cs[i] = cosf(angle);
+		sn[i] = sinf(angle);
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -743,35 +898,35 @@ int ref_forward(ref_model *m, int32_t token, int pos, float *logits_out, float *
 	int H = m->hidden, half = m->head_dim / 2;
 	if (st_read_rows_f32(m->embed, (uint64_t)token, 1, m->x) != 0)
 		return -1;
+	for (int i = 0; m->alpha != 1.0f && i < H; i++)
+		m->x[i] *= m->alpha; /* --fp16-scale scales the embedding weights */
 	for (int i = 0; m->embed_scale != 1.0f && i < H; i++)
 		m->x[i] *= m->embed_scale;
-	/* HF: freqs = inv_freq * position in fp32, then cos/sin of that */
-	for (int i = 0; i < half; i++) {
-		float angle = m->inv_freq[i] * (float)pos;
-		m->cos[i] = cosf(angle);
-		m->sin[i] = sinf(angle);
-	}
+	store(m, m->x, H);
+	rope_table(m->inv_freq, half, pos, m->cos, m->sin);
+	if (m->inv_local)
+		rope_table(m->inv_local, half, pos, m->cos_l, m->sin_l);
 	for (int l = 0; l < m->layers; l++) {
 		const ref_layer *y = &m->layer[l];
-		rmsnorm(m->xn, m->x, y->in_norm, H, m->eps);
+		int four = y->pre_ff_norm != NULL;
+		/* pre-norm layers: h += attn(in(h)); h += mlp(post_attention(h));
+		 * four norms: post_attention normalises the attention output and
+		 * pre/post_feedforward wrap the MLP */
+		norm_store(m, m->xn, m->x, y->in_norm);
 		attention(m, l, pos);
-		for (int i = 0; i < H; i++)
-			m->x[i] += m->tmp[i];
-		rmsnorm(m->xn, m->x, y->post_norm, H, m->eps);
+		residual_add(m, four ? y->post_norm : NULL);
+		norm_store(m, m->xn, m->x, four ? y->pre_ff_norm : y->post_norm);
 		mlp(m, l);
-		float peak = m->peak[l];
-		for (int i = 0; i < H; i++) {
-			m->x[i] += m->tmp[i];
-			float a = fabsf(m->x[i]);
-			peak = a > peak ? a : peak; /* NaN never compares greater */
-		}
-		m->peak[l] = peak;
+		residual_add(m, four ? y->post_ff_norm : NULL);
+		record_layer(m, l);
 	}
 	m->filled = pos + 1;
-	rmsnorm(m->xn, m->x, m->final_norm, H, m->eps);
+	norm_store(m, m->xn, m->x, m->final_norm);
 	if (hidden_out)
 		memcpy(hidden_out, m->xn, (size_t)H * sizeof *hidden_out);
-	if (logits_out)
+	if (logits_out) {
 		matvec(m, &m->lm_head, m->xn, logits_out);
+		store(m, logits_out, m->vocab);
+	}
 	return 0;
 }

@@ -147,11 +147,16 @@ static const char *emit_palettized(weights_ctx *w, mil_block *b, const char *nam
 	return out;
 }
 
+int weights_lut_applies(const weights_ctx *w, size_t rank, const int64_t *shape)
+{
+	return w->lut.bits && lut_eligible((int)rank, shape) && numel(rank, shape) > w->lut_min_elements;
+}
+
 const char *weights_emit(weights_ctx *w, mil_block *b, const char *name, const uint16_t *data, size_t rank,
 			 const int64_t *shape)
 {
 	ASSERT(rank >= 1 && rank <= 8);
-	if (w->lut.bits && lut_eligible((int)rank, shape))
+	if (weights_lut_applies(w, rank, shape))
 		return emit_palettized(w, b, name, data, rank, shape);
 	return emit_dense(w, b, name, data, rank, shape);
 }

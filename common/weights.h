@@ -3,7 +3,9 @@
  * Every stage turns checkpoint tensors into MIL values the same way: the fp16
  * values go to weight.bin as a blob-backed `const`, or, when a LUT spec is in
  * force and the tensor is eligible (rank > 1, more than 2048 elements, as
- * coremltools decides), they are palettized and become
+ * coremltools decides, or more than lut_min_elements when that is larger:
+ * ANEMLL's Gemma 3 converter palettizes only tensors above 8192), they are
+ * palettized and become
  *   <name>_palettized = constexpr_lut_to_dense(indices = uint<b>[shape] blob,
  *                                              lut = fp16[groups,1,..,2^b,1] blob)
  * with the two blobs bound as literal values in the op, exactly as
@@ -31,7 +33,8 @@ typedef struct weights_quality {
 
 typedef struct weights_ctx {
 	blob_writer *bw;   /* the package's weight.bin */
-	lut_spec lut;      /* bits 0: no palettization */
+	lut_spec lut;      /* bits 0: no palettization; a builder may switch it per part */
+	int64_t lut_min_elements; /* palettize only above this many elements (0: lut_eligible's rule alone) */
 	int threads;       /* for the quantizer; 0 = all cores */
 	const char *cache_dir; /* NULL: no LUT cache */
 	size_t n_dense, n_palettized, n_cached;
@@ -48,6 +51,9 @@ char *weights_cache_dir(const char *output, const char *opt);
 
 void weights_init(weights_ctx *w, blob_writer *bw, const lut_spec *lut, int threads);
 void weights_release(weights_ctx *w);
+
+/* 1 when a tensor of this shape gets palettized under w's current LUT. */
+int weights_lut_applies(const weights_ctx *w, size_t rank, const int64_t *shape);
 
 /* Emit weight `name` with fp16 values `data` (row-major, `shape`) into block
  * b. Returns the name of the var holding the dense weight (name, or

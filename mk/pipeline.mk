@@ -2,6 +2,9 @@
 #
 #   make MODEL=<dir|org/name> [OUT=out/<name>] [CONTEXT=512] [BATCH=64] [LUT1=]
 #        [LUT2=4] [LUT3=6] [CHUNK=2|auto] [MAX_CHUNK_MB=950] [PREFIX=] [ARGMAX=]
+#        [SPLIT_ROTATE=1] [FP16_SCALE=<alpha>|auto] [CLAMP=<v>]
+#   make MODEL=... MONOLITHIC=1 [LUT=4] [LUT_EMBED=] [LUT_LMHEAD=] ...
+#   make MODEL=... preflight
 #
 # Every step has a key (ST/NAME.key: its parameters, the SHA-256 of its
 # program, of every input file and of the upstream steps' outputs, refreshed
@@ -12,6 +15,12 @@
 # interrupted run resumes where it stopped, a second make does nothing
 # (make -q returns 0), and touching a checkpoint without changing its bytes
 # reruns nothing.
+#
+# Steps, chunked: embed, lmhead, ffn-<ii>of<NN>, prefill-<ii>of<NN> (+ for
+# Gemma 3 with CONTEXT above the sliding window ffn_rotate-.., prefill_rotate-..),
+# combine-<ii>of<NN>, compile, meta, test. MONOLITHIC=1: monolithic,
+# monolithic_prefill (+ monolithic_rotate, monolithic_prefill_rotate), combine,
+# compile, meta, test. preflight (FP16 range check) runs only when asked for.
 
 ifneq ($(MODEL),)
 OUT ?= out/$(notdir $(patsubst %/,%,$(MODEL)))
@@ -23,43 +32,72 @@ PREFIX ?=
 MAX_WEIGHT_MB ?= 1024
 STEPS ?= 16
 PROMPT ?=
+PROMPT_IDS ?=
+SPLIT_ROTATE ?=
+FP16_SCALE ?=
+CLAMP ?=
+MONOLITHIC ?=
 .DEFAULT_GOAL := convert
 
+# What MONOLITHIC=1 does not use, when given on the command line (plan.sh says so).
+IGNORED = $(foreach v,CHUNK MAX_CHUNK_MB LUT1 LUT2 LUT3,$(if $(filter command line,$(origin $(v))),$(v)=$($(v))))
 PLAN_ENV = BIN='$(PIPE_BIN)' MODEL='$(MODEL)' OUT='$(OUT)' ST='$(ST)' CONTEXT='$(CONTEXT)' BATCH='$(BATCH)' \
 	LUT1='$(LUT1)' LUT2='$(LUT2)' LUT3='$(LUT3)' CHUNK='$(CHUNK)' MAX_CHUNK_MB='$(MAX_CHUNK_MB)' \
-	PREFIX='$(PREFIX)' ARGMAX='$(ARGMAX)' MAX_WEIGHT_MB='$(MAX_WEIGHT_MB)' STEPS='$(STEPS)' PROMPT='$(PROMPT)'
+	PREFIX='$(PREFIX)' ARGMAX='$(ARGMAX)' MAX_WEIGHT_MB='$(MAX_WEIGHT_MB)' STEPS='$(STEPS)' PROMPT='$(PROMPT)' PROMPT_IDS='$(PROMPT_IDS)' \
+	SPLIT_ROTATE='$(SPLIT_ROTATE)' FP16_SCALE='$(FP16_SCALE)' CLAMP='$(CLAMP)' MONOLITHIC='$(MONOLITHIC)' \
+	LUT='$(LUT)' LUT_EMBED='$(LUT_EMBED)' LUT_LMHEAD='$(LUT_LMHEAD)' IGNORED='$(if $(MONOLITHIC),$(IGNORED))'
 
 # The plan is an included makefile: make refreshes it (and every key) first,
 # even under -q and -n, and restarts only when its content changed.
 -include $(ST)/plan.mk
+# A failed plan stops the restarted make (on the first pass PLAN_ERROR may be
+# an old run's: plan.sh runs again first).
+ifneq ($(PLAN_ERROR),)
+ifneq ($(MAKE_RESTARTS),)
+$(error anemake: $(PLAN_ERROR))
+endif
+endif
 $(ST)/plan.mk: FORCE $(if $(filter bin,$(PIPE_BIN)),all)
 	@mkdir -p $(ST)
 	$(Q)$(PLAN_ENV) mk/plan.sh
 
 STEP = mk/step.sh $(ST)
 COMMON_FLAGS = --model '$(MODEL_DIR)' --output '$(OUT)' --prefix $(PREFIX_EFF) --context-length $(CONTEXT)
+SCALE_FLAGS = $(if $(FP16_SCALE),--fp16-scale $(FP16_SCALE))
+CLAMP_FLAGS = $(if $(CLAMP),--clamp $(CLAMP))
+# The smoketest's and the preflight's prompt: text, or token ids (a checkpoint without tokenizer.json).
+PROMPT_FLAGS = $(if $(PROMPT),--text '$(PROMPT)') $(if $(PROMPT_IDS),--prompt $(PROMPT_IDS))
 chunk_no = $$((10\#$(firstword $(subst of, ,$(1)))))
+CHUNK_STAGES = ffn prefill $(if $(ROTATE),ffn_rotate prefill_rotate)
 CHUNK_STEPS = $(foreach s,$(1),$(foreach c,$(CHUNK_IDS),$(ST)/$(s)-$(c).stamp))
+MONO_PARTS = monolithic monolithic_prefill $(if $(ROTATE),monolithic_rotate monolithic_prefill_rotate)
+# stage_prog NAME: the program that writes a part (ffn or prefill), rotate_flag NAME: --rotate for *_rotate
+stage_prog = $(if $(findstring prefill,$(1)),prefill,ffn)
+rotate_flag = $(if $(findstring rotate,$(1)),--rotate)
+label = $(subst ffn,FFN,$(subst _, ,$(1)))
 
+ifeq ($(MONOLITHIC),)
+# --- chunked (ANEMLL's convert_model.sh) ---------------------------------------------
 $(ST)/embed.stamp: $(ST)/embed.key
 	$(Q)$(STEP) embed "embeddings" -- $(PIPE_BIN)/embed $(COMMON_FLAGS) --batch-size $(BATCH) \
-	  $(if $(LUT1),--lut $(LUT1))
+	  $(if $(LUT1),--lut $(LUT1)) $(SCALE_FLAGS) $(CLAMP_FLAGS)
 
 $(ST)/lmhead.stamp: $(ST)/lmhead.key
 	$(Q)$(STEP) lmhead "LM head" -- $(PIPE_BIN)/lmhead $(COMMON_FLAGS) $(if $(LUT3),--lut $(LUT3)) \
-	  $(if $(ARGMAX),--argmax)
+	  $(if $(ARGMAX),--argmax) $(CLAMP_FLAGS)
 
-$(ST)/ffn-%.stamp: $(ST)/ffn-%.key
-	$(Q)$(STEP) ffn-$* "FFN chunk $*" -- $(PIPE_BIN)/ffn $(COMMON_FLAGS) --batch-size $(BATCH) \
-	  --chunk $(NCHUNK) --chunk-no $(call chunk_no,$*) $(if $(LUT2),--lut $(LUT2))
+# ffn-01of02, prefill-01of02, ffn_rotate-01of02, prefill_rotate-01of02: one rule each
+define chunk_rule
+$$(ST)/$(1)-%.stamp: $$(ST)/$(1)-%.key
+	$$(Q)$$(STEP) $(1)-$$* "$(call label,$(1)) chunk $$*" -- $$(PIPE_BIN)/$(call stage_prog,$(1)) $$(COMMON_FLAGS) \
+	  --batch-size $$(BATCH) $(call rotate_flag,$(1)) --chunk $$(NCHUNK) --chunk-no $$(call chunk_no,$$*) \
+	  $$(if $$(LUT2),--lut $$(LUT2)) $$(SCALE_FLAGS) $$(CLAMP_FLAGS)
+endef
+$(foreach s,ffn prefill ffn_rotate prefill_rotate,$(eval $(call chunk_rule,$(s))))
 
-$(ST)/prefill-%.stamp: $(ST)/prefill-%.key
-	$(Q)$(STEP) prefill-$* "prefill chunk $*" -- $(PIPE_BIN)/prefill $(COMMON_FLAGS) --batch-size $(BATCH) \
-	  --chunk $(NCHUNK) --chunk-no $(call chunk_no,$*) $(if $(LUT2),--lut $(LUT2))
-
-$(ST)/combine-%.stamp: $(ST)/combine-%.key $(ST)/ffn-%.stamp $(ST)/prefill-%.stamp
+$(ST)/combine-%.stamp: $(ST)/combine-%.key $(foreach s,$(CHUNK_STAGES),$(ST)/$(s)-%.stamp)
 	$(Q)$(STEP) combine-$* "combine chunk $*" -- $(PIPE_BIN)/combine --input '$(OUT)' --prefix $(PREFIX_EFF) \
-	  $(if $(LUT2),--lut $(LUT2),--lut none) \
+	  $(if $(LUT2),--lut $(LUT2),--lut none) $(if $(SPLIT_ROTATE),--split-rotate) \
 	  --chunk $(NCHUNK) --chunk-no $(call chunk_no,$*)
 
 $(ST)/compile.stamp: $(ST)/compile.key $(ST)/embed.stamp $(ST)/lmhead.stamp $(foreach c,$(CHUNK_IDS),$(ST)/combine-$(c).stamp)
@@ -68,24 +106,59 @@ $(ST)/compile.stamp: $(ST)/compile.key $(ST)/embed.stamp $(ST)/lmhead.stamp $(fo
 
 $(ST)/meta.stamp: $(ST)/meta.key $(ST)/compile.stamp
 	$(Q)$(STEP) meta "meta.yaml" -- $(PIPE_BIN)/metagen --model '$(MODEL_DIR)' --output '$(OUT)' --prefix $(PREFIX_EFF) \
-	  --lut-embeddings $(or $(LUT1),none) --lut-ffn $(or $(LUT2),none) --lut-lmhead $(or $(LUT3),none) --chunks $(NCHUNK)
+	  --lut-embeddings $(or $(LUT1),none) --lut-ffn $(or $(LUT2),none) --lut-lmhead $(or $(LUT3),none) --chunks $(NCHUNK) \
+	  $(if $(SPLIT_ROTATE),--split-rotate) $(SCALE_FLAGS) $(CLAMP_FLAGS)
+
+PART_TARGETS = embed lmhead $(foreach s,$(CHUNK_STAGES) combine,$(s) $(foreach c,$(CHUNK_IDS),$(s)-$(firstword $(subst of, ,$(c)))))
+embed: $(ST)/embed.stamp
+lmhead: $(ST)/lmhead.stamp
+$(foreach s,$(CHUNK_STAGES) combine,$(eval $(s): $(call CHUNK_STEPS,$(s))))
+# One chunk at a time: make ffn-02, prefill-02, ffn_rotate-02, combine-02.
+$(foreach s,$(CHUNK_STAGES) combine,$(foreach c,$(CHUNK_IDS),$(eval $(s)-$(firstword $(subst of, ,$(c))): $(ST)/$(s)-$(c).stamp)))
+else
+# --- monolithic (ANEMLL's convert_monolith.sh) ---------------------------------------
+# ARGMAX concerns the infer parts only (prefill's logits are a by-product nobody reads).
+MONO_FLAGS = $(if $(LUT),--lut $(LUT)) $(if $(LUT_EMBED),--lut-embeddings $(LUT_EMBED)) \
+	$(if $(LUT_LMHEAD),--lut-lmhead $(LUT_LMHEAD))
+MONO_STAMPS = $(foreach p,monolithic monolithic_prefill monolithic_rotate monolithic_prefill_rotate,$(ST)/$(p).stamp)
+
+$(MONO_STAMPS): $(ST)/%.stamp: $(ST)/%.key
+	$(Q)$(STEP) $* "$(call label,$*)" -- $(PIPE_BIN)/$(call stage_prog,$*) --monolithic $(call rotate_flag,$*) \
+	  $(COMMON_FLAGS) --batch-size $(BATCH) $(MONO_FLAGS) $(if $(ARGMAX),$(if $(findstring prefill,$*),,--argmax)) \
+	  $(SCALE_FLAGS) $(CLAMP_FLAGS)
+
+$(ST)/combine.stamp: $(ST)/combine.key $(foreach p,$(MONO_PARTS),$(ST)/$(p).stamp)
+	$(Q)$(STEP) combine "combine" -- $(PIPE_BIN)/combine --monolithic --input '$(OUT)' --prefix $(PREFIX_EFF) \
+	  --lut $(or $(LUT),none)
+
+$(ST)/compile.stamp: $(ST)/compile.key $(ST)/combine.stamp
+	$(Q)$(STEP) compile "compile" -- $(PIPE_BIN)/compile --max-weight-mb $(MAX_WEIGHT_MB) --input $$(cat $(ST)/combine.paths)
+
+$(ST)/meta.stamp: $(ST)/meta.key $(ST)/compile.stamp
+	$(Q)$(STEP) meta "meta.yaml" -- $(PIPE_BIN)/metagen --monolithic --model '$(MODEL_DIR)' --output '$(OUT)' \
+	  --prefix $(PREFIX_EFF) --lut-ffn $(or $(LUT),none) $(if $(LUT_EMBED),--lut-embeddings $(LUT_EMBED)) \
+	  $(if $(LUT_LMHEAD),--lut-lmhead $(LUT_LMHEAD)) $(SCALE_FLAGS) $(CLAMP_FLAGS)
+
+PART_TARGETS = $(MONO_PARTS) combine
+$(foreach p,$(MONO_PARTS),$(eval $(p): $(ST)/$(p).stamp))
+combine: $(ST)/combine.stamp
+endif
 
 $(ST)/test.stamp: $(ST)/test.key $(ST)/meta.stamp
 	$(Q)$(STEP) test "smoketest" -o '$(OUT)/smoketest.json' -- $(PIPE_BIN)/smoketest --model '$(MODEL_DIR)' \
-	  --meta '$(OUT)/meta.yaml' --steps $(STEPS) $(if $(PROMPT),--text '$(PROMPT)') --json '$(OUT)/smoketest.json'
+	  --meta '$(OUT)/meta.yaml' --steps $(STEPS) $(PROMPT_FLAGS) $(SCALE_FLAGS) $(CLAMP_FLAGS) --json '$(OUT)/smoketest.json'
 
-.PHONY: convert embed lmhead ffn prefill combine compile meta test plan why clean-model \
-	$(foreach s,ffn prefill combine,$(foreach c,$(CHUNK_IDS),$(s)-$(firstword $(subst of, ,$(c)))))
+# FP16 range check of the source model (ANEMLL's fp16_preflight.sh): exit 1
+# when its activations overflow fp16 with these FP16_SCALE/CLAMP settings.
+$(ST)/preflight.stamp: $(ST)/preflight.key
+	$(Q)$(STEP) preflight "FP16 preflight" -o '$(OUT)/preflight.json' -- $(PIPE_BIN)/preflight --model '$(MODEL_DIR)' \
+	  $(PROMPT_FLAGS) $(SCALE_FLAGS) $(CLAMP_FLAGS) --json '$(OUT)/preflight.json'
+
+.PHONY: convert compile meta test preflight plan why clean-model $(PART_TARGETS)
 convert test: $(ST)/test.stamp
-embed: $(ST)/embed.stamp
-lmhead: $(ST)/lmhead.stamp
-ffn: $(call CHUNK_STEPS,ffn)
-prefill: $(call CHUNK_STEPS,prefill)
-combine: $(call CHUNK_STEPS,combine)
 compile: $(ST)/compile.stamp
 meta: $(ST)/meta.stamp
-# One chunk at a time: make ffn-02, prefill-02, combine-02.
-$(foreach s,ffn prefill combine,$(foreach c,$(CHUNK_IDS),$(eval $(s)-$(firstword $(subst of, ,$(c))): $(ST)/$(s)-$(c).stamp)))
+preflight: $(ST)/preflight.stamp
 plan:
 	@cat $(ST)/plan.txt
 why:

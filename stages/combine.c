@@ -1,18 +1,28 @@
-/* combine: merge each chunk's FFN and prefill packages into one
- * multifunction package, ANEMLL's combine_models.py (chunked mode).
+/* combine: merge single-function packages into ANEMLL's multifunction
+ * packages, as ANEMLL's combine_models.py.
  *
- * Input, in --input DIR, for each chunk i of N:
+ * Chunked (default), in --input DIR, for each chunk i of N:
  *   <p>_FFN[_lut<b>]_chunk_<ii>of<NN>.mlpackage      function main -> infer
  *   <p>_prefill[_lut<b>]_chunk_<ii>of<NN>.mlpackage  function main -> prefill
  *   and, when both exist (Gemma 3), <p>_FFN_rotate... -> infer_rotate and
  *   <p>_prefill_rotate... -> prefill_rotate
- * Output, in --output DIR: <p>_FFN_PF[_lut<b>]_chunk_<ii>of<NN>.mlpackage
- * with functions infer[, infer_rotate], prefill[, prefill_rotate], default
- * infer, one shared state declaration and ANEMLL's combined metadata. Its
- * weight.bin stores each distinct blob once (common/combine.h), so it is
- * about the size of the FFN one alone (up to ~1 GB per chunk). The sources
- * are kept: make treats them as cached intermediates. Written package paths
- * go to stdout, the bytes saved to stderr.
+ * give <p>_FFN_PF[_lut<b>]_chunk_<ii>of<NN>.mlpackage with functions
+ * infer[, infer_rotate], prefill[, prefill_rotate], default infer.
+ * --split-rotate (ANEMLL's, for models too large for 4 functions in one
+ * file) writes two files per chunk instead: the FFN_PF one with infer and
+ * prefill, and <...>_chunk_<ii>of<NN>_rot.mlpackage with infer_rotate and
+ * prefill_rotate, default infer_rotate (its first function, as ANEMLL's
+ * save_multifunction call makes it).
+ * --monolithic: <p>_monolithic[_lut<b>] -> infer, <p>_monolithic_prefill
+ * -> prefill (+ <p>_monolithic_rotate -> infer_rotate and
+ * <p>_monolithic_prefill_rotate -> prefill_rotate when present) give
+ * <p>_monolithic_full[_lut<b>].mlpackage, default infer.
+ *
+ * Every output has one shared state declaration and ANEMLL's combined
+ * metadata. Its weight.bin stores each distinct blob once (common/combine.h),
+ * so it is about the size of one source alone (up to ~1 GB per chunk). The
+ * sources are kept: make treats them as cached intermediates. Written
+ * package paths go to stdout, the bytes saved to stderr.
  */
 #include "anemll.h"
 #include "cli.h"
@@ -28,31 +38,39 @@
 
 typedef struct options {
 	const char *input, *output, *prefix, *lut;
-	int chunks, chunk_no, keep_sources;
+	int chunks, chunk_no, keep_sources, split_rotate, monolithic;
 } options;
 
 static void parse_args(int argc, char **argv, options *o)
 {
 	*o = (options){0};
 	const cli_opt opts[] = {
-		{"input", "DIR", CLI_STRING, &o->input, 1, 0, 0, "directory holding the FFN and prefill chunk packages"},
+		{"input", "DIR", CLI_STRING, &o->input, 1, 0, 0, "directory holding the packages to combine"},
 		{"output", "DIR", CLI_STRING, &o->output, 0, 0, 0, "directory for the combined packages (default: --input; created if missing)"},
 		{"prefix", "NAME", CLI_STRING, &o->prefix, 0, 0, 0, "file-name prefix (default: the only one in --input)"},
 		{"lut", "BITS", CLI_STRING, &o->lut, 0, 0, 0, "LUT bits in the file names, BITS[,GROUP] or none (default: the only variant present)"},
 		{"chunk", "N", CLI_INT, &o->chunks, 0, 1, 1024, "number of chunks (default: from the file names)"},
 		{"chunk-no", "K", CLI_INT, &o->chunk_no, 0, 1, 1024, "combine only chunk K (1-based; default: every chunk)"},
-		{"keep-sources", NULL, CLI_FLAG, &o->keep_sources, 0, 0, 0, "keep the FFN and prefill packages (always done; accepted for scripts)"},
+		{"split-rotate", NULL, CLI_FLAG, &o->split_rotate, 0, 0, 0, "two files per chunk: FFN_PF (infer, prefill) and FFN_PF..._rot (infer_rotate, prefill_rotate)"},
+		{"monolithic", NULL, CLI_FLAG, &o->monolithic, 0, 0, 0, "combine <prefix>_monolithic[_prefill][_rotate] into <prefix>_monolithic_full[_lut<b>]"},
+		{"keep-sources", NULL, CLI_FLAG, &o->keep_sources, 0, 0, 0, "keep the source packages (always done; accepted for scripts)"},
 	};
 	const cli_spec spec = {
 		.usage = "combine --input DIR [options]",
-		.summary = "Merge <prefix>_FFN and <prefix>_prefill chunk packages into <prefix>_FFN_PF[_lut<b>]_chunk_<ii>of<NN>"
-			   ".mlpackage (functions infer and prefill, identical weights stored once), as ANEMLL's combine_models.py.",
+		.summary = "Merge <prefix>_FFN and <prefix>_prefill chunk packages (+ the _rotate ones of Gemma 3) into\n"
+			   "<prefix>_FFN_PF[_lut<b>]_chunk_<ii>of<NN>.mlpackage, or the monolithic parts into\n"
+			   "<prefix>_monolithic_full[_lut<b>].mlpackage (identical weights stored once), as ANEMLL's\n"
+			   "combine_models.py.",
 		.opts = opts,
 		.nopts = (int)(sizeof opts / sizeof opts[0]),
 	};
 	cli_parse(&spec, argc, argv, NULL, NULL);
 	if (o->chunks && o->chunk_no > o->chunks)
 		die_usage("--chunk-no %d is beyond --chunk %d", o->chunk_no, o->chunks);
+	if (o->monolithic && (o->chunks || o->chunk_no))
+		die_usage("--monolithic: a monolithic model has no chunks (--chunk/--chunk-no)");
+	if (o->monolithic && o->split_rotate)
+		die_usage("--split-rotate applies to chunked models only, not with --monolithic");
 	if (!o->output)
 		o->output = o->input;
 }
@@ -70,43 +88,57 @@ static int parse_lut_bits(const char *s)
 }
 
 /* ------------------------------------------------------------------ */
-/* Finding the chunk packages                                          */
+/* Finding the source packages                                         */
 
-typedef struct ffn_file {
+/* What the first source of every output is called: it names the prefix,
+ * the LUT and the chunk count. */
+typedef struct layout {
+	const char *marker;  /* "_FFN" or "_monolithic" */
+	int chunked;
+	const char *pattern; /* for messages: "_FFN%s_chunk_<ii>of<NN>" */
+} layout;
+
+static const layout CHUNKED = {"_FFN", 1, "_FFN%s_chunk_<ii>of<NN>"};
+static const layout MONOLITHIC = {"_monolithic", 0, "_monolithic%s"};
+
+typedef struct src_file {
 	char *prefix;
 	int lut, nchunks;
-} ffn_file;
+} src_file;
 
-typedef struct ffn_list {
-	ffn_file *v;
+typedef struct src_list {
+	src_file *v;
 	size_t n, cap;
-} ffn_list;
+} src_list;
 
-/* "<prefix>_FFN[_lut<b>]_chunk_<ii>of<NN>.mlpackage" -> prefix, lut, NN. */
-static int parse_ffn_name(const char *file, ffn_file *f)
+/* "<prefix><marker>[_lut<b>][_chunk_<ii>of<NN>].mlpackage" -> prefix, lut, NN. */
+static int parse_name(const layout *lay, const char *file, src_file *f)
 {
-	for (const char *at = strstr(file, "_FFN"); at; at = strstr(at + 1, "_FFN")) {
-		const char *rest = at + 4;
-		int lut = 0, chunk, n, used = 0;
+	size_t mlen = strlen(lay->marker);
+	for (const char *at = strstr(file, lay->marker); at; at = strstr(at + 1, lay->marker)) {
+		const char *rest = at + mlen;
+		int lut = 0, chunk, n = 0, used = 0;
 		if (sscanf(rest, "_lut%d%n", &lut, &used) == 1)
 			rest += used;
 		used = 0;
-		if (at == file || sscanf(rest, "_chunk_%dof%d%n", &chunk, &n, &used) != 2 || !streq(rest + used, ".mlpackage"))
+		if (lay->chunked && sscanf(rest, "_chunk_%dof%d%n", &chunk, &n, &used) != 2)
 			continue;
-		*f = (ffn_file){xstrndup(file, (size_t)(at - file)), lut, n};
+		if (at == file || !streq(rest + used, ".mlpackage"))
+			continue;
+		*f = (src_file){xstrndup(file, (size_t)(at - file)), lut, n};
 		return 1;
 	}
 	return 0;
 }
 
-static void list_ffn(const char *dir, ffn_list *l)
+static void list_sources(const char *dir, const layout *lay, src_list *l)
 {
 	DIR *d = opendir(dir);
 	if (!d)
 		die("cannot open directory '%s':", dir);
 	for (struct dirent *e; (e = readdir(d));) {
-		ffn_file f;
-		if (!parse_ffn_name(e->d_name, &f))
+		src_file f;
+		if (!parse_name(lay, e->d_name, &f))
 			continue;
 		GROW(l->v, l->cap, l->n + 1);
 		l->v[l->n++] = f;
@@ -114,94 +146,150 @@ static void list_ffn(const char *dir, ffn_list *l)
 	closedir(d);
 }
 
-/* The only prefix among the FFN chunk files. */
-static const char *only_prefix(const options *o, const ffn_list *l)
+static void die_none(const options *o, const layout *lay, const char *prefix, const char *lut_part)
 {
-	const char *seen = NULL;
+	char *what = xasprintf(lay->pattern, lut_part);
+	die("'%s': no %s%s.mlpackage to combine", o->input, prefix, what);
+}
+
+/* The only prefix among the source files. */
+static const char *only_prefix(const options *o, const layout *lay, const src_list *l)
+{
+	const char *seen = NULL, *kind = lay->chunked ? "FFN chunks" : "monolithic parts";
 	for (size_t i = 0; i < l->n; i++) {
 		if (seen && !streq(seen, l->v[i].prefix))
-			die("'%s' holds FFN chunks of prefixes '%s' and '%s': say which with --prefix", o->input, seen,
+			die("'%s' holds %s of prefixes '%s' and '%s': say which with --prefix", o->input, kind, seen,
 			    l->v[i].prefix);
 		seen = l->v[i].prefix;
 	}
 	if (!seen)
-		die("'%s': no <prefix>_FFN[_lut<b>]_chunk_<ii>of<NN>.mlpackage to combine", o->input);
+		die_none(o, lay, "<prefix>", "[_lut<b>]");
 	return seen;
 }
 
 /* Which prefix, LUT and chunk count to combine: the options, else the only
- * value present among the FFN chunk files. */
-static void choose(const options *o, const ffn_list *l, const char **prefix, int *lut, int *nchunks)
+ * value present among the source files. */
+static void choose(const options *o, const layout *lay, const src_list *l, const char **prefix, int *lut, int *nchunks)
 {
-	*prefix = o->prefix ? o->prefix : only_prefix(o, l);
-	int want = o->lut ? parse_lut_bits(o->lut) : -1, lut_seen = -1, n_seen = 0;
+	*prefix = o->prefix ? o->prefix : only_prefix(o, lay, l);
+	const char *kind = lay->chunked ? "FFN chunks" : "monolithic parts";
+	int want = o->lut ? parse_lut_bits(o->lut) : -1, lut_seen = -1, n_seen = 0, found = 0;
 	for (size_t i = 0; i < l->n; i++) {
-		const ffn_file *f = &l->v[i];
+		const src_file *f = &l->v[i];
 		if (!streq(f->prefix, *prefix) || (want >= 0 && f->lut != want) || (o->chunks && f->nchunks != o->chunks))
 			continue;
 		if (want < 0 && lut_seen >= 0 && f->lut != lut_seen)
-			die("'%s' holds FFN chunks with LUT %d and %d: say which with --lut", o->input, lut_seen, f->lut);
-		if (!o->chunks && n_seen && f->nchunks != n_seen)
+			die("'%s' holds %s with LUT %d and %d: say which with --lut", o->input, kind, lut_seen, f->lut);
+		if (!o->chunks && found && f->nchunks != n_seen)
 			die("'%s' holds FFN chunks for %d and %d chunks: say which with --chunk", o->input, n_seen, f->nchunks);
-		lut_seen = f->lut, n_seen = f->nchunks;
+		lut_seen = f->lut, n_seen = f->nchunks, found = 1;
 	}
-	/* With --lut and --chunk given, a missing file is named later, by plan_chunk. */
-	if (!n_seen && (want < 0 || !o->chunks)) {
+	/* With --lut (and --chunk) given, a missing file is named later, by plan_*. */
+	if (!found && (want < 0 || (lay->chunked && !o->chunks))) {
 		char lut_part[16] = "[_lut<b>]";
 		if (want >= 0)
 			snprintf(lut_part, sizeof lut_part, want ? "_lut%d" : "%.0d", want);
-		die("'%s': no %s_FFN%s_chunk_<ii>of<NN>.mlpackage to combine", o->input, *prefix, lut_part);
+		die_none(o, lay, *prefix, lut_part);
 	}
 	*lut = want >= 0 ? want : lut_seen;
 	*nchunks = o->chunks ? o->chunks : n_seen;
 }
 
 /* ------------------------------------------------------------------ */
-/* One chunk                                                           */
+/* What to write                                                       */
 
-typedef struct chunk_job {
+typedef struct job {
 	char *out;                 /* the combined package */
 	char *pkg[4];              /* sources, in function order */
 	combine_source src[4];
 	size_t n;
-} chunk_job;
+} job;
 
-static char *package_path(const char *dir, const char *prefix, const char *part, int lut, int k, int nchunks)
+typedef struct job_list {
+	job *v;
+	size_t n, cap;
+} job_list;
+
+static char *package_path(const char *dir, const char *prefix, const char *part, int lut, int k, int nchunks,
+			  const char *suffix)
 {
 	char *base = anemll_part_name(prefix, part, lut, k, nchunks);
-	char *file = xasprintf("%s.mlpackage", base), *path = path_join(dir, file);
+	char *file = xasprintf("%s%s.mlpackage", base, suffix), *path = path_join(dir, file);
 	free(base), free(file);
 	return path;
 }
 
-static void job_add(chunk_job *j, char *path, const char *target)
+static job *job_new(job_list *l, char *out)
+{
+	GROW(l->v, l->cap, l->n + 1);
+	job *j = &l->v[l->n++];
+	*j = (job){.out = out};
+	return j;
+}
+
+static void job_add(job *j, char *path, const char *target)
 {
 	j->pkg[j->n] = path;
 	j->src[j->n] = (combine_source){path, NULL, target};
 	j->n++;
 }
 
-/* The sources of chunk k, checked to exist before anything is written. */
-static void plan_chunk(const options *o, const char *prefix, int lut, int k, int nchunks, chunk_job *j)
+/* Gemma 3 parts (context > sliding window) come with a rotate pair. */
+static int has_rotate(const char *a, const char *b)
 {
-	*j = (chunk_job){.out = package_path(o->output, prefix, "FFN_PF", lut, k, nchunks)};
-	char *rot_ffn = package_path(o->input, prefix, "FFN_rotate", lut, k, nchunks);
-	char *rot_pre = package_path(o->input, prefix, "prefill_rotate", lut, k, nchunks);
-	int rotate = path_exists(rot_ffn) || path_exists(rot_pre);
-	job_add(j, package_path(o->input, prefix, "FFN", lut, k, nchunks), "infer");
-	if (rotate)
+	return path_exists(a) || path_exists(b);
+}
+
+/* The output(s) of chunk k. */
+static void plan_chunk(const options *o, const char *prefix, int lut, int k, int nchunks, job_list *jobs)
+{
+	char *ffn = package_path(o->input, prefix, "FFN", lut, k, nchunks, "");
+	char *pre = package_path(o->input, prefix, "prefill", lut, k, nchunks, "");
+	char *rot_ffn = package_path(o->input, prefix, "FFN_rotate", lut, k, nchunks, "");
+	char *rot_pre = package_path(o->input, prefix, "prefill_rotate", lut, k, nchunks, "");
+	job *j = job_new(jobs, package_path(o->output, prefix, "FFN_PF", lut, k, nchunks, ""));
+	job_add(j, ffn, "infer");
+	if (o->split_rotate) {
+		job_add(j, pre, "prefill");
+		j = job_new(jobs, package_path(o->output, prefix, "FFN_PF", lut, k, nchunks, "_rot"));
 		job_add(j, rot_ffn, "infer_rotate");
-	job_add(j, package_path(o->input, prefix, "prefill", lut, k, nchunks), "prefill");
+		job_add(j, rot_pre, "prefill_rotate");
+	} else if (has_rotate(rot_ffn, rot_pre)) {
+		job_add(j, rot_ffn, "infer_rotate");
+		job_add(j, pre, "prefill");
+		job_add(j, rot_pre, "prefill_rotate");
+	} else {
+		job_add(j, pre, "prefill");
+		free(rot_ffn), free(rot_pre);
+	}
+}
+
+static void plan_monolithic(const options *o, const char *prefix, int lut, job_list *jobs)
+{
+	char *rot = package_path(o->input, prefix, "monolithic_rotate", lut, 0, 0, "");
+	char *rot_pre = package_path(o->input, prefix, "monolithic_prefill_rotate", lut, 0, 0, "");
+	job *j = job_new(jobs, package_path(o->output, prefix, "monolithic_full", lut, 0, 0, ""));
+	job_add(j, package_path(o->input, prefix, "monolithic", lut, 0, 0, ""), "infer");
+	int rotate = has_rotate(rot, rot_pre);
+	if (rotate)
+		job_add(j, rot, "infer_rotate");
+	job_add(j, package_path(o->input, prefix, "monolithic_prefill", lut, 0, 0, ""), "prefill");
 	if (rotate)
 		job_add(j, rot_pre, "prefill_rotate");
 	else
-		free(rot_ffn), free(rot_pre);
-	for (size_t i = 0; i < j->n; i++)
-		if (!is_dir(j->pkg[i]))
-			die("missing source package '%s'", j->pkg[i]);
+		free(rot), free(rot_pre);
 }
 
-static void run_chunk(chunk_job *j)
+/* Every source must be there before anything is written. */
+static void check_sources(const job_list *jobs)
+{
+	for (size_t i = 0; i < jobs->n; i++)
+		for (size_t s = 0; s < jobs->v[i].n; s++)
+			if (!is_dir(jobs->v[i].pkg[s]))
+				die("missing source package '%s'", jobs->v[i].pkg[s]);
+}
+
+static void run_job(job *j)
 {
 	combine_stats st;
 	if (combine_packages(j->out, j->src, j->n, &st) != 0)
@@ -217,31 +305,42 @@ static void run_chunk(chunk_job *j)
 		free(j->pkg[i]);
 }
 
+static void plan_all(const options *o, job_list *jobs)
+{
+	const layout *lay = o->monolithic ? &MONOLITHIC : &CHUNKED;
+	src_list l = {0};
+	list_sources(o->input, lay, &l);
+	const char *prefix;
+	int lut, nchunks;
+	choose(o, lay, &l, &prefix, &lut, &nchunks);
+	if (o->monolithic) {
+		plan_monolithic(o, prefix, lut, jobs);
+	} else {
+		if (o->chunk_no > nchunks)
+			die("--chunk-no %d is beyond the %d chunks of '%s'", o->chunk_no, nchunks, o->input);
+		int first = o->chunk_no ? o->chunk_no : 1, last = o->chunk_no ? o->chunk_no : nchunks;
+		for (int k = first; k <= last; k++)
+			plan_chunk(o, prefix, lut, k, nchunks, jobs);
+	}
+	for (size_t i = 0; i < l.n; i++)
+		free(l.v[i].prefix);
+	free(l.v);
+}
+
 int main(int argc, char **argv)
 {
 	set_progname(argv[0]);
 	options o;
 	parse_args(argc, argv, &o);
-	ffn_list l = {0};
-	list_ffn(o.input, &l);
-	const char *prefix;
-	int lut, nchunks;
-	choose(&o, &l, &prefix, &lut, &nchunks);
-	if (o.chunk_no > nchunks)
-		die("--chunk-no %d is beyond the %d chunks of '%s'", o.chunk_no, nchunks, o.input);
+	job_list jobs = {0};
+	plan_all(&o, &jobs);
+	check_sources(&jobs);
 	if (mkdir_p(o.output) != 0)
 		die_err();
-	chunk_job *jobs = xcalloc((size_t)nchunks, sizeof *jobs);
-	int first = o.chunk_no ? o.chunk_no : 1, last = o.chunk_no ? o.chunk_no : nchunks;
-	for (int k = first; k <= last; k++)
-		plan_chunk(&o, prefix, lut, k, nchunks, &jobs[k - 1]);
-	for (int k = first; k <= last; k++)
-		run_chunk(&jobs[k - 1]);
+	for (size_t i = 0; i < jobs.n; i++)
+		run_job(&jobs.v[i]);
 	if (stdout_close_checked() != 0)
 		die_err();
-	free(jobs);
-	for (size_t i = 0; i < l.n; i++)
-		free(l.v[i].prefix);
-	free(l.v);
+	free(jobs.v);
 	return 0;
 }

@@ -95,8 +95,11 @@ static void report_too_big(const char *path, uint64_t bytes, const options *o)
 	double mb = (double)bytes / (1024.0 * 1024.0);
 	const char *c = strstr(name, "_chunk_");
 	int k, nchunks;
+	/* a chunk (its _rot file too) splits further; a monolithic model cannot */
 	char *fix = c && sscanf(c, "_chunk_%dof%d", &k, &nchunks) == 2 && nchunks > 0
 			    ? xasprintf("convert with --chunk %d or more", (int)ceil(mb / o->limit_mb * nchunks))
+		    : strstr(name, "_monolithic")
+			    ? xstrdup("palettize it with a smaller --lut, or convert it chunked (not monolithic)")
 			    : xstrdup("palettize it with a smaller --lut");
 	fprintf(stderr, "%s: '%s': weight.bin is %llu bytes (%.2f MB), over the %g MB limit for %s: %s\n", progname(),
 		name, (unsigned long long)bytes, mb, o->limit_mb, o->max_mb ? "--max-weight-mb" : o->target, fix);

@@ -7,7 +7,11 @@
  *   output hidden_states  fp16 [1,S,H]  (= embed_tokens[input_ids]; Gemma 3
  *                                        multiplies by sqrt(H))
  * The table is vocab x hidden fp16 (up to ~1.3 GB for a 262K-token Gemma),
- * palettized with --lut. The package path is printed on stdout.
+ * palettized with --lut. --fp16-scale ALPHA|auto (Gemma 3) multiplies the
+ * table by alpha (in fp32, rounded once), ANEMLL's FP16 residual scaling;
+ * the scaled table is never palettized, as ANEMLL (--lut then only names
+ * the file, with a warning). --clamp is accepted and ignored (it applies to
+ * the FFN chunks). The package path is printed on stdout.
  */
 #include "fp16.h"
 #include "fsutil.h"
@@ -27,6 +31,8 @@ static void parse_args(int argc, char **argv, stage_opts *o)
 		STAGE_OPT_BATCH(o, "prefill batch: input_ids also accepts [1,N]"),
 		STAGE_OPT_CONTEXT(o, "context length recorded in the metadata"),
 		STAGE_OPT_LUT(o, "the table"),
+		STAGE_OPT_FP16_SCALE(o, "the table x alpha (then never palettized)"),
+		STAGE_OPT_CLAMP(o, "accepted for ANEMLL's command lines; applies to ffn/prefill only"),
 		STAGE_OPT_THREADS(o),
 		STAGE_OPT_LUT_CACHE(o),
 	};
@@ -39,12 +45,30 @@ static void parse_args(int argc, char **argv, stage_opts *o)
 	cli_parse(&spec, argc, argv, NULL, NULL);
 }
 
-static uint16_t *read_table(const hf_model *hf)
+/* Rows at a time through fp32 when scaling, so each value is rounded once. */
+static void read_scaled(const st_tensor *t, double alpha, uint16_t *table, size_t *clamped)
+{
+	uint64_t rows = t->shape[0], cols = t->numel / (rows ? rows : 1), step = 256;
+	float *buf = xmalloc(xmul((size_t)(step * cols), sizeof *buf));
+	for (uint64_t r = 0; r < rows; r += step) {
+		uint64_t n = rows - r < step ? rows - r : step;
+		if (st_read_rows_f32(t, r, n, buf) != 0)
+			die_err();
+		for (size_t i = 0; i < (size_t)(n * cols); i++)
+			buf[i] = (float)(buf[i] * alpha);
+		*clamped += f32_array_to_fp16(buf, table + r * cols, (size_t)(n * cols));
+	}
+	free(buf);
+}
+
+static uint16_t *read_table(const hf_model *hf, double alpha)
 {
 	const st_tensor *t = hf->embed;
 	uint16_t *table = xmalloc(xmul((size_t)t->numel, 2));
 	size_t clamped = 0;
-	if (st_read_fp16(t, table, &clamped) != 0)
+	if (alpha > 0)
+		read_scaled(t, alpha, table, &clamped);
+	else if (st_read_fp16(t, table, &clamped) != 0)
 		die_err();
 	if (clamped)
 		warn("tensor '%s': %zu values beyond fp16 range clamped to +-65504", t->name, clamped);
@@ -74,6 +98,7 @@ static int build_program(ml_model *m, weights_ctx *w, const void *ctx)
 	const hf_model *hf = &j->o->hf;
 	const uint16_t *table = j->table;
 	mil_arena *a = m->arena;
+	w->lut_min_elements = hf->cfg.arch->lut_min_elements;
 	describe(m, j->o->batch);
 	mil_function *fn = mil_program_add_function(ml_model_program(m), "main", MIL_OPSET_IOS18);
 	int64_t ids_dims[2] = {1, -1}, out_dims[3] = {1, -1, hf->cfg.hidden_size};
@@ -116,9 +141,14 @@ int main(int argc, char **argv)
 	stage_open(&o);
 	stage_part p;
 	stage_part_paths(&o, "embeddings", 0, 0, &p);
-	embed_job j = {&o, read_table(&o.hf)};
+	embed_job j = {&o, read_table(&o.hf, o.fp16_scale)};
 	anemll_meta meta = {.part_title = "Embeddings", .context_length = o.context, .lut_bits = o.lut.bits};
 	graph_write_opts wo = stage_write_opts(&o, &p);
+	if (o.fp16_scale > 0 && o.lut.bits) {
+		/* ANEMLL leaves a scaled table unquantized; the name and metadata keep --lut's bits. */
+		warn("--lut %s: the table is not palettized because --fp16-scale scales it (as ANEMLL)", o.lut_arg);
+		wo.lut.bits = 0;
+	}
 	if (graph_write_package(p.package, build_program, &j, &meta, &wo) != 0)
 		die("--lut %s: %s", o.lut_arg ? o.lut_arg : "none", errmsg());
 	info(1, "%s: %s", p.package, wo.summary);

@@ -10,7 +10,10 @@
  *   output argmax_idx int32 [K] (index inside head k), argmax_val fp16 [K]
  * The head is lm_head.weight, or the embedding matrix when tied. weight.bin
  * is vocab x hidden fp16 (~1.2 GB for a 151K x 4096 head; bits/16 of that
- * with --lut). The package path is printed on stdout.
+ * with --lut; Gemma 3 palettizes only splits above 8192 elements, as ANEMLL).
+ * --fp16-scale and --clamp are accepted (ANEMLL passes them) and change
+ * nothing: the final norm cancels the scale. The package path is printed on
+ * stdout.
  */
 #include "fsutil.h"
 #include "stage.h"
@@ -20,12 +23,15 @@
 
 static void parse_args(int argc, char **argv, stage_opts *o, int *argmax)
 {
+	const char *fp16_scale = NULL, *clamp = NULL;
 	const cli_opt opts[] = {
 		STAGE_OPT_MODEL(o),
 		STAGE_OPT_OUTPUT(o, 1),
 		STAGE_OPT_PREFIX(o),
 		STAGE_OPT_CONTEXT(o, "context length recorded in the metadata"),
 		{"argmax", NULL, CLI_FLAG, argmax, 0, 0, 0, "output argmax_idx/argmax_val per head instead of the logits"},
+		{"fp16-scale", "ALPHA|auto", CLI_STRING, &fp16_scale, 0, 0, 0, "accepted for ANEMLL's command lines and checked; the head is unchanged (the final norm cancels the scale)"},
+		{"clamp", "V", CLI_STRING, &clamp, 0, 0, 0, "accepted for ANEMLL's command lines; applies to ffn/prefill only"},
 		STAGE_OPT_LUT(o, "the head"),
 		STAGE_OPT_LUT_CACHE(o),
 		STAGE_OPT_THREADS(o),
@@ -38,6 +44,9 @@ static void parse_args(int argc, char **argv, stage_opts *o, int *argmax)
 		.nopts = (int)(sizeof opts / sizeof opts[0]),
 	};
 	cli_parse(&spec, argc, argv, NULL, NULL);
+	double alpha;
+	if (fp16_scale && stage_fp16_scale(o->model, fp16_scale, &alpha) != 0)
+		die_usage("%s", errmsg());
 }
 
 int main(int argc, char **argv)

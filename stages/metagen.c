@@ -4,6 +4,10 @@
  *   <p>_embeddings[_lut<b>]                     .mlmodelc (+ its .mlpackage)
  *   <p>_FFN_PF[_lut<b>]_chunk_<ii>of<NN>[_rot]  combined chunks, every ii in 1..NN
  *   <p>_lm_head[_lut<b>]
+ * or, with --monolithic, <p>_monolithic_full[_lut<b>] (ANEMLL's monolithic
+ * schema: lut_bits from the name and the weights, lut_embeddings/lut_lmhead
+ * only where the embed_tokens/lm_head weights differ, the functions list as
+ * the package has it, context/batch from infer/prefill, the head's outputs)
  * and the source checkpoint (--model) for the model name, its model_type,
  * its sliding window and its tokenizer files. Output, in DIR: meta.yaml in
  * ANEMLL's exact chunked layout (common/metayaml.h), written atomically and
@@ -55,9 +59,9 @@ typedef struct selector {
 } selector;
 
 typedef struct options {
-	const char *model, *output, *prefix, *model_name, *command_line;
+	const char *model, *output, *prefix, *model_name, *command_line, *fp16_scale, *clamp;
 	selector lut_embed, lut_ffn, lut_lmhead;
-	int chunks, split_rotate, static_slice, allow_uncompiled;
+	int chunks, split_rotate, static_slice, allow_uncompiled, monolithic;
 } options;
 
 /* ANEMLL's LUT spec, BITS[,GROUP] or none; the group counts only when given. */
@@ -88,6 +92,9 @@ static void parse_args(int argc, char **argv, options *o)
 		{"lut-lmhead", "SPEC", CLI_STRING, &o->lut_lmhead.arg, 0, 0, 0, "use the LM head with this LUT when several are present"},
 		{"chunks", "N", CLI_INT, &o->chunks, 0, 1, 99, "use the N-chunk FFN files when several chunkings are present"},
 		{"split-rotate", NULL, CLI_FLAG, &o->split_rotate, 0, 0, 0, "name the _rot chunk files as pf (split rotate; they must exist)"},
+		{"monolithic", NULL, CLI_FLAG, &o->monolithic, 0, 0, 0, "ANEMLL's monolithic schema for <prefix>_monolithic_full[_lut<b>] (--lut-ffn: its main LUT)"},
+		{"fp16-scale", "ALPHA|auto", CLI_STRING, &o->fp16_scale, 0, 0, 0, "the conversion's --fp16-scale, recorded in the troubleshooting comments"},
+		{"clamp", "V", CLI_STRING, &o->clamp, 0, 0, 0, "the conversion's --clamp, recorded in the troubleshooting comments"},
 		{"static-prefill-slice", NULL, CLI_FLAG, &o->static_slice, 0, 0, 0, "leave out prefill_dynamic_slice: chat.py then prefills one token at a time"},
 		{"allow-uncompiled", NULL, CLI_FLAG, &o->allow_uncompiled, 0, 0, 0, "name .mlpackage files where no .mlmodelc exists (chat.py and smoketest only)"},
 	};
@@ -97,10 +104,14 @@ static void parse_args(int argc, char **argv, options *o)
 			   "tokenizer files and config.json they load, as ANEMLL's convert_model.sh step 7.",
 		.opts = opts,
 		.nopts = (int)(sizeof opts / sizeof opts[0]),
-		.epilog = "A GROUP given to --lut-* must match the palettized weights. Set SOURCE_DATE_EPOCH to record\n"
-			  "a time in the comments; otherwise none is written, so the same parts always give the same bytes.",
+		.epilog = "A GROUP given to --lut-* must match the palettized weights. With --monolithic, --lut-embeddings\n"
+			  "and --lut-lmhead name the LUT of weights too small to be palettized (else: the weights say).\n"
+			  "Set SOURCE_DATE_EPOCH to record a time in the comments; otherwise none is written, so the same\n"
+			  "parts always give the same bytes.",
 	};
 	cli_parse(&spec, argc, argv, NULL, NULL);
+	if (o->monolithic && (o->split_rotate || o->chunks))
+		die_usage("--monolithic: a monolithic model has no chunks (--split-rotate, --chunks)");
 	parse_selector(&o->lut_embed);
 	parse_selector(&o->lut_ffn);
 	parse_selector(&o->lut_lmhead);
@@ -207,7 +218,7 @@ static int take_number(const char **p, int *out)
 /* "<kind>[_lut<b>][_chunk_<i>of<n>][_rot]" after "<prefix>_"; 0 when not a part. */
 static int parse_part(const char *rest, part_file *pf)
 {
-	static const char *const KINDS[] = {"FFN_PF", "FFN", "prefill", "embeddings", "lm_head"};
+	static const char *const KINDS[] = {"FFN_PF", "FFN", "prefill", "embeddings", "lm_head", "monolithic_full"};
 	for (size_t k = 0; k < sizeof KINDS / sizeof KINDS[0]; k++) {
 		size_t n = strlen(KINDS[k]);
 		const char *p = rest + n;
@@ -229,7 +240,7 @@ static int parse_part(const char *rest, part_file *pf)
 		}
 		if (strcmp(p, "_rot") == 0 && strcmp(KINDS[k], "FFN_PF") == 0 && f.nchunks)
 			f.rot = 1, p += 4;
-		int chunked = strcmp(KINDS[k], "embeddings") != 0 && strcmp(KINDS[k], "lm_head") != 0;
+		int chunked = k < 3;
 		if (*p || chunked != (f.nchunks > 0))
 			continue;
 		*pf = f;
@@ -277,7 +288,8 @@ static void list_parts(part_list *l, const char *dir, const char *prefix)
 		add_file(l, e->d_name);
 	closedir(d);
 	if (l->n == 0)
-		die("'%s' holds no %s_* parts (embeddings, FFN chunks, LM head): convert the model first", dir, prefix);
+		die("'%s' holds no %s_* parts (embeddings, FFN chunks, LM head, monolithic): convert the model first", dir,
+		    prefix);
 	qsort(l->v, l->n, sizeof *l->v, cmp_part);
 }
 
@@ -463,7 +475,8 @@ static void open_part(part *p, const part_list *l, const part_file *pf, const op
 	free(pkg);
 	p->model = read_model(p->pkg_path);
 	p->lut = pf->lut;
-	check_lut(p);
+	if (strcmp(pf->kind, "monolithic_full") != 0) /* mixes LUTs by design: read_mono_luts */
+		check_lut(p);
 }
 
 static void close_part(part *p)
@@ -705,10 +718,10 @@ static int *even_sizes(int vocab, int n)
 	return sizes;
 }
 
-static void read_argmax_head(head *h, const part *p, const ml_shape *idx, const hf_config *cfg)
+static void read_argmax_head(head *h, const part *p, const char *fn, const ml_shape *idx, const hf_config *cfg)
 {
 	h->argmax = 1;
-	if (idx->n != 1 || idx->dims[0] < 1 || !feature_shape(p->model, NULL, 1, "argmax_val"))
+	if (idx->n != 1 || idx->dims[0] < 1 || !feature_shape(p->model, fn, 1, "argmax_val"))
 		die("'%s': argmax_idx is not [K] beside argmax_val", p->pkg_path);
 	h->splits = (int)idx->dims[0];
 	h->vocab = meta_int(p->pkg_path, p->model, "com.anemll.vocab_size", cfg->vocab_size);
@@ -721,26 +734,24 @@ static void read_argmax_head(head *h, const part *p, const ml_shape *idx, const 
 		die("'%s': LM-head splits add up to %lld, the vocabulary has %d tokens", p->pkg_path, sum, h->vocab);
 }
 
-/* logits1..logitsK [1,1,n_k], or argmax_idx/argmax_val. */
-static void read_head(head *h, const part *p, const chunks *c, const hf_config *cfg)
+/* The outputs of function fn (NULL: the only one): logits1..logitsK
+ * [1,1,n_k], or argmax_idx/argmax_val. */
+static void read_head_outputs(head *h, const part *p, const char *fn, const hf_config *cfg)
 {
-	check_context(p, c->context);
-	const ml_shape *in = feature_shape(p->model, NULL, 0, "hidden_states");
-	if (!in || in->n != 3 || in->dims[2] != c->hidden)
-		die("'%s': the hidden_states input is not [1,1,%d] as the chunks' output", p->pkg_path, c->hidden);
-	const ml_shape *idx = feature_shape(p->model, NULL, 1, "argmax_idx");
+	const ml_shape *idx = feature_shape(p->model, fn, 1, "argmax_idx");
 	if (idx) {
-		read_argmax_head(h, p, idx, cfg);
+		read_argmax_head(h, p, fn, idx, cfg);
 		return;
 	}
-	const ml_features *outs = &p->model->desc->top.output;
+	const ml_function_desc *fd = fn ? ml_model_find_function(p->model, fn) : &p->model->desc->top;
+	const ml_features *outs = &fd->output;
 	h->splits = (int)outs->n;
 	h->sizes = xcalloc(outs->n ? outs->n : 1, sizeof *h->sizes);
 	long long vocab = 0;
 	for (int i = 0; i < h->splits; i++) {
 		char name[32];
 		snprintf(name, sizeof name, "logits%d", i + 1);
-		const ml_shape *s = feature_shape(p->model, NULL, 1, name);
+		const ml_shape *s = feature_shape(p->model, fn, 1, name);
 		if (!s || s->n < 1 || s->dims[s->n - 1] < 1)
 			die("'%s': outputs are not logits1..logits%d with a vocabulary slice each", p->pkg_path, h->splits);
 		h->sizes[i] = (int)s->dims[s->n - 1], vocab += h->sizes[i];
@@ -750,6 +761,16 @@ static void read_head(head *h, const part *p, const chunks *c, const hf_config *
 	h->vocab = (int)vocab;
 	if (h->vocab != cfg->vocab_size)
 		warn("'%s' gives %d logits, but %s says vocab_size %d", p->pkg_path, h->vocab, cfg->path, cfg->vocab_size);
+}
+
+/* The LM head of the chunked layout: it must take the chunks' hidden state. */
+static void read_head(head *h, const part *p, const chunks *c, const hf_config *cfg)
+{
+	check_context(p, c->context);
+	const ml_shape *in = feature_shape(p->model, NULL, 0, "hidden_states");
+	if (!in || in->n != 3 || in->dims[2] != c->hidden)
+		die("'%s': the hidden_states input is not [1,1,%d] as the chunks' output", p->pkg_path, c->hidden);
+	read_head_outputs(h, p, NULL, cfg);
 }
 
 /* ------------------------------------------------------------------ */
@@ -807,11 +828,12 @@ static char *generated_time(void)
 	return xstrdup(buf);
 }
 
-/* The troubleshooting block, in ANEMLL's key order (generate_meta_yaml.py). */
-static void add_comments(metayaml *m, const options *o, const source *src, const part *e, const chunks *c,
-			 const part *h, const head *hd)
+static void add_common_comments(metayaml *m, const options *o, int monolithic);
+static void add_head_comments(metayaml *m, const head *hd);
+
+/* The comment block's opening entries: where and how this run was made. */
+static void add_run_comments(metayaml *m, const options *o)
 {
-	char buf[32];
 	m->generated = generated_time();
 	metayaml_add_comment(m, "model_path", o->model);
 	metayaml_add_comment(m, "output_dir", o->output);
@@ -819,6 +841,14 @@ static void add_comments(metayaml *m, const options *o, const source *src, const
 		metayaml_add_comment(m, "command_line", o->command_line);
 	add_int_comment(m, "context_length", m->context_length);
 	add_int_comment(m, "batch_size", m->batch_size);
+}
+
+/* The troubleshooting block, in ANEMLL's key order (generate_meta_yaml.py). */
+static void add_comments(metayaml *m, const options *o, const source *src, const part *e, const chunks *c,
+			 const part *h, const head *hd)
+{
+	char buf[32];
+	add_run_comments(m, o);
 	add_int_comment(m, "num_chunks", m->num_chunks);
 	lut_spec_text(buf, sizeof buf, e->lut, m->lut_embeddings_per_channel);
 	metayaml_add_comment(m, "lut_part1", buf);
@@ -830,13 +860,29 @@ static void add_comments(metayaml *m, const options *o, const source *src, const
 	metayaml_add_comment(m, "architecture", src->architecture);
 	metayaml_add_comment_literal(m, "argmax_in_model", hd->argmax ? "true" : "false");
 	metayaml_add_comment_literal(m, "split_rotate", c->pf_name ? "true" : "false");
+	add_common_comments(m, o, 0);
+	add_head_comments(m, hd);
+}
+
+/* The keys after argmax_in_model/split_rotate, in generate_meta_yaml.py's
+ * order: each is written only when ANEMLL's conversion info has a value. */
+static void add_common_comments(metayaml *m, const options *o, int monolithic)
+{
 	if (m->sliding_window != META_ABSENT)
 		add_int_comment(m, "sliding_window", m->sliding_window);
+	if (o->fp16_scale)
+		metayaml_add_comment(m, "fp16_scale", o->fp16_scale);
+	if (o->clamp)
+		metayaml_add_comment(m, "clamp", o->clamp);
 	metayaml_add_comment_literal(m, "single_cache", m->single_cache == 1 ? "true" : "false");
 	metayaml_add_comment_literal(m, "dynamic_prefill_slice", m->prefill_dynamic_slice == 1 ? "true" : "false");
 	metayaml_add_comment(m, "converter", "anemake " ANEMAKE_VERSION);
-	metayaml_add_comment_literal(m, "monolithic", "false");
+	metayaml_add_comment_literal(m, "monolithic", monolithic ? "true" : "false");
 	metayaml_add_comment(m, "anemll_version", ANEMLL_VERSION);
+}
+
+static void add_head_comments(metayaml *m, const head *hd)
+{
 	add_int_comment(m, "vocab_size", hd->vocab);
 	char *sizes = sizes_text(hd);
 	metayaml_add_comment(m, "lm_head_chunk_sizes", sizes);
@@ -869,6 +915,209 @@ static void fill_meta(metayaml *m, const options *o, const source *src, const ch
 	m->prefill_dynamic_slice = c->update_mask || o->static_slice ? META_ABSENT : 1;
 	m->single_cache = src->cfg.arch->always_sliding_window && c->single_cache ? 1 : META_ABSENT;
 	add_comments(m, o, src, e, c, h, hd);
+}
+
+/* ------------------------------------------------------------------ */
+/* The monolithic model (--monolithic)                                 */
+
+/* LUT of one class of weights; bits -1: none of them is palettized. */
+typedef struct lut_class {
+	int bits, group;
+} lut_class;
+
+typedef struct mono {
+	part p;
+	int context, batch, update_mask, single_cache;
+	lut_class main, embed, head;
+} mono;
+
+/* ANEMLL's --lut-embeddings/--lut-lmhead apply to the ops whose names hold
+ * embed_tokens / lm_head; everything else has the main LUT. */
+static lut_class *lut_class_of(mono *mo, const char *name)
+{
+	if (strstr(name, "embed_tokens"))
+		return &mo->embed;
+	if (strstr(name, "lm_head"))
+		return &mo->head;
+	return &mo->main;
+}
+
+static void scan_mono_luts(mono *mo)
+{
+	const ml_model *m = mo->p.model;
+	mo->main = mo->embed = mo->head = (lut_class){-1, -1};
+	for (size_t f = 0; m->program && f < m->program->nfunctions; f++) {
+		const mil_block *b = mil_function_block(m->program->functions[f]);
+		for (size_t i = 0; b && i < b->nops; i++) {
+			const mil_op *op = b->ops[i];
+			if (strcmp(op->type, "constexpr_lut_to_dense") != 0 || op->noutputs < 1)
+				continue;
+			lut_class *c = lut_class_of(mo, op->outputs[0].name);
+			scan_lut_op(mo->p.pkg_path, b, op, &c->bits, &c->group);
+		}
+	}
+}
+
+/* A class the weights say nothing about (too small to palettize) takes the
+ * selector's LUT, else the main one; a selector must agree with the weights. */
+static void resolve_class(lut_class *c, const lut_class *base, const selector *sel, const char *path, const char *what)
+{
+	if (c->bits >= 0 && sel->bits >= 0 && sel->bits != c->bits)
+		die("'%s': its %s weights are palettized with %s, --%s says %s", path, what, lut_word(c->bits), sel->flag,
+		    lut_word(sel->bits));
+	if (c->bits >= 0)
+		check_group(sel, path, c->group);
+	else
+		*c = sel->bits >= 0 ? (lut_class){sel->bits, sel->group} : *base;
+}
+
+static void read_mono_luts(mono *mo, const options *o)
+{
+	const char *path = mo->p.pkg_path;
+	scan_mono_luts(mo);
+	int meta = meta_int(path, mo->p.model, "com.anemll.lut_bits", mo->p.lut);
+	if (meta != mo->p.lut)
+		die("'%s': the name says %s but its com.anemll.lut_bits metadata says %s", path, lut_word(mo->p.lut),
+		    lut_word(meta));
+	if (mo->main.bits >= 0 && mo->main.bits != mo->p.lut)
+		die("'%s': the name says %s but its weights are palettized with %d bits", path, lut_word(mo->p.lut),
+		    mo->main.bits);
+	if (mo->main.bits < 0)
+		mo->main = (lut_class){mo->p.lut, o->lut_ffn.group};
+	check_group(&o->lut_ffn, path, mo->main.group);
+	resolve_class(&mo->embed, &mo->main, &o->lut_embed, path, "embedding");
+	resolve_class(&mo->head, &mo->main, &o->lut_lmhead, path, "LM-head");
+}
+
+/* Context from infer's causal_mask [1,1,1,C], batch from prefill's input_ids [1,B]. */
+static void read_mono_io(mono *mo)
+{
+	const part *p = &mo->p;
+	if (!ml_model_find_function(p->model, "infer") || !ml_model_find_function(p->model, "prefill"))
+		die("'%s' lacks an infer or prefill function: it is not a combined monolithic model", p->pkg_path);
+	const ml_shape *mask = feature_shape(p->model, "infer", 0, "causal_mask");
+	const ml_shape *ids = feature_shape(p->model, "prefill", 0, "input_ids");
+	if (!mask || mask->n != 4 || mask->dims[0] != 1 || mask->dims[2] != 1 || mask->dims[3] < 1)
+		die("'%s': the infer causal_mask input is not [1,1,1,C]", p->pkg_path);
+	if (!ids || ids->n != 2 || ids->dims[0] != 1 || ids->dims[1] < 1)
+		die("'%s': the prefill input_ids input is not [1,B]", p->pkg_path);
+	mo->context = (int)mask->dims[3], mo->batch = (int)ids->dims[1];
+	check_context(p, mo->context);
+	mo->update_mask = feature_shape(p->model, "prefill", 0, "update_mask") != NULL;
+	mo->single_cache = has_single_cache(p->model, "infer");
+}
+
+/* The one <prefix>_monolithic_full[_lut<b>] part (--lut-ffn chooses by its main LUT). */
+static void open_mono(mono *mo, const part_list *l, const options *o, int *uncompiled)
+{
+	const selector any = {.flag = "lut-ffn", .bits = o->lut_ffn.bits, .group = -1};
+	open_part(&mo->p, l, pick_single(l, "monolithic_full", &any), o, uncompiled);
+	read_mono_io(mo);
+	read_mono_luts(mo, o);
+}
+
+/* A LUT override as ANEMLL writes it: only when it differs from the main LUT. */
+static void set_override(int *bits, int *pc, const lut_class *c, const lut_class *base)
+{
+	int c_pc = per_channel(c->bits, c->group), m_pc = per_channel(base->bits, base->group);
+	if (c->bits == base->bits && c_pc == m_pc)
+		return;
+	*bits = c->bits, *pc = c_pc;
+}
+
+static void add_mono_comments(metayaml *m, const options *o, const source *src, const mono *mo, const head *hd)
+{
+	char buf[32];
+	add_run_comments(m, o);
+	metayaml_add_comment(m, "prefix", m->model_prefix);
+	metayaml_add_comment(m, "architecture", src->architecture);
+	metayaml_add_comment_literal(m, "argmax_in_model", hd->argmax ? "true" : "false");
+	add_common_comments(m, o, 1);
+	lut_spec_text(buf, sizeof buf, mo->main.bits, m->lut_per_channel);
+	metayaml_add_comment(m, "lut_bits", buf);
+	if (m->lut_embeddings != META_ABSENT) {
+		lut_spec_text(buf, sizeof buf, m->lut_embeddings, m->lut_embeddings_per_channel);
+		metayaml_add_comment(m, "lut_embeddings", buf);
+	}
+	if (m->lut_lmhead != META_ABSENT) {
+		lut_spec_text(buf, sizeof buf, m->lut_lmhead, m->lut_lmhead_per_channel);
+		metayaml_add_comment(m, "lut_lmhead", buf);
+	}
+	metayaml_add_comment_literal(m, "rotate", ml_model_find_function(mo->p.model, "infer_rotate") ? "true" : "false");
+	add_head_comments(m, hd);
+}
+
+static void fill_mono_meta(metayaml *m, const options *o, const source *src, const char *prefix, const mono *mo,
+			   const head *hd)
+{
+	metayaml_init(m);
+	metayaml_set_str(&m->model_type, "monolithic");
+	m->context_length = mo->context, m->batch_size = mo->batch;
+	metayaml_set_info(m, src->name);
+	metayaml_set_str(&m->architecture, src->architecture);
+	m->lut_bits = mo->main.bits, m->lut_per_channel = per_channel(mo->main.bits, mo->main.group);
+	set_override(&m->lut_embeddings, &m->lut_embeddings_per_channel, &mo->embed, &mo->main);
+	set_override(&m->lut_lmhead, &m->lut_lmhead_per_channel, &mo->head, &mo->main);
+	metayaml_set_str(&m->model_prefix, prefix);
+	metayaml_set_str(&m->monolithic_model, mo->p.file);
+	m->split_lm_head = hd->splits;
+	m->argmax_in_model = hd->argmax ? 1 : META_ABSENT;
+	m->vocab_size = hd->vocab;
+	metayaml_set_chunk_sizes(m, hd->sizes, (size_t)hd->splits);
+	if (src->cfg.use_sliding_window && src->cfg.sliding_window > 0)
+		m->sliding_window = src->cfg.sliding_window;
+	m->update_mask_prefill = mo->update_mask ? 1 : META_ABSENT;
+	m->prefill_dynamic_slice = mo->update_mask || o->static_slice ? META_ABSENT : 1;
+	m->single_cache = src->cfg.arch->always_sliding_window && mo->single_cache ? 1 : META_ABSENT;
+	const ml_description *d = mo->p.model->desc;
+	for (size_t i = 0; i < d->nfunctions; i++)
+		metayaml_add_function(m, d->functions[i]->name);
+	add_mono_comments(m, o, src, mo, hd);
+}
+
+static void mono_meta(metayaml *meta, const options *o, const source *src, const char *prefix, const part_list *l)
+{
+	int uncompiled = 0;
+	mono mo = {0};
+	head hd = {0};
+	open_mono(&mo, l, o, &uncompiled);
+	read_head_outputs(&hd, &mo.p, "infer", &src->cfg);
+	if (uncompiled)
+		warn("the model is not compiled: meta.yaml names its .mlpackage, which the Swift runtime cannot load");
+	fill_mono_meta(meta, o, src, prefix, &mo, &hd);
+	free(hd.sizes);
+	close_part(&mo.p);
+}
+
+/* ------------------------------------------------------------------ */
+/* The chunked layout                                                  */
+
+static void chunked_meta(metayaml *meta, const options *o, const source *src, const char *prefix, const part_list *l)
+{
+	int uncompiled = 0;
+	part embed = {0}, lmhead = {0};
+	chunks ch = {0};
+	head hd = {0};
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->v[i].kind, "monolithic_full") == 0 && !pick_chunk1(l, "FFN_PF", o) && !pick_chunk1(l, "FFN", o))
+			die("'%s' holds the monolithic model %s and no FFN chunks: give --monolithic", l->dir, l->v[i].base);
+	open_chunks(&ch, l, o, &uncompiled);
+	open_rot(&ch, l, o, &uncompiled);
+	open_part(&embed, l, pick_single(l, "embeddings", &o->lut_embed), o, &uncompiled);
+	open_part(&lmhead, l, pick_single(l, "lm_head", &o->lut_lmhead), o, &uncompiled);
+	check_group(&o->lut_embed, embed.pkg_path, embed.group);
+	check_group(&o->lut_ffn, ch.infer[0].pkg_path, ch.group);
+	check_group(&o->lut_lmhead, lmhead.pkg_path, lmhead.group);
+	check_embeddings(&embed, &ch);
+	read_head(&hd, &lmhead, &ch, &src->cfg);
+	if (!ch.combined)
+		warn("no combined chunks: meta.yaml names %s, which only anemake's smoketest can load", ch.ffn_name);
+	else if (uncompiled)
+		warn("some parts are not compiled: meta.yaml names their .mlpackage, which the Swift runtime cannot load");
+	fill_meta(meta, o, src, prefix, &embed, &ch, &lmhead, &hd);
+	free(hd.sizes);
+	close_part(&embed), close_part(&lmhead);
+	close_chunks(&ch);
 }
 
 /* ------------------------------------------------------------------ */
@@ -937,26 +1186,11 @@ int main(int argc, char **argv)
 	part_list parts;
 	list_parts(&parts, o.output, prefix);
 
-	int uncompiled = 0;
-	part embed = {0}, lmhead = {0};
-	chunks ch = {0};
-	head hd = {0};
-	open_chunks(&ch, &parts, &o, &uncompiled);
-	open_rot(&ch, &parts, &o, &uncompiled);
-	open_part(&embed, &parts, pick_single(&parts, "embeddings", &o.lut_embed), &o, &uncompiled);
-	open_part(&lmhead, &parts, pick_single(&parts, "lm_head", &o.lut_lmhead), &o, &uncompiled);
-	check_group(&o.lut_embed, embed.pkg_path, embed.group);
-	check_group(&o.lut_ffn, ch.infer[0].pkg_path, ch.group);
-	check_group(&o.lut_lmhead, lmhead.pkg_path, lmhead.group);
-	check_embeddings(&embed, &ch);
-	read_head(&hd, &lmhead, &ch, &src.cfg);
-	if (!ch.combined)
-		warn("no combined chunks: meta.yaml names %s, which only anemake's smoketest can load", ch.ffn_name);
-	else if (uncompiled)
-		warn("some parts are not compiled: meta.yaml names their .mlpackage, which the Swift runtime cannot load");
-
 	metayaml meta;
-	fill_meta(&meta, &o, &src, prefix, &embed, &ch, &lmhead, &hd);
+	if (o.monolithic)
+		mono_meta(&meta, &o, &src, prefix, &parts);
+	else
+		chunked_meta(&meta, &o, &src, prefix, &parts);
 	char *path = path_join(o.output, "meta.yaml");
 	copy_tokenizer(&src, o.output);
 	if (metayaml_write(path, &meta) != 0)
@@ -967,9 +1201,6 @@ int main(int argc, char **argv)
 
 	free(path);
 	metayaml_release(&meta);
-	free(hd.sizes);
-	close_part(&embed), close_part(&lmhead);
-	close_chunks(&ch);
 	free_parts(&parts);
 	hf_config_release(&src.cfg);
 	free(src.dir), free(src.name), free(src.architecture);

@@ -3,7 +3,8 @@
 # A random tiny Llama (2 layers, context 64, batch 8) converted in 2 chunks
 # with --lut 6 and without: file names, stdout/stderr, weight.bin no larger
 # than the FFN's, --chunk-no, --output, determinism, a golden description;
-# Gemma-style 4-function combination; errors: usage (exit 2), missing
+# Gemma-style 4-function combination, split rotate (FFN_PF + _rot), the
+# monolithic combination (2 and 4 functions); errors: usage (exit 2), missing
 # sources, mismatched states, ambiguous prefix/LUT/chunk count (exit 1, one
 # line, nothing written). With ../shared: ANEMLL's own FFN + prefill give
 # exactly ANEMLL's combined package listing and weight.bin.
@@ -75,6 +76,56 @@ rm -r rot/llama_prefill_rotate_lut6_chunk_01of02.mlpackage rot/llama_FFN_PF_lut6
 expect_fail rotate_half_missing 1 "^combine: missing source package 'rot/llama_prefill_rotate_lut6_chunk_01of02.mlpackage'$" \
 	"$BIN/combine" --input rot --chunk 2 --chunk-no 1
 no_combined rotate_half_missing_nothing rot
+
+# --- split rotate: FFN_PF (infer, prefill) + FFN_PF..._rot (infer_rotate, prefill_rotate) --
+mkdir -p split
+for p in FFN prefill; do
+	cp -r parts/llama_${p}_lut6_chunk_01of02.mlpackage split/
+	cp -r parts/llama_${p}_lut6_chunk_01of02.mlpackage split/llama_${p}_rotate_lut6_chunk_01of02.mlpackage
+done
+expect_ok split_rotate "$BIN/combine" --input split --chunk 2 --chunk-no 1 --split-rotate
+[ "$out" = "split/llama_FFN_PF_lut6_chunk_01of02.mlpackage
+split/llama_FFN_PF_lut6_chunk_01of02_rot.mlpackage" ] && ok split_rotate_paths || fail split_rotate_paths "stdout: $out"
+"$BIN/mldump" split/llama_FFN_PF_lut6_chunk_01of02.mlpackage >split.txt
+"$BIN/mldump" split/llama_FFN_PF_lut6_chunk_01of02_rot.mlpackage >split_rot.txt
+[ "$(grep -E '^(function|default)' split.txt | tr '\n' ' ')" = 'function "infer" function "prefill" default "infer" ' ] &&
+	ok split_rotate_main_functions || fail split_rotate_main_functions "$(grep -E '^(function|default)' split.txt | tr '\n' ' ')"
+# ANEMLL's _rot file: its first function is the default; sources without "(A)" titles.
+[ "$(grep -E '^(function|default)' split_rot.txt | tr '\n' ' ')" = 'function "infer_rotate" function "prefill_rotate" default "infer_rotate" ' ] &&
+	ok split_rotate_rot_functions || fail split_rotate_rot_functions "$(grep -E '^(function|default)' split_rot.txt | tr '\n' ' ')"
+[ "$(wsize split/llama_FFN_PF_lut6_chunk_01of02_rot.mlpackage)" = "$(wsize split/llama_FFN_lut6_chunk_01of02.mlpackage)" ] &&
+	ok split_rotate_shares_weights || fail split_rotate_shares_weights "weight.bin grew"
+rm -r split/llama_FFN_PF_lut6_chunk_01of02*.mlpackage split/llama_FFN_rotate_lut6_chunk_01of02.mlpackage
+expect_fail split_rotate_missing 1 "^combine: missing source package 'split/llama_FFN_rotate_lut6_chunk_01of02.mlpackage'$" \
+	"$BIN/combine" --input split --chunk 2 --chunk-no 1 --split-rotate
+no_combined split_rotate_missing_nothing split
+
+# --- monolithic: <p>_monolithic[_prefill][_rotate] -> <p>_monolithic_full --------------
+mkdir -p mono
+cp -r parts/llama_FFN_lut6_chunk_01of02.mlpackage mono/llama_monolithic_lut6.mlpackage
+cp -r parts/llama_prefill_lut6_chunk_01of02.mlpackage mono/llama_monolithic_prefill_lut6.mlpackage
+expect_ok monolithic "$BIN/combine" --input mono --monolithic
+[ "$out" = mono/llama_monolithic_full_lut6.mlpackage ] && ok monolithic_path || fail monolithic_path "stdout: $out"
+"$BIN/mldump" mono/llama_monolithic_full_lut6.mlpackage >mono.txt
+[ "$(grep -E '^(function|default)' mono.txt | tr '\n' ' ')" = 'function "infer" function "prefill" default "infer" ' ] &&
+	ok monolithic_functions || fail monolithic_functions "$(grep -E '^(function|default)' mono.txt | tr '\n' ' ')"
+cp -r parts/llama_FFN_lut6_chunk_01of02.mlpackage mono/llama_monolithic_rotate_lut6.mlpackage
+cp -r parts/llama_prefill_lut6_chunk_01of02.mlpackage mono/llama_monolithic_prefill_rotate_lut6.mlpackage
+expect_ok monolithic_rotate "$BIN/combine" --input mono --monolithic --lut 6 --prefix llama
+"$BIN/mldump" mono/llama_monolithic_full_lut6.mlpackage >mono4.txt
+[ "$(grep -E '^(function|default)' mono4.txt | tr '\n' ' ')" = 'function "infer" function "infer_rotate" function "prefill" function "prefill_rotate" default "infer" ' ] &&
+	ok monolithic_rotate_functions || fail monolithic_rotate_functions "$(grep -E '^(function|default)' mono4.txt | tr '\n' ' ')"
+[ "$(wsize mono/llama_monolithic_full_lut6.mlpackage)" = "$(wsize mono/llama_monolithic_lut6.mlpackage)" ] &&
+	ok monolithic_shares_weights || fail monolithic_shares_weights "weight.bin grew"
+rm -r mono/llama_monolithic_full_lut6.mlpackage mono/llama_monolithic_prefill_lut6.mlpackage
+expect_fail monolithic_missing 1 "^combine: missing source package 'mono/llama_monolithic_prefill_lut6.mlpackage'$" \
+	"$BIN/combine" --input mono --monolithic
+[ -z "$(ls mono | grep -E 'full|\.tmp\.')" ] && ok monolithic_missing_nothing || fail monolithic_missing_nothing "$(ls mono)"
+expect_fail monolithic_none 1 "^combine: 'parts': no <prefix>_monolithic\[_lut<b>\].mlpackage to combine$" \
+	"$BIN/combine" --input parts --monolithic
+expect_fail monolithic_chunk 2 "^combine: --monolithic: a monolithic model has no chunks" "$BIN/combine" --input mono --monolithic --chunk 2
+expect_fail monolithic_split 2 "^combine: --split-rotate applies to chunked models only" \
+	"$BIN/combine" --input mono --monolithic --split-rotate
 
 # --- errors: one line, exit 1, nothing written -------------------------------------
 mkdir -p miss && cp -r parts/llama_FFN_lut6_chunk_0[12]of02.mlpackage parts/llama_prefill_lut6_chunk_01of02.mlpackage miss/

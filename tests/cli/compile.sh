@@ -5,7 +5,8 @@
 # items of the layout, weight.bin byte for byte, coremldata.bin header and
 # its ModelDescription (protoc, with ../shared), golden model.mil and
 # metadata.json, the once-per-run notice, determinism, --output, atomic
-# replacement; the weight limit refusing before anything is written; usage
+# replacement; split-rotate _rot and monolithic_full packages; the weight
+# limit refusing before anything is written, naming the part; usage
 # and input errors; and the Apple-compiler path through a fake xcrun.
 . "$SRC/tests/cli/lib.sh"
 
@@ -84,6 +85,22 @@ printf '%s' "$err" | grep -q -- "--chunk $want or more" && ok limit_suggests_chu
 expect_fail limit_embeddings 1 "^compile: 'llama_embeddings.mlpackage': weight.bin is .*: palettize it with a smaller --lut$" \
 	"$BIN/compile" --input $E.mlpackage --output lim --max-weight-mb 0.001
 no_compiled limit_embeddings_nothing lim
+
+# --- split-rotate _rot and monolithic packages: compiled, and named when too big ------
+cp -r $C.mlpackage p/llama_FFN_PF_lut6_chunk_01of01_rot.mlpackage
+cp -r $C.mlpackage p/llama_monolithic_full_lut6.mlpackage
+R=p/llama_FFN_PF_lut6_chunk_01of01_rot M=p/llama_monolithic_full_lut6
+expect_ok compile_rot_mono "$BIN/compile" --input $R.mlpackage $M.mlpackage -q
+for m in $R $M; do
+	n=$(basename $m)
+	[ "$(find $m.mlmodelc -type f | wc -l | tr -d ' ')" = 5 ] && cmp -s $m.mlpackage/Data/com.apple.CoreML/weights/weight.bin \
+		$m.mlmodelc/weights/weight.bin && ok "layout_$n" || fail "layout_$n" "$(find $m.mlmodelc -type f)"
+done
+expect_fail limit_rot 1 "^compile: 'llama_FFN_PF_lut6_chunk_01of01_rot.mlpackage': weight.bin is .*: convert with --chunk [0-9]+ or more$" \
+	"$BIN/compile" --input $R.mlpackage --output lim --max-weight-mb 0.035
+expect_fail limit_monolithic 1 "^compile: 'llama_monolithic_full_lut6.mlpackage': weight.bin is .*: palettize it with a smaller --lut, or convert it chunked \(not monolithic\)$" \
+	"$BIN/compile" --input $M.mlpackage --output lim --max-weight-mb 0.035
+no_compiled limit_rot_mono_nothing lim
 
 # --- errors ---------------------------------------------------------------------------
 expect_fail missing_input 1 "^compile: package 'nope.mlpackage' does not exist$" "$BIN/compile" --input nope.mlpackage --output lim

@@ -127,8 +127,8 @@ mkdir -p bad
 sed -i 's/"linear"/"yarn"/' fx_yarn/config.json
 expect_fail unknown_rope_type 1 "^ffn: .*config.json: rope_scaling type 'yarn' is not supported" "$BIN/ffn" --model fx_yarn --output bad
 expect_fail prefill_unknown_rope_type 1 "^prefill: .*'yarn'" "$BIN/prefill" --model fx_yarn --output bad
-"$TESTBIN/mkfixture" --arch gemma3_text --out fx_gemma >/dev/null
-expect_fail gemma3_refused 1 "^ffn: .*gemma3 models are not supported" "$BIN/ffn" --model fx_gemma --output bad
+"$TESTBIN/mkfixture" --arch gemma3_text --out fx_gemma --layers 2 --layer-types f,f >/dev/null
+expect_fail gemma3_no_local_layer 1 "^ffn: .*config.json: layer_types has no sliding_attention layer" "$BIN/ffn" --model fx_gemma --output bad
 "$TESTBIN/mkfixture" --arch qwen2 --out fx_swa --sliding-window 32 >/dev/null
 sed -i 's/"use_sliding_window":[[:space:]]*false/"use_sliding_window": true/' fx_swa/config.json
 expect_fail sliding_window_refused 1 "^ffn: .*sliding-window attention \(window 32 < context 64\) is not supported" \

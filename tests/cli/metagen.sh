@@ -8,8 +8,9 @@
 # has yaml), tokenizer files and config.json, byte-identical reruns. Before
 # combining, with --allow-uncompiled: a qwen3 fixture with LUT groups and an
 # argmax head (golden). ANEMLL's own Gemma 3 packages give ANEMLL's own
-# meta.yaml. Errors: one line, exit 1, no meta.yaml written, an old one
-# untouched, no tokenizer file copied.
+# meta.yaml, and its monolithic package its monolithic meta.yaml (with LUT
+# overrides and the fp16_scale/clamp comments). Errors: one line, exit 1, no
+# meta.yaml written, an old one untouched, no tokenizer file copied.
 . "$SRC/tests/cli/lib.sh"
 REF=$SHARED/reference/anemll-gemma3-tiny
 COMMON=(--context-length 64)
@@ -143,6 +144,37 @@ if have_shared; then
 	[ -z "$d" ] && ok anemll_gemma3_same_comments || fail anemll_gemma3_same_comments "$(echo "$d" | tr '\n' ' ')"
 else
 	skip anemll_gemma3 "needs ../shared"
+fi
+
+# --- ANEMLL's own monolithic package gives ANEMLL's own monolithic meta.yaml -------------
+MREF=$SHARED/reference/anemll-llama-tiny-monolithic
+if have_shared; then
+	mkdir -p mono
+	for p in "$MREF"/packages/*.mlpackage; do
+		b=$(basename "$p" .mlpackage)
+		ln -s "$p" "mono/$b.mlpackage" && mkdir "mono/$b.mlmodelc"
+	done
+	expect_fail mono_needs_flag 1 "^metagen: 'mono' holds the monolithic model llama_monolithic_full_lut6 and no FFN chunks: give --monolithic$" \
+		"$BIN/metagen" --model "$SHARED/reference/anemll-llama-tiny/model" --output mono
+	expect_ok anemll_mono "$BIN/metagen" --model "$SHARED/reference/anemll-llama-tiny/model" --output mono --monolithic
+	d=$(diff <(grep -vE '^# (Generated|model_path|output_dir|command_line|converter):' "$MREF/meta.yaml") \
+		<(grep -vE '^# (Generated|model_path|output_dir|command_line|converter):' mono/meta.yaml))
+	[ -z "$d" ] && ok anemll_mono_same_yaml || fail anemll_mono_same_yaml "$(echo "$d" | head -n 6 | tr '\n' ' ')"
+	# The LM-head splits (2048 elements) are not palettized: the selector names their LUT;
+	# the embeddings are LUT6, so a selector saying otherwise is refused.
+	expect_ok mono_lmhead_override "$BIN/metagen" --model "$SHARED/reference/anemll-llama-tiny/model" --output mono --monolithic \
+		--lut-lmhead 4 --fp16-scale 0.5 --clamp 60000
+	grep -qx '    lut_lmhead: 4' mono/meta.yaml && ! grep -q '^    lut_embeddings' mono/meta.yaml &&
+		grep -qx '# fp16_scale: 0.5' mono/meta.yaml && grep -qx '# clamp: 60000' mono/meta.yaml &&
+		grep -qx '# lut_lmhead: 4' mono/meta.yaml && ok mono_override_written || fail mono_override_written "$(grep -E 'lut|fp16|clamp' mono/meta.yaml)"
+	cp mono/meta.yaml mono_before.yaml
+	expect_fail mono_embed_mismatch 1 "^metagen: 'mono/llama_monolithic_full_lut6.mlpackage': its embedding weights are palettized with LUT 6, --lut-embeddings says LUT 4$" \
+		"$BIN/metagen" --model "$SHARED/reference/anemll-llama-tiny/model" --output mono --monolithic --lut-embeddings 4
+	cmp -s mono/meta.yaml mono_before.yaml && ok mono_mismatch_old_kept || fail mono_mismatch_old_kept "meta.yaml changed"
+	expect_fail mono_no_chunks 2 "^metagen: --monolithic: a monolithic model has no chunks" \
+		"$BIN/metagen" --model "$SHARED/reference/anemll-llama-tiny/model" --output mono --monolithic --split-rotate
+else
+	skip anemll_mono "needs ../shared"
 fi
 
 # --- errors: one line, exit 1, nothing written -----------------------------------------

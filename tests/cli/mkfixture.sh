@@ -5,7 +5,8 @@
 # and tensor names, byte-identical output for one seed, sharding with an
 # index that maps every tensor exactly once, the safetensors header framing,
 # the gemma3 multimodal layout, tied/untied, --omit, --quantized, stale-shard
-# cleanup, and one-line errors with exit 2 (usage) or 1 (I/O).
+# cleanup, the fp16-overflow options (--post-norm-gain, --residual-boost:
+# one tensor changes), and one-line errors with exit 2 (usage) or 1 (I/O).
 # Prints "ok NAME" / "FAIL NAME: why"; exits 1 if any case failed.
 set -u
 MK=$TESTBIN/mkfixture
@@ -223,6 +224,27 @@ check custom_dims "q_proj shape or head_dim wrong" bash -c "
 	header dims/model.safetensors | grep -q '\"model.layers.0.mlp.down_proj.weight\":{\"dtype\":\"BF16\",\"shape\":\[32,48\]' &&
 	grep -q '\"head_dim\":[[:space:]]*32,' dims/config.json"
 
+# --- fixtures that overflow fp16 -----------------------------------------------
+
+# changed_bytes A B: how many bytes differ (same length)
+changed_bytes() { cmp -l "$1" "$2" | wc -l; }
+"$MK" --arch gemma3_text --out pg --post-norm-gain 30000 2>/dev/null
+"$MK" --arch llama --out rb --residual-boost 1000 --boost-layer 0 2>/dev/null
+check post_norm_gain_one_tensor "not just layer 3's post-FF norm (64 bf16 = 128 bytes) changed" bash -c "
+	$(declare -f hlen header changed_bytes)
+	[ \"\$(header pg/model.safetensors)\" = \"\$(header a_gemma3_text/model.safetensors)\" ] &&
+	n=\$(changed_bytes pg/model.safetensors a_gemma3_text/model.safetensors) && [ \$n -gt 0 ] && [ \$n -le 128 ]"
+# bf16 30000 is 0x46EA: every element of layer 3's tensor holds it
+off=$(header pg/model.safetensors | grep -o '"model.layers.3.post_feedforward_layernorm.weight":{[^}]*}' | sed 's/.*"data_offsets":\[\([0-9]*\),.*/\1/')
+vals=$(tail -c +$((9 + $(hlen pg/model.safetensors) + off)) pg/model.safetensors | head -c 128 | od -An -tx2 -v | tr -s ' ' '\n' | grep . | sort -u)
+check post_norm_gain_value "layer 3's post-FF norm holds $vals, not 46ea (bf16 30000) only" test "$vals" = 46ea
+check residual_boost_one_tensor "not just layer 0's down_proj (8192 bf16) changed" bash -c "
+	$(declare -f hlen header changed_bytes)
+	[ \"\$(header rb/model.safetensors)\" = \"\$(header a_llama/model.safetensors)\" ] &&
+	n=\$(changed_bytes rb/model.safetensors a_llama/model.safetensors) && [ \$n -gt 8192 ] && [ \$n -le 16384 ]"
+"$MK" --arch llama --out rb2 --residual-boost 1000 --boost-layer 0 2>/dev/null
+check boost_deterministic "two runs differ" cmp -s rb/model.safetensors rb2/model.safetensors
+
 # --- errors ----------------------------------------------------------------------
 
 expect_fail() { # NAME STATUS ARGS...: exit STATUS with exactly one stderr line
@@ -251,6 +273,9 @@ expect_fail err_layer_types_arch 2 --arch llama --out e --layers 1 --layer-types
 expect_fail err_omit_unknown 2 --arch llama --out e --omit lm_head.weight
 expect_fail err_too_many_shards 2 --arch llama --out e --shards 100
 expect_fail err_extra_arg 2 --arch llama --out e extra
+expect_fail err_post_norm_gain_llama 2 --arch llama --out e --post-norm-gain 100
+expect_fail err_boost_layer_range 2 --arch llama --out e --residual-boost 10 --boost-layer 2
+expect_fail err_residual_boost_zero 2 --arch llama --out e --residual-boost 0
 check err_wrote_nothing "a usage error created the output" test ! -e e
 touch afile
 expect_fail err_io_out_is_file 1 --arch llama --out afile/sub
@@ -263,7 +288,7 @@ if "$MK" --help >help.txt 2>&1; then ok help_exit_0; else fail help_exit_0 "stat
 missing=
 for flag in --arch --out --seed --hidden --intermediate --layers --heads --kv-heads --head-dim --vocab \
 	--context --tied --untied --dtype --shards --rope-scaling --rope-factor --sliding-window \
-	--layer-types --quantized --omit; do
+	--layer-types --quantized --omit --post-norm-gain --residual-boost --boost-layer; do
 	grep -q -- "  $flag " help.txt || missing="$missing $flag"
 done
 check help_documents_flags "--help lacks$missing" test -z "$missing"

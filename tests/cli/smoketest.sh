@@ -18,6 +18,12 @@ grep -q '"passed":	true' report.json && grep -q '"kl_mean"' report.json && grep 
 expect_ok prompt_longer_than_batch "$BIN/smoketest" --model "$STORIES" --dir parts --prompt 1,403,407,261,378,432,383,286,261,376,298 --steps 8
 expect_ok infer_only "$BIN/smoketest" --model "$STORIES" --dir parts --prompt 1,403,407,261,378,432,383,286,261,376,298 --steps 8 --no-prefill
 
+# an argmax LM head gives tokens, not logits: top-1 agreement only
+cp -r parts parts_am && "$BIN/lmhead" --model "$STORIES" --output parts_am --argmax -q >/dev/null
+expect_ok argmax_head_passes "$BIN/smoketest" --model "$STORIES" --dir parts_am --steps 48 --json am.json
+printf '%s\n' "$out" | grep -q '^top-1 agreement 100.0% (48/48' && printf '%s\n' "$out" | grep -q 'KL not judged' &&
+	grep -q '"kl_mean":	null' am.json && ok argmax_head_agreement || fail argmax_head_agreement "$out"
+
 # a conversion of another model must fail the comparison: exit 1
 "$TESTBIN/mkfixture" --arch llama --out fxa --seed 1 --vocab 512 >/dev/null
 "$TESTBIN/mkfixture" --arch llama --out fxb --seed 2 --vocab 512 >/dev/null
@@ -25,6 +31,40 @@ conv fxa parts_a
 run "$BIN/smoketest" --model fxb --dir parts_a --steps 8
 [ "$rc" = 1 ] && printf '%s\n' "$out" | grep -q '^FAIL' && ok wrong_model_fails || fail wrong_model_fails "exit $rc: $out $err"
 expect_ok right_model_passes "$BIN/smoketest" --model fxa --dir parts_a --steps 8
+
+# Gemma 3 with the real Gemma 3 tokenizer: --text goes through its chat
+# template, <bos><start_of_turn>user\nHello<end_of_turn>\n<start_of_turn>model\n
+# (ids from ../shared/tokenizers/gemma3/tokenizer.json).
+if have_shared; then
+	"$TESTBIN/mkfixture" --arch gemma3_text --out g3 --layers 2 --layer-types s,f --vocab 262144 --seed 3 >/dev/null &&
+		cp "$SHARED"/tokenizers/gemma3/tokenizer.json "$SHARED"/tokenizers/gemma3/tokenizer_config.json g3/ &&
+		conv g3 g3parts 2>/dev/null && ok gemma3_convert || fail gemma3_convert "stages failed"
+	expect_ok gemma3_text_prompt "$BIN/smoketest" --model g3 --dir g3parts --text Hello --steps 4
+	printf '%s\n' "$out" | grep -q '^prompt:    2,105,2364,107,9259,106,107,105,4368,107$' &&
+		ok gemma3_chat_template_ids || fail gemma3_chat_template_ids "$out"
+
+	# ANEMLL's own Gemma 3 (window 64, context 128, four functions) through its
+	# meta.yaml, prefill blocks past the window, against the reference with
+	# ANEMLL's semantics; and its monolithic Llama (LUT6) by directory.
+	R=$SHARED/reference
+	mkdir -p g3meta && cp "$R/anemll-gemma3-tiny/meta.yaml" g3meta/ &&
+		for f in "$R"/anemll-gemma3-tiny/packages/*.mlpackage; do ln -s "$f" g3meta/; done
+	ids=$(seq 0 99 | awk '{ printf "%s%d", (NR > 1 ? "," : ""), ($1 * 131 + 7) % 2176 }')
+	expect_ok anemll_gemma3_meta "$BIN/smoketest" --model "$R/anemll-gemma3-tiny/model" --meta g3meta/meta.yaml \
+		--anemll-rope --prompt "$ids" --steps 27 --json g3.json
+	printf '%s\n' "$out" | grep -q '^parts: 2 chunks, context 128, batch 32$' && grep -q '"passed":	true' g3.json &&
+		ok anemll_gemma3_report || fail anemll_gemma3_report "$out"
+	expect_ok anemll_monolithic "$BIN/smoketest" --model "$R/anemll-llama-tiny/model" \
+		--dir "$R/anemll-llama-tiny-monolithic/packages" --anemll-rope --steps 8 --json mono.json
+	printf '%s\n' "$out" | grep -q '^parts: monolithic, context 512, batch 64$' && grep -q '"passed":	true' mono.json &&
+		ok anemll_monolithic_report || fail anemll_monolithic_report "$out"
+	mkdir -p monometa && cp "$R/anemll-llama-tiny-monolithic/meta.yaml" monometa/ &&
+		ln -s "$R"/anemll-llama-tiny-monolithic/packages/*.mlpackage monometa/
+	expect_ok anemll_monolithic_meta "$BIN/smoketest" --model "$R/anemll-llama-tiny/model" --meta monometa/meta.yaml \
+		--anemll-rope --steps 8
+else
+	skip gemma3_and_monolithic "../shared not found"
+fi
 
 mkdir -p empty
 expect_fail no_parts 1 "^smoketest: 'empty': no embeddings part" "$BIN/smoketest" --model "$STORIES" --dir empty

@@ -4,8 +4,11 @@
  * Gaussian values with std 0.02 plus 0.1% heavy-tailed outliers, from a
  * fixed seed, converted bf16 -> fp16 as the converter does. Runs 4 and 6
  * bits, group 8, with 1 thread and with every core, and prints one line per
- * configuration: MB/s of source (bf16) bytes by wall clock, the relative RMS
- * error and SNR, then the peak RSS. Run by tests/bench.sh (make bench),
+ * configuration: MB/s of source (bf16) bytes by wall clock and per second
+ * of CPU time (process CPU time, CLOCK_PROCESS_CPUTIME_ID: with one thread
+ * the single-core speed even when other load on the machine skews the wall
+ * clock; with several, the speed per core), the relative RMS error and
+ * SNR, then the peak RSS. Run by tests/bench.sh (make bench),
  * never by make check. Optional arguments: channels per_channel (smaller
  * shapes for a quick look).
  */
@@ -73,11 +76,11 @@ int main(int argc, char **argv)
 			if (lut_quantize("bench.ffn.weight", w, C, K, bits[bi], 8, threads, &r) < 0)
 				die_err();
 			double dt = clock_s(CLOCK_MONOTONIC) - t0, cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
-			/* cpu time shows when other load on the machine skews the wall clock */
-			printf("lut %lldx%lld bf16 %d-bit group 8, %2d thread%s: %7.1f MB/s  wall %.3f s  cpu %.3f s  "
-			       "rel RMS %.5f  SNR %.2f dB\n",
-			       (long long)C, (long long)K, bits[bi], threads, threads == 1 ? " " : "s",
-			       2.0 * (double)n / dt / 1e6, dt, cpu, r.rel_rms, r.snr_db);
+			double mb = 2.0 * (double)n / 1e6;
+			printf("lut %lldx%lld bf16 %d-bit group 8, %2d thread%s: %7.1f MB/s wall (%.3f s), %6.1f MB/s cpu "
+			       "(%.3f s)  rel RMS %.5f  SNR %.2f dB\n",
+			       (long long)C, (long long)K, bits[bi], threads, threads == 1 ? " " : "s", mb / dt, dt,
+			       mb / cpu, cpu, r.rel_rms, r.snr_db);
 			if (pass == 0) {
 				first = r;
 			} else {

@@ -15,6 +15,9 @@
  * weights. Normals are Irwin-Hall sums of uniforms (no libm transcendental
  * functions), so the bytes are the same on every IEEE-754 platform.
  *
+ * --post-norm-gain and --residual-boost make one layer overflow fp16 on
+ * purpose (for the preflight tests); they change only that tensor.
+ *
  * Sizes: the defaults give ~180 KB (llama, qwen) to ~490 KB (gemma3, 6
  * layers), bf16; memory use is constant (tensors are generated and written
  * in blocks).
@@ -84,6 +87,9 @@ typedef struct options {
 	const char *layer_types;/* raw --layer-types, NULL: HF pattern */
 	unsigned char *is_full; /* per layer, gemma3 only: 1 = full_attention */
 	int quantized;
+	double post_norm_gain;  /* 0: off; else post_feedforward_layernorm w of boost_layer */
+	double residual_boost;  /* 0: off; else down_proj std factor of boost_layer */
+	int boost_layer;        /* -1: layers / 2 */
 	const char **omit;
 	int nomit;
 } options;
@@ -121,6 +127,13 @@ static const char USAGE[] =
 	"                       sliding_attention|full_attention (or s|f);\n"
 	"                       default: every 6th layer full_attention\n"
 	"  --quantized          add an fp8 quantization_config (to test refusal)\n"
+	"  --post-norm-gain V   gemma3*: set every post_feedforward_layernorm weight of\n"
+	"                       the boost layer to V (gain 1+V): its MLP output, and so\n"
+	"                       the residual stream, grows ~V-fold, as in real Gemma\n"
+	"                       checkpoints that overflow fp16 (e.g. 30000)\n"
+	"  --residual-boost V   scale the boost layer's mlp.down_proj.weight by V (and\n"
+	"                       drop its outliers, so its max stays ~4.5 V/sqrt(intermediate))\n"
+	"  --boost-layer L      the layer the two options above change (default layers/2)\n"
 	"  --omit NAME          leave tensor NAME out (repeatable)\n"
 	"  -h, --help           show this help\n"
 	"\n"
@@ -130,7 +143,8 @@ enum {
 	OPT_ARCH = 256, OPT_OUT, OPT_SEED, OPT_HIDDEN, OPT_INTER, OPT_LAYERS,
 	OPT_HEADS, OPT_KV, OPT_HEAD_DIM, OPT_VOCAB, OPT_CONTEXT, OPT_TIED,
 	OPT_UNTIED, OPT_DTYPE, OPT_SHARDS, OPT_ROPE, OPT_ROPE_FACTOR, OPT_SWA,
-	OPT_LAYER_TYPES, OPT_QUANT, OPT_OMIT,
+	OPT_LAYER_TYPES, OPT_QUANT, OPT_OMIT, OPT_POST_NORM_GAIN, OPT_RESIDUAL_BOOST,
+	OPT_BOOST_LAYER,
 };
 
 static const struct option LONG_OPTS[] = {
@@ -155,6 +169,9 @@ static const struct option LONG_OPTS[] = {
 	{"layer-types", required_argument, NULL, OPT_LAYER_TYPES},
 	{"quantized", no_argument, NULL, OPT_QUANT},
 	{"omit", required_argument, NULL, OPT_OMIT},
+	{"post-norm-gain", required_argument, NULL, OPT_POST_NORM_GAIN},
+	{"residual-boost", required_argument, NULL, OPT_RESIDUAL_BOOST},
+	{"boost-layer", required_argument, NULL, OPT_BOOST_LAYER},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -185,12 +202,13 @@ static uint64_t parse_seed(const char *s)
 	return (uint64_t)v;
 }
 
-static double parse_factor(const char *s)
+/* A positive number up to 1e6 (rope factors, boosts). */
+static double parse_factor(const char *flag, const char *s)
 {
 	char *end;
 	double v = strtod(s, &end);
 	if (end == s || *end || !(v > 0 && v <= 1e6))
-		die_usage("--rope-factor wants a number in (0, 1e6], got '%s'", s);
+		die_usage("%s wants a number in (0, 1e6], got '%s'", flag, s);
 	return v;
 }
 
@@ -244,10 +262,13 @@ static void set_option(options *o, int c, const char *arg)
 	case OPT_DTYPE: o->dtype = (dtype_id)pick("--dtype", arg, DTYPE_NAMES, 3); break;
 	case OPT_SHARDS: o->shards = parse_int("--shards", arg, 1, 99999); break;
 	case OPT_ROPE: o->rope = (rope_kind)pick("--rope-scaling", arg, ROPE_NAMES, 3); break;
-	case OPT_ROPE_FACTOR: o->rope_factor = parse_factor(arg); break;
+	case OPT_ROPE_FACTOR: o->rope_factor = parse_factor("--rope-factor", arg); break;
 	case OPT_SWA: o->sliding_window = parse_int("--sliding-window", arg, 1, 1L << 30); break;
 	case OPT_LAYER_TYPES: o->layer_types = arg; break;
 	case OPT_QUANT: o->quantized = 1; break;
+	case OPT_POST_NORM_GAIN: o->post_norm_gain = parse_factor("--post-norm-gain", arg); break;
+	case OPT_RESIDUAL_BOOST: o->residual_boost = parse_factor("--residual-boost", arg); break;
+	case OPT_BOOST_LAYER: o->boost_layer = parse_int("--boost-layer", arg, 0, 1023); break;
 	case OPT_OMIT:
 		o->omit = xrealloc(o->omit, xmul((size_t)o->nomit + 1, sizeof *o->omit));
 		o->omit[o->nomit++] = arg;
@@ -307,6 +328,12 @@ static void check_options(options *o)
 		die_usage("--sliding-window does not apply to llama");
 	if (o->layer_types && !o->arch->gemma)
 		die_usage("--layer-types applies to gemma3 and gemma3_text only");
+	if (o->post_norm_gain != 0 && !o->arch->gemma)
+		die_usage("--post-norm-gain applies to gemma3 and gemma3_text only (llama, qwen: --residual-boost)");
+	if (o->boost_layer < 0)
+		o->boost_layer = o->layers / 2;
+	else if (o->boost_layer >= o->layers)
+		die_usage("--boost-layer %d: the model has %d layers", o->boost_layer, o->layers);
 	if (o->arch->gemma) {
 		if (!o->sliding_window)
 			o->sliding_window = 64;
@@ -317,7 +344,7 @@ static void check_options(options *o)
 static void parse_args(int argc, char **argv, options *o)
 {
 	*o = (options){.seed = 1, .hidden = 64, .intermediate = 128, .heads = 4,
-		.kv_heads = 2, .vocab = 256, .context = 2048, .tied = 1, .shards = 1};
+		.kv_heads = 2, .vocab = 256, .context = 2048, .tied = 1, .shards = 1, .boost_layer = -1};
 	opterr = 0; /* we print one line of our own */
 	int c;
 	while ((c = getopt_long(argc, argv, ":h", LONG_OPTS, NULL)) != -1) {
@@ -446,6 +473,33 @@ static int by_name(const void *a, const void *b)
 	return strcmp(((const tensor *)a)->name, ((const tensor *)b)->name);
 }
 
+static tensor *find_key(tensor_list *tl, const char *key)
+{
+	for (size_t i = 0; i < tl->n; i++)
+		if (streq(tl->v[i].key, key))
+			return &tl->v[i];
+	BUG("no tensor '%s' planned", key);
+}
+
+/* Fixtures that overflow fp16 on purpose. Only mean/std of one tensor
+ * change, so every other tensor keeps its bytes. A constant post-FF gain is
+ * how real Gemma 3 checkpoints overflow: that norm rescales the MLP output
+ * to rms |1+w| whatever its input, and the residual sums it. */
+static void boost_tensors(const options *o, tensor_list *tl)
+{
+	char key[96];
+	if (o->post_norm_gain != 0) {
+		snprintf(key, sizeof key, "model.layers.%d.post_feedforward_layernorm.weight", o->boost_layer);
+		tensor *t = find_key(tl, key);
+		t->mean = (float)o->post_norm_gain, t->std = 0;
+	}
+	if (o->residual_boost != 0) {
+		snprintf(key, sizeof key, "model.layers.%d.mlp.down_proj.weight", o->boost_layer);
+		tensor *t = find_key(tl, key);
+		t->std = (float)(t->std * o->residual_boost), t->outliers = 0;
+	}
+}
+
 /* Every tensor of the model, sorted by name as HF's writer orders them.
  * Vocabulary tables get std 2/sqrt(hidden): logits then have std ~2 at any
  * width, tied or not, and the token's own embedding (small next to what the
@@ -465,6 +519,7 @@ static void plan_tensors(const options *o, tensor_list *tl)
 	if (o->arch->multimodal)
 		plan_vision_stubs(tl, o);
 	qsort(tl->v, tl->n, sizeof *tl->v, by_name);
+	boost_tensors(o, tl);
 }
 
 static void omit_tensors(const options *o, tensor_list *tl)

@@ -461,6 +461,34 @@ static void test_anemll_reference(void)
 	free(text), free(want), free(dir), free(ffn), free(pre), free(lst), free(out);
 }
 
+/* ANEMLL's split-rotate _rot file from Gemma 3's 4-function chunk: the
+ * rotate functions, the first one the default; sources whose descriptions
+ * carry no "(A)" title give "Multifunction Combined" (as the monolithic and
+ * rotate parts do in ANEMLL), the weights stay shared. */
+static void test_rotate_pair_reference(void)
+{
+	const char *sh_dir = test_shared();
+	if (!sh_dir)
+		SKIP("../shared not found");
+	char *src = xasprintf("%s/reference/anemll-gemma3-tiny/packages/gemma3_FFN_PF_lut6_chunk_02of02.mlpackage", sh_dir);
+	char *out = xasprintf("%s/ref_rot.mlpackage", g_tmp);
+	combine_source pair[2] = {{src, "infer_rotate", "infer_rotate"}, {src, "prefill_rotate", "prefill_rotate"}};
+	CHECK(combine_packages(out, pair, 2, NULL) == 0);
+	ml_model *m = read_model(out);
+	if (m) {
+		const ml_description *d = m->desc;
+		CHECK(d->nfunctions == 2 && streq(d->functions[0]->name, "infer_rotate") &&
+		      streq(d->functions[1]->name, "prefill_rotate"));
+		CHECK_STR(d->default_function, "infer_rotate");
+		CHECK_STR(d->metadata->short_description, "Anemll Model: Multifunction Combined");
+		CHECK(d->nfunctions == 2 && d->functions[0]->state.n == 2);
+	}
+	uint64_t ws = weight_size(src), wo = weight_size(out);
+	CHECKF(wo > 0 && wo <= ws, "rotate pair %llu B > source %llu B", (unsigned long long)wo, (unsigned long long)ws);
+	ml_model_free(m);
+	free(src), free(out);
+}
+
 /* ------------------------------------------------------------------ */
 
 static void setup(void)
@@ -501,6 +529,7 @@ int main(void)
 	RUN(test_deterministic);
 	RUN(test_errors);
 	RUN(test_anemll_reference);
+	RUN(test_rotate_pair_reference);
 	for (int i = 0; i < NCHUNKS; i++)
 		free(g_chunks[i].ffn), free(g_chunks[i].prefill), free(g_chunks[i].combined);
 	rm_rf(g_tmp);

@@ -675,6 +675,88 @@ static void test_quality_gaussian(void)
 	free(w);
 }
 
+/* ----------------------------------------------------------------------------
+ * Golden output: the exact bytes for fixed inputs must never change. Any
+ * faster clustering has to keep the tie rule, so it must reproduce these
+ * hashes, recorded from the straightforward divide-and-conquer quantizer. */
+
+/* FNV-1a, 64 bits. */
+static uint64_t fnv_bytes(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ull;
+	return h;
+}
+
+/* Hash of tables (little-endian), indices and the rel RMS bits. */
+static uint64_t result_hash(const lut_result *r)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	size_t nl = (size_t)r->groups << r->bits;
+	for (size_t i = 0; i < nl; i++) {
+		unsigned char le[2] = {(unsigned char)(r->lut[i] & 0xff), (unsigned char)(r->lut[i] >> 8)};
+		h = fnv_bytes(h, le, 2);
+	}
+	h = fnv_bytes(h, r->indices, (size_t)(r->channels * r->per_channel));
+	uint64_t bits;
+	memcpy(&bits, &r->rel_rms, sizeof bits);
+	for (int i = 0; i < 8; i++) {
+		unsigned char b = (unsigned char)(bits >> (8 * i));
+		h = fnv_bytes(h, &b, 1);
+	}
+	return h;
+}
+
+/* Like bench_lut: bf16 N(0, 0.02) with 0.1% heavy-tailed outliers, then
+ * fp16; its own generator, so the order of the tests does not matter. */
+static uint16_t *golden_tensor(size_t n, uint64_t seed)
+{
+	uint64_t saved = rng_state;
+	rng_state = seed;
+	uint16_t *w = xmalloc(n * sizeof *w);
+	for (size_t i = 0; i < n; i++) {
+		double v = 0.02 * rng_gauss();
+		if (rng_unit() < 0.001)
+			v = 0.02 * rng_gauss() / (rng_unit() + 0.033);
+		w[i] = f32_to_fp16(bf16_to_f32(f32_to_bf16((float)v)), NULL);
+	}
+	rng_state = saved;
+	return w;
+}
+
+static void test_golden_output(void)
+{
+	static const struct {
+		int64_t c, k, group;
+		uint64_t seed;
+		uint64_t hash[6]; /* bits 1, 2, 3, 4, 6, 8 */
+	} cases[] = {
+		{64, 2048, 8, 1,
+		 {0x6c9a24e677176fe8ull, 0xc2a7cb261763d442ull, 0xe7b0c64a494de981ull,
+		  0x5bfbc67dc109b410ull, 0x3dc58c155bd65bd5ull, 0x2e9163985250e36eull}},
+		{48, 512, 16, 2,
+		 {0x0b5b3de29495ed2eull, 0xfdd60c562448327bull, 0x32535cf65f771aceull,
+		  0xf4936e600f11745bull, 0x9122e2b6da8fa147ull, 0x434fa9d8761c6a11ull}},
+		{256, 96, 0, 3,
+		 {0x1a05c5084372314bull, 0xf40568dcd0085380ull, 0x9ef5e6f5311a699cull,
+		  0xf992eef6f0c6f79eull, 0x5891debfd2cf6a88ull, 0x4f05be681c2c7a45ull}},
+	};
+	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+		size_t n = (size_t)(cases[c].c * cases[c].k);
+		uint16_t *w = golden_tensor(n, cases[c].seed);
+		for (int bi = 0; bi < 6; bi++) {
+			lut_result r;
+			CHECK_EQ_INT(lut_quantize("golden", w, cases[c].c, cases[c].k, all_bits[bi], cases[c].group, 2, &r), 0);
+			uint64_t h = result_hash(&r);
+			CHECKF(h == cases[c].hash[bi], "case %zu, %d bits: hash 0x%016llx, expected 0x%016llx", c,
+			       all_bits[bi], (unsigned long long)h, (unsigned long long)cases[c].hash[bi]);
+			lut_result_release(&r);
+		}
+		free(w);
+	}
+}
+
 int main(void)
 {
 	RUN(test_spec_parse_ok);
@@ -696,5 +778,6 @@ int main(void)
 	RUN(test_lossless);
 	RUN(test_bits8_many_uniques);
 	RUN(test_quality_gaussian);
+	RUN(test_golden_output);
 	return test_finish();
 }

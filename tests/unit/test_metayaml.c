@@ -256,6 +256,23 @@ static void test_round_trip_monolithic(void)
 	metayaml_release(&m);
 }
 
+/* The conversion's FP16 settings as generate_meta_yaml.py writes them:
+ * strings from the command line, plain unless YAML would misread them. */
+static void test_fp16_comments(void)
+{
+	metayaml m;
+	full_monolithic(&m);
+	metayaml_add_comment(&m, "fp16_scale", "auto");
+	metayaml_add_comment(&m, "clamp", "60000");
+	metayaml_add_comment(&m, "lut_bits", "6,4");
+	metayaml_add_comment_literal(&m, "rotate", "true");
+	char *text = round_trip(&m);
+	CHECK(text && strstr(text, "\n# fp16_scale: auto\n# clamp: 60000\n# lut_bits: 6,4\n# rotate: true\n"));
+	CHECK_STR(metayaml_comment(&m, "fp16_scale"), "auto");
+	free(text);
+	metayaml_release(&m);
+}
+
 /* Strings YAML would read as something else are quoted; the rest stay plain. */
 static void test_quoting(void)
 {
@@ -446,6 +463,7 @@ int main(void)
 	RUN(test_reference_rewrites_identically);
 	RUN(test_round_trip_chunked);
 	RUN(test_round_trip_monolithic);
+	RUN(test_fp16_comments);
 	RUN(test_quoting);
 	RUN(test_unknown_keys_ignored);
 	RUN(test_bad_files);

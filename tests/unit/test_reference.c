@@ -126,10 +126,11 @@ static void test_stories_fp32(void)
 /* A naive full-sequence forward pass (no cache), for cross-checking    */
 
 /* The tensors of one layer, by index (absent ones NULL). */
-enum { IN_NORM, POST_NORM, Q_NORM, K_NORM, WQ, WK, WV, WO, BQ, BK, BV, BO,
+enum { IN_NORM, POST_NORM, PRE_FF, POST_FF, Q_NORM, K_NORM, WQ, WK, WV, WO, BQ, BK, BV, BO,
        WG, WU, WD, BG, BU, BD, NPARTS };
 static const char *const g_part_names[NPARTS] = {
 	"input_layernorm.weight", "post_attention_layernorm.weight",
+	"pre_feedforward_layernorm.weight", "post_feedforward_layernorm.weight",
 	"self_attn.q_norm.weight", "self_attn.k_norm.weight",
 	"self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
 	"self_attn.o_proj.weight", "self_attn.q_proj.bias", "self_attn.k_proj.bias",
@@ -181,13 +182,16 @@ static void norm(float *y, const float *x, const float *w, int n, double eps)
 		y[i] = w[i] * x[i] * r;
 }
 
-/* inv_freq in double, straight from HF's definitions. */
-static void naive_inv_freq(const hf_config *c, double *inv)
+/* inv_freq in double, straight from HF's definitions; local: Gemma3's
+ * sliding-layer rotary embedding (rope_local_base_freq, no scaling). */
+static void naive_inv_freq(const hf_config *c, int local, double *inv)
 {
-	const hf_rope_scaling *rs = &c->rope_scaling;
+	hf_rope_scaling none = {.kind = ROPE_NONE};
+	const hf_rope_scaling *rs = local ? &none : &c->rope_scaling;
+	double base = local ? c->rope_local_base_freq : c->rope_theta;
 	int d = c->head_dim;
 	for (int i = 0; i < d / 2; i++) {
-		double f = 1.0 / pow(c->rope_theta, 2.0 * i / d);
+		double f = 1.0 / pow(base, 2.0 * i / d);
 		if (rs->kind == ROPE_LINEAR) {
 			f /= rs->factor;
 		} else if (rs->kind == ROPE_LLAMA3) {
@@ -215,6 +219,20 @@ static void naive_rope(float *x, const double *inv, int d, int pos)
 	}
 }
 
+static float naive_act(const hf_config *c, float x)
+{
+	if (c->act == ACT_SILU)
+		return x / (1 + expf(-x));
+	return (float)(0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))));
+}
+
+/* Gemma's (1 + w) gains. */
+static void plus_one(const hf_config *c, float *w, int n)
+{
+	for (int i = 0; w && c->arch->norm_plus_one && i < n; i++)
+		w[i] += 1;
+}
+
 /* Logits [n][vocab] and final hidden states [n][hidden] of tokens[0..n). */
 static void naive_forward(const hf_model *hf, const int32_t *tokens, int n, float *logits,
                           float *hidden)
@@ -229,20 +247,28 @@ static void naive_forward(const hf_model *hf, const int32_t *tokens, int n, floa
 		st_read_f32(hf->lm_head, head);
 	}
 	float *fnorm = load(hf, "norm.weight");
-	double *inv = xmalloc((size_t)D / 2 * sizeof *inv);
-	naive_inv_freq(c, inv);
+	plus_one(c, fnorm, H);
+	double *inv = xmalloc((size_t)D / 2 * sizeof *inv), *inv_local = xmalloc((size_t)D / 2 * sizeof *inv);
+	naive_inv_freq(c, 0, inv);
+	naive_inv_freq(c, 1, inv_local);
+	float embed_scale = c->arch->embed_scale_sqrt_hidden ? sqrtf((float)H) : 1;
 	float *x = xcalloc((size_t)n * H, sizeof *x), *xn = xcalloc((size_t)H, sizeof *xn);
 	float *q = xcalloc((size_t)n * NH * D, sizeof *q), *att = xcalloc((size_t)NH * D, sizeof *att);
 	float *k = xcalloc((size_t)n * NKV * D, sizeof *k), *v = xcalloc((size_t)n * NKV * D, sizeof *v);
 	float *g = xcalloc((size_t)I, sizeof *g), *u = xcalloc((size_t)I, sizeof *u);
 	float *t = xcalloc((size_t)H, sizeof *t), *p = xcalloc((size_t)n, sizeof *p);
 	for (int s = 0; s < n; s++)
-		memcpy(x + (size_t)s * H, emb + (size_t)tokens[s] * H, (size_t)H * sizeof *x);
+		for (int i = 0; i < H; i++)
+			x[(size_t)s * H + i] = emb[(size_t)tokens[s] * H + i] * embed_scale;
 	for (int l = 0; l < L; l++) {
 		float *w[NPARTS];
-		for (int i = 0; i < NPARTS; i++)
+		for (int i = 0; i < NPARTS; i++) {
 			w[i] = load_layer(hf, l, g_part_names[i]);
+			if (i <= K_NORM)
+				plus_one(c, w[i], i >= Q_NORM ? D : H);
+		}
 		int window = c->layer_sliding[l] ? c->sliding_window : 0;
+		const double *li = window && c->arch->def.rope_local_base_freq ? inv_local : inv;
 		/* projections, qk-norm and RoPE for the whole sequence */
 		for (int s = 0; s < n; s++) {
 			norm(xn, x + (size_t)s * H, w[IN_NORM], H, c->rms_norm_eps);
@@ -253,12 +279,12 @@ static void naive_forward(const hf_model *hf, const int32_t *tokens, int n, floa
 			for (int h = 0; h < NH; h++) {
 				if (w[Q_NORM])
 					norm(qs + h * D, qs + h * D, w[Q_NORM], D, c->rms_norm_eps);
-				naive_rope(qs + h * D, inv, D, s);
+				naive_rope(qs + h * D, li, D, s);
 			}
 			for (int h = 0; h < NKV; h++) {
 				if (w[K_NORM])
 					norm(ks + h * D, ks + h * D, w[K_NORM], D, c->rms_norm_eps);
-				naive_rope(ks + h * D, inv, D, s);
+				naive_rope(ks + h * D, li, D, s);
 			}
 		}
 		/* causal attention, every query against every allowed key */
@@ -271,7 +297,7 @@ static void naive_forward(const hf_model *hf, const int32_t *tokens, int n, floa
 					float dot = 0;
 					for (int i = 0; i < D; i++)
 						dot += q[((size_t)s * NH + h) * D + i] * k[((size_t)j * NKV + kh) * D + i];
-					p[j] = visible ? dot / sqrtf((float)D) : -INFINITY;
+					p[j] = visible ? dot / sqrtf((float)c->query_pre_attn_scalar) : -INFINITY;
 					mx = fmaxf(mx, p[j]);
 				}
 				for (int j = 0; j < n; j++)
@@ -285,14 +311,18 @@ static void naive_forward(const hf_model *hf, const int32_t *tokens, int n, floa
 			}
 			float *xs = x + (size_t)s * H;
 			linear(t, w[WO], w[BO], att, H, NH * D);
+			if (w[PRE_FF]) /* Gemma3: the attention output is normalised */
+				norm(t, t, w[POST_NORM], H, c->rms_norm_eps);
 			for (int i = 0; i < H; i++)
 				xs[i] += t[i];
-			norm(xn, xs, w[POST_NORM], H, c->rms_norm_eps);
+			norm(xn, xs, w[PRE_FF] ? w[PRE_FF] : w[POST_NORM], H, c->rms_norm_eps);
 			linear(g, w[WG], w[BG], xn, I, H);
 			linear(u, w[WU], w[BU], xn, I, H);
 			for (int i = 0; i < I; i++)
-				g[i] = g[i] / (1 + expf(-g[i])) * u[i];
+				g[i] = naive_act(c, g[i]) * u[i];
 			linear(t, w[WD], w[BD], g, H, I);
+			if (w[POST_FF])
+				norm(t, t, w[POST_FF], H, c->rms_norm_eps);
 			for (int i = 0; i < H; i++)
 				xs[i] += t[i];
 		}
@@ -308,6 +338,7 @@ static void naive_forward(const hf_model *hf, const int32_t *tokens, int n, floa
 	free(emb);
 	free(fnorm);
 	free(inv);
+	free(inv_local);
 	free(x);
 	free(xn);
 	free(q);
@@ -334,8 +365,9 @@ static int run_seq(ref_model *m, int V, float *logits, float *hidden, int H)
 
 /* Cached step-by-step logits vs the naive recomputation, plus determinism
  * (a second pass after ref_reset is bit-identical). `window` > 0 makes
- * the last layer slide over that many tokens. */
-static void cross_check(const char *name, const char *args, int window)
+ * the last layer slide over that many tokens; qpas > 0 overrides
+ * query_pre_attn_scalar (mkfixture writes head_dim). */
+static void cross_check_ex(const char *name, const char *args, int window, double qpas)
 {
 	char *dir = fixture(name, args);
 	if (!dir)
@@ -350,6 +382,8 @@ static void cross_check(const char *name, const char *args, int window)
 		hf.cfg.sliding_window = window;
 		hf.cfg.layer_sliding[hf.cfg.num_hidden_layers - 1] = 1;
 	}
+	if (qpas > 0)
+		hf.cfg.query_pre_attn_scalar = qpas;
 	int V = hf.cfg.vocab_size, H = hf.cfg.hidden_size;
 	float *a = xmalloc((size_t)SEQ * V * sizeof *a), *b = xmalloc((size_t)SEQ * V * sizeof *b);
 	float *ha = xmalloc((size_t)SEQ * H * sizeof *ha), *hb = xmalloc((size_t)SEQ * H * sizeof *hb);
@@ -378,6 +412,8 @@ static void cross_check(const char *name, const char *args, int window)
 	free(dir);
 }
 
+static void cross_check(const char *name, const char *args, int window) { cross_check_ex(name, args, window, 0); }
+
 static void test_llama(void) { cross_check("llama", "--arch llama --seed 3", 0); }
 static void test_llama_untied_f32(void) { cross_check("llama-f32", "--arch llama --untied --dtype f32 --seed 4", 0); }
 static void test_llama_f16(void) { cross_check("llama-f16", "--arch llama --dtype f16 --seed 5", 0); }
@@ -386,6 +422,20 @@ static void test_llama_rope_linear(void) { cross_check("llama-lin", "--arch llam
 static void test_qwen2(void) { cross_check("qwen2", "--arch qwen2 --seed 6", 0); }
 static void test_qwen2_sliding(void) { cross_check("qwen2", "--arch qwen2 --seed 6", 3); }
 static void test_qwen3(void) { cross_check("qwen3", "--arch qwen3 --seed 7 --head-dim 24", 0); }
+/* The Gemma 3 fixture of the tests below (one directory, so one set of arguments). */
+#define G3_ARGS \
+	"--arch gemma3_text --seed 8 --layers 3 --layer-types s,f,s --sliding-window 3 --rope-scaling linear --rope-factor 4"
+
+/* Gemma 3: four norms, (1 + w) gains, GELU, sqrt(hidden) embeddings, a
+ * window of 3 crossed by the 6 tokens, local RoPE unscaled on the sliding
+ * layers and linear rope_scaling on the full one, scale 1/sqrt(24). */
+static void test_gemma3(void) { cross_check_ex("gemma3", G3_ARGS, 0, 24); }
+/* the multimodal layout (text_config, language_model.* tensors) */
+static void test_gemma3_nested(void)
+{
+	cross_check_ex("gemma3-mm", "--arch gemma3 --seed 9 --layers 2 --layer-types s,f --sliding-window 4 "
+	               "--head-dim 24", 0, 0);
+}
 
 /* Logits of g_seq for fixture `name`, with `opt`; NULL on failure. */
 static float *seq_logits(const char *name, const char *args, const ref_options *opt, int *V)
@@ -496,7 +546,7 @@ static void test_rope_inv_freq(void)
 	 * llama3 bands (high-freq kept, 2048..8192 interpolated, long slowed). */
 	if (parse_cfg(&c, "llama", l3) == 0) {
 		CHECK(ref_rope_inv_freq(&c, 0, got) == 0);
-		naive_inv_freq(&c, want);
+		naive_inv_freq(&c, 0, want);
 		check_freqs(got, want, 8, 3e-7, "llama3");
 		/* the bands by hand: i = 0 kept, i = 7 slowed 32x, i = 4 in between */
 		CHECK(got[0] == 1.0f);
@@ -536,26 +586,23 @@ static void test_rope_inv_freq(void)
 /* ------------------------------------------------------------------ */
 /* Errors, peaks, options                                              */
 
-static void test_gemma3_refused(void)
+static void test_softcapping_refused(void)
 {
-	const char *arch[] = {"gemma3_text", "gemma3"};
-	for (int i = 0; i < 2; i++) {
-		char *args = xasprintf("--arch %s --layers 2 --layer-types s,f", arch[i]);
-		char *dir = fixture(arch[i], args);
-		free(args);
-		if (!dir)
-			SKIP("TESTBIN not set: no mkfixture");
-		hf_model hf;
-		if (hf_model_open(&hf, dir) == 0) {
-			CHECK(ref_open(&hf, NULL) == NULL);
-			CHECKF(strstr(errmsg(), "reference forward pass for gemma3 is not implemented yet"),
-			       "message: %s", errmsg());
-			hf_model_close(&hf);
-		} else {
-			CHECKF(0, "%s", errmsg());
-		}
-		free(dir);
+	char *dir = fixture("gemma3-sc", "--arch gemma3_text --layers 2 --layer-types s,f");
+	if (!dir)
+		SKIP("TESTBIN not set: no mkfixture");
+	hf_model hf;
+	if (hf_model_open(&hf, dir) == 0) {
+		hf.cfg.has_final_logit_softcapping = 1;
+		hf.cfg.final_logit_softcapping = 30;
+		CHECK(ref_open(&hf, NULL) == NULL);
+		CHECKF(strstr(errmsg(), "reference forward pass for gemma3 is not implemented yet (logit soft-capping)"),
+		       "message: %s", errmsg());
+		hf_model_close(&hf);
+	} else {
+		CHECKF(0, "%s", errmsg());
 	}
+	free(dir);
 }
 
 /* Open stories260K (bundled) with `opt`. */
@@ -672,6 +719,205 @@ static void test_peaks_and_hidden(void)
 	hf_model_close(&hf);
 }
 
+
+/* ANEMLL's Gemma 3 ignores rope_scaling: compat mode equals the model with
+ * rope_scaling removed, bit for bit, and differs from HF's linear scaling
+ * on the global layer from position 1 on. */
+static void test_gemma3_anemll_rope(void)
+{
+	char *dir = fixture("gemma3", G3_ARGS);
+	if (!dir)
+		SKIP("TESTBIN not set: no mkfixture");
+	hf_model hf;
+	if (hf_model_open(&hf, dir) != 0) {
+		CHECKF(0, "%s", errmsg());
+		free(dir);
+		return;
+	}
+	int V = hf.cfg.vocab_size;
+	float *hf_l = xmalloc((size_t)SEQ * V * sizeof(float)), *compat = xmalloc((size_t)SEQ * V * sizeof(float));
+	float *plain = xmalloc((size_t)SEQ * V * sizeof(float));
+	ref_options opt = {.context = 16, .threads = 1};
+	float *out[3] = {hf_l, compat, plain};
+	for (int i = 0; i < 3; i++) {
+		opt.rope_anemll_compat = i == 1;
+		if (i == 2)
+			hf.cfg.rope_scaling.kind = ROPE_NONE;
+		ref_model *m = ref_open(&hf, &opt);
+		CHECKF(m && run_seq(m, V, out[i], NULL, 0) == 0, "%s", errmsg());
+		ref_close(m);
+	}
+	CHECK(memcmp(compat, plain, (size_t)SEQ * V * sizeof(float)) == 0);
+	CHECK(memcmp(hf_l, compat, (size_t)V * sizeof(float)) == 0); /* RoPE is the identity at 0 */
+	CHECKF(rel_diff(hf_l + (size_t)(SEQ - 1) * V, compat + (size_t)(SEQ - 1) * V, V) > 1e-4,
+	       "linear rope_scaling on the global layer changed nothing");
+	free(hf_l), free(compat), free(plain);
+	hf_model_close(&hf);
+	free(dir);
+}
+
+/* fp16 activations on a real model: close to fp32 (a few fp16 ulps of the
+ * logits), not identical, everything finite. */
+static void test_fp16_rounding(void)
+{
+	hf_model hf;
+	ref_options opt = {.context = 8, .threads = 1};
+	ref_model *a = open_stories(&hf, &opt);
+	if (!a)
+		return;
+	opt.fp16_activations = 1;
+	ref_model *b = ref_open(&hf, &opt);
+	CHECKF(b != NULL, "%s", errmsg());
+	float la[512], lb[512];
+	double worst = 0;
+	int differ = 0;
+	for (int p = 0; b && p < 8; p++) {
+		int32_t tok = p ? g_stories_greedy[p - 1] : 1;
+		CHECK(ref_forward(a, tok, p, la, NULL) == 0 && ref_forward(b, tok, p, lb, NULL) == 0);
+		worst = fmax(worst, rel_diff(lb, la, 512));
+		differ |= memcmp(la, lb, sizeof la) != 0;
+		CHECK(argmax(la, 512) == argmax(lb, 512));
+	}
+	printf("# stories260K fp16 activations vs fp32: logits differ by %.3g relative to max\n", worst);
+	CHECKF(differ && worst < 2e-2, "fp16 emulation: relative difference %.3g", worst);
+	CHECK(ref_first_nonfinite_layer(b) == -1);
+	ref_close(a);
+	ref_close(b);
+	hf_model_close(&hf);
+}
+
+/* Point tensor `name` at gain values g (fp32), in place of the mapping. */
+static void set_gain(hf_model *hf, const char *name, float *g, float v)
+{
+	char *full = xasprintf("%s%s", hf->prefix, name);
+	for (size_t j = 0; j < hf->st.ntensors; j++) {
+		st_tensor *t = &hf->st.tensors[j];
+		if (strcmp(t->name, full) == 0) {
+			for (uint64_t i = 0; i < t->numel; i++)
+				g[i] = v;
+			t->dtype = ST_F32;
+			t->nbytes = t->numel * 4;
+			t->data = (const uint8_t *)g;
+			t->mapped = 0;
+		}
+	}
+	free(full);
+}
+
+/* Logits of g_seq; returns the model's first non-finite layer (-2 on error)
+ * and the peak of layer `l` in *peak. */
+static int overflow_run(hf_model *hf, const ref_options *opt, float *logits, int l, float *peak)
+{
+	ref_model *m = ref_open(hf, opt);
+	if (!m || run_seq(m, hf->cfg.vocab_size, logits, NULL, 0) != 0) {
+		CHECKF(0, "%s", errmsg());
+		ref_close(m);
+		return -2;
+	}
+	int bad = ref_first_nonfinite_layer(m);
+	*peak = ref_layer_peaks(m)[l];
+	ref_clear_peaks(m);
+	CHECK(ref_first_nonfinite_layer(m) == -1 && ref_layer_peaks(m)[l] == 0);
+	ref_close(m);
+	return bad;
+}
+
+static int all_finite(const float *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!isfinite(v[i]))
+			return 0;
+	return 1;
+}
+
+/* A Gemma whose layer-1 post-feedforward gain is 1e5 pushes the residual
+ * stream past 65504: fine in fp32, inf/NaN logits with fp16 activations
+ * (first non-finite layer 1), finite again with ANEMLL's clamp or with
+ * fp16_scale 0.05 (which scales the peak by 0.05). */
+static void test_fp16_overflow(void)
+{
+	char *dir = fixture("gemma3", G3_ARGS);
+	if (!dir)
+		SKIP("TESTBIN not set: no mkfixture");
+	hf_model hf;
+	if (hf_model_open(&hf, dir) != 0) {
+		CHECKF(0, "%s", errmsg());
+		free(dir);
+		return;
+	}
+	float gain[64];
+	set_gain(&hf, "layers.1.post_feedforward_layernorm.weight", gain, 1e5f);
+	size_t n = (size_t)SEQ * (size_t)hf.cfg.vocab_size;
+	float *l32 = xmalloc(n * sizeof(float)), *l16 = xmalloc(n * sizeof(float));
+	float *lc = xmalloc(n * sizeof(float)), *ls = xmalloc(n * sizeof(float));
+	float p32, p16, pc, ps;
+	ref_options opt = {.context = 16, .threads = 1};
+	CHECK_EQ_INT(overflow_run(&hf, &opt, l32, 1, &p32), -1);
+	CHECKF(p32 > 65504 && isfinite(p32) && all_finite(l32, n), "fp32 peak %g", p32);
+	opt.fp16_activations = 1;
+	CHECK_EQ_INT(overflow_run(&hf, &opt, l16, 1, &p16), 1);
+	CHECK(isinf(p16) && !all_finite(l16, n));
+	opt.clamp = 60000;
+	CHECK_EQ_INT(overflow_run(&hf, &opt, lc, 1, &pc), -1);
+	CHECKF(pc == 60000 && all_finite(lc, n), "clamped peak %g", pc);
+	opt.clamp = 0;
+	opt.fp16_scale = 0.05;
+	CHECK_EQ_INT(overflow_run(&hf, &opt, ls, 1, &ps), -1);
+	CHECKF(all_finite(ls, n) && fabsf(ps / p32 - 0.05f) < 1e-3f, "scaled peak %g of %g", ps, p32);
+	int agree = 0;
+	for (int s = 0; s < SEQ; s++)
+		agree += argmax(ls + (size_t)s * hf.cfg.vocab_size, hf.cfg.vocab_size) ==
+		         argmax(l32 + (size_t)s * hf.cfg.vocab_size, hf.cfg.vocab_size);
+	printf("# gemma3 overflow: fp32 peak %.4g; fp16: first non-finite layer 1; clamp 60000: finite; "
+	       "fp16_scale 0.05: peak %.4g, top-1 %d/%d with fp32\n", p32, ps, agree, SEQ);
+	CHECK(agree == SEQ);
+	free(l32), free(l16), free(lc), free(ls);
+	hf_model_close(&hf);
+	free(dir);
+}
+
+/* In fp32, fp16_scale changes the residual stream by alpha and the logits
+ * only by the final norm's eps. */
+static void test_fp16_scale(void)
+{
+	ref_options opt = {.context = 16, .threads = 1};
+	int V = 0;
+	float *a = seq_logits("gemma3", G3_ARGS, &opt, &V);
+	opt.fp16_scale = 0.5;
+	float *b = seq_logits("gemma3", G3_ARGS, &opt, &V);
+	if (!a || !b) {
+		free(a), free(b);
+		if (!getenv("TESTBIN"))
+			SKIP("TESTBIN not set: no mkfixture");
+		return;
+	}
+	double d = rel_diff(b, a, SEQ * V);
+	CHECKF(d < 1e-4 && memcmp(a, b, (size_t)SEQ * V * sizeof *a) != 0, "fp16_scale 0.5: logits differ by %.3g", d);
+	free(a), free(b);
+}
+
+static void test_fp16_bad_options(void)
+{
+	hf_model hf;
+	if (hf_model_open(&hf, "tests/models/stories260K") != 0) {
+		CHECKF(0, "%s", errmsg());
+		return;
+	}
+	static const struct { double clamp, scale; const char *want; } cases[] = {
+		{-1, 0, "clamp -1 must be a non-negative number"},
+		{NAN, 0, "clamp nan must be"},
+		{0, 1.5, "fp16_scale 1.5 must be in (0, 1]"},
+		{0, -0.5, "fp16_scale -0.5 must be in (0, 1]"},
+		{0, 0.5, "fp16_scale needs post-attention and post-feedforward norms (Gemma 3); llama has none"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		ref_options opt = {.context = 4, .threads = 1, .clamp = cases[i].clamp, .fp16_scale = cases[i].scale};
+		CHECK(ref_open(&hf, &opt) == NULL);
+		CHECKF(strstr(errmsg(), cases[i].want), "message: %s", errmsg());
+	}
+	hf_model_close(&hf);
+}
+
 /* A rope_scaling type HF defines but the reference does not compute. */
 static void test_unknown_rope_refused(void)
 {
@@ -711,10 +957,17 @@ int main(void)
 	RUN(test_qwen2);
 	RUN(test_qwen2_sliding);
 	RUN(test_qwen3);
+	RUN(test_gemma3);
+	RUN(test_gemma3_nested);
+	RUN(test_gemma3_anemll_rope);
+	RUN(test_fp16_rounding);
+	RUN(test_fp16_overflow);
+	RUN(test_fp16_scale);
+	RUN(test_fp16_bad_options);
 	RUN(test_rope_scaling_changes_output);
 	RUN(test_threads_identical);
 	RUN(test_rope_inv_freq);
-	RUN(test_gemma3_refused);
+	RUN(test_softcapping_refused);
 	RUN(test_bad_input);
 	RUN(test_bad_tensor);
 	RUN(test_peaks_and_hidden);

@@ -347,6 +347,14 @@ static void test_binary_ops(void)
 	binary_case("greater_equal", MIL_INT32, MIL_BOOL, FV(1, 2, 3, -4), FV(2, 2, 2, -5), FV(0, 1, 1, 1), 4);
 	binary_case("logical_and", MIL_BOOL, MIL_BOOL, FV(1, 1, 0, 0), FV(1, 0, 1, 0), FV(1, 0, 0, 0), 4);
 	binary_case("add", MIL_INT32, MIL_INT32, FV(1, -5, 7, 0), FV(2, 7, -7, 1024), FV(3, 2, 0, 1024), 4);
+	/* mod and floor_div floor as numpy (np.mod, np.floor_divide, which
+	 * coremltools' value inference uses): the remainder takes the divisor's
+	 * sign; int32 stays exact (Gemma's ring slot current_pos mod W) */
+	binary_case("mod", MIL_INT32, MIL_INT32, FV(7, -7, 7, -7), FV(3, 3, -3, -3), FV(1, 2, -2, -1), 4);
+	binary_case("floor_div", MIL_INT32, MIL_INT32, FV(7, -7, 7, -7), FV(3, 3, -3, -3), FV(2, -3, -3, 2), 4);
+	binary_case("mod", MIL_INT32, MIL_INT32, FV(0, 511, 512, 70000), FV(512, 512, 512, 512), FV(0, 511, 0, 368), 4);
+	binary_case("mod", MIL_FP32, MIL_FP32, FV(5.5f, -5.5f, 5.5f, 6), FV(2, 2, -2, 3), FV(1.5f, 0.5f, -0.5f, 0), 4);
+	binary_case("floor_div", MIL_FP16, MIL_FP16, FV(5.5f, -5.5f, 6, -0.5f), FV(2, 2, 3, 4), FV(2, -3, 2, -1), 4);
 	/* int32 arithmetic is exact beyond 2^24 (where fp32 is not) */
 	tp t = tp_new("main");
 	tp_input(&t, "x", MIL_INT32, 1, SH(2));

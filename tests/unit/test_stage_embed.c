@@ -1,7 +1,9 @@
 /* test_stage_embed.c: what the embed stage writes, read back through our own
  * reader: the table blob equals the checkpoint tensor rounded to fp16, a
  * palettized table dequantizes to exactly lut[group][index], and the model
- * re-encodes to the same bytes. Runs $BIN/embed (set by tests/run.sh). */
+ * re-encodes to the same bytes; with --fp16-scale the table is the checkpoint
+ * times alpha rounded once, never palettized; stage_fp16_scale's table.
+ * Runs $BIN/embed (set by tests/run.sh). */
 #include "blob.h"
 #include "fp16.h"
 #include "fsutil.h"
@@ -9,6 +11,7 @@
 #include "lut.h"
 #include "mlmodel.h"
 #include "mlpackage.h"
+#include "stage.h"
 #include "test.h"
 #include "util.h"
 
@@ -171,6 +174,52 @@ static void test_fixture_architectures(void)
 	}
 }
 
+/* --fp16-scale 0.5 --lut 6: fp16(w * 0.5) for every element, dense. */
+static void test_fp16_scaled_table(void)
+{
+	const char *tb = getenv("TESTBIN");
+	char *dir = xasprintf("%s/fx_scaled", g_tmp);
+	char *cmd = xasprintf("%s/mkfixture --arch gemma3_text --out %s --seed 9 >/dev/null", tb, dir);
+	CHECK_EQ_INT(system(cmd), 0);
+	CHECK_EQ_INT(run_embed(dir, "--fp16-scale 0.5 --lut 6 2>/dev/null"), 0);
+	mlpackage pkg;
+	ml_model *m = open_pkg("gemma3_embeddings_lut6.mlpackage", &pkg);
+	hf_model hf;
+	if (m && hf_model_open(&hf, dir) == 0) {
+		size_t n = (size_t)hf.embed->numel, nb = 0;
+		float *f = xmalloc(n * sizeof *f);
+		uint16_t *want = xmalloc(n * 2);
+		CHECK(st_read_f32(hf.embed, f) == 0);
+		for (size_t i = 0; i < n; i++)
+			want[i] = f32_to_fp16(f[i] * 0.5f, NULL);
+		const void *got = blob_of(&pkg, const_value(m, "embed_tokens_weight", "val"), &nb);
+		CHECKF(got && nb == n * 2 && memcmp(got, want, nb) == 0, "scaled table differs");
+		free(f), free(want);
+		hf_model_close(&hf);
+	} else {
+		CHECKF(0, "scaled table: %s", errmsg());
+	}
+	if (m)
+		ml_model_free(m), mlpackage_close(&pkg);
+	free(cmd), free(dir);
+}
+
+static void test_fp16_scale_table(void)
+{
+	double a;
+	CHECK(stage_fp16_scale("google/gemma-3-4b-it-qat-q4_0-unquantized", "auto", &a) == 0 && a == 0.1875);
+	CHECK(stage_fp16_scale("/models/Gemma-3-4B-it", "auto", &a) == 0 && a == 0.5);
+	CHECK(stage_fp16_scale("x/gemma-3-270m-it", "auto", &a) == 0 && a == 0.48);
+	CHECK(stage_fp16_scale("google/gemma-3-1b-it", "auto", &a) == 0 && a == 0.82);
+	CHECK(stage_fp16_scale("google/gemma-3n-e4b-it", "auto", &a) == 0 && a == 0.5);
+	CHECK(stage_fp16_scale("google/gemma-3-12b-it", "auto", &a) == -1 && strstr(errmsg(), "give a number"));
+	CHECK(stage_fp16_scale("m", "1", &a) == 0 && a == 1.0);
+	CHECK(stage_fp16_scale("m", "0.25", &a) == 0 && a == 0.25);
+	static const char *bad[] = {"0", "2", "abc", "-0.5", "1.0001", "nan", ""};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		CHECKF(stage_fp16_scale("m", bad[i], &a) == -1 && strstr(errmsg(), "--fp16-scale"), "'%s' accepted", bad[i]);
+}
+
 int main(void)
 {
 	if (!getenv("BIN") || !getenv("TESTBIN") || !mkdtemp(g_tmp)) {
@@ -180,6 +229,8 @@ int main(void)
 	RUN(test_table_is_source_fp16);
 	RUN(test_lut_table_dequantizes_exactly);
 	RUN(test_fixture_architectures);
+	RUN(test_fp16_scaled_table);
+	RUN(test_fp16_scale_table);
 	rm_rf(g_tmp);
 	return test_finish();
 }

