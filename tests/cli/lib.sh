@@ -72,3 +72,16 @@ protoc_ok() {
 desc() { grep -E '^(function|  (input|output|state) |program function|  in )' "$1"; }
 # metakeys LISTING: metadata keys, without coremltools' own
 metakeys() { grep -E '^  meta ' "$1" | grep -v 'com.github.apple.coremltools' | sed 's/ = .*//'; }
+
+# yaml_keys META: the YAML keys (model_info, parameters) of a meta.yaml, sorted;
+# comment_keys META: its "# key: value" header keys but for paths and the command line
+yaml_keys() { sed -n '/^$/q; s/^\( *[a-z_]*\):.*/\1/p' "$1" | sort; }
+comment_keys() { sed -n 's/^# \([a-z_0-9]*\): .*/\1/p' "$1" | grep -vxE 'model_path|output_dir|command_line|converter' | sort; }
+
+# same_meta_keys NAME REF META: meta.yaml META has the keys of REF (a reference in ../shared)
+same_meta_keys() {
+	if ! have_shared; then skip "$1" "needs ../shared"; return; fi
+	local d
+	d=$(diff <(yaml_keys "$2") <(yaml_keys "$3"))$(diff <(comment_keys "$2") <(comment_keys "$3"))
+	[ -z "$d" ] && ok "$1" || fail "$1" "$(echo "$d" | tr '\n' ' ')"
+}

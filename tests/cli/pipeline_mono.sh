@@ -32,8 +32,6 @@ files() {
 	printf '%s\n' meta.yaml config.json tokenizer_config.json ${p}_monolithic$l.mlpackage ${p}_monolithic_prefill$l.mlpackage \
 		${p}_monolithic_full$l.mlpackage ${p}_monolithic_full$l.mlmodelc "$@"
 }
-keys() { sed -n '/^$/q; s/^\( *[a-z_]*\):.*/\1/p' "$1" | sort; }
-ckeys() { sed -n 's/^# \([a-z_0-9]*\): .*/\1/p' "$1" | grep -vxE 'model_path|output_dir|command_line|converter' | sort; }
 functions() { "$BIN/mldump" "$1" | grep -E '^(function|default)' | tr '\n' ' '; }
 
 # --- llama and qwen3, logits heads --------------------------------------------------------
@@ -51,12 +49,7 @@ for a in ll:llama q3:qwen; do
 		ok "${fx}_functions" || fail "${fx}_functions" "$(functions $o/${p}_monolithic_full.mlpackage)"
 	grep -qx '  model_type: monolithic' $o/meta.yaml && grep -qx "    monolithic_model: ${p}_monolithic_full.mlmodelc" $o/meta.yaml &&
 		grep -qx '    lut_bits: none' $o/meta.yaml && ok "${fx}_meta_monolithic" || fail "${fx}_meta_monolithic" "$(sed -n '/parameters/,/^$/p' $o/meta.yaml | tr '\n' ' ')"
-	if have_shared; then
-		d=$(diff <(keys "$MREF/meta.yaml") <(keys $o/meta.yaml))$(diff <(ckeys "$MREF/meta.yaml") <(ckeys $o/meta.yaml))
-		[ -z "$d" ] && ok "${fx}_meta_keys_as_anemll" || fail "${fx}_meta_keys_as_anemll" "$(echo "$d" | tr '\n' ' ')"
-	else
-		skip "${fx}_meta_keys_as_anemll" "needs ../shared"
-	fi
+	same_meta_keys "${fx}_meta_keys_as_anemll" "$MREF/meta.yaml" $o/meta.yaml
 	grep -qE '"passed":[[:space:]]*true' $o/smoketest.json && ok "${fx}_smoketest_passes" || fail "${fx}_smoketest_passes" "$(grep -v '^anemake' $o.log | tail -n 3)"
 	pipe -q MODEL="$SCRATCH/$fx" OUT="$SCRATCH/$o" "${M[@]}" CHUNK=3 2>/dev/null
 	[ $? = 0 ] && ok "${fx}_make_q" || fail "${fx}_make_q" "make -q says out of date"

@@ -331,6 +331,7 @@ typedef struct parts {
 	int H, V;
 	lut_spec lut;
 	double tol_ref; /* max relative logits difference to the fp32 reference */
+	char *out;      /* the directory they were written to */
 } parts;
 
 static int write_parts(parts *p, const char *dir, const char *out)
@@ -369,6 +370,30 @@ static void parts_close(parts *p)
 	rt_model_free(p->head);
 	rt_model_free(p->argmax);
 	hf_model_close(&p->hf);
+	free(p->out);
+}
+
+/* Fixture `name` written as parts (lut: NULL or a spec) to g_tmp/<name><suffix>
+ * and opened: 0; 1 without mkfixture; -1, a failed check, when it does not
+ * convert. parts_close releases p in every case. */
+static int parts_open(parts *p, const char *name, const char *args, const char *lut, double tol_ref, const char *suffix)
+{
+	*p = (parts){.tol_ref = tol_ref};
+	char *dir = fixture(name, args);
+	if (!dir)
+		return 1;
+	if (lut)
+		ASSERT(lut_spec_parse(lut, &p->lut) == 0);
+	p->out = xasprintf("%s/%s%s", g_tmp, name, suffix);
+	int rc = mkdir_p(p->out) != 0 || hf_model_open(&p->hf, dir) != 0 ? -1 : 0;
+	if (rc == 0) {
+		p->H = p->hf.cfg.hidden_size;
+		p->V = p->hf.cfg.vocab_size;
+		rc = write_parts(p, dir, p->out);
+	}
+	CHECKF(rc == 0, "%s: %s", name, errmsg());
+	free(dir);
+	return rc;
 }
 
 /* hidden [1,n,H] fp16: the embedding rows of ids (what the embed part
@@ -412,18 +437,19 @@ static int run_chunk(rt_model *m, rt_state *s, rt_tensor *h, int pos)
 	return 0;
 }
 
-static int run_head(const parts *p, const rt_tensor *h, float *logits)
+/* The V logits of LM head `head` on hidden h (all of its split outputs, in order). */
+static int run_head(rt_model *head, int V, const rt_tensor *h, float *logits)
 {
 	rt_tensor in = *h, *out = NULL;
 	in.name = "hidden_states";
 	int nout = 0, at = 0;
-	if (rt_run(p->head, NULL, &in, 1, NULL, &out, &nout) != 0)
+	if (rt_run(head, NULL, &in, 1, NULL, &out, &nout) != 0)
 		return -1;
 	for (int k = 0; k < nout; k++)
 		for (size_t i = 0; i < rt_tensor_numel(&out[k]); i++)
 			logits[at++] = rt_tensor_get(&out[k], i);
 	rt_tensors_free(out, nout);
-	return at == p->V ? 0 : errf("head gave %d logits, vocab %d", at, p->V);
+	return at == V ? 0 : errf("head gave %d logits, vocab %d", at, V);
 }
 
 /* The argmax head on hidden h picks, per split, the logits' maximum. */
@@ -460,7 +486,7 @@ static int decode(const parts *p, rt_state *s, int32_t id, int pos, float *logit
 	for (int c = 0; rc == 0 && c < NCHUNK; c++)
 		rc = run_chunk(p->ffn[c], s, &h, pos);
 	if (rc == 0 && logits)
-		rc = run_head(p, &h, logits);
+		rc = run_head(p->head, p->V, &h, logits);
 	if (rc == 0 && logits && what)
 		check_argmax(p, &h, logits, what);
 	rt_tensor_release(&h);
@@ -530,26 +556,13 @@ static void compare(parts *p, const char *what)
 
 static void numeric(const char *name, const char *args, const char *lut, double tol_ref)
 {
-	char *dir = fixture(name, args);
-	if (!dir)
+	parts p;
+	int rc = parts_open(&p, name, args, lut, tol_ref, "_out");
+	if (rc == 1)
 		SKIP("TESTBIN not set: no mkfixture");
-	parts p = {.tol_ref = tol_ref};
-	if (lut)
-		ASSERT(lut_spec_parse(lut, &p.lut) == 0);
-	char *out = xasprintf("%s/%s_out", g_tmp, name);
-	if (mkdir_p(out) != 0 || hf_model_open(&p.hf, dir) != 0) {
-		CHECKF(0, "%s: %s", name, errmsg());
-	} else {
-		p.H = p.hf.cfg.hidden_size;
-		p.V = p.hf.cfg.vocab_size;
-		if (write_parts(&p, dir, out) != 0)
-			CHECKF(0, "%s: %s", name, errmsg());
-		else
-			compare(&p, name);
-	}
+	if (rc == 0)
+		compare(&p, name);
 	parts_close(&p);
-	free(out);
-	free(dir);
 }
 
 static void test_numeric_llama(void) { numeric("num_llama", "--arch llama --layers 3 --seed 3 --vocab 259", NULL, 1e-2); }
@@ -639,20 +652,6 @@ static void g_embed(const gparts *p, const int32_t *ids, int n, rt_tensor *t)
 	free(row);
 }
 
-static int g_head(const gparts *p, const rt_tensor *h, float *logits)
-{
-	rt_tensor in = *h, *out = NULL;
-	in.name = "hidden_states";
-	int nout = 0, at = 0;
-	if (rt_run(p->head, NULL, &in, 1, NULL, &out, &nout) != 0)
-		return -1;
-	for (int k = 0; k < nout; k++)
-		for (size_t i = 0; i < rt_tensor_numel(&out[k]); i++)
-			logits[at++] = rt_tensor_get(&out[k], i);
-	rt_tensors_free(out, nout);
-	return at == p->V ? 0 : errf("head gave %d logits, vocab %d", at, p->V);
-}
-
 /* Chunks of function f on h at position pos; the first chunk's output rows
  * go to hid1 (row r at hid1[(pos + r) * H]) when hid1 is set. */
 static int g_chunks(const gparts *p, int f, rt_state *s, rt_tensor *h, int pos, float *hid1)
@@ -674,7 +673,7 @@ static int g_decode(const gparts *p, rt_state *s, const int32_t *ids, int from, 
 		g_embed(p, ids + t, 1, &h);
 		int rc = g_chunks(p, t < p->w ? G_INFER : G_INFER_ROT, s, &h, t, hid1);
 		if (rc == 0 && logits)
-			rc = g_head(p, &h, logits + (size_t)t * (size_t)p->V);
+			rc = run_head(p->head, p->V, &h, logits + (size_t)t * (size_t)p->V);
 		rt_tensor_release(&h);
 		if (rc != 0)
 			return -1;
@@ -1120,30 +1119,19 @@ static void mono_check_argmax(parts *p, mono_parts *mp, const char *what)
 
 static void monolithic(const char *name, const char *args, const char *lut)
 {
-	char *dir = fixture(name, args);
-	if (!dir)
+	parts p;
+	int rc = parts_open(&p, name, args, lut, 1, "_mono");
+	if (rc == 1)
 		SKIP("TESTBIN not set: no mkfixture");
-	parts p = {.tol_ref = 1};
 	mono_parts mp = {0};
-	if (lut)
-		ASSERT(lut_spec_parse(lut, &p.lut) == 0);
-	char *out = xasprintf("%s/%s_mono", g_tmp, name);
-	if (mkdir_p(out) != 0 || hf_model_open(&p.hf, dir) != 0) {
+	if (rc == 0 && mono_write(&p, p.out, &mp) != 0) {
 		CHECKF(0, "%s: %s", name, errmsg());
-	} else {
-		p.H = p.hf.cfg.hidden_size;
-		p.V = p.hf.cfg.vocab_size;
-		if (write_parts(&p, dir, out) != 0 || mono_write(&p, out, &mp) != 0) {
-			CHECKF(0, "%s: %s", name, errmsg());
-		} else {
-			mono_compare(&p, &mp, name);
-			mono_check_argmax(&p, &mp, name);
-		}
+	} else if (rc == 0) {
+		mono_compare(&p, &mp, name);
+		mono_check_argmax(&p, &mp, name);
 	}
 	rt_model_free(mp.infer), rt_model_free(mp.argmax), rt_model_free(mp.prefill);
 	parts_close(&p);
-	free(out);
-	free(dir);
 }
 
 static void test_monolithic_llama(void) { monolithic("num_llama", "--arch llama --layers 3 --seed 3 --vocab 259", NULL); }

@@ -39,6 +39,41 @@ static const int g_stories_greedy[48] = {
 
 static char *fixture(const char *name, const char *args) { return test_fixture(g_tmp, name, args); }
 
+static void skip_no_mkfixture(void) { SKIP("TESTBIN not set: no mkfixture"); }
+
+/* Fixture `name` (mkfixture args) opened into hf: 0, or -1 with the test
+ * skipped (no mkfixture) or failed (the model does not open). */
+static int open_fixture(hf_model *hf, const char *name, const char *args)
+{
+	char *dir = fixture(name, args);
+	if (!dir) {
+		skip_no_mkfixture();
+		return -1;
+	}
+	int rc = hf_model_open(hf, dir);
+	CHECKF(rc == 0, "%s", errmsg());
+	free(dir);
+	return rc;
+}
+
+/* The model in dir and its reference with `opt`; NULL with a failed check
+ * and nothing open. */
+static ref_model *open_ref(hf_model *hf, const char *dir, const ref_options *opt)
+{
+	if (hf_model_open(hf, dir) != 0) {
+		CHECKF(0, "%s", errmsg());
+		return NULL;
+	}
+	ref_model *m = ref_open(hf, opt);
+	CHECKF(m != NULL, "%s", errmsg());
+	if (!m)
+		hf_model_close(hf);
+	return m;
+}
+
+/* Open stories260K (bundled) with `opt`. */
+static ref_model *open_stories(hf_model *hf, const ref_options *opt) { return open_ref(hf, "tests/models/stories260K", opt); }
+
 static int argmax(const float *v, int n)
 {
 	int best = 0;
@@ -67,17 +102,10 @@ static double rel_diff(const float *a, const float *b, int n)
 static void stories(const char *dir, double tol_max, double tol_sum)
 {
 	hf_model hf;
-	if (hf_model_open(&hf, dir) != 0) {
-		CHECKF(0, "%s", errmsg());
-		return;
-	}
 	ref_options opt = {.context = 64, .threads = 1};
-	ref_model *m = ref_open(&hf, &opt);
-	CHECKF(m != NULL, "%s", errmsg());
-	if (!m) {
-		hf_model_close(&hf);
+	ref_model *m = open_ref(&hf, dir, &opt);
+	if (!m)
 		return;
-	}
 	int V = hf.cfg.vocab_size;
 	float *logits = xmalloc((size_t)V * sizeof *logits);
 	CHECK(ref_forward(m, 1, 0, logits, NULL) == 0);
@@ -369,15 +397,9 @@ static int run_seq(ref_model *m, int V, float *logits, float *hidden, int H)
  * query_pre_attn_scalar (mkfixture writes head_dim). */
 static void cross_check_ex(const char *name, const char *args, int window, double qpas)
 {
-	char *dir = fixture(name, args);
-	if (!dir)
-		SKIP("TESTBIN not set: no mkfixture");
 	hf_model hf;
-	if (hf_model_open(&hf, dir) != 0) {
-		CHECKF(0, "%s", errmsg());
-		free(dir);
+	if (open_fixture(&hf, name, args) != 0)
 		return;
-	}
 	if (window) {
 		hf.cfg.sliding_window = window;
 		hf.cfg.layer_sliding[hf.cfg.num_hidden_layers - 1] = 1;
@@ -409,7 +431,6 @@ static void cross_check_ex(const char *name, const char *args, int window, doubl
 	free(ha);
 	free(hb);
 	hf_model_close(&hf);
-	free(dir);
 }
 
 static void cross_check(const char *name, const char *args, int window) { cross_check_ex(name, args, window, 0); }
@@ -588,35 +609,15 @@ static void test_rope_inv_freq(void)
 
 static void test_softcapping_refused(void)
 {
-	char *dir = fixture("gemma3-sc", "--arch gemma3_text --layers 2 --layer-types s,f");
-	if (!dir)
-		SKIP("TESTBIN not set: no mkfixture");
 	hf_model hf;
-	if (hf_model_open(&hf, dir) == 0) {
-		hf.cfg.has_final_logit_softcapping = 1;
-		hf.cfg.final_logit_softcapping = 30;
-		CHECK(ref_open(&hf, NULL) == NULL);
-		CHECKF(strstr(errmsg(), "reference forward pass for gemma3 is not implemented yet (logit soft-capping)"),
-		       "message: %s", errmsg());
-		hf_model_close(&hf);
-	} else {
-		CHECKF(0, "%s", errmsg());
-	}
-	free(dir);
-}
-
-/* Open stories260K (bundled) with `opt`. */
-static ref_model *open_stories(hf_model *hf, const ref_options *opt)
-{
-	if (hf_model_open(hf, "tests/models/stories260K") != 0) {
-		CHECKF(0, "%s", errmsg());
-		return NULL;
-	}
-	ref_model *m = ref_open(hf, opt);
-	CHECKF(m != NULL, "%s", errmsg());
-	if (!m)
-		hf_model_close(hf);
-	return m;
+	if (open_fixture(&hf, "gemma3-sc", "--arch gemma3_text --layers 2 --layer-types s,f") != 0)
+		return;
+	hf.cfg.has_final_logit_softcapping = 1;
+	hf.cfg.final_logit_softcapping = 30;
+	CHECK(ref_open(&hf, NULL) == NULL);
+	CHECKF(strstr(errmsg(), "reference forward pass for gemma3 is not implemented yet (logit soft-capping)"),
+	       "message: %s", errmsg());
+	hf_model_close(&hf);
 }
 
 static void test_bad_input(void)
@@ -725,15 +726,9 @@ static void test_peaks_and_hidden(void)
  * on the global layer from position 1 on. */
 static void test_gemma3_anemll_rope(void)
 {
-	char *dir = fixture("gemma3", G3_ARGS);
-	if (!dir)
-		SKIP("TESTBIN not set: no mkfixture");
 	hf_model hf;
-	if (hf_model_open(&hf, dir) != 0) {
-		CHECKF(0, "%s", errmsg());
-		free(dir);
+	if (open_fixture(&hf, "gemma3", G3_ARGS) != 0)
 		return;
-	}
 	int V = hf.cfg.vocab_size;
 	float *hf_l = xmalloc((size_t)SEQ * V * sizeof(float)), *compat = xmalloc((size_t)SEQ * V * sizeof(float));
 	float *plain = xmalloc((size_t)SEQ * V * sizeof(float));
@@ -753,7 +748,6 @@ static void test_gemma3_anemll_rope(void)
 	       "linear rope_scaling on the global layer changed nothing");
 	free(hf_l), free(compat), free(plain);
 	hf_model_close(&hf);
-	free(dir);
 }
 
 /* fp16 activations on a real model: close to fp32 (a few fp16 ulps of the
@@ -836,15 +830,9 @@ static int all_finite(const float *v, size_t n)
  * fp16_scale 0.05 (which scales the peak by 0.05). */
 static void test_fp16_overflow(void)
 {
-	char *dir = fixture("gemma3", G3_ARGS);
-	if (!dir)
-		SKIP("TESTBIN not set: no mkfixture");
 	hf_model hf;
-	if (hf_model_open(&hf, dir) != 0) {
-		CHECKF(0, "%s", errmsg());
-		free(dir);
+	if (open_fixture(&hf, "gemma3", G3_ARGS) != 0)
 		return;
-	}
 	float gain[64];
 	set_gain(&hf, "layers.1.post_feedforward_layernorm.weight", gain, 1e5f);
 	size_t n = (size_t)SEQ * (size_t)hf.cfg.vocab_size;
@@ -873,7 +861,6 @@ static void test_fp16_overflow(void)
 	CHECK(agree == SEQ);
 	free(l32), free(l16), free(lc), free(ls);
 	hf_model_close(&hf);
-	free(dir);
 }
 
 /* In fp32, fp16_scale changes the residual stream by alpha and the logits

@@ -81,19 +81,90 @@ static double max_diff(const float *a, const float *b, size_t n)
 	return m;
 }
 
+/* Parts, the source model they were made from and its fp32 reference at
+ * the parts' context. */
+typedef struct with_ref {
+	hf_model hf;
+	smoke_parts p;
+	ref_model *ref;
+} with_ref;
+
+/* The model in hf and its fp32 reference at `context` (anemll_rope:
+ * ANEMLL's RoPE, rope_theta x factor); NULL with a failed check and
+ * nothing open. */
+static ref_model *open_reference(hf_model *hf, const char *model, int context, int anemll_rope)
+{
+	if (hf_model_open(hf, model) != 0) {
+		CHECKF(0, "%s", errmsg());
+		return NULL;
+	}
+	ref_options ro = {.context = context, .threads = 1, .rope_anemll_compat = anemll_rope};
+	ref_model *ref = ref_open(hf, &ro);
+	CHECKF(ref != NULL, "%s", errmsg());
+	if (!ref)
+		hf_model_close(hf);
+	return ref;
+}
+
+/* Open the parts in dir, then the model and its reference at the parts'
+ * context. 0, or -1 with a failed check and nothing open. */
+static int with_ref_open(with_ref *w, const char *dir, const char *model, int anemll_rope)
+{
+	if (smoke_parts_open(&w->p, dir, NULL, -1, -1, -1) != 0) {
+		CHECKF(0, "%s", errmsg());
+		return -1;
+	}
+	w->ref = open_reference(&w->hf, model, w->p.context, anemll_rope);
+	if (!w->ref) {
+		smoke_parts_close(&w->p);
+		return -1;
+	}
+	return 0;
+}
+
+static void with_ref_close(with_ref *w)
+{
+	ref_close(w->ref);
+	smoke_parts_close(&w->p);
+	hf_model_close(&w->hf);
+}
+
+static void skip_no_shared(void) { SKIP("../shared not found"); }
+
+/* with_ref_open on ANEMLL's packages of reference set `set` in ../shared
+ * and the source model of `model_set`, under ANEMLL's RoPE; without
+ * ../shared the test is skipped (-1). */
+static int anemll_open(with_ref *w, const char *set, const char *model_set)
+{
+	if (!test_shared()) {
+		skip_no_shared();
+		return -1;
+	}
+	char *dir = xasprintf("%s/reference/%s/packages", test_shared(), set);
+	char *model = xasprintf("%s/reference/%s/model", test_shared(), model_set);
+	int rc = with_ref_open(w, dir, model, 1);
+	free(dir), free(model);
+	return rc;
+}
+
+/* The prompt of the ANEMLL tiny Llama tests (vocab 256). */
+static void llama_prompt(int32_t *prompt, int n)
+{
+	for (int i = 0; i < n; i++)
+		prompt[i] = (i * 37 + 1) % 256;
+}
+
 static void check_arch(const char *arch)
 {
 	static const int32_t prompt[11] = {1, 5, 9, 13, 17, 21, 25, 29, 33, 37, 41}; /* > BATCH */
 	char *model = xasprintf("%s/%s", g_tmp, arch);
 	CHECK_EQ_INT(sh("%s/mkfixture --arch %s --out %s --layers 3 --seed 11 >/dev/null", getenv("TESTBIN"), arch, model), 0);
 	hf_model hf;
-	if (hf_model_open(&hf, model) != 0) {
-		CHECKF(0, "%s", errmsg());
+	ref_model *ref = open_reference(&hf, model, 64, 0);
+	if (!ref) {
 		free(model);
 		return;
 	}
-	ref_options ro = {.context = 64, .threads = 1};
-	ref_model *ref = ref_open(&hf, &ro);
 	smoke_run runs[3];
 	float *first = NULL;
 	for (int c = 1; c <= 3; c++) {
@@ -101,7 +172,7 @@ static void check_arch(const char *arch)
 		CHECK_EQ_INT(convert(model, out, c), 0);
 		int vocab;
 		float *got = generate(out, prompt, 11, 1, &runs[c - 1], &vocab);
-		if (got && ref) {
+		if (got) {
 			float *want = xmalloc(sizeof(float) * STEPS * (size_t)vocab);
 			CHECK(smoke_reference(ref, &runs[c - 1], vocab, want) == 0);
 			smoke_metrics m;
@@ -165,29 +236,24 @@ static void check_stories_lut(const char *lut, double min_agree)
 {
 	char *out = xasprintf("%s/stories_lut%s", g_tmp, lut);
 	CHECK_EQ_INT(convert_lut("tests/models/stories260K", out, 1, lut), 0);
-	hf_model hf;
-	smoke_parts p;
-	if (hf_model_open(&hf, "tests/models/stories260K") != 0 || smoke_parts_open(&p, out, NULL, -1, -1, -1) != 0) {
-		CHECKF(0, "%s", errmsg());
+	with_ref w;
+	if (with_ref_open(&w, out, "tests/models/stories260K", 0) != 0) {
 		free(out);
 		return;
 	}
+	CHECK_EQ_INT(w.p.context, 64);
 	smoke_run run;
 	int32_t bos = 1;
-	ref_options ro = {.context = 64, .threads = 1};
-	ref_model *ref = ref_open(&hf, &ro);
-	float *want = xmalloc(sizeof(float) * 48 * (size_t)p.vocab);
-	CHECK(ref && smoke_generate(&p, &bos, 1, 48, 1, &run) == 0 && smoke_reference(ref, &run, p.vocab, want) == 0);
+	float *want = xmalloc(sizeof(float) * 48 * (size_t)w.p.vocab);
+	CHECK(smoke_generate(&w.p, &bos, 1, 48, 1, &run) == 0 && smoke_reference(w.ref, &run, w.p.vocab, want) == 0);
 	smoke_metrics m;
-	smoke_compare(want, run.logits, 48, p.vocab, &m);
+	smoke_compare(want, run.logits, 48, w.p.vocab, &m);
 	printf("# stories260K LUT %s: top-1 agreement %.1f%% (%d/48), KL mean %.4f max %.4f, max |logit diff| %.3f\n", lut,
 	       100.0 * m.agree / 48, m.agree, m.kl_mean, m.kl_max, m.max_abs_diff);
 	CHECKF(m.agree >= min_agree * 48, "LUT %s: agreement %d/48 below %.0f%%", lut, m.agree, 100 * min_agree);
 	free(want);
-	ref_close(ref);
 	smoke_run_release(&run);
-	smoke_parts_close(&p);
-	hf_model_close(&hf);
+	with_ref_close(&w);
 	free(out);
 }
 
@@ -199,37 +265,24 @@ static void test_stories_lut6(void) { check_stories_lut("6,4", 0.90); }
  * ANEMLL's RoPE convention (rope_theta x factor). */
 static void test_anemll_reference_packages(void)
 {
-	const char *sh_dir = test_shared();
-	if (!sh_dir)
-		SKIP("../shared not found");
-	char *dir = xasprintf("%s/reference/anemll-llama-tiny/packages", sh_dir);
-	char *model = xasprintf("%s/reference/anemll-llama-tiny/model", sh_dir);
-	hf_model hf;
-	smoke_parts p;
-	if (hf_model_open(&hf, model) != 0 || smoke_parts_open(&p, dir, NULL, -1, -1, -1) != 0) {
-		CHECKF(0, "%s", errmsg());
-		free(dir), free(model);
+	with_ref w;
+	if (anemll_open(&w, "anemll-llama-tiny", "anemll-llama-tiny") != 0)
 		return;
-	}
-	CHECK(p.nchunks == 1 && streq(p.infer_fn[0], "infer") && streq(p.prefill_fn[0], "prefill"));
+	smoke_parts *p = &w.p;
+	CHECK(p->nchunks == 1 && streq(p->infer_fn[0], "infer") && streq(p->prefill_fn[0], "prefill"));
 	int32_t prompt[70];
-	for (int i = 0; i < 70; i++)
-		prompt[i] = (i * 37 + 1) % 256; /* longer than one 64-token prefill block */
+	llama_prompt(prompt, 70); /* longer than one 64-token prefill block */
 	smoke_run run;
-	ref_options ro = {.context = p.context, .threads = 1, .rope_anemll_compat = 1};
-	ref_model *ref = ref_open(&hf, &ro);
-	float *want = xmalloc(sizeof(float) * 8 * (size_t)p.vocab);
-	CHECK(ref && smoke_generate(&p, prompt, 70, 8, 1, &run) == 0 && smoke_reference(ref, &run, p.vocab, want) == 0);
+	float *want = xmalloc(sizeof(float) * 8 * (size_t)p->vocab);
+	CHECK(smoke_generate(p, prompt, 70, 8, 1, &run) == 0 && smoke_reference(w.ref, &run, p->vocab, want) == 0);
 	smoke_metrics m;
-	smoke_compare(want, run.logits, 8, p.vocab, &m);
+	smoke_compare(want, run.logits, 8, p->vocab, &m);
 	printf("# ANEMLL tiny llama packages: agreement %d/8, KL max %.3g, max |logit diff| %.4f\n", m.agree, m.kl_max,
 	       m.max_abs_diff);
 	CHECKF(m.agree == 8 && m.max_abs_diff < 0.1, "agreement %d/8, max diff %.3g", m.agree, m.max_abs_diff);
-	free(want), free(dir), free(model);
-	ref_close(ref);
+	free(want);
 	smoke_run_release(&run);
-	smoke_parts_close(&p);
-	hf_model_close(&hf);
+	with_ref_close(&w);
 }
 
 /* The parts of ANEMLL's tiny Gemma 3 (window 64, context 128, batch 32,
@@ -297,34 +350,24 @@ static void gemma3_note(const char *what, const g3_result *r)
 
 static void test_anemll_gemma3_packages(void)
 {
-	const char *sh_dir = test_shared();
-	if (!sh_dir)
-		SKIP("../shared not found");
-	char *dir = xasprintf("%s/reference/anemll-gemma3-tiny/packages", sh_dir);
-	char *model = xasprintf("%s/reference/anemll-gemma3-tiny/model", sh_dir);
-	hf_model hf;
-	smoke_parts p;
-	if (hf_model_open(&hf, model) != 0 || smoke_parts_open(&p, dir, NULL, -1, -1, -1) != 0) {
-		CHECKF(0, "%s", errmsg());
-		free(dir), free(model);
+	with_ref w;
+	if (anemll_open(&w, "anemll-gemma3-tiny", "anemll-gemma3-tiny") != 0)
 		return;
-	}
-	CHECK(p.nchunks == 2 && p.sliding_window == 64 && p.context == 128 && p.batch == 32 && p.vocab == 2176);
-	for (int c = 0; c < p.nchunks; c++)
-		CHECK(p.infer_rot[c] && streq(p.infer_rot_fn[c], "infer_rotate") && p.prefill_rot[c] &&
-		      streq(p.prefill_rot_fn[c], "prefill_rotate"));
-	ref_options ro = {.context = p.context, .threads = 1, .rope_anemll_compat = 1};
-	ref_model *ref = ref_open(&hf, &ro);
-	CHECKF(ref != NULL, "%s", errmsg());
+	smoke_parts *p = &w.p;
+	ref_model *ref = w.ref;
+	CHECK(p->nchunks == 2 && p->sliding_window == 64 && p->context == 128 && p->batch == 32 && p->vocab == 2176);
+	for (int c = 0; c < p->nchunks; c++)
+		CHECK(p->infer_rot[c] && streq(p->infer_rot_fn[c], "infer_rotate") && p->prefill_rot[c] &&
+		      streq(p->prefill_rot_fn[c], "prefill_rotate"));
 	g3_result r;
 	/* token by token: 40 prompt tokens, then decoding across the window to
 	 * position 126 (chat.py's re-run of position 39 fills the same slot) */
-	if (ref && gemma3_run(&p, ref, 40, 87, 0, &r) == 0) {
+	if (gemma3_run(p, ref, 40, 87, 0, &r) == 0) {
 		gemma3_note("token by token, positions 0..126", &r);
 		CHECKF(r.m.agree == r.m.steps && r.min_cos > 0.999, "token by token: agreement %d/%d, hidden cosine %.6f",
 		       r.m.agree, r.m.steps, r.min_cos);
 	}
-	if (ref && gemma3_run(&p, ref, 64, 40, 1, &r) == 0) {
+	if (gemma3_run(p, ref, 64, 40, 1, &r) == 0) {
 		gemma3_note("prefill 0,32 (below the window), decode to 102", &r);
 		CHECKF(r.m.agree == r.m.steps && r.min_cos > 0.999 && r.self_diff < 0.1,
 		       "prefill below the window: agreement %d/%d, cosine %.6f, vs token by token %.3g", r.m.agree,
@@ -334,7 +377,7 @@ static void test_anemll_gemma3_packages(void)
 	 * and 32 (prefill), 64 (prefill_rotate), the rest through infer_rotate,
 	 * decoding to 126. ANEMLL's prefill_rotate lets rows see later rows of
 	 * their own block in local layers: measured, loosely bounded. */
-	if (ref && gemma3_run(&p, ref, 100, 28, SMOKE_PREFILL | SMOKE_ONCE, &r) == 0) {
+	if (gemma3_run(p, ref, 100, 28, SMOKE_PREFILL | SMOKE_ONCE, &r) == 0) {
 		gemma3_note("prefill 0,32 + prefill_rotate 64, decode to 126, each position once", &r);
 		CHECKF(r.m.agree >= r.m.steps / 2 && r.self_diff > 0, "prefill_rotate: agreement %d/%d", r.m.agree, r.m.steps);
 	}
@@ -342,19 +385,16 @@ static void test_anemll_gemma3_packages(void)
 	 * infer_rotate, which shifts ANEMLL's local cache a second time (the
 	 * window loses a position and holds one twice): it drifts further.
 	 * Measured, loosely bounded: this documents ANEMLL's behaviour. */
-	if (ref && gemma3_run(&p, ref, 128, 1, SMOKE_PREFILL, &r) == 0) {
+	if (gemma3_run(p, ref, 128, 1, SMOKE_PREFILL, &r) == 0) {
 		gemma3_note("chat.py exactly: prefill 0,32 + prefill_rotate 64,96, position 127 twice", &r);
 		CHECKF(r.m.agree == 1 && r.min_cos > 0.99, "chat.py at 127: agreement %d/1, cosine %.6f", r.m.agree, r.min_cos);
 	}
-	if (ref && gemma3_run(&p, ref, 100, 28, SMOKE_PREFILL, &r) == 0) {
+	if (gemma3_run(p, ref, 100, 28, SMOKE_PREFILL, &r) == 0) {
 		gemma3_note("chat.py exactly: prefill 0,32 + prefill_rotate 64, position 99 twice, decode to 126", &r);
 		CHECKF(r.m.agree >= r.m.steps / 2 && r.min_cos > 0.99 && r.self_diff > 0, "chat.py at 99: agreement %d/%d, "
 		       "cosine %.6f", r.m.agree, r.m.steps, r.min_cos);
 	}
-	ref_close(ref);
-	smoke_parts_close(&p);
-	hf_model_close(&hf);
-	free(dir), free(model);
+	with_ref_close(&w);
 }
 
 /* Pearson correlation of two vectors. */
@@ -385,42 +425,34 @@ static char *meta_dir(const char *set, const char *name)
  * against ANEMLL's split packages of the same checkpoint. */
 static void test_anemll_monolithic(void)
 {
-	const char *sh_dir = test_shared();
-	if (!sh_dir)
-		SKIP("../shared not found");
-	char *dir = xasprintf("%s/reference/anemll-llama-tiny-monolithic/packages", sh_dir);
-	char *split = xasprintf("%s/reference/anemll-llama-tiny/packages", sh_dir);
-	char *model = xasprintf("%s/reference/anemll-llama-tiny/model", sh_dir);
+	with_ref w;
+	if (anemll_open(&w, "anemll-llama-tiny-monolithic", "anemll-llama-tiny") != 0)
+		return;
+	smoke_parts *p = &w.p;
+	char *split = xasprintf("%s/reference/anemll-llama-tiny/packages", test_shared());
 	char *md = meta_dir("anemll-llama-tiny-monolithic", "mono_meta");
 	char *meta = xasprintf("%s/meta.yaml", md);
-	hf_model hf;
-	smoke_parts p = {0}, pm = {0}, ps = {0};
-	int hf_ok = hf_model_open(&hf, model) == 0, ok = hf_ok;
-	ok = ok && smoke_parts_open(&p, dir, NULL, -1, -1, -1) == 0 && smoke_parts_open_meta(&pm, meta) == 0 &&
-	     smoke_parts_open(&ps, split, NULL, -1, -1, -1) == 0;
+	smoke_parts pm = {0}, ps = {0};
+	int ok = smoke_parts_open_meta(&pm, meta) == 0 && smoke_parts_open(&ps, split, NULL, -1, -1, -1) == 0;
 	CHECKF(ok, "%s", errmsg());
-	free(dir), free(split), free(model), free(md), free(meta);
+	free(split), free(md), free(meta);
 	if (!ok) {
-		smoke_parts_close(&p), smoke_parts_close(&pm), smoke_parts_close(&ps);
-		if (hf_ok)
-			hf_model_close(&hf);
+		smoke_parts_close(&pm), smoke_parts_close(&ps);
+		with_ref_close(&w);
 		return;
 	}
-	CHECK(p.mono && p.nchunks == 1 && p.lut_bits == 6 && p.context == 512 && p.batch == 64 && p.vocab == 256 &&
-	      !p.argmax_in_model && p.sliding_window == 0 && streq(p.chunk_desc, "monolithic"));
+	CHECK(p->mono && p->nchunks == 1 && p->lut_bits == 6 && p->context == 512 && p->batch == 64 && p->vocab == 256 &&
+	      !p->argmax_in_model && p->sliding_window == 0 && streq(p->chunk_desc, "monolithic"));
 	CHECK(pm.mono && pm.lut_bits == 6 && pm.context == 512 && pm.batch == 64 && pm.vocab == 256);
 	int32_t prompt[70];
-	for (int i = 0; i < 70; i++)
-		prompt[i] = (i * 37 + 1) % 256; /* one 64-token prefill block and 6 more */
+	llama_prompt(prompt, 70); /* one 64-token prefill block and 6 more */
 	enum { STEPS_M = 16 };
 	smoke_run run, runm, runs;
-	ref_options ro = {.context = p.context, .threads = 1, .rope_anemll_compat = 1};
-	ref_model *ref = ref_open(&hf, &ro);
 	float *want = xmalloc(sizeof(float) * STEPS_M * 256);
-	int rc = ref ? smoke_generate(&p, prompt, 70, STEPS_M, SMOKE_PREFILL, &run) : -1;
+	int rc = smoke_generate(p, prompt, 70, STEPS_M, SMOKE_PREFILL, &run);
 	rc = rc ? rc : smoke_generate(&pm, prompt, 70, STEPS_M, SMOKE_PREFILL, &runm);
 	rc = rc ? rc : smoke_generate(&ps, prompt, 70, STEPS_M, SMOKE_PREFILL, &runs);
-	rc = rc ? rc : smoke_reference(ref, &run, 256, want);
+	rc = rc ? rc : smoke_reference(w.ref, &run, 256, want);
 	CHECKF(rc == 0, "%s", errmsg());
 	if (rc == 0) {
 		smoke_metrics m;
@@ -434,13 +466,12 @@ static void test_anemll_monolithic(void)
 		       STEPS_M, m.kl_mean);
 		CHECKF(same && corr > 0.999, "monolithic vs split: correlation %.6f", corr);
 		CHECK(memcmp(run.logits, runm.logits, sizeof(float) * STEPS_M * 256) == 0); /* by dir = by meta.yaml */
-		CHECK(p.hidden == 0);
+		CHECK(p->hidden == 0);
 		smoke_run_release(&run), smoke_run_release(&runm), smoke_run_release(&runs);
 	}
 	free(want);
-	ref_close(ref);
-	smoke_parts_close(&p), smoke_parts_close(&pm), smoke_parts_close(&ps);
-	hf_model_close(&hf);
+	smoke_parts_close(&pm), smoke_parts_close(&ps);
+	with_ref_close(&w);
 }
 
 /* ANEMLL's Gemma 3 meta.yaml: sliding_window 64 from the file, four
@@ -456,8 +487,7 @@ static void test_anemll_gemma3_meta(void)
 	if (ok) {
 		CHECK(p.sliding_window == 64 && p.nchunks == 2 && p.lut_bits == 6 && p.infer_rot[1] && p.prefill_rot[1]);
 		int32_t prompt[70];
-		for (int i = 0; i < 70; i++)
-			prompt[i] = (int32_t)((i * 131 + 7) % 2176);
+		g3_prompt(prompt, 70);
 		smoke_run a, b;
 		CHECK(smoke_generate(&p, prompt, 70, 4, SMOKE_PREFILL, &a) == 0 &&
 		      smoke_generate(&q, prompt, 70, 4, SMOKE_PREFILL, &b) == 0);
@@ -546,15 +576,12 @@ static void test_gemma3_chunks(void)
 	CHECK_EQ_INT(sh("%s/mkfixture --arch gemma3_text --out %s --layers 4 --layer-types s,f,s,s --sliding-window 16 "
 			"--context 128 --seed 12%s >/dev/null", getenv("TESTBIN"), model, ""), 0);
 	hf_model hf;
-	if (hf_model_open(&hf, model) != 0) {
-		CHECKF(0, "%s", errmsg());
+	ref_model *ref = open_reference(&hf, model, 64, 0);
+	if (!ref) {
 		free(model);
 		return;
 	}
-	ref_options ro = {.context = 64, .threads = 1};
-	ref_model *ref = ref_open(&hf, &ro);
-	CHECKF(ref != NULL, "%s", errmsg());
-	for (int c = 1; ref && c <= 3; c++) {
+	for (int c = 1; c <= 3; c++) {
 		char *out = xasprintf("%s/gemma3_c%d", g_tmp, c);
 		CHECK_EQ_INT(convert_gemma3(model, out, c, c == 2), 0);
 		smoke_parts p;
@@ -589,7 +616,7 @@ static void test_gemma3_chunks(void)
 	/* without the rotate parts, positions past the window are refused by name */
 	char *out = xasprintf("%s/gemma3_norot", g_tmp);
 	smoke_parts p;
-	if (ref && convert(model, out, 1) == 0 && smoke_parts_open(&p, out, NULL, -1, -1, -1) == 0) {
+	if (convert(model, out, 1) == 0 && smoke_parts_open(&p, out, NULL, -1, -1, -1) == 0) {
 		int32_t prompt[4] = {2, 5, 7, 9};
 		smoke_run run;
 		CHECK(smoke_generate(&p, prompt, 4, 13, 0, &run) == 0); /* positions 0..15: fill only */
@@ -600,7 +627,7 @@ static void test_gemma3_chunks(void)
 		smoke_run_release(&run);
 		smoke_parts_close(&p);
 	} else {
-		CHECKF(!ref, "%s", errmsg());
+		CHECKF(0, "%s", errmsg());
 	}
 	free(out);
 	ref_close(ref);
