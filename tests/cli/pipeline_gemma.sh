@@ -55,6 +55,7 @@ for n in 1 2 3; do
 		[ "$(grep -c '^  state  "model_model_kv_cache_\(local\|global\)"' pf.txt)" = 8 ] || bad="$bad $(basename "$f"):states"
 	done
 	[ -z "$bad" ] && ok "chunk${n}_four_functions_two_states" || fail "chunk${n}_four_functions_two_states" "$bad"
+	protoc_ok "chunk${n}_protoc" $o/gemma3_FFN_PF_chunk_01of0$n.mlpackage
 	grep -qx "    num_chunks: $n" $o/meta.yaml && grep -qx '    sliding_window: 32' $o/meta.yaml &&
 		grep -qx '    ffn: gemma3_FFN_PF_chunk_01of0'$n'.mlmodelc' $o/meta.yaml && ok "chunk${n}_meta" || fail "chunk${n}_meta" "$(sed -n '/parameters/,/^$/p' $o/meta.yaml | tr '\n' ' ')"
 	same_meta_keys "chunk${n}_meta_keys_as_anemll" "$REF/meta.yaml" $o/meta.yaml
@@ -119,9 +120,9 @@ done
 grep -qx '    pf: gemma3_FFN_PF_chunk_01of02_rot.mlmodelc' o2/meta.yaml && grep -qx '    split_rotate: true' o2/meta.yaml &&
 	grep -qx '# split_rotate: true' o2/meta.yaml && ok split_rotate_meta || fail split_rotate_meta "$(grep -E 'pf:|split_rotate' o2/meta.yaml | tr '\n' ' ')"
 run "$BIN/smoketest" --model g3 --meta o2/meta.yaml --steps 36 --prompt 2,17,33,49,65,81,97,113,129,145
-if [ "$rc" = 0 ]; then ok split_rotate_smoketest
-elif printf '%s' "$err" | grep -q '_rot.*has no prefill function'; then skip split_rotate_smoketest "smoketest cannot run the split-rotate pf files yet"
-else fail split_rotate_smoketest "exit $rc: $(printf '%s' "$err" | tail -n 2)"; fi
+[ "$rc" = 0 ] && ok split_rotate_smoketest || fail split_rotate_smoketest "exit $rc: $(printf '%s' "$err" | tail -n 2)"
+protoc_ok split_rotate_rot_protoc o2/gemma3_FFN_PF_chunk_02of02_rot.mlpackage
+protoc_ok split_rotate_main_protoc o2/gemma3_FFN_PF_chunk_02of02.mlpackage
 run pipe MODEL="$SCRATCH/g3" OUT="$SCRATCH/o2" CHUNK=2 "${G[@]}" meta
 [ "$rc" = 0 ] && [ -z "$(ls o2 | grep '_rot\.')" ] && ! grep -q 'pf:' o2/meta.yaml && ok split_rotate_off_removes_rot ||
 	fail split_rotate_off_removes_rot "exit $rc: $(ls o2 | grep '_rot\.' | tr '\n' ' ')"

@@ -50,6 +50,7 @@ for a in ll:llama q3:qwen; do
 	grep -qx '  model_type: monolithic' $o/meta.yaml && grep -qx "    monolithic_model: ${p}_monolithic_full.mlmodelc" $o/meta.yaml &&
 		grep -qx '    lut_bits: none' $o/meta.yaml && ok "${fx}_meta_monolithic" || fail "${fx}_meta_monolithic" "$(sed -n '/parameters/,/^$/p' $o/meta.yaml | tr '\n' ' ')"
 	same_meta_keys "${fx}_meta_keys_as_anemll" "$MREF/meta.yaml" $o/meta.yaml
+	protoc_ok "${fx}_protoc" $o/${p}_monolithic_full.mlpackage
 	grep -qE '"passed":[[:space:]]*true' $o/smoketest.json && ok "${fx}_smoketest_passes" || fail "${fx}_smoketest_passes" "$(grep -v '^anemake' $o.log | tail -n 3)"
 	pipe -q MODEL="$SCRATCH/$fx" OUT="$SCRATCH/$o" "${M[@]}" CHUNK=3 2>/dev/null
 	[ $? = 0 ] && ok "${fx}_make_q" || fail "${fx}_make_q" "make -q says out of date"
