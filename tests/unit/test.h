@@ -8,6 +8,7 @@
 #define ANEMAKE_TEST_H
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,5 +48,35 @@ static inline const char *test_shared(void)
 	fclose(f);
 	return s;
 }
+
+/* Run a shell command built from a printf format; system()'s status. */
+#if defined(__GNUC__)
+static inline int test_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#endif
+static inline int test_sh(const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof cmd, fmt, ap);
+	va_end(ap);
+	return system(cmd);
+}
+
+/* With mlmodel.h included before this header: the model.mlmodel of a
+ * .mlpackage directory, or NULL after a failed check. */
+#ifdef ANEMAKE_MLMODEL_H
+#include "util.h"
+
+static inline ml_model *test_package_model(const char *package)
+{
+	char *p = xasprintf("%s/Data/com.apple.CoreML/model.mlmodel", package);
+	ml_model *m = NULL;
+	if (ml_model_read(p, &m) != 0)
+		CHECKF(0, "%s", errmsg());
+	free(p);
+	return m;
+}
+#endif
 
 #endif

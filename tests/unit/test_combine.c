@@ -25,7 +25,6 @@
 #include "util.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -42,25 +41,14 @@ typedef struct chunk {
 static chunk g_chunks[3];
 #define NCHUNKS 3
 
-static int shf(const char *fmt, ...) PRINTF_LIKE(1, 2);
-static int shf(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof cmd, fmt, ap);
-	va_end(ap);
-	return system(cmd);
-}
-
 /* ffn + prefill of fixture `model` into dir with extra flags. */
 static int convert(const char *model, const char *dir, const char *flags)
 {
 	const char *bin = getenv("BIN");
 	int rc = 0;
 	for (int s = 0; s < 2; s++)
-		rc |= shf("%s/%s --model %s/%s --output %s/%s --context-length 64 --batch-size 8 -q %s >/dev/null", bin,
-			  s ? "prefill" : "ffn", g_tmp, model, g_tmp, dir, flags);
+		rc |= test_sh("%s/%s --model %s/%s --output %s/%s --context-length 64 --batch-size 8 -q %s >/dev/null",
+			      bin, s ? "prefill" : "ffn", g_tmp, model, g_tmp, dir, flags);
 	return rc;
 }
 
@@ -79,16 +67,6 @@ static int combine_pair(const char *ffn, const char *prefill, const char *out, c
 {
 	combine_source src[2] = {{ffn, NULL, "infer"}, {prefill, NULL, "prefill"}};
 	return combine_packages(out, src, 2, st);
-}
-
-static ml_model *read_model(const char *package)
-{
-	char *p = xasprintf("%s/Data/com.apple.CoreML/model.mlmodel", package);
-	ml_model *m = NULL;
-	if (ml_model_read(p, &m) != 0)
-		CHECKF(0, "%s", errmsg());
-	free(p);
-	return m;
 }
 
 /* ------------------------------------------------------------------ */
@@ -154,7 +132,7 @@ static void check_blobs(const chunk *c)
 		for (uint32_t j = 0; j < i; j++)
 			CHECKF(memcmp(d[i], d[j], 32) != 0, "%s: blobs %u and %u are equal", c->label, j, i);
 	}
-	ml_model *m = read_model(c->combined);
+	ml_model *m = test_package_model(c->combined);
 	refs_ctx rc = {r, xcalloc(n + 1, sizeof(int)), 0};
 	for (size_t f = 0; m && f < m->program->nfunctions; f++)
 		mil_function_foreach_value(m->program->functions[f], count_ref, &rc);
@@ -190,7 +168,7 @@ static int same_features(const ml_features *a, const ml_features *b)
 
 static void check_description(const chunk *c)
 {
-	ml_model *m = read_model(c->combined), *f = read_model(c->ffn), *p = read_model(c->prefill);
+	ml_model *m = test_package_model(c->combined), *f = test_package_model(c->ffn), *p = test_package_model(c->prefill);
 	if (!m || !f || !p)
 		goto out;
 	const ml_description *d = m->desc;
@@ -361,16 +339,16 @@ static void test_smoke_reference(void)
 	const char *bin = getenv("BIN");
 	for (int lut = 0; lut < 2; lut++) {
 		char *dir = xasprintf("%s/smoke%s", g_tmp, lut ? "6" : "");
-		CHECK_EQ_INT(shf("%s/embed --model %s/fx --output %s --batch-size 8 --context-length 64 -q >/dev/null && "
-				 "%s/lmhead --model %s/fx --output %s --context-length 64 -q >/dev/null",
-				 bin, g_tmp, dir, bin, g_tmp, dir),
+		CHECK_EQ_INT(test_sh("%s/embed --model %s/fx --output %s --batch-size 8 --context-length 64 -q >/dev/null && "
+				     "%s/lmhead --model %s/fx --output %s --context-length 64 -q >/dev/null",
+				     bin, g_tmp, dir, bin, g_tmp, dir),
 			     0);
 		for (int i = 0; i < NCHUNKS; i++) {
 			const chunk *c = &g_chunks[i];
 			if (!c->ok || (strstr(c->label, "lut6") != NULL) != lut)
 				continue;
 			char *base = path_basename(c->combined), *to = path_join(dir, base);
-			CHECK_EQ_INT(shf("cp -r %s %s", c->combined, to), 0);
+			CHECK_EQ_INT(test_sh("cp -r %s %s", c->combined, to), 0);
 			free(base), free(to);
 		}
 		check_smoke(dir, lut ? "lut6 combined chunks" : "fp16 combined chunk", !lut);
@@ -444,7 +422,7 @@ static void test_anemll_reference(void)
 	char *out = xasprintf("%s/ref_FFN_PF.mlpackage", g_tmp), *want = NULL, *text = NULL;
 	size_t nwant, ntext;
 	CHECK(combine_pair(ffn, pre, out, NULL) == 0 && read_file(lst, &want, &nwant) == 0);
-	ml_model *m = read_model(out);
+	ml_model *m = test_package_model(out);
 	FILE *f = open_memstream(&text, &ntext);
 	if (m && want && f && mldump_listing(f, m) == 0 && fclose(f) == 0) {
 		char *a = description_lines(text), *b = description_lines(want);
@@ -474,7 +452,7 @@ static void test_rotate_pair_reference(void)
 	char *out = xasprintf("%s/ref_rot.mlpackage", g_tmp);
 	combine_source pair[2] = {{src, "infer_rotate", "infer_rotate"}, {src, "prefill_rotate", "prefill_rotate"}};
 	CHECK(combine_packages(out, pair, 2, NULL) == 0);
-	ml_model *m = read_model(out);
+	ml_model *m = test_package_model(out);
 	if (m) {
 		const ml_description *d = m->desc;
 		CHECK(d->nfunctions == 2 && streq(d->functions[0]->name, "infer_rotate") &&
@@ -494,8 +472,8 @@ static void test_rotate_pair_reference(void)
 static void setup(void)
 {
 	const char *tb = getenv("TESTBIN");
-	int rc = shf("%s/mkfixture --arch llama --layers 2 --seed 9 --out %s/fx >/dev/null", tb, g_tmp);
-	rc |= shf("%s/mkfixture --arch llama --layers 2 --seed 9 --kv-heads 1 --out %s/fx_kv1 >/dev/null", tb, g_tmp);
+	int rc = test_sh("%s/mkfixture --arch llama --layers 2 --seed 9 --out %s/fx >/dev/null", tb, g_tmp);
+	rc |= test_sh("%s/mkfixture --arch llama --layers 2 --seed 9 --kv-heads 1 --out %s/fx_kv1 >/dev/null", tb, g_tmp);
 	rc |= convert("fx", "lut6", "--lut 6 --chunk 2");
 	rc |= convert("fx", "plain", "--chunk 1");
 	rc |= convert("fx_kv1", "kv1", "--lut 6 --chunk 2");

@@ -285,6 +285,20 @@ static void test_kmeans_ties(void)
 	CHECK(b5[1] == 2); /* {0,1} {2,3,4} ties {0,1,2} {3,4} */
 }
 
+/* n distinct increasing values, random fp16 steps apart, weights 1..maxw;
+ * with outliers, one step in 50 is 300 times as long (outliers get clusters
+ * of their own, which is what pruning must handle). */
+static void grid_values(int n, int maxw, int outliers, double *x, double *w)
+{
+	x[0] = -1.0;
+	for (int i = 1; i < n; i++) {
+		float step = fp16_to_f32((uint16_t)(0x1000 + rng_int(0, 0x0fff)));
+		x[i] = x[i - 1] + (outliers && rng_int(0, 49) == 0 ? step * 300 : step);
+	}
+	for (int i = 0; i < n; i++)
+		w[i] = rng_int(1, maxw);
+}
+
 static void test_kmeans_vs_naive_dp(void)
 {
 	static const int cases[][2] = {{300, 2}, {300, 3}, {300, 5}, {300, 16}, {300, 64}, {300, 256}, {1000, 16}, {700, 64}};
@@ -292,11 +306,7 @@ static void test_kmeans_vs_naive_dp(void)
 		int n = cases[ci][0], k = cases[ci][1];
 		double *x = xmalloc((size_t)n * sizeof *x), *w = xmalloc((size_t)n * sizeof *w);
 		int *b = xmalloc((size_t)(k + 1) * sizeof *b), *nb = xmalloc((size_t)(k + 1) * sizeof *nb);
-		/* fp16 grid values: draw wide and keep distinct ones */
-		for (int i = 0; i < n; i++)
-			x[i] = i ? x[i - 1] + fp16_to_f32((uint16_t)(0x1000 + rng_int(0, 0x0fff))) : -1.0;
-		for (int i = 0; i < n; i++)
-			w[i] = rng_int(1, 50);
+		grid_values(n, 50, 0, x, w);
 		CHECK_EQ_INT(lut_kmeans1d(x, w, n, k, b), k);
 		naive_dp(x, w, n, k, nb);
 		double fast = partition_cost(x, w, b, k), slow = partition_cost(x, w, nb, k);
@@ -306,16 +316,6 @@ static void test_kmeans_vs_naive_dp(void)
 		free(b);
 		free(nb);
 	}
-}
-
-/* n values spaced on a grid, weights 1..maxw; one in 50 an outlier far out
- * (outliers get clusters of their own, which is what pruning must handle). */
-static void outlier_values(int n, int maxw, double *x, double *w)
-{
-	for (int i = 0; i < n; i++)
-		x[i] = i ? x[i - 1] + fp16_to_f32((uint16_t)(0x1000 + rng_int(0, 0x0fff))) * (rng_int(0, 49) ? 1 : 300) : -1.0;
-	for (int i = 0; i < n; i++)
-		w[i] = rng_int(1, maxw);
 }
 
 /* Integer weights take the table of reciprocals, others divide; scaling the
@@ -332,7 +332,7 @@ static void test_kmeans_reciprocal_paths(void)
 	int b[257], bs[257], bl[257], nb[257];
 	for (int round = 0; round < 2; round++) {
 		if (round)
-			outlier_values(n, 40, x, w);
+			grid_values(n, 40, 1, x, w);
 		else
 			random_uniques(n, 0.5, 40, x, w);
 		for (int i = 0; i < n; i++) {

@@ -349,33 +349,36 @@ static void test_bad_files(void)
 	CHECK_ERR("model_info:\n  name: x\n", "model_info.parameters is missing");
 	CHECK_ERR("model_info:\n  parameters: [1]\n", "model_info.parameters: expected a mapping, found a list");
 	CHECK_ERR("model_info:\n  parameters: 5\n", "line 2: model_info.parameters: expected a mapping");
-	snprintf(buf, sizeof buf, "%s    context_length: [1, 2]\n%s", p, ok);
-	CHECK_ERR(buf, "line 3: model_info.parameters.context_length: expected a non-negative integer, found a list");
-	snprintf(buf, sizeof buf, "%s    context_length: \"512\"\n%s", p, ok);
-	CHECK_ERR(buf, "context_length: expected a non-negative integer, found the quoted string '512'");
-	snprintf(buf, sizeof buf, "%s    context_length: -5\n%s", p, ok);
-	CHECK_ERR(buf, "context_length: expected a non-negative integer, found '-5'");
-	snprintf(buf, sizeof buf, "%s    context_length: 99999999999\n%s", p, ok);
-	CHECK_ERR(buf, "context_length: expected a non-negative integer");
-	snprintf(buf, sizeof buf, "%s    context_length: 512\n%s    lut_ffn: 4\n", p, ok);
-	CHECK_ERR(buf, "model_info.parameters.lut_ffn: the key appears twice");
+	/* p, then `line` (a context_length or nothing), ok and `extra`. */
+	static const struct {
+		const char *line, *extra, *want;
+	} params[] = {
+		{"    context_length: [1, 2]\n", "",
+		 "line 3: model_info.parameters.context_length: expected a non-negative integer, found a list"},
+		{"    context_length: \"512\"\n", "",
+		 "context_length: expected a non-negative integer, found the quoted string '512'"},
+		{"    context_length: -5\n", "", "context_length: expected a non-negative integer, found '-5'"},
+		{"    context_length: 99999999999\n", "", "context_length: expected a non-negative integer"},
+		{"    context_length: 512\n", "    lut_ffn: 4\n", "model_info.parameters.lut_ffn: the key appears twice"},
+		{"    context_length: 512\n", "    split_rotate: yes\n", "split_rotate: expected true or false, found 'yes'"},
+		{"    context_length: 512\n", "    model_prefix: [a]\n", "model_prefix: expected a string, found a list"},
+		{"    context_length: 512\n", "    lm_head_chunk_sizes: [1, x]\n",
+		 "lm_head_chunk_sizes[1]: expected a non-negative integer, found 'x'"},
+		{"    context_length: 512\n", "    split_lm_head: 2\n    lm_head_chunk_sizes: [1, 2, 3]\n",
+		 "lm_head_chunk_sizes has 3 entries but split_lm_head is 2"},
+		{"    context_length: 512\n", "    vocab_size: 7\n    lm_head_chunk_sizes: [1, 2]\n",
+		 "lm_head_chunk_sizes add up to 3 but vocab_size is 7"},
+		{"", "", "model_info.parameters.context_length is missing"},
+	};
+	for (size_t i = 0; i < sizeof params / sizeof params[0]; i++) {
+		snprintf(buf, sizeof buf, "%s%s%s%s", p, params[i].line, ok, params[i].extra);
+		CHECK_ERR(buf, params[i].want);
+	}
 	snprintf(buf, sizeof buf, "%s    context_length: 512\n%s", p, ok);
 	CHECK(strcmp(parse_error(buf), "(parsed)") == 0);
 	snprintf(buf, sizeof buf, "%s    context_length: 512\n%s    lut_ffn_per_channel: 0\n    lut_lmhead_per_channel: x\n",
 		 p, "    batch_size: 8\n    lut_embeddings: none\n    lut_lmhead: 6\n    num_chunks: 2\n    lut_ffn: 9\n");
 	CHECK_ERR(buf, "lut_ffn: expected LUT bits (1-8) or none, found '9'");
-	snprintf(buf, sizeof buf, "%s    context_length: 512\n%s    split_rotate: yes\n", p, ok);
-	CHECK_ERR(buf, "split_rotate: expected true or false, found 'yes'");
-	snprintf(buf, sizeof buf, "%s    context_length: 512\n%s    model_prefix: [a]\n", p, ok);
-	CHECK_ERR(buf, "model_prefix: expected a string, found a list");
-	snprintf(buf, sizeof buf, "%s    context_length: 512\n%s    lm_head_chunk_sizes: [1, x]\n", p, ok);
-	CHECK_ERR(buf, "lm_head_chunk_sizes[1]: expected a non-negative integer, found 'x'");
-	snprintf(buf, sizeof buf, "%s    context_length: 512\n%s    split_lm_head: 2\n    lm_head_chunk_sizes: [1, 2, 3]\n", p, ok);
-	CHECK_ERR(buf, "lm_head_chunk_sizes has 3 entries but split_lm_head is 2");
-	snprintf(buf, sizeof buf, "%s    context_length: 512\n%s    vocab_size: 7\n    lm_head_chunk_sizes: [1, 2]\n", p, ok);
-	CHECK_ERR(buf, "lm_head_chunk_sizes add up to 3 but vocab_size is 7");
-	snprintf(buf, sizeof buf, "%s%s", p, ok);
-	CHECK_ERR(buf, "model_info.parameters.context_length is missing");
 	snprintf(buf, sizeof buf, "model_info:\n  model_type: monolithic\n  parameters:\n    context_length: 8\n");
 	CHECK_ERR(buf, "model_info.parameters.batch_size is missing (a monolithic");
 	CHECK_ERR("model_info:\n  name: [unclosed\n", "not valid YAML");

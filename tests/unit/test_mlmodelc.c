@@ -18,22 +18,10 @@
 #include "util.h"
 
 #include <cjson/cJSON.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 static char g_tmp[] = "/tmp/anemake-mlmodelc-XXXXXX";
-
-static int shf(const char *fmt, ...) PRINTF_LIKE(1, 2);
-static int shf(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof cmd, fmt, ap);
-	va_end(ap);
-	return system(cmd);
-}
 
 static char *mil_text(const ml_model *m, int *rc)
 {
@@ -236,16 +224,6 @@ static char *compiled_path(const char *package, const char *dir)
 	return out;
 }
 
-static ml_model *package_model(const char *package)
-{
-	char *p = xasprintf("%s/Data/com.apple.CoreML/model.mlmodel", package);
-	ml_model *m = NULL;
-	if (ml_model_read(p, &m) != 0)
-		CHECKF(0, "%s", errmsg());
-	free(p);
-	return m;
-}
-
 /* Names of the schema entries equal the features, in order. */
 static int schema_matches(const cJSON *schema, const ml_features *fs, const char *type)
 {
@@ -337,7 +315,7 @@ static void check_compiled(const char *package)
 	}
 	char *w1 = xasprintf("%s/Data/com.apple.CoreML/weights/weight.bin", package), *w2 = path_join(out, "weights/weight.bin");
 	CHECKF(same_file(w1, w2), "%s differs from the package's", w2);
-	ml_model *m = package_model(package);
+	ml_model *m = test_package_model(package);
 	if (m) {
 		check_metadata_json(out, m);
 		int rc;
@@ -389,11 +367,11 @@ static int setup(void)
 {
 	const char *bin = getenv("BIN"), *tb = getenv("TESTBIN");
 	const char *common = "--context-length 64 -q >/dev/null";
-	int rc = shf("%s/mkfixture --arch llama --layers 2 --seed 4 --out %s/fx >/dev/null", tb, g_tmp);
-	rc |= shf("%s/embed --model %s/fx --output %s/p --batch-size 8 %s", bin, g_tmp, g_tmp, common);
-	rc |= shf("%s/lmhead --model %s/fx --output %s/p --lut 6 %s", bin, g_tmp, g_tmp, common);
-	rc |= shf("%s/ffn --model %s/fx --output %s/p --lut 6 --batch-size 8 %s", bin, g_tmp, g_tmp, common);
-	rc |= shf("%s/prefill --model %s/fx --output %s/p --lut 6 --batch-size 8 %s", bin, g_tmp, g_tmp, common);
+	int rc = test_sh("%s/mkfixture --arch llama --layers 2 --seed 4 --out %s/fx >/dev/null", tb, g_tmp);
+	rc |= test_sh("%s/embed --model %s/fx --output %s/p --batch-size 8 %s", bin, g_tmp, g_tmp, common);
+	rc |= test_sh("%s/lmhead --model %s/fx --output %s/p --lut 6 %s", bin, g_tmp, g_tmp, common);
+	rc |= test_sh("%s/ffn --model %s/fx --output %s/p --lut 6 --batch-size 8 %s", bin, g_tmp, g_tmp, common);
+	rc |= test_sh("%s/prefill --model %s/fx --output %s/p --lut 6 --batch-size 8 %s", bin, g_tmp, g_tmp, common);
 	g_pkgs[0] = xasprintf("%s/p/llama_embeddings.mlpackage", g_tmp);
 	g_pkgs[1] = xasprintf("%s/p/llama_lm_head_lut6.mlpackage", g_tmp);
 	g_pkgs[2] = xasprintf("%s/p/llama_FFN_PF_lut6_chunk_01of01.mlpackage", g_tmp);

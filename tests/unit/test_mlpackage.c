@@ -401,43 +401,34 @@ static void test_malformed_manifests(void)
 	mlpackage_close(&pkg);
 
 	expect_bad_package(path, "[1, 2]", "not a JSON object");
-	expect_bad_package(path, m = edit("\"fileFormatVersion\": \"1.0.0\", ", ""), "no \"fileFormatVersion\"");
-	free(m);
-	expect_bad_package(path, m = edit("1.0.0", "2.0.0"), "fileFormatVersion \"2.0.0\"");
-	free(m);
-	expect_bad_package(path, m = edit("1.0.0", "1.0"), "fileFormatVersion \"1.0\"");
-	free(m);
-	expect_bad_package(path, m = edit("\"1.0.0\"", "100"), "no \"fileFormatVersion\" string");
-	free(m);
-	expect_bad_package(path, m = edit(",\"rootModelIdentifier\": \"M\"", ""), "no \"rootModelIdentifier\"");
-	free(m);
-	expect_bad_package(path, m = edit("\"rootModelIdentifier\": \"M\"", "\"rootModelIdentifier\": \"X\""),
-			   "rootModelIdentifier \"X\" names no item");
-	free(m);
-	expect_bad_package(path, m = edit("\"author\": \"a\", ", ""), "item \"M\" has no \"author\" string");
-	free(m);
-	expect_bad_package(path, m = edit("\"name\": \"weights\"", "\"name\": 7"), "item \"W\" has no \"name\" string");
-	free(m);
-	expect_bad_package(path, m = edit("com.apple.CoreML/weights", "com.apple.CoreML/../../etc"), "leaves the package");
-	free(m);
-	expect_bad_package(path, m = edit("com.apple.CoreML/weights", ".."), "leaves the package");
-	free(m);
-	expect_bad_package(path, m = edit("com.apple.CoreML/weights", "/etc"), "is absolute");
-	free(m);
-	expect_bad_package(path, m = edit("com.apple.CoreML/weights", ""), "is empty");
-	free(m);
-	expect_bad_package(path, m = edit("com.apple.CoreML/weights", "com.apple.CoreML/nothing"),
-			   "'Data/com.apple.CoreML/nothing' does not exist");
-	free(m);
-	expect_bad_package(path, m = edit("\"W\": {", "\"M\": {"), "item \"M\" appears twice");
-	free(m);
 	expect_bad_package(path, "{\"fileFormatVersion\": \"1.0.0\", \"itemInfoEntries\": [], \"rootModelIdentifier\": \"M\"}",
 			   "no \"itemInfoEntries\" object");
-	expect_bad_package(path, m = edit("\"W\": {\"author\": \"a\", \"description\": \"d\", \"name\": \"weights\", \"path\": \"com.apple.CoreML/weights\"}", "\"W\": 3"),
-			   "item \"W\" is not an object");
-	free(m);
-	expect_bad_package(path, m = edit("com.apple.CoreML/model.mlmodel", "com.apple.CoreML"), "is a directory");
-	free(m);
+	/* g_ok_manifest with `from` replaced by `to` fails with `want`. */
+	static const struct {
+		const char *from, *to, *want;
+	} edits[] = {
+		{"\"fileFormatVersion\": \"1.0.0\", ", "", "no \"fileFormatVersion\""},
+		{"1.0.0", "2.0.0", "fileFormatVersion \"2.0.0\""},
+		{"1.0.0", "1.0", "fileFormatVersion \"1.0\""},
+		{"\"1.0.0\"", "100", "no \"fileFormatVersion\" string"},
+		{",\"rootModelIdentifier\": \"M\"", "", "no \"rootModelIdentifier\""},
+		{"\"rootModelIdentifier\": \"M\"", "\"rootModelIdentifier\": \"X\"", "rootModelIdentifier \"X\" names no item"},
+		{"\"author\": \"a\", ", "", "item \"M\" has no \"author\" string"},
+		{"\"name\": \"weights\"", "\"name\": 7", "item \"W\" has no \"name\" string"},
+		{"com.apple.CoreML/weights", "com.apple.CoreML/../../etc", "leaves the package"},
+		{"com.apple.CoreML/weights", "..", "leaves the package"},
+		{"com.apple.CoreML/weights", "/etc", "is absolute"},
+		{"com.apple.CoreML/weights", "", "is empty"},
+		{"com.apple.CoreML/weights", "com.apple.CoreML/nothing", "'Data/com.apple.CoreML/nothing' does not exist"},
+		{"\"W\": {", "\"M\": {", "item \"M\" appears twice"},
+		{"\"W\": {\"author\": \"a\", \"description\": \"d\", \"name\": \"weights\", \"path\": \"com.apple.CoreML/weights\"}",
+		 "\"W\": 3", "item \"W\" is not an object"},
+		{"com.apple.CoreML/model.mlmodel", "com.apple.CoreML", "is a directory"},
+	};
+	for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+		expect_bad_package(path, m = edit(edits[i].from, edits[i].to), edits[i].want);
+		free(m);
+	}
 
 	/* A symlink that leads out of Data/. */
 	char *link = path_join(path, "Data/escape");

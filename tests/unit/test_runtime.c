@@ -166,6 +166,22 @@ static int run(rt_model *m, const char *fn, rt_tensor *in, int n, rt_state *s, r
 	return rc;
 }
 
+/* Load t and run its main function once on in[0..nin): the outputs (for
+ * rt_tensors_free(out, *nout)), or NULL after a failed check naming `what`.
+ * The model is freed either way. */
+static rt_tensor *load_run(tp *t, const char *what, rt_tensor *in, int nin, int *nout)
+{
+	rt_model *m = tp_load(t, NULL);
+	CHECKF(m, "%s: %s", what, errmsg());
+	rt_tensor *out = NULL;
+	if (m && run(m, NULL, in, nin, NULL, &out, nout) != 0) {
+		CHECKF(0, "%s failed", what);
+		out = NULL;
+	}
+	rt_model_free(m);
+	return out;
+}
+
 static void release_all(rt_tensor *t, int n)
 {
 	for (int i = 0; i < n; i++)
@@ -206,26 +222,20 @@ static void unary_case(const char *type, int dt, int rank, const int64_t *shape,
 	tp_input(&t, "x", dt, rank, shape);
 	tp_op(&t, type, "z", dt, rank, shape, "x", "x", NULL);
 	tp_output(&t, "z");
-	rt_model *m = tp_load(&t, NULL);
-	CHECKF(m, "%s: %s", type, errmsg());
-	if (!m)
-		return;
 	rt_tensor in = T("x", dt, rank, shape, x), *out;
 	int n;
-	if (run(m, NULL, &in, 1, NULL, &out, &n) == 0) {
+	if ((out = load_run(&t, type, &in, 1, &n))) {
 		CHECK_VALS(&out[0], want, rt_numel(rank, shape), tol);
 		rt_tensors_free(out, n);
-	} else {
-		CHECKF(0, "%s failed", type);
 	}
 	rt_tensor_release(&in);
-	rt_model_free(m);
 }
 
 /* ------------------------------------------------------------------ */
 /* Elementwise                                                         */
 
-static void test_broadcast_add_mul(void)
+/* z = 2 * (a + b) * c with a [2,3], b [3], c [2,1]; ab = a + b. */
+static tp broadcast_program(void)
 {
 	tp t = tp_new("main");
 	tp_input(&t, "a", MIL_FP16, 2, SH(2, 3));
@@ -235,6 +245,12 @@ static void test_broadcast_add_mul(void)
 	tp_op(&t, "add", "ab", MIL_FP16, 2, SH(2, 3), "x", "a", "y", "b", NULL);
 	tp_op(&t, "mul", "abc", MIL_FP16, 2, SH(2, 3), "x", "ab", "y", "c", NULL);
 	tp_op(&t, "mul", "z", MIL_FP32, 2, SH(2, 3), "x", "two", "y", "abc", NULL);
+	return t;
+}
+
+static void test_broadcast_add_mul(void)
+{
+	tp t = broadcast_program();
 	/* [2,1] + [2,3] is [2,3], but this op declares [2,2,3]: loading works, running refuses. */
 	tp_op(&t, "add", "col", MIL_FP16, 3, SH(2, 2, 3), "x", "c", "y", "a", NULL);
 	tp_output(&t, "z");
@@ -250,19 +266,10 @@ static void test_broadcast_add_mul(void)
 	CHECKF(strstr(errmsg(), "'col'") && strstr(errmsg(), "[2,3]") && strstr(errmsg(), "[2,2,3]"), "%s", errmsg());
 	rt_model_free(m);
 
-	t = tp_new("main");
-	tp_input(&t, "a", MIL_FP16, 2, SH(2, 3));
-	tp_input(&t, "b", MIL_FP16, 1, SH(3));
-	tp_input(&t, "c", MIL_FP16, 2, SH(2, 1));
-	c_tensor(&t, "two", MIL_FP16, 0, NULL, FV(2));
-	tp_op(&t, "add", "ab", MIL_FP16, 2, SH(2, 3), "x", "a", "y", "b", NULL);
-	tp_op(&t, "mul", "abc", MIL_FP16, 2, SH(2, 3), "x", "ab", "y", "c", NULL);
-	tp_op(&t, "mul", "z", MIL_FP32, 2, SH(2, 3), "x", "two", "y", "abc", NULL);
+	t = broadcast_program();
 	tp_output(&t, "z");
 	tp_output(&t, "ab");
-	m = tp_load(&t, NULL);
-	CHECKF(m, "%s", errmsg());
-	if (m && run(m, NULL, in, 3, NULL, &out, &n) == 0) {
+	if ((out = load_run(&t, "add_mul", in, 3, &n))) {
 		CHECK_EQ_INT(n, 2);
 		CHECK_STR(out[0].name, "z");
 		CHECK_EQ_INT(out[0].dtype, MIL_FP32);
@@ -273,7 +280,6 @@ static void test_broadcast_add_mul(void)
 		rt_tensors_free(out, n);
 	}
 	release_all(in, 3);
-	rt_model_free(m);
 }
 
 /* fp16 outputs are rounded to nearest even at every op boundary. */
@@ -288,16 +294,12 @@ static void test_fp16_rounding(void)
 	tp_output(&t, "s");
 	tp_output(&t, "d");
 	tp_output(&t, "s32");
-	rt_model *m = tp_load(&t, NULL);
-	CHECKF(m, "%s", errmsg());
-	if (!m)
-		return;
 	/* 1 + 2^-11 ties to 1; (1 + 2^-10) + 2^-11 ties up to 1 + 2^-9; 60000 + 10000 overflows. */
 	rt_tensor in[2] = {T("a", MIL_FP16, 1, SH(4), FV(1, 1 + 0x1p-10f, 60000, -3)),
 			   T("b", MIL_FP16, 1, SH(4), FV(0x1p-11f, 0x1p-11f, 10000, 0x1p-12f))};
 	rt_tensor *out;
 	int n;
-	if (run(m, NULL, in, 2, NULL, &out, &n) == 0) {
+	if ((out = load_run(&t, "add", in, 2, &n))) {
 		const uint16_t *s = out[0].data;
 		CHECK_EQ_INT(s[0], 0x3c00);
 		CHECK_EQ_INT(s[1], 0x3c02);
@@ -309,7 +311,6 @@ static void test_fp16_rounding(void)
 		rt_tensors_free(out, n);
 	}
 	release_all(in, 2);
-	rt_model_free(m);
 }
 
 static void binary_case(const char *type, int dt, int odt, const float *x, const float *y, const float *want, size_t n)
@@ -319,18 +320,13 @@ static void binary_case(const char *type, int dt, int odt, const float *x, const
 	tp_input(&t, "y", dt, 1, SH((int64_t)n));
 	tp_op(&t, type, "z", odt, 1, SH((int64_t)n), "x", "x", "y", "y", NULL);
 	tp_output(&t, "z");
-	rt_model *m = tp_load(&t, NULL);
-	CHECKF(m, "%s: %s", type, errmsg());
-	if (!m)
-		return;
 	rt_tensor in[2] = {T("x", dt, 1, SH((int64_t)n), x), T("y", dt, 1, SH((int64_t)n), y)}, *out;
 	int k;
-	if (run(m, NULL, in, 2, NULL, &out, &k) == 0) {
+	if ((out = load_run(&t, type, in, 2, &k))) {
 		CHECK_VALS(&out[0], want, n, 1e-3f);
 		rt_tensors_free(out, k);
 	}
 	release_all(in, 2);
-	rt_model_free(m);
 }
 
 static void test_binary_ops(void)
@@ -361,17 +357,15 @@ static void test_binary_ops(void)
 	c_i32s(&t, "y", 2, (int32_t[]){1, -3});
 	tp_op(&t, "add", "z", MIL_INT32, 1, SH(2), "x", "x", "y", "y", NULL);
 	tp_output(&t, "z");
-	rt_model *m = tp_load(&t, NULL);
 	rt_tensor in = T("x", MIL_INT32, 1, SH(2), NULL), *out;
 	int n;
 	((int32_t *)in.data)[0] = 16777216;
 	((int32_t *)in.data)[1] = 2000000001;
-	if (m && run(m, NULL, &in, 1, NULL, &out, &n) == 0) {
+	if ((out = load_run(&t, "int32 add", &in, 1, &n))) {
 		CHECK(((int32_t *)out[0].data)[0] == 16777217 && ((int32_t *)out[0].data)[1] == 1999999998);
 		rt_tensors_free(out, n);
 	}
 	rt_tensor_release(&in);
-	rt_model_free(m);
 }
 
 static void test_unary_ops(void)
@@ -412,10 +406,6 @@ static void test_gelu_modes(void)
 			tp_op(&t, "gelu", "z", MIL_FP32, 1, SH(5), "x", "x", NULL); /* default EXACT */
 		}
 		tp_output(&t, "z");
-		rt_model *m = tp_load(&t, NULL);
-		CHECKF(m, "%s", errmsg());
-		if (!m)
-			continue;
 		float w[5];
 		for (int i = 0; i < 5; i++) {
 			double v = x[i];
@@ -428,12 +418,11 @@ static void test_gelu_modes(void)
 		}
 		rt_tensor in = T("x", MIL_FP32, 1, SH(5), x), *out;
 		int n;
-		if (run(m, NULL, &in, 1, NULL, &out, &n) == 0) {
+		if ((out = load_run(&t, modes[k] ? modes[k] : "default mode", &in, 1, &n))) {
 			CHECK_VALS(&out[0], w, 5, 1e-6f);
 			rt_tensors_free(out, n);
 		}
 		rt_tensor_release(&in);
-		rt_model_free(m);
 	}
 	/* An unknown mode is a run-time error naming the op. */
 	tp t = tp_new("main");
@@ -474,17 +463,13 @@ static void test_select_clip_cast(void)
 	const char *outs[] = {"sel", "cl", "fi", "ii", "fh", "fb", "ih"};
 	for (int i = 0; i < 7; i++)
 		tp_output(&t, outs[i]);
-	rt_model *m = tp_load(&t, NULL);
-	CHECKF(m, "%s", errmsg());
-	if (!m)
-		return;
 	rt_tensor in[5] = {T("c", MIL_BOOL, 2, SH(2, 1), FV(1, 0)), T("a", MIL_FP32, 1, SH(3), FV(-5, 1, 5)),
 			   T("b", MIL_FP32, 2, SH(2, 3), FV(7, 8, 9, 0.5f, -0.5f, 10)),
 			   T("f", MIL_FP32, 1, SH(7), FV(2.7f, -2.7f, 0.5f, -0.5f, 1e10f, NAN, 65520)),
 			   T("i", MIL_INT32, 1, SH(3), FV(70000, -32769, 2049))};
 	rt_tensor *out;
 	int n;
-	if (run(m, NULL, in, 5, NULL, &out, &n) == 0) {
+	if ((out = load_run(&t, "select/clip/cast", in, 5, &n))) {
 		CHECK_VALS(&out[0], FV(-5, 1, 5, 0.5f, -0.5f, 10), 6, 0);
 		CHECK_VALS(&out[1], FV(-1, 1, 2, 0.5f, -0.5f, 2), 6, 0);
 		/* fp -> int truncates toward zero, saturates, NaN -> 0 */
@@ -503,7 +488,6 @@ static void test_select_clip_cast(void)
 		rt_tensors_free(out, n);
 	}
 	release_all(in, 5);
-	rt_model_free(m);
 }
 
 /* ------------------------------------------------------------------ */
@@ -644,19 +628,14 @@ static void test_linear(void)
 	tp_op(&t, "linear", "y2", MIL_FP16, 3, SH(1, 2, 4), "x", "x", "weight", "w", NULL);
 	tp_output(&t, "y");
 	tp_output(&t, "y2");
-	rt_model *m = tp_load(&t, NULL);
-	CHECKF(m, "%s", errmsg());
-	if (!m)
-		return;
 	rt_tensor in = T("x", MIL_FP16, 3, SH(1, 2, 3), FV(1, 2, 3, -4, 5, 6)), *out;
 	int n;
-	if (run(m, NULL, &in, 1, NULL, &out, &n) == 0) {
+	if ((out = load_run(&t, "linear", &in, 1, &n))) {
 		CHECK_VALS(&out[0], FV(1.5f, 2, 3, 5, -3.5f, 5, 6, 6), 8, 0);
 		CHECK_VALS(&out[1], FV(1, 2, 3, 6, -4, 5, 6, 7), 8, 0);
 		rt_tensors_free(out, n);
 	}
 	rt_tensor_release(&in);
-	rt_model_free(m);
 }
 
 /* matmul with transposes and broadcast batch dims against a naive loop. */
@@ -671,10 +650,6 @@ static void matmul_case(int tx, int ty, int xr, const int64_t *xs, int yr, const
 	tp_op(&t, "matmul", "z", MIL_FP32, orank, os, "x", "x", "y", "y", "transpose_x", "tx", "transpose_y", "ty",
 	      NULL);
 	tp_output(&t, "z");
-	rt_model *m = tp_load(&t, NULL);
-	CHECKF(m, "%s", errmsg());
-	if (!m)
-		return;
 	size_t nx = rt_numel(xr, xs), ny = rt_numel(yr, ys), no = rt_numel(orank, os);
 	float *xv = xmalloc(nx * 4), *yv = xmalloc(ny * 4), *want = xcalloc(no, 4);
 	fill_h(xv, nx, 1);
@@ -697,7 +672,7 @@ static void matmul_case(int tx, int ty, int xr, const int64_t *xs, int yr, const
 			}
 	rt_tensor in[2] = {T("x", MIL_FP32, xr, xs, xv), T("y", MIL_FP32, yr, ys, yv)}, *out;
 	int n;
-	if (run(m, NULL, in, 2, NULL, &out, &n) == 0) {
+	if ((out = load_run(&t, "matmul", in, 2, &n))) {
 		CHECK(shape_is(&out[0], orank, os));
 		CHECK_VALS(&out[0], want, no, 1e-4f);
 		rt_tensors_free(out, n);
@@ -706,7 +681,6 @@ static void matmul_case(int tx, int ty, int xr, const int64_t *xs, int yr, const
 	free(xv);
 	free(yv);
 	free(want);
-	rt_model_free(m);
 }
 
 static void test_matmul(void)
@@ -729,10 +703,6 @@ static void test_sdpa(void)
 	tp_op(&t, "scaled_dot_product_attention", "o", MIL_FP32, 3, SH(2, 3, 2), "query", "q", "key", "k", "value", "v",
 	      "attn_mask", "mask", NULL);
 	tp_output(&t, "o");
-	rt_model *m = tp_load(&t, NULL);
-	CHECKF(m, "%s", errmsg());
-	if (!m)
-		return;
 	float q[24], k[40], v[20], mk[15], want[12];
 	fill_h(q, 24, 1);
 	fill_h(k, 40, 1);
@@ -763,12 +733,11 @@ static void test_sdpa(void)
 			   T("v", MIL_FP32, 3, SH(2, 5, 2), v), T("mask", MIL_BOOL, 2, SH(3, 5), mk)};
 	rt_tensor *out;
 	int n;
-	if (run(m, NULL, in, 4, NULL, &out, &n) == 0) {
+	if ((out = load_run(&t, "sdpa", in, 4, &n))) {
 		CHECK_VALS(&out[0], want, 12, 1e-5f);
 		rt_tensors_free(out, n);
 	}
 	release_all(in, 4);
-	rt_model_free(m);
 }
 
 /* ------------------------------------------------------------------ */
@@ -794,10 +763,6 @@ static void test_layer_norm_softmax(void)
 	tp_output(&t, "ln0");
 	tp_output(&t, "sm");
 	tp_output(&t, "sm0");
-	rt_model *m = tp_load(&t, NULL);
-	CHECKF(m, "%s", errmsg());
-	if (!m)
-		return;
 	const float x[8] = {1, 2, 3, 4, -1, 0, 0, 5};
 	float ln[8], ln0[8], sm[8], sm0[8];
 	for (int r = 0; r < 2; r++) {
@@ -824,7 +789,7 @@ static void test_layer_norm_softmax(void)
 	}
 	rt_tensor in = T("x", MIL_FP32, 2, SH(2, 4), x), *out;
 	int n;
-	if (run(m, NULL, &in, 1, NULL, &out, &n) == 0) {
+	if ((out = load_run(&t, "layer_norm/softmax", &in, 1, &n))) {
 		CHECK_VALS(&out[0], ln, 8, 1e-5f);
 		CHECK_VALS(&out[1], ln0, 8, 1e-5f);
 		CHECK_VALS(&out[2], sm, 8, 1e-6f);
@@ -832,7 +797,6 @@ static void test_layer_norm_softmax(void)
 		rt_tensors_free(out, n);
 	}
 	rt_tensor_release(&in);
-	rt_model_free(m);
 }
 
 static void test_reductions(void)
@@ -853,15 +817,11 @@ static void test_reductions(void)
 	const char *o[] = {"s02", "mean", "max", "all", "am"};
 	for (int i = 0; i < 5; i++)
 		tp_output(&t, o[i]);
-	rt_model *m = tp_load(&t, NULL);
-	CHECKF(m, "%s", errmsg());
-	if (!m)
-		return;
 	/* x[i][j][k] */
 	const float x[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, -11, 12};
 	rt_tensor in = T("x", MIL_FP16, 3, SH(2, 3, 2), x), *out;
 	int n;
-	if (run(m, NULL, &in, 1, NULL, &out, &n) == 0) {
+	if ((out = load_run(&t, "reductions", &in, 1, &n))) {
 		CHECK(shape_is(&out[0], 3, SH(1, 3, 1)));
 		CHECK_VALS(&out[0], FV(1 + 2 + 7 + 8, 3 + 4 + 9 + 10, 5 + 6 - 11 + 12), 3, 0);
 		CHECK_VALS(&out[1], FV(1.5f, 3.5f, 5.5f, 7.5f, 9.5f, 0.5f), 6, 0);
@@ -872,7 +832,6 @@ static void test_reductions(void)
 		rt_tensors_free(out, n);
 	}
 	rt_tensor_release(&in);
-	rt_model_free(m);
 }
 
 static void test_topk(void)
@@ -884,19 +843,14 @@ static void test_topk(void)
 	mil_op_add_output(op, "idx", ty(&t, MIL_INT32, 2, SH(2, 2)));
 	tp_output(&t, "vals");
 	tp_output(&t, "idx");
-	rt_model *m = tp_load(&t, NULL);
-	CHECKF(m, "%s", errmsg());
-	if (!m)
-		return;
 	rt_tensor in = T("x", MIL_FP32, 2, SH(2, 4), FV(1, 5, 3, 5, -1, -2, 0, -3)), *out;
 	int n;
-	if (run(m, NULL, &in, 1, NULL, &out, &n) == 0) {
+	if ((out = load_run(&t, "topk", &in, 1, &n))) {
 		CHECK_VALS(&out[0], FV(5, 5, 0, -1), 4, 0);
 		CHECK_VALS(&out[1], FV(1, 3, 2, 0), 4, 0); /* ties: lower index first */
 		rt_tensors_free(out, n);
 	}
 	rt_tensor_release(&in);
-	rt_model_free(m);
 }
 
 /* ------------------------------------------------------------------ */
@@ -939,19 +893,14 @@ static void slice_case(const int32_t *b, const int32_t *e, const int32_t *st, co
 			break;
 		}
 	tp_output(&t, "z");
-	rt_model *m = tp_load(&t, NULL);
-	CHECKF(m, "%s", errmsg());
-	if (!m)
-		return;
 	rt_tensor in = T("x", MIL_INT32, 2, SH(4, 5), g_iota), *out;
 	int n;
-	if (run(m, NULL, &in, 1, NULL, &out, &n) == 0) {
+	if ((out = load_run(&t, "slice_by_index", &in, 1, &n))) {
 		CHECK(shape_is(&out[0], orank, os));
 		CHECK_VALS(&out[0], want, rt_numel(orank, os), 0);
 		rt_tensors_free(out, n);
 	}
 	rt_tensor_release(&in);
-	rt_model_free(m);
 }
 
 static void test_slice_by_index(void)
@@ -1005,15 +954,11 @@ static void test_slice_update(void)
 	      "squeeze_mask", "sq", NULL);
 	tp_output(&t, "y2");
 	tp_output(&t, "y");
-	rt_model *m = tp_load(&t, NULL);
-	CHECKF(m, "%s", errmsg());
-	if (!m)
-		return;
 	rt_tensor in[4] = {T("x", MIL_FP16, 3, SH(2, 3, 4), NULL), T("u", MIL_FP16, 3, SH(1, 3, 2), FV(1, 2, 3, 4, 5, 6)),
 			   T("pos", MIL_INT32, 1, SH(1), FV(1)), T("u2", MIL_FP16, 1, SH(4), FV(7, 8, 9, 10))};
 	rt_tensor *out;
 	int n;
-	if (run(m, NULL, in, 4, NULL, &out, &n) == 0) {
+	if ((out = load_run(&t, "slice_update", in, 4, &n))) {
 		float want[24] = {0}, want2[24];
 		want[12 + 1] = 1, want[12 + 2] = 2, want[16 + 1] = 3, want[16 + 2] = 4, want[20 + 1] = 5, want[20 + 2] = 6;
 		memcpy(want2, want, sizeof want);
@@ -1026,7 +971,6 @@ static void test_slice_update(void)
 	for (size_t i = 0; i < 24; i++)
 		CHECK(rt_tensor_get(&in[0], i) == 0);
 	release_all(in, 4);
-	rt_model_free(m);
 }
 
 static void test_gather(void)
@@ -1096,13 +1040,9 @@ static void test_concat_split_tile_transpose(void)
 	const char *o[] = {"cat", "il", "s0", "s1", "h0", "h1", "tl", "tr"};
 	for (int i = 0; i < 8; i++)
 		tp_output(&t, o[i]);
-	rt_model *m = tp_load(&t, NULL);
-	CHECKF(m, "%s", errmsg());
-	if (!m)
-		return;
 	rt_tensor in[2] = {T("a", MIL_FP16, 2, SH(2, 2), FV(1, 2, 3, 4)), T("b", MIL_FP16, 2, SH(2, 3), g_iota)}, *out;
 	int n;
-	if (run(m, NULL, in, 2, NULL, &out, &n) == 0) {
+	if ((out = load_run(&t, "concat/split/tile/transpose", in, 2, &n))) {
 		CHECK_VALS(&out[0], FV(1, 2, 0, 1, 2, 3, 4, 3, 4, 5), 10, 0);
 		CHECK_VALS(&out[1], FV(1, 1, 2, 2, 3, 3, 4, 4), 8, 0);
 		CHECK_VALS(&out[2], FV(1, 3), 2, 0);
@@ -1114,10 +1054,11 @@ static void test_concat_split_tile_transpose(void)
 		rt_tensors_free(out, n);
 	}
 	release_all(in, 2);
-	rt_model_free(m);
 }
 
-static void test_reshape_expand_squeeze(void)
+/* x [2,3,4] reshaped, expanded and squeezed back to [4,6] (q, qall) and r1
+ * [2,6,2]; with bad_reshape also r3, a reshape of 24 values to [5,-1]. */
+static tp reshape_program(int bad_reshape)
 {
 	tp t = tp_new("main");
 	tp_input(&t, "x", MIL_FP16, 3, SH(2, 3, 4));
@@ -1130,11 +1071,19 @@ static void test_reshape_expand_squeeze(void)
 	tp_op(&t, "expand_dims", "e", MIL_FP16, 4, SH(1, 4, 6, 1), "x", "r2", "axes", "ax", NULL);
 	tp_op(&t, "squeeze", "q", MIL_FP16, 2, SH(4, 6), "x", "e", "axes", "sq", NULL); /* axis 1 (size 4) stays */
 	tp_op(&t, "squeeze", "qall", MIL_FP16, 2, SH(4, 6), "x", "e", NULL);
-	c_i32s(&t, "bad", 2, (int32_t[]){5, -1});
-	tp_op(&t, "reshape", "r3", MIL_FP16, 2, SH(5, 5), "x", "x", "shape", "bad", NULL);
+	if (bad_reshape) {
+		c_i32s(&t, "bad", 2, (int32_t[]){5, -1});
+		tp_op(&t, "reshape", "r3", MIL_FP16, 2, SH(5, 5), "x", "x", "shape", "bad", NULL);
+	}
 	tp_output(&t, "q");
 	tp_output(&t, "qall");
 	tp_output(&t, "r1");
+	return t;
+}
+
+static void test_reshape_expand_squeeze(void)
+{
+	tp t = reshape_program(1);
 	rt_model *m = tp_load(&t, NULL);
 	CHECKF(m, "%s", errmsg());
 	if (!m)
@@ -1147,22 +1096,8 @@ static void test_reshape_expand_squeeze(void)
 	CHECKF(strstr(errmsg(), "'r3' (reshape)"), "%s", errmsg());
 	rt_model_free(m);
 
-	t = tp_new("main");
-	tp_input(&t, "x", MIL_FP16, 3, SH(2, 3, 4));
-	c_i32s(&t, "s1", 3, (int32_t[]){0, -1, 2});
-	c_i32s(&t, "s2", 2, (int32_t[]){-1, 6});
-	c_i32s(&t, "ax", 2, (int32_t[]){0, -1});
-	c_i32s(&t, "sq", 3, (int32_t[]){0, 1, -1});
-	tp_op(&t, "reshape", "r1", MIL_FP16, 3, SH(2, 6, 2), "x", "x", "shape", "s1", NULL);
-	tp_op(&t, "reshape", "r2", MIL_FP16, 2, SH(4, 6), "x", "r1", "shape", "s2", NULL);
-	tp_op(&t, "expand_dims", "e", MIL_FP16, 4, SH(1, 4, 6, 1), "x", "r2", "axes", "ax", NULL);
-	tp_op(&t, "squeeze", "q", MIL_FP16, 2, SH(4, 6), "x", "e", "axes", "sq", NULL);
-	tp_op(&t, "squeeze", "qall", MIL_FP16, 2, SH(4, 6), "x", "e", NULL);
-	tp_output(&t, "q");
-	tp_output(&t, "qall");
-	tp_output(&t, "r1");
-	m = tp_load(&t, NULL);
-	if (m && run(m, NULL, &in, 1, NULL, &out, &n) == 0) {
+	t = reshape_program(0);
+	if ((out = load_run(&t, "reshape", &in, 1, &n))) {
 		CHECK(shape_is(&out[0], 2, SH(4, 6)));
 		CHECK(shape_is(&out[2], 3, SH(2, 6, 2)));
 		CHECK_VALS(&out[0], g_iota, 24, 0);
@@ -1171,7 +1106,6 @@ static void test_reshape_expand_squeeze(void)
 		rt_tensors_free(out, n);
 	}
 	rt_tensor_release(&in);
-	rt_model_free(m);
 }
 
 static void test_misc_generators(void)
@@ -1195,14 +1129,10 @@ static void test_misc_generators(void)
 	tp_output(&t, "fl");
 	tp_output(&t, "rg");
 	tp_output(&t, "sbs");
-	rt_model *m = tp_load(&t, NULL);
-	CHECKF(m, "%s", errmsg());
-	if (!m)
-		return;
 	iota_init();
 	rt_tensor in[2] = {T("x", MIL_FP16, 2, SH(3, 3), g_iota), T("n", MIL_INT32, 0, NULL, FV(11))}, *out;
 	int n;
-	if (run(m, NULL, in, 2, NULL, &out, &n) == 0) {
+	if ((out = load_run(&t, "generators", in, 2, &n))) {
 		CHECK_VALS(&out[0], FV(0, 0, 0, 3, 4, 0, 6, 7, 8), 9, 0);
 		CHECK_VALS(&out[1], FV(-2.5f, -2.5f, -2.5f, -2.5f), 4, 0);
 		CHECK(shape_is(&out[2], 1, SH(4)));
@@ -1211,7 +1141,6 @@ static void test_misc_generators(void)
 		rt_tensors_free(out, n);
 	}
 	release_all(in, 2);
-	rt_model_free(m);
 }
 
 /* ------------------------------------------------------------------ */

@@ -98,6 +98,35 @@ static int same_bits(float a, float b)
 	return memcmp(&a, &b, 4) == 0;
 }
 
+/* A file holding t alone, written as `file` and opened into m: t's tensor,
+ * or NULL. The caller closes m. */
+static const st_tensor *open_single(st_model *m, const wt *t, const char *file)
+{
+	char *p = tmp_path(file);
+	write_st(p, t, 1);
+	CHECKF(st_open(m, p) == 0, "%s", errmsg());
+	free(p);
+	return st_get(m, t->name);
+}
+
+/* a's n values read as f32 are want32 bit for bit; read as fp16 they are
+ * want16, `want_clamped` of them clamped to the fp16 range. */
+static void check_reads(const st_tensor *a, const float *want32, const uint16_t *want16, size_t n,
+                        size_t want_clamped)
+{
+	float f[16];
+	uint16_t h[16];
+	size_t clamped = 99;
+	ASSERT(n <= 16);
+	CHECK(st_read_f32(a, f) == 0);
+	for (size_t i = 0; i < n; i++)
+		CHECKF(same_bits(f[i], want32[i]), "f32[%zu] %g, want %g", i, f[i], want32[i]);
+	CHECK(st_read_fp16(a, h, &clamped) == 0);
+	for (size_t i = 0; i < n; i++)
+		CHECKF(h[i] == want16[i], "fp16[%zu] 0x%04x, want 0x%04x", i, h[i], want16[i]);
+	CHECK_EQ_INT(clamped, want_clamped);
+}
+
 static void test_f32_values(void)
 {
 	const float v[10] = {1.0f, 1.0f + 0x1p-11f, 1.0f + 3 * 0x1p-11f, 0x1p-24f, 0x1p-25f,
@@ -105,23 +134,14 @@ static void test_f32_values(void)
 	const uint16_t want[10] = {0x3c00, 0x3c00, 0x3c02, 0x0001, 0x0000,
 	                           0x0002, 0x7bff, 0x7bff, 0xfbff, 0x7bff};
 	wt t = {"a", "F32", 2, {2, 5}, v, sizeof v};
-	char *p = tmp_path("f32.safetensors");
-	write_st(p, &t, 1);
 	st_model m;
-	CHECKF(st_open(&m, p) == 0, "%s", errmsg());
-	const st_tensor *a = st_get(&m, "a");
+	const st_tensor *a = open_single(&m, &t, "f32.safetensors");
 	CHECK(a && a->dtype == ST_F32 && a->numel == 10 && a->rank == 2 && a->shape[1] == 5);
 	if (a) {
 		float f[10];
 		uint16_t h[10];
 		size_t clamped = 99;
-		CHECK(st_read_f32(a, f) == 0);
-		for (int i = 0; i < 10; i++)
-			CHECKF(same_bits(f[i], v[i]), "f32[%d] %g != %g", i, f[i], v[i]);
-		CHECK(st_read_fp16(a, h, &clamped) == 0);
-		for (int i = 0; i < 10; i++)
-			CHECKF(h[i] == want[i], "fp16[%d] 0x%04x, want 0x%04x", i, h[i], want[i]);
-		CHECK_EQ_INT(clamped, 3);
+		check_reads(a, v, want, 10, 3);
 		/* second row alone: the last five values, two of them clamped */
 		CHECK(st_read_rows_fp16(a, 1, 1, h, &clamped) == 0);
 		CHECK(memcmp(h, want + 5, 5 * sizeof *h) == 0);
@@ -131,33 +151,24 @@ static void test_f32_values(void)
 		CHECKF(strstr(errmsg(), "rows [1,3) out of range (2 rows)"), "%s", errmsg());
 	}
 	st_close(&m);
-	free(p);
 }
 
 static void test_f16_values(void)
 {
 	/* 1, smallest subnormal, max, -inf, -0, ~1/3 */
 	const uint16_t v[6] = {0x3c00, 0x0001, 0x7bff, 0xfc00, 0x8000, 0x3555};
-	wt t = {"h", "F16", 1, {6}, v, sizeof v};
-	char *p = tmp_path("f16.safetensors");
-	write_st(p, &t, 1);
-	st_model m;
-	CHECKF(st_open(&m, p) == 0, "%s", errmsg());
-	const st_tensor *a = st_get(&m, "h");
-	if (a) {
-		float f[6];
-		uint16_t h[6];
-		size_t clamped = 0;
-		CHECK(st_read_f32(a, f) == 0);
-		for (int i = 0; i < 6; i++)
-			CHECKF(same_bits(f[i], fp16_to_f32(v[i])), "f32[%d] %g", i, f[i]);
-		CHECK(st_read_fp16(a, h, &clamped) == 0);
-		for (int i = 0; i < 6; i++)
-			CHECKF(h[i] == (i == 3 ? 0xfbff : v[i]), "fp16[%d] 0x%04x", i, h[i]);
-		CHECK_EQ_INT(clamped, 1); /* -inf became -65504 */
+	uint16_t want[6];
+	float f[6];
+	for (int i = 0; i < 6; i++) {
+		f[i] = fp16_to_f32(v[i]);
+		want[i] = i == 3 ? 0xfbff : v[i]; /* -inf becomes -65504 */
 	}
+	wt t = {"h", "F16", 1, {6}, v, sizeof v};
+	st_model m;
+	const st_tensor *a = open_single(&m, &t, "f16.safetensors");
+	if (a)
+		check_reads(a, f, want, 6, 1);
 	st_close(&m);
-	free(p);
 }
 
 static void test_bf16_values(void)
@@ -166,29 +177,17 @@ static void test_bf16_values(void)
 	 * 1+2^-7, -2^-14 (smallest normal half) */
 	const uint16_t v[7] = {0x3f80, 0x3380, 0x3300, 0x33c0, 0x47c3, 0x3f81, 0xb880};
 	const uint16_t want[7] = {0x3c00, 0x0001, 0x0000, 0x0002, 0x7bff, 0x3c08, 0x8400};
-	wt t = {"b", "BF16", 1, {7}, v, sizeof v};
-	char *p = tmp_path("bf16.safetensors");
-	write_st(p, &t, 1);
-	st_model m;
-	CHECKF(st_open(&m, p) == 0, "%s", errmsg());
-	const st_tensor *a = st_get(&m, "b");
-	if (a) {
-		float f[7];
-		uint16_t h[7];
-		size_t clamped = 0;
-		CHECK(st_read_f32(a, f) == 0);
-		for (int i = 0; i < 7; i++) {
-			uint32_t bits;
-			memcpy(&bits, &f[i], 4);
-			CHECKF(bits == (uint32_t)v[i] << 16, "f32[%d] 0x%08x", i, bits);
-		}
-		CHECK(st_read_fp16(a, h, &clamped) == 0);
-		for (int i = 0; i < 7; i++)
-			CHECKF(h[i] == want[i], "fp16[%d] 0x%04x, want 0x%04x", i, h[i], want[i]);
-		CHECK_EQ_INT(clamped, 1);
+	float f[7];
+	for (int i = 0; i < 7; i++) {
+		uint32_t bits = (uint32_t)v[i] << 16;
+		memcpy(&f[i], &bits, 4);
 	}
+	wt t = {"b", "BF16", 1, {7}, v, sizeof v};
+	st_model m;
+	const st_tensor *a = open_single(&m, &t, "bf16.safetensors");
+	if (a)
+		check_reads(a, f, want, 7, 1);
 	st_close(&m);
-	free(p);
 }
 
 /* Other dtypes open (they are legitimate buffers) but do not convert. */
