@@ -20,12 +20,14 @@
  * reading the weights, ~3 GB/s of bf16 per core measured).
  *
  * Threads: a mat-vec of at least PAR_MIN elements is split by rows over a
- * small persistent pool. Each row is computed whole by one thread with the
- * same code, so the output is bit-identical for any thread count.
+ * small persistent pool (common/workpool.c). Each row is computed whole by
+ * one thread with the same code, so the output is bit-identical for any
+ * thread count.
  */
 #include "reference.h"
 #include "fp16.h"
 #include "util.h"
+#include "workpool.h"
 
 #include <errno.h>
 #include <float.h>
@@ -126,117 +128,35 @@ static void matvec_rows(const ref_mat *a, const float *x, float *y, int r0, int 
 }
 
 /* ------------------------------------------------------------------ */
-/* Thread pool: workers take fixed row slices of the current mat-vec   */
+/* Parallel mat-vec: part i of n takes a fixed slice of the rows       */
 
-typedef struct ref_pool ref_pool;
-
-typedef struct pool_worker {
-	ref_pool *pool;
-	int index;                  /* slice index, 1..nworkers (the caller takes 0) */
-	pthread_t tid;
-} pool_worker;
-
-struct ref_pool {
-	pthread_mutex_t mu;
-	pthread_cond_t start, finish;
-	unsigned long gen;          /* bumped for every job */
-	int busy;                   /* workers still on the current job */
-	int quit;
-	int nworkers;
-	pool_worker *workers;
-	const ref_mat *a;           /* the current job */
+typedef struct matvec_job {
+	const ref_mat *a;
 	const float *x;
 	float *y;
-};
+} matvec_job;
 
-static void slice(int rows, int parts, int i, int *r0, int *r1)
+static void matvec_part(void *arg, int i, int parts)
 {
-	*r0 = (int)((long long)rows * i / parts);
-	*r1 = (int)((long long)rows * (i + 1) / parts);
+	const matvec_job *j = arg;
+	int rows = j->a->rows;
+	int r0 = (int)((long long)rows * i / parts);
+	int r1 = (int)((long long)rows * (i + 1) / parts);
+	matvec_rows(j->a, j->x, j->y, r0, r1);
 }
 
-static void *pool_main(void *arg)
+/* All `workers` threads or none: NULL with errf() when one cannot start. */
+static workpool *pool_start(int workers)
 {
-	pool_worker *w = arg;
-	ref_pool *p = w->pool;
-	unsigned long seen = 0;
-	pthread_mutex_lock(&p->mu);
-	for (;;) {
-		while (p->gen == seen && !p->quit)
-			pthread_cond_wait(&p->start, &p->mu);
-		if (p->quit)
-			break;
-		seen = p->gen;
-		const ref_mat *a = p->a;
-		const float *x = p->x;
-		float *y = p->y;
-		pthread_mutex_unlock(&p->mu);
-		int r0, r1;
-		slice(a->rows, p->nworkers + 1, w->index, &r0, &r1);
-		matvec_rows(a, x, y, r0, r1);
-		pthread_mutex_lock(&p->mu);
-		if (--p->busy == 0)
-			pthread_cond_signal(&p->finish);
-	}
-	pthread_mutex_unlock(&p->mu);
-	return NULL;
-}
-
-static void pool_free(ref_pool *p)
-{
-	if (!p)
-		return;
-	pthread_mutex_lock(&p->mu);
-	p->quit = 1;
-	pthread_cond_broadcast(&p->start);
-	pthread_mutex_unlock(&p->mu);
-	for (int i = 0; i < p->nworkers; i++)
-		pthread_join(p->workers[i].tid, NULL);
-	pthread_cond_destroy(&p->start);
-	pthread_cond_destroy(&p->finish);
-	pthread_mutex_destroy(&p->mu);
-	free(p->workers);
-	free(p);
-}
-
-static ref_pool *pool_new(int nworkers)
-{
-	ref_pool *p = xcalloc(1, sizeof *p);
-	pthread_mutex_init(&p->mu, NULL);
-	pthread_cond_init(&p->start, NULL);
-	pthread_cond_init(&p->finish, NULL);
-	p->workers = xcalloc((size_t)nworkers, sizeof *p->workers);
-	for (int i = 0; i < nworkers; i++) {
-		p->workers[i] = (pool_worker){.pool = p, .index = i + 1};
-		int rc = pthread_create(&p->workers[i].tid, NULL, pool_main, &p->workers[i]);
-		if (rc) {
-			pool_free(p);
-			errno = rc;
-			errf("reference forward pass: cannot start a thread:");
-			return NULL;
-		}
-		p->nworkers = i + 1; /* only started threads are joined */
+	workpool *p = workpool_new(workers);
+	if (workpool_size(p) < workers) {
+		int e = errno;
+		workpool_free(p);
+		errno = e;
+		errf("reference forward pass: cannot start a thread:");
+		return NULL;
 	}
 	return p;
-}
-
-static void pool_run(ref_pool *p, const ref_mat *a, const float *x, float *y)
-{
-	pthread_mutex_lock(&p->mu);
-	p->a = a;
-	p->x = x;
-	p->y = y;
-	p->busy = p->nworkers;
-	p->gen++;
-	pthread_cond_broadcast(&p->start);
-	pthread_mutex_unlock(&p->mu);
-	int r0, r1;
-	slice(a->rows, p->nworkers + 1, 0, &r0, &r1);
-	matvec_rows(a, x, y, r0, r1);
-	pthread_mutex_lock(&p->mu);
-	while (p->busy)
-		pthread_cond_wait(&p->finish, &p->mu);
-	pthread_mutex_unlock(&p->mu);
 }
 
 /* ------------------------------------------------------------------ */
@@ -277,13 +197,13 @@ struct ref_model {
 	float *x, *xn, *q, *k, *v, *att_out, *tmp, *gate, *up, *scores;
 	double *acc;                         /* [head_dim]: P.V accumulators */
 	float *peak;                         /* [layers] */
-	ref_pool *pool;
+	workpool *pool;
 };
 
 static void matvec(ref_model *m, const ref_mat *a, const float *x, float *y)
 {
 	if (m->pool && (size_t)a->rows * (size_t)a->cols >= PAR_MIN)
-		pool_run(m->pool, a, x, y);
+		workpool_run(m->pool, workpool_size(m->pool) + 1, matvec_part, &(matvec_job){a, x, y});
 	else
 		matvec_rows(a, x, y, 0, a->rows);
 }
@@ -482,7 +402,7 @@ static int set_options(ref_model *m, const hf_config *c, const ref_options *opt)
 		threads = 64;
 	if (set_fp16_options(m, c, opt) != 0)
 		return -1;
-	if (threads > 1 && !(m->pool = pool_new(threads - 1)))
+	if (threads > 1 && !(m->pool = pool_start(threads - 1)))
 		return -1;
 	if (c->arch->def.rope_local_base_freq > 0) {
 		/* the architecture has a local RoPE for its sliding layers (Gemma3):
@@ -572,7 +492,7 @@ void ref_close(ref_model *m)
 {
 	if (!m)
 		return;
-	pool_free(m->pool);
+	workpool_free(m->pool);
 	for (int l = 0; m->layer && l < m->layers; l++) {
 		ref_layer *y = &m->layer[l];
 		float *v[] = {y->in_norm, y->post_norm, y->pre_ff_norm, y->post_ff_norm, y->q_norm, y->k_norm, y->q_bias, y->k_bias,

@@ -16,7 +16,7 @@
  * the update happens in the state's own buffer instead of copying the whole
  * cache twice per layer.
  *
- * Sections: elements and fp16; buffers and tensors; worker threads; loading
+ * Sections: elements and fp16; buffers and tensors; parallel ranges; loading
  * constants; loading functions; states; running; kernel helpers; state ops.
  */
 #define RT_INTERNAL
@@ -25,6 +25,7 @@
 #include "mlmodel.h"
 #include "mlpackage.h"
 #include "util.h"
+#include "workpool.h"
 
 #include <limits.h>
 #include <math.h>
@@ -456,100 +457,26 @@ rt_tensor *rt_tensors_find(rt_tensor *ts, int n, const char *name)
 }
 
 /* ------------------------------------------------------------------ */
-/* Worker threads                                                      */
+/* Parallel ranges (the threads are common/workpool.c's)               */
 
-/* A fixed set of workers that each take one contiguous part of a range. The
- * caller runs part 0 itself, then waits for the others. */
-typedef struct rt_pool {
-	int n; /* workers, besides the caller */
-	pthread_t *th;
-	pthread_mutex_t mu;
-	pthread_cond_t go, done;
-	unsigned gen;
-	int pending, stop, parts;
+/* One rt_parallel call: [0, total) in units of grain, split into parts. */
+typedef struct range_job {
 	size_t total, grain;
 	void (*fn)(void *, size_t, size_t);
 	void *ctx;
-} rt_pool;
+} range_job;
 
-typedef struct worker_arg {
-	rt_pool *p;
-	int id;
-} worker_arg;
-
-/* Part i of [0, total) in units of grain; empty parts are skipped. */
-static void run_part(rt_pool *p, int i)
+/* Part i of parts; empty parts are skipped. */
+static void range_part(void *arg, int i, int parts)
 {
-	size_t units = (p->total + p->grain - 1) / p->grain;
-	size_t b = units * (size_t)i / (size_t)p->parts * p->grain;
-	size_t e = units * (size_t)(i + 1) / (size_t)p->parts * p->grain;
-	if (e > p->total)
-		e = p->total;
+	const range_job *j = arg;
+	size_t units = (j->total + j->grain - 1) / j->grain;
+	size_t b = units * (size_t)i / (size_t)parts * j->grain;
+	size_t e = units * (size_t)(i + 1) / (size_t)parts * j->grain;
+	if (e > j->total)
+		e = j->total;
 	if (b < e)
-		p->fn(p->ctx, b, e);
-}
-
-static void *worker_main(void *arg)
-{
-	worker_arg *wa = arg;
-	rt_pool *p = wa->p;
-	int id = wa->id;
-	free(wa);
-	unsigned seen = 0;
-	pthread_mutex_lock(&p->mu);
-	for (;;) {
-		while (p->gen == seen && !p->stop)
-			pthread_cond_wait(&p->go, &p->mu);
-		if (p->stop)
-			break;
-		seen = p->gen;
-		int mine = id < p->parts;
-		pthread_mutex_unlock(&p->mu);
-		if (mine)
-			run_part(p, id);
-		pthread_mutex_lock(&p->mu);
-		if (--p->pending == 0)
-			pthread_cond_signal(&p->done);
-	}
-	pthread_mutex_unlock(&p->mu);
-	return NULL;
-}
-
-static rt_pool *pool_new(int threads)
-{
-	rt_pool *p = xcalloc(1, sizeof *p);
-	pthread_mutex_init(&p->mu, NULL);
-	pthread_cond_init(&p->go, NULL);
-	pthread_cond_init(&p->done, NULL);
-	p->th = xcalloc((size_t)threads, sizeof *p->th);
-	for (int i = 1; i < threads; i++) {
-		worker_arg *wa = xmalloc(sizeof *wa);
-		wa->p = p;
-		wa->id = i;
-		if (pthread_create(&p->th[p->n], NULL, worker_main, wa) != 0) {
-			free(wa);
-			break; /* fewer workers still give the same results */
-		}
-		p->n++;
-	}
-	return p;
-}
-
-static void pool_free(rt_pool *p)
-{
-	if (!p)
-		return;
-	pthread_mutex_lock(&p->mu);
-	p->stop = 1;
-	pthread_cond_broadcast(&p->go);
-	pthread_mutex_unlock(&p->mu);
-	for (int i = 0; i < p->n; i++)
-		pthread_join(p->th[i], NULL);
-	pthread_mutex_destroy(&p->mu);
-	pthread_cond_destroy(&p->go);
-	pthread_cond_destroy(&p->done);
-	free(p->th);
-	free(p);
+		j->fn(j->ctx, b, e);
 }
 
 /* ------------------------------------------------------------------ */
@@ -600,7 +527,7 @@ struct rt_model {
 	lut_cache *cache;
 	size_t ncache, cache_cap;
 	int threads;
-	rt_pool *pool;
+	workpool *pool;
 };
 
 struct rt_exec {
@@ -639,29 +566,15 @@ static void parallel_model(rt_model *m, size_t n, size_t grain, void (*fn)(void 
 		return;
 	}
 	if (!m->pool)
-		m->pool = pool_new(m->threads);
-	rt_pool *p = m->pool;
-	if (parts > p->n + 1)
-		parts = p->n + 1;
+		m->pool = workpool_new(m->threads - 1); /* fewer workers still give the same results */
+	if (parts > workpool_size(m->pool) + 1)
+		parts = workpool_size(m->pool) + 1;
 	if (parts <= 1) {
 		fn(ctx, 0, n);
 		return;
 	}
-	pthread_mutex_lock(&p->mu);
-	p->fn = fn;
-	p->ctx = ctx;
-	p->total = n;
-	p->grain = grain;
-	p->parts = parts;
-	p->pending = p->n;
-	p->gen++;
-	pthread_cond_broadcast(&p->go);
-	pthread_mutex_unlock(&p->mu);
-	run_part(p, 0);
-	pthread_mutex_lock(&p->mu);
-	while (p->pending > 0)
-		pthread_cond_wait(&p->done, &p->mu);
-	pthread_mutex_unlock(&p->mu);
+	range_job job = {.total = n, .grain = grain, .fn = fn, .ctx = ctx};
+	workpool_run(m->pool, parts, range_part, &job);
 }
 
 void rt_parallel(rt_exec *e, size_t n, size_t grain, void (*fn)(void *ctx, size_t begin, size_t end), void *ctx)
@@ -1677,7 +1590,7 @@ void rt_model_free(rt_model *m)
 	for (size_t i = 0; i < m->ncache; i++)
 		val_release(&m->cache[i].val);
 	free(m->cache);
-	pool_free(m->pool);
+	workpool_free(m->pool);
 	ml_model_free(m->mm);
 	if (m->has_pkg)
 		mlpackage_close(&m->pkg);
@@ -1688,8 +1601,8 @@ void rt_model_free(rt_model *m)
 void rt_model_set_threads(rt_model *m, int n)
 {
 	n = n < 1 ? 1 : n > 64 ? 64 : n;
-	if (m->pool && m->pool->n + 1 != n) {
-		pool_free(m->pool);
+	if (m->pool && workpool_size(m->pool) + 1 != n) {
+		workpool_free(m->pool);
 		m->pool = NULL;
 	}
 	m->threads = n;
