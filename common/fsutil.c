@@ -3,6 +3,8 @@
 #include "fsutil.h"
 #include "util.h"
 
+#include <cjson/cJSON.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -351,4 +353,17 @@ void tmpdir_abort(const char *tmp)
 {
 	rm_rf(tmp);
 	cleanup_unregister(tmp);
+}
+
+int write_json_atomic(const char *path, cJSON *root)
+{
+	char *text = cJSON_Print(root);
+	cJSON_Delete(root);
+	if (!text)
+		return errf("cannot format '%s'", path);
+	size_t n = strlen(text);
+	text[n] = '\n'; /* cJSON_Print leaves room for its NUL: reuse it for the newline */
+	int rc = write_file_atomic(path, text, n + 1);
+	cJSON_free(text);
+	return rc;
 }

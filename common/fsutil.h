@@ -16,6 +16,11 @@
 /* Whole-file helpers. read_file NUL-terminates (not counted in *n). */
 int read_file(const char *path, char **data, size_t *n);
 int write_file_atomic(const char *path, const void *data, size_t n);
+
+/* root printed as indented JSON plus a newline, written with
+ * write_file_atomic; root is freed either way. 0, or -1 with errf(). */
+struct cJSON;
+int write_json_atomic(const char *path, struct cJSON *root);
 int path_exists(const char *path);
 int is_dir(const char *path);
 int mkdir_p(const char *path);

@@ -193,16 +193,7 @@ int weights_write_quality(const weights_ctx *w, const char *path)
 		unlink(path);
 		return 0;
 	}
-	cJSON *root = quality_json(w);
-	char *text = cJSON_Print(root);
-	cJSON_Delete(root);
-	if (!text)
-		return errf("cannot format '%s'", path);
-	size_t n = strlen(text);
-	text[n] = '\n'; /* cJSON_Print leaves room for its NUL: reuse it for the newline */
-	int rc = write_file_atomic(path, text, n + 1);
-	cJSON_free(text);
-	return rc;
+	return write_json_atomic(path, quality_json(w));
 }
 
 void weights_summary(const weights_ctx *w, char *buf, size_t cap)

@@ -107,14 +107,8 @@ static char *decode(const void *ctx, const int32_t *ids, int n)
 
 static void write_report(const char *path, const pf_report *r, const tokenizer *tok)
 {
-	cJSON *root = pf_report_json(r, tok ? decode : NULL, tok);
-	char *text = cJSON_Print(root);
-	cJSON_Delete(root);
-	char *line = xasprintf("%s\n", text);
-	if (write_file_atomic(path, line, strlen(line)) != 0)
+	if (write_json_atomic(path, pf_report_json(r, tok ? decode : NULL, tok)) != 0)
 		die_err();
-	free(line);
-	cJSON_free(text);
 }
 
 int main(int argc, char **argv)

@@ -180,13 +180,8 @@ static void write_report(const char *path, const smoke_parts *p, const smoke_run
 	cJSON_AddNumberToObject(root, "tokens_per_second", run->seconds > 0 ? run->nsteps / run->seconds : 0);
 	cJSON_AddBoolToObject(root, "passed", passed);
 	cJSON_AddItemToObject(root, "preflight", preflight);
-	char *text = cJSON_Print(root);
-	cJSON_Delete(root);
-	size_t n = strlen(text);
-	text[n] = '\n';
-	if (write_file_atomic(path, text, n + 1) != 0)
+	if (write_json_atomic(path, root) != 0)
 		die_err();
-	cJSON_free(text);
 }
 
 int main(int argc, char **argv)
