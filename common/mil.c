@@ -118,6 +118,32 @@ void mil_grow(mil_arena *a, void **p, size_t *cap, size_t need, size_t elem)
 	*cap = ncap;
 }
 
+size_t mil_find(const void *v, size_t n, size_t stride, size_t off, int deref, const char *key)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *e = (const char *)v + i * stride, *name;
+		if (deref)
+			memcpy(&e, e, sizeof e);
+		memcpy(&name, e + off, sizeof name);
+		if (strcmp(name, key) == 0)
+			return i;
+	}
+	return n;
+}
+
+size_t mil_map_slot(mil_arena *a, void **v, size_t *n, size_t *cap, size_t stride, size_t off, const char *key)
+{
+	size_t i = mil_find(*v, *n, stride, off, 0, key);
+	if (i < *n)
+		return i;
+	mil_grow(a, v, cap, i + 1, stride);
+	char *e = (char *)*v + i * stride, *copy = mil_strdup(a, key);
+	memset(e, 0, stride);
+	memcpy(e + off, &copy, sizeof copy);
+	(*n)++;
+	return i;
+}
+
 /* ------------------------------------------------------------------ */
 /* Types                                                               */
 
@@ -526,29 +552,25 @@ mil_program *mil_program_new(mil_arena *a)
 }
 
 /* Put f into p's function map, replacing a function of the same name. */
+static size_t find_function(const mil_program *p, const char *name)
+{
+	return MIL_FIND_PTR(p->functions, p->nfunctions, mil_function, name, name);
+}
+
 static void program_put(mil_program *p, mil_function *f)
 {
-	for (size_t i = 0; i < p->nfunctions; i++) {
-		if (strcmp(p->functions[i]->name, f->name) == 0) {
-			p->functions[i] = f;
-			return;
-		}
+	size_t i = find_function(p, f->name);
+	if (i == p->nfunctions) {
+		MIL_GROW(p->arena, p->functions, p->functions_cap, i + 1);
+		p->nfunctions++;
 	}
-	MIL_GROW(p->arena, p->functions, p->functions_cap, p->nfunctions + 1);
-	p->functions[p->nfunctions++] = f;
+	p->functions[i] = f;
 }
 
 static void function_put_block(mil_function *f, const char *key, mil_block *b)
 {
-	for (size_t i = 0; i < f->nblocks; i++) {
-		if (strcmp(f->blocks[i].key, key) == 0) {
-			f->blocks[i].block = b;
-			return;
-		}
-	}
-	MIL_GROW(f->arena, f->blocks, f->blocks_cap, f->nblocks + 1);
-	f->blocks[f->nblocks].key = mil_strdup(f->arena, key);
-	f->blocks[f->nblocks++].block = b;
+	size_t i = MIL_MAP_SLOT(f->arena, f->blocks, f->nblocks, f->blocks_cap, mil_spec_block, key, key);
+	f->blocks[i].block = b;
 }
 
 mil_function *mil_program_add_function(mil_program *p, const char *name, const char *opset)
@@ -562,22 +584,18 @@ mil_function *mil_program_add_function(mil_program *p, const char *name, const c
 
 mil_function *mil_program_find_function(const mil_program *p, const char *name)
 {
-	for (size_t i = 0; i < p->nfunctions; i++)
-		if (strcmp(p->functions[i]->name, name) == 0)
-			return p->functions[i];
-	return NULL;
+	size_t i = find_function(p, name);
+	return i < p->nfunctions ? p->functions[i] : NULL;
 }
 
 int mil_program_remove_function(mil_program *p, const char *name)
 {
-	for (size_t i = 0; i < p->nfunctions; i++) {
-		if (strcmp(p->functions[i]->name, name) == 0) {
-			memmove(&p->functions[i], &p->functions[i + 1], (p->nfunctions - i - 1) * sizeof *p->functions);
-			p->nfunctions--;
-			return 0;
-		}
-	}
-	return -1;
+	size_t i = find_function(p, name);
+	if (i == p->nfunctions)
+		return -1;
+	memmove(&p->functions[i], &p->functions[i + 1], (p->nfunctions - i - 1) * sizeof *p->functions);
+	p->nfunctions--;
+	return 0;
 }
 
 void mil_program_set_build_info(mil_program *p, const char *key, const char *value)
@@ -605,9 +623,9 @@ void mil_function_add_input(mil_function *f, const char *name, mil_type *t)
 
 mil_block *mil_function_block(const mil_function *f)
 {
-	for (size_t i = 0; i < f->nblocks; i++)
-		if (strcmp(f->blocks[i].key, f->opset) == 0)
-			return f->blocks[i].block;
+	size_t i = MIL_FIND(f->blocks, f->nblocks, mil_spec_block, key, f->opset);
+	if (i < f->nblocks)
+		return f->blocks[i].block;
 	return f->nblocks ? f->blocks[0].block : NULL;
 }
 
@@ -671,14 +689,12 @@ static mil_arg *arg_new(mil_arena *a, const char *param)
 /* Put arg into op's input map, replacing a parameter of the same name. */
 static void op_put_arg(mil_op *op, mil_arg *arg)
 {
-	for (size_t i = 0; i < op->ninputs; i++) {
-		if (strcmp(op->inputs[i]->param, arg->param) == 0) {
-			op->inputs[i] = arg;
-			return;
-		}
+	size_t i = MIL_FIND_PTR(op->inputs, op->ninputs, mil_arg, param, arg->param);
+	if (i == op->ninputs) {
+		MIL_GROW(op->arena, op->inputs, op->inputs_cap, i + 1);
+		op->ninputs++;
 	}
-	MIL_GROW(op->arena, op->inputs, op->inputs_cap, op->ninputs + 1);
-	op->inputs[op->ninputs++] = arg;
+	op->inputs[i] = arg;
 }
 
 mil_arg *mil_op_arg(mil_op *op, const char *param)
@@ -753,10 +769,8 @@ mil_block *mil_op_add_block(mil_op *op)
 
 const mil_arg *mil_op_input(const mil_op *op, const char *param)
 {
-	for (size_t i = 0; i < op->ninputs; i++)
-		if (strcmp(op->inputs[i]->param, param) == 0)
-			return op->inputs[i];
-	return NULL;
+	size_t i = MIL_FIND_PTR(op->inputs, op->ninputs, mil_arg, param, param);
+	return i < op->ninputs ? op->inputs[i] : NULL;
 }
 
 mil_value *mil_op_attr(const mil_op *op, const char *key) { return mil_attrs_get(&op->attrs, key); }
@@ -765,23 +779,14 @@ const char *mil_op_name(const mil_op *op) { return mil_value_as_str(mil_op_attr(
 void mil_attrs_set(mil_arena *a, mil_attrs *m, const char *key, mil_value *v)
 {
 	ASSERT(v);
-	for (size_t i = 0; i < m->n; i++) {
-		if (strcmp(m->v[i].key, key) == 0) {
-			m->v[i].value = v;
-			return;
-		}
-	}
-	MIL_GROW(a, m->v, m->cap, m->n + 1);
-	m->v[m->n].key = mil_strdup(a, key);
-	m->v[m->n++].value = v;
+	size_t i = MIL_MAP_SLOT(a, m->v, m->n, m->cap, mil_attr, key, key);
+	m->v[i].value = v;
 }
 
 mil_value *mil_attrs_get(const mil_attrs *m, const char *key)
 {
-	for (size_t i = 0; i < m->n; i++)
-		if (strcmp(m->v[i].key, key) == 0)
-			return m->v[i].value;
-	return NULL;
+	size_t i = MIL_FIND(m->v, m->n, mil_attr, key, key);
+	return i < m->n ? m->v[i].value : NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -966,6 +971,28 @@ static keyed *sorted_keys(size_t n, const char *(*key)(const void *map, size_t i
 	return k;
 }
 
+/* Writes the fields of the value message of entry i of a map. */
+typedef void (*enc_entry_fn)(pb_buf *b, const void *map, size_t i);
+
+/* The n entries {key[1], value[2]} of a map<string, message> in `field`,
+ * sorted by key; key(map, i) is entry i's key, enc writes its value. */
+static void enc_map(pb_buf *b, uint32_t field, size_t n, const char *(*key)(const void *map, size_t i),
+		    enc_entry_fn enc, const void *map)
+{
+	if (!n)
+		return;
+	keyed *order = sorted_keys(n, key, map);
+	for (size_t i = 0; i < n; i++) {
+		size_t e = pb_begin(b, field);
+		pb_put_string(b, 1, order[i].key); /* map entries always carry key and value */
+		size_t v = pb_begin(b, 2);
+		enc(b, map, order[i].index);
+		pb_end(b, v);
+		pb_end(b, e);
+	}
+	free(order);
+}
+
 static void enc_type(pb_buf *b, const mil_type *t);
 static void enc_attrs(pb_buf *b, uint32_t field, const mil_attrs *m);
 static void enc_block(pb_buf *b, const mil_block *blk);
@@ -1123,20 +1150,14 @@ void mil_value_encode(const mil_value *v, pb_buf *b)
 
 static const char *attr_key(const void *map, size_t i) { return ((const mil_attrs *)map)->v[i].key; }
 
-static void enc_attrs(pb_buf *b, uint32_t field, const mil_attrs *m)
+static void enc_attr(pb_buf *b, const void *map, size_t i)
 {
-	if (!m->n)
-		return;
-	keyed *order = sorted_keys(m->n, attr_key, m);
-	for (size_t i = 0; i < m->n; i++) {
-		const mil_attr *e = &m->v[order[i].index];
-		size_t s = pb_begin(b, field);
-		pb_put_string(b, 1, e->key); /* map entries always carry key and value */
-		enc_value_field(b, 2, e->value);
-		pb_end(b, s);
-	}
-	free(order);
+	const mil_value *v = ((const mil_attrs *)map)->v[i].value;
+	if (v)
+		mil_value_encode(v, b);
 }
+
+static void enc_attrs(pb_buf *b, uint32_t field, const mil_attrs *m) { enc_map(b, field, m->n, attr_key, enc_attr, m); }
 
 static void enc_var(pb_buf *b, uint32_t field, const mil_var *v)
 {
@@ -1161,24 +1182,13 @@ static void enc_arg(pb_buf *b, const mil_arg *arg)
 }
 
 static const char *arg_key(const void *map, size_t i) { return ((const mil_op *)map)->inputs[i]->param; }
+static void enc_input(pb_buf *b, const void *map, size_t i) { enc_arg(b, ((const mil_op *)map)->inputs[i]); }
 
 static void enc_op(pb_buf *b, const mil_op *op)
 {
 	if (op->type[0])
 		pb_put_string(b, 1, op->type);
-	if (op->ninputs) {
-		keyed *order = sorted_keys(op->ninputs, arg_key, op);
-		for (size_t i = 0; i < op->ninputs; i++) {
-			const mil_arg *arg = op->inputs[order[i].index];
-			size_t e = pb_begin(b, 2);
-			pb_put_string(b, 1, arg->param);
-			size_t v = pb_begin(b, 2);
-			enc_arg(b, arg);
-			pb_end(b, v);
-			pb_end(b, e);
-		}
-		free(order);
-	}
+	enc_map(b, 2, op->ninputs, arg_key, enc_input, op);
 	for (size_t i = 0; i < op->noutputs; i++)
 		enc_var(b, 3, &op->outputs[i]);
 	for (size_t i = 0; i < op->nblocks; i++) {
@@ -1204,6 +1214,7 @@ static void enc_block(pb_buf *b, const mil_block *blk)
 }
 
 static const char *spec_key(const void *map, size_t i) { return ((const mil_function *)map)->blocks[i].key; }
+static void enc_spec(pb_buf *b, const void *map, size_t i) { enc_block(b, ((const mil_function *)map)->blocks[i].block); }
 
 static void enc_function(pb_buf *b, const mil_function *f)
 {
@@ -1211,41 +1222,18 @@ static void enc_function(pb_buf *b, const mil_function *f)
 		enc_var(b, 1, &f->inputs[i]);
 	if (f->opset[0])
 		pb_put_string(b, 2, f->opset);
-	if (f->nblocks) {
-		keyed *order = sorted_keys(f->nblocks, spec_key, f);
-		for (size_t i = 0; i < f->nblocks; i++) {
-			const mil_spec_block *sb = &f->blocks[order[i].index];
-			size_t e = pb_begin(b, 3);
-			pb_put_string(b, 1, sb->key);
-			size_t v = pb_begin(b, 2);
-			enc_block(b, sb->block);
-			pb_end(b, v);
-			pb_end(b, e);
-		}
-		free(order);
-	}
+	enc_map(b, 3, f->nblocks, spec_key, enc_spec, f);
 	enc_attrs(b, 4, &f->attrs);
 }
 
 static const char *fn_key(const void *map, size_t i) { return ((const mil_program *)map)->functions[i]->name; }
+static void enc_fn(pb_buf *b, const void *map, size_t i) { enc_function(b, ((const mil_program *)map)->functions[i]); }
 
 void mil_program_encode(const mil_program *p, pb_buf *b)
 {
 	if (p->version)
 		pb_put_int(b, 1, p->version);
-	if (p->nfunctions) {
-		keyed *order = sorted_keys(p->nfunctions, fn_key, p);
-		for (size_t i = 0; i < p->nfunctions; i++) {
-			const mil_function *f = p->functions[order[i].index];
-			size_t e = pb_begin(b, 2);
-			pb_put_string(b, 1, f->name);
-			size_t v = pb_begin(b, 2);
-			enc_function(b, f);
-			pb_end(b, v);
-			pb_end(b, e);
-		}
-		free(order);
-	}
+	enc_map(b, 2, p->nfunctions, fn_key, enc_fn, p);
 	if (p->doc[0])
 		pb_put_string(b, 3, p->doc);
 	enc_attrs(b, 4, &p->attrs);
@@ -1288,6 +1276,23 @@ int mil_pb_u64(const pb_field *f, uint64_t *v, const char *what)
 		return -1;
 	*v = f->v;
 	return 0;
+}
+
+int mil_pb_entry(mil_arena *a, const pb_field *f, const char *const names[3], const char **key, mil_pb_field_fn val,
+		 void *ctx, void *obj)
+{
+	if (mil_pb_want(f, PB_LEN, names[0]) != 0)
+		return -1;
+	pb_reader r = pb_sub(f);
+	pb_field g;
+	int rc;
+	while ((rc = pb_next(&r, &g)) > 0) {
+		if (g.field == 1 && mil_pb_str(a, &g, key, names[1]) != 0)
+			return -1;
+		if (g.field == 2 && val(ctx, obj, &g, names[2]) != 0)
+			return -1;
+	}
+	return rc;
 }
 
 static int enter(dec *d, const char *what)
@@ -1355,23 +1360,19 @@ static int dec_dim(mil_dim *dim, const pb_field *f)
 	return rc;
 }
 
+/* The map entries below call mil_pb_entry with ctx = the dec. */
+static int dec_value_field(void *d, void *slot, const pb_field *f, const char *what)
+{
+	return dec_value_into(d, slot, f, what);
+}
+
 /* One map<string, Value> entry into m; the last entry of a key wins. */
 static int dec_attr_entry(dec *d, mil_attrs *m, const pb_field *f)
 {
-	if (mil_pb_want(f, PB_LEN, "attributes") != 0)
-		return -1;
-	pb_reader r = pb_sub(f);
-	pb_field g;
+	static const char *const names[] = {"attributes", "attributes key", "attributes value"};
 	const char *key = "";
 	mil_value *v = NULL;
-	int rc;
-	while ((rc = pb_next(&r, &g)) > 0) {
-		if (g.field == 1 && mil_pb_str(d->a, &g, &key, "attributes key") != 0)
-			return -1;
-		if (g.field == 2 && dec_value_into(d, &v, &g, "attributes value") != 0)
-			return -1;
-	}
-	if (rc < 0)
+	if (mil_pb_entry(d->a, f, names, &key, dec_value_field, d, &v) != 0)
 		return -1;
 	mil_attrs_set(d->a, m, key, v ? v : value_new(d->a, NULL, MIL_VAL_NONE));
 	return 0;
@@ -1725,29 +1726,25 @@ static int dec_binding(dec *d, mil_arg *arg, const pb_field *f)
 	return rc;
 }
 
+/* An Argument message: its bindings appended to arg. */
+static int dec_arg_field(void *d, void *arg, const pb_field *f, const char *what)
+{
+	if (mil_pb_want(f, PB_LEN, what) != 0)
+		return -1;
+	pb_reader r = pb_sub(f);
+	pb_field g;
+	int rc;
+	while ((rc = pb_next(&r, &g)) > 0)
+		if (g.field == 1 && dec_binding(d, arg, &g) != 0)
+			return -1;
+	return rc;
+}
+
 static int dec_op_input(dec *d, mil_op *op, const pb_field *f)
 {
-	if (mil_pb_want(f, PB_LEN, "Operation.inputs") != 0)
-		return -1;
-	pb_reader r = pb_sub(f), sub;
-	pb_field g, h;
+	static const char *const names[] = {"Operation.inputs", "Operation.inputs key", "Operation.inputs value"};
 	mil_arg *arg = arg_new(d->a, "");
-	int rc;
-	while ((rc = pb_next(&r, &g)) > 0) {
-		if (g.field == 1 && mil_pb_str(d->a, &g, &arg->param, "Operation.inputs key") != 0)
-			return -1;
-		if (g.field != 2)
-			continue;
-		if (mil_pb_want(&g, PB_LEN, "Operation.inputs value") != 0)
-			return -1;
-		sub = pb_sub(&g);
-		while ((rc = pb_next(&sub, &h)) > 0)
-			if (h.field == 1 && dec_binding(d, arg, &h) != 0)
-				return -1;
-		if (rc < 0)
-			return -1;
-	}
-	if (rc < 0)
+	if (mil_pb_entry(d->a, f, names, &arg->param, dec_arg_field, d, arg) != 0)
 		return -1;
 	op_put_arg(op, arg);
 	return 0;
@@ -1821,26 +1818,20 @@ static int dec_block(dec *d, mil_block *b, pb_reader r)
 	return rc;
 }
 
+static int dec_block_field(void *d, void *b, const pb_field *f, const char *what)
+{
+	return mil_pb_want(f, PB_LEN, what) != 0 ? -1 : dec_block(d, b, pb_sub(f));
+}
+
 /* A block_specializations entry; merging into an existing key's block is
  * not protobuf's rule (the last entry wins), so each entry starts afresh. */
 static int dec_spec_entry(dec *d, mil_function *fn, const pb_field *f)
 {
-	if (mil_pb_want(f, PB_LEN, "Function.block_specializations") != 0)
-		return -1;
-	pb_reader r = pb_sub(f);
-	pb_field g;
+	static const char *const names[] = {"Function.block_specializations", "block_specializations key",
+					    "block_specializations value"};
 	const char *key = "";
 	mil_block *b = block_new(d->a);
-	int rc;
-	while ((rc = pb_next(&r, &g)) > 0) {
-		if (g.field == 1 && mil_pb_str(d->a, &g, &key, "block_specializations key") != 0)
-			return -1;
-		if (g.field == 2) {
-			if (mil_pb_want(&g, PB_LEN, "block_specializations value") != 0 || dec_block(d, b, pb_sub(&g)) != 0)
-				return -1;
-		}
-	}
-	if (rc < 0)
+	if (mil_pb_entry(d->a, f, names, &key, dec_block_field, d, b) != 0)
 		return -1;
 	function_put_block(fn, key, b);
 	return 0;
@@ -1871,23 +1862,16 @@ static int dec_function(dec *d, mil_function *fn, pb_reader r)
 	return rc;
 }
 
+static int dec_function_field(void *d, void *fn, const pb_field *f, const char *what)
+{
+	return mil_pb_want(f, PB_LEN, what) != 0 ? -1 : dec_function(d, fn, pb_sub(f));
+}
+
 static int dec_function_entry(dec *d, mil_program *p, const pb_field *f)
 {
-	if (mil_pb_want(f, PB_LEN, "Program.functions") != 0)
-		return -1;
-	pb_reader r = pb_sub(f);
-	pb_field g;
+	static const char *const names[] = {"Program.functions", "Program.functions key", "Program.functions value"};
 	mil_function *fn = function_new(d->a, "");
-	int rc;
-	while ((rc = pb_next(&r, &g)) > 0) {
-		if (g.field == 1 && mil_pb_str(d->a, &g, &fn->name, "Program.functions key") != 0)
-			return -1;
-		if (g.field == 2) {
-			if (mil_pb_want(&g, PB_LEN, "Program.functions value") != 0 || dec_function(d, fn, pb_sub(&g)) != 0)
-				return -1;
-		}
-	}
-	if (rc < 0)
+	if (mil_pb_entry(d->a, f, names, &fn->name, dec_function_field, d, fn) != 0)
 		return -1;
 	program_put(p, fn);
 	return 0;

@@ -89,6 +89,20 @@ size_t mil_arena_used(const mil_arena *a);
 void mil_grow(mil_arena *a, void **p, size_t *cap, size_t need, size_t elem);
 #define MIL_GROW(a, arr, cap, need) mil_grow((a), (void **)&(arr), &(cap), (need), sizeof(*(arr)))
 
+/* String-keyed arrays (maps kept in insertion order). mil_find returns the
+ * index of the first of n entries whose key equals key, or n if none. Entry
+ * i starts at byte i * stride of v; its key is the const char * at byte off
+ * of it or, when deref, of the struct it points to. mil_map_slot returns the
+ * index of key's entry in the arena array *v, appending a zeroed entry with
+ * an arena copy of key when absent. The macros take the element type and
+ * the name of its key member. */
+size_t mil_find(const void *v, size_t n, size_t stride, size_t off, int deref, const char *key);
+size_t mil_map_slot(mil_arena *a, void **v, size_t *n, size_t *cap, size_t stride, size_t off, const char *key);
+#define MIL_FIND(arr, n, type, member, key) mil_find((arr), (n), sizeof(type), offsetof(type, member), 0, (key))
+#define MIL_FIND_PTR(arr, n, type, member, key) mil_find((arr), (n), sizeof(type *), offsetof(type, member), 1, (key))
+#define MIL_MAP_SLOT(a, arr, n, cap, type, member, key) \
+	mil_map_slot((a), (void **)&(arr), &(n), &(cap), sizeof(type), offsetof(type, member), (key))
+
 /* ------------------------------------------------------------------ */
 /* Types                                                               */
 
@@ -411,6 +425,12 @@ int mil_program_decode(mil_program *p, const uint8_t *data, size_t n);
 int mil_pb_want(const pb_field *f, int wt, const char *what);
 int mil_pb_str(mil_arena *a, const pb_field *f, const char **out, const char *what);
 int mil_pb_u64(const pb_field *f, uint64_t *v, const char *what);
+/* One map<string, V> entry f: its key[1] into *key (left as is when absent)
+ * and every occurrence of its value[2] passed to val(ctx, obj, field, what).
+ * names: the entry, its key and its value, for errors. */
+typedef int (*mil_pb_field_fn)(void *ctx, void *obj, const pb_field *f, const char *what);
+int mil_pb_entry(mil_arena *a, const pb_field *f, const char *const names[3], const char **key, mil_pb_field_fn val,
+		 void *ctx, void *obj);
 /* The same for one Value message (tests and tools). */
 void mil_value_encode(const mil_value *v, pb_buf *out);
 int mil_value_decode(mil_arena *a, const uint8_t *data, size_t n, mil_value **out);

@@ -105,10 +105,11 @@ ml_function_desc *ml_model_add_function(ml_model *m, const char *name)
 
 ml_function_desc *ml_model_find_function(const ml_model *m, const char *name)
 {
-	for (size_t i = 0; m->desc && i < m->desc->nfunctions; i++)
-		if (strcmp(m->desc->functions[i]->name, name) == 0)
-			return m->desc->functions[i];
-	return NULL;
+	const ml_description *d = m->desc;
+	if (!d)
+		return NULL;
+	size_t i = MIL_FIND_PTR(d->functions, d->nfunctions, ml_function_desc, name, name);
+	return i < d->nfunctions ? d->functions[i] : NULL;
 }
 
 void ml_model_set_default_function(ml_model *m, const char *name)
@@ -191,10 +192,8 @@ void ml_feature_add_enumerated_shape(ml_model *m, ml_feature *f, size_t rank, co
 
 ml_feature *ml_features_find(const ml_features *fs, const char *name)
 {
-	for (size_t i = 0; i < fs->n; i++)
-		if (strcmp(fs->v[i]->name, name) == 0)
-			return fs->v[i];
-	return NULL;
+	size_t i = MIL_FIND_PTR(fs->v, fs->n, ml_feature, name, name);
+	return i < fs->n ? fs->v[i] : NULL;
 }
 
 void ml_model_set_metadata(ml_model *m, const char *short_description, const char *version, const char *author,
@@ -213,15 +212,8 @@ void ml_model_set_metadata(ml_model *m, const char *short_description, const cha
 
 static void user_meta_set(mil_arena *a, ml_metadata *md, const char *key, const char *value)
 {
-	for (size_t i = 0; i < md->nuser; i++) {
-		if (strcmp(md->user[i].key, key) == 0) {
-			md->user[i].value = mil_strdup(a, value);
-			return;
-		}
-	}
-	MIL_GROW(a, md->user, md->user_cap, md->nuser + 1);
-	md->user[md->nuser].key = mil_strdup(a, key);
-	md->user[md->nuser++].value = mil_strdup(a, value);
+	size_t i = MIL_MAP_SLOT(a, md->user, md->nuser, md->user_cap, ml_kv, key, key);
+	md->user[i].value = mil_strdup(a, value);
 }
 
 void ml_model_set_user_meta(ml_model *m, const char *key, const char *value)
@@ -232,10 +224,10 @@ void ml_model_set_user_meta(ml_model *m, const char *key, const char *value)
 const char *ml_model_user_meta(const ml_model *m, const char *key)
 {
 	const ml_metadata *md = m->desc ? m->desc->metadata : NULL;
-	for (size_t i = 0; md && i < md->nuser; i++)
-		if (strcmp(md->user[i].key, key) == 0)
-			return md->user[i].value;
-	return NULL;
+	if (!md)
+		return NULL;
+	size_t i = MIL_FIND(md->user, md->nuser, ml_kv, key, key);
+	return i < md->nuser ? md->user[i].value : NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -673,21 +665,13 @@ static int dec_function_desc(mil_arena *a, ml_function_desc *fd, pb_reader r)
 	return rc;
 }
 
+static int dec_str_field(void *a, void *out, const pb_field *f, const char *what) { return mil_pb_str(a, f, out, what); }
+
 static int dec_user_entry(mil_arena *a, ml_metadata *md, const pb_field *f)
 {
-	if (mil_pb_want(f, PB_LEN, "Metadata.userDefined") != 0)
-		return -1;
-	pb_reader r = pb_sub(f);
-	pb_field g;
+	static const char *const names[] = {"Metadata.userDefined", "Metadata.userDefined key", "Metadata.userDefined value"};
 	const char *key = "", *value = "";
-	int rc;
-	while ((rc = pb_next(&r, &g)) > 0) {
-		if (g.field == 1 && mil_pb_str(a, &g, &key, "Metadata.userDefined key") != 0)
-			return -1;
-		if (g.field == 2 && mil_pb_str(a, &g, &value, "Metadata.userDefined value") != 0)
-			return -1;
-	}
-	if (rc < 0)
+	if (mil_pb_entry(a, f, names, &key, dec_str_field, a, &value) != 0)
 		return -1;
 	user_meta_set(a, md, key, value);
 	return 0;
