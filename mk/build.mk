@@ -24,7 +24,7 @@ endif
 ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) $(OPT) -Icommon $(DEP_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS := $(LDSAN) $(LDFLAGS)
 
-COMMON_SRC := $(sort $(wildcard common/*.c))
+COMMON_SRC := $(sort $(wildcard common/*/*.c))
 COMMON_OBJ := $(COMMON_SRC:%.c=$(B)/%.o)
 STAGE_SRC := $(sort $(wildcard stages/*.c))
 PROGRAMS := $(notdir $(STAGE_SRC:.c=))
@@ -74,7 +74,7 @@ FZ_OBJ := $(COMMON_SRC:%.c=$(FZ)/obj/%.o)
 ifneq ($(FUZZ_CC),)
 # common/ is compiled once with coverage instrumentation, each target linked with libFuzzer.
 FUZZ_BASE := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 -fsanitize=address,undefined -Icommon $(DEP_CFLAGS)
-$(FZ)/obj/%.o: %.c $(wildcard common/*.h)
+$(FZ)/obj/%.o: %.c $(wildcard common/*/*.h)
 	@mkdir -p $(@D)
 	$(Q)$(FUZZ_CC) $(FUZZ_BASE) -fsanitize=fuzzer-no-link -c $< -o $@
 $(FZ)/%: tests/fuzz/%.c $(FZ_LIB)
@@ -82,7 +82,7 @@ $(FZ)/%: tests/fuzz/%.c $(FZ_LIB)
 	$(Q)$(FUZZ_CC) $(FUZZ_BASE) -fsanitize=fuzzer $< $(FZ_LIB) $(DEP_LIBS) -o $@
 else
 FUZZ_BASE := $(filter-out -O2,$(ALL_CFLAGS)) -O1 -fsanitize=address,undefined -DFUZZ_STANDALONE
-$(FZ)/obj/%.o: %.c $(wildcard common/*.h)
+$(FZ)/obj/%.o: %.c $(wildcard common/*/*.h)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(FUZZ_BASE) -c $< -o $@
 $(FZ)/%: tests/fuzz/%.c tests/fuzz/driver.c $(FZ_LIB)

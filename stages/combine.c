@@ -24,11 +24,11 @@
  * sources are kept: make treats them as cached intermediates. Written
  * package paths go to stdout, the bytes saved to stderr.
  */
-#include "anemll.h"
-#include "cli.h"
-#include "combine.h"
-#include "fsutil.h"
-#include "util.h"
+#include "coreml/combine.h"
+#include "anemll/anemll.h"
+#include "base/cli.h"
+#include "base/fsutil.h"
+#include "base/util.h"
 
 #include <ctype.h>
 #include <dirent.h>

@@ -12,11 +12,11 @@
  * and says once on stderr which facts of that layout are unverified. The
  * .mlpackage stays the primary artifact. Written paths go to stdout.
  */
-#include "cli.h"
-#include "fsutil.h"
-#include "mlmodelc.h"
-#include "mlpackage.h"
-#include "util.h"
+#include "base/cli.h"
+#include "base/fsutil.h"
+#include "base/util.h"
+#include "coreml/mlmodelc.h"
+#include "coreml/mlpackage.h"
 
 #include <math.h>
 #include <spawn.h>    /* posix_spawnp: xcrun without a shell */

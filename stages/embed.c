@@ -13,10 +13,10 @@
  * the file, with a warning). --clamp is accepted and ignored (it applies to
  * the FFN chunks). The package path is printed on stdout.
  */
-#include "fp16.h"
-#include "fsutil.h"
-#include "stage.h"
-#include "util.h"
+#include "base/fp16.h"
+#include "base/fsutil.h"
+#include "base/util.h"
+#include "convert/stage.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -27,6 +27,6 @@
  * chunk_stage_main() (common/stage.c), shared with prefill; --plan prints the
  * chunk plan (--chunk auto: ANEMLL's calc_chunk_split rule) without writing.
  */
-#include "stage.h"
+#include "convert/stage.h"
 
 int main(int argc, char **argv) { return chunk_stage_main(argc, argv, GRAPH_DECODE); }

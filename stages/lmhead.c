@@ -15,9 +15,9 @@
  * nothing: the final norm cancels the scale. The package path is printed on
  * stdout.
  */
-#include "fsutil.h"
-#include "stage.h"
-#include "util.h"
+#include "base/fsutil.h"
+#include "base/util.h"
+#include "convert/stage.h"
 
 #include <stdio.h>
 

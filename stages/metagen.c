@@ -28,16 +28,16 @@
  * anemake's smoketest can load. Facts are read from the .mlpackage, so it
  * must be there too. A conversion is a few packages: this takes milliseconds.
  */
-#include "anemll.h"
-#include "cli.h"
-#include "fsutil.h"
-#include "hfconfig.h"
-#include "hfmodel.h"
-#include "lut.h"
-#include "metayaml.h"
-#include "mlmodel.h"
-#include "mlpackage.h"
-#include "util.h"
+#include "anemll/anemll.h"
+#include "anemll/metayaml.h"
+#include "base/cli.h"
+#include "base/fsutil.h"
+#include "base/util.h"
+#include "checkpoint/hfconfig.h"
+#include "checkpoint/hfmodel.h"
+#include "convert/lut.h"
+#include "coreml/mlmodel.h"
+#include "coreml/mlpackage.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>

@@ -7,12 +7,12 @@
  * ANEMLL reference listings, see common/mldump.h), so two packages can be
  * compared with diff.
  */
-#include "cli.h"
-#include "fsutil.h"
-#include "mldump.h"
-#include "mlmodel.h"
-#include "mlpackage.h"
-#include "util.h"
+#include "coreml/mldump.h"
+#include "base/cli.h"
+#include "base/fsutil.h"
+#include "base/util.h"
+#include "coreml/mlmodel.h"
+#include "coreml/mlpackage.h"
 
 #include <stdio.h>
 #include <stdlib.h>

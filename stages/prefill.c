@@ -28,6 +28,6 @@
  * output is never used), so sizes match ffn's. Package paths are printed on
  * stdout, one per line.
  */
-#include "stage.h"
+#include "convert/stage.h"
 
 int main(int argc, char **argv) { return chunk_stage_main(argc, argv, GRAPH_PREFILL); }

@@ -10,13 +10,13 @@
  * bad input), 2 on a usage error. The logic is common/preflight.c, which the
  * smoketest runs too.
  */
-#include "cli.h"
-#include "fsutil.h"
-#include "preflight.h"
-#include "prompt.h"
-#include "stage.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "verify/preflight.h"
+#include "base/cli.h"
+#include "base/fsutil.h"
+#include "base/util.h"
+#include "convert/stage.h"
+#include "tokenizer/tokenizer.h"
+#include "verify/prompt.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>

@@ -15,16 +15,16 @@
  * KL < 0.3). Optionally writes a JSON report, which includes the FP16
  * preflight (common/preflight.c) of the source model on the same prompt.
  */
-#include "cli.h"
-#include "fsutil.h"
-#include "hfmodel.h"
-#include "preflight.h"
-#include "prompt.h"
-#include "reference.h"
-#include "smoke.h"
-#include "stage.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "base/cli.h"
+#include "base/fsutil.h"
+#include "base/util.h"
+#include "checkpoint/hfmodel.h"
+#include "convert/stage.h"
+#include "tokenizer/tokenizer.h"
+#include "verify/preflight.h"
+#include "verify/prompt.h"
+#include "verify/reference.h"
+#include "verify/smoke.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>

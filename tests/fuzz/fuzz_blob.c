@@ -6,8 +6,8 @@
  * which must put every blob at the same offset and read back identically.
  * Built with libFuzzer, or with tests/fuzz/driver.c supplying main.
  */
-#include "blob.h"
-#include "util.h"
+#include "base/util.h"
+#include "coreml/blob.h"
 
 #include <stdio.h>
 #include <stdlib.h>

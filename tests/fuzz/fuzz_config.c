@@ -5,8 +5,8 @@
  * type per layer, an architecture from the table). Builds under libFuzzer,
  * or with tests/fuzz/driver.c supplying main.
  */
-#include "hfconfig.h"
-#include "util.h"
+#include "base/util.h"
+#include "checkpoint/hfconfig.h"
 
 #include <stdint.h>
 #include <string.h>

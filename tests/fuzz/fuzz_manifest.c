@@ -6,8 +6,8 @@
  * and relative paths that never climb out with "..". A rejected one must give
  * a one-line message. Built with libFuzzer, or with tests/fuzz/driver.c.
  */
-#include "mlpackage.h"
-#include "util.h"
+#include "base/util.h"
+#include "coreml/mlpackage.h"
 
 #include <stdio.h>
 #include <stdlib.h>

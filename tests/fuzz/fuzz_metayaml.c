@@ -5,8 +5,8 @@
  * back to an equal struct and writes again to the same bytes. Builds under
  * libFuzzer, or with tests/fuzz/driver.c supplying main.
  */
-#include "metayaml.h"
-#include "util.h"
+#include "anemll/metayaml.h"
+#include "base/util.h"
 
 #include <stdint.h>
 #include <stdlib.h>

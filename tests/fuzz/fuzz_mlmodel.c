@@ -6,9 +6,9 @@
  * leak. Seeds: tests/fuzz/corpus/mlmodel/ (small reference packages and a
  * multifunction model with states built by the library).
  */
-#include "mldump.h"
-#include "mlmodel.h"
-#include "util.h"
+#include "base/util.h"
+#include "coreml/mldump.h"
+#include "coreml/mlmodel.h"
 
 #include <stdint.h>
 #include <stdio.h>

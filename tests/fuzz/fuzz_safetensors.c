@@ -7,9 +7,9 @@
  * fp32 result (the two conversion paths agree). Builds under libFuzzer, or
  * with tests/fuzz/driver.c supplying main.
  */
-#include "fp16.h"
-#include "safetensors.h"
-#include "util.h"
+#include "base/fp16.h"
+#include "base/util.h"
+#include "checkpoint/safetensors.h"
 
 #include <stdint.h>
 #include <stdlib.h>

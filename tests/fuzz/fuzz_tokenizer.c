@@ -8,8 +8,8 @@
  * decoded again in every mode. Work per input stays small: the texts are
  * short and the input's bytes are cut at 512.
  */
-#include "tokenizer.h"
-#include "util.h"
+#include "base/util.h"
+#include "tokenizer/tokenizer.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -12,9 +12,9 @@
  * never by make check. Optional arguments: channels per_channel (smaller
  * shapes for a quick look).
  */
-#include "fp16.h"
-#include "lut.h"
-#include "util.h"
+#include "base/fp16.h"
+#include "base/util.h"
+#include "convert/lut.h"
 
 #include <math.h>         /* sqrt, log, cos */
 #include <stdio.h>        /* printf */

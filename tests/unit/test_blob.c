@@ -7,9 +7,9 @@
  * with one line naming the file; every reference weight.bin written by
  * coremltools must read cleanly.
  */
-#include "blob.h"
-#include "fsutil.h"
-#include "util.h"
+#include "base/fsutil.h"
+#include "base/util.h"
+#include "coreml/blob.h"
 #include "test.h"
 
 #include <glob.h>

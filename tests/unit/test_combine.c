@@ -12,17 +12,17 @@
  * ANEMLL's own FFN + prefill combine to the description and metadata of
  * ANEMLL's combined package, with a weight.bin no larger than the FFN's.
  */
-#include "blob.h"
-#include "combine.h"
-#include "fsutil.h"
-#include "hash.h"
-#include "hfmodel.h"
-#include "mldump.h"
-#include "mlmodel.h"
-#include "runtime.h"
-#include "smoke.h"
+#include "base/fsutil.h"
+#include "base/hash.h"
+#include "checkpoint/hfmodel.h"
+#include "coreml/blob.h"
+#include "coreml/combine.h"
+#include "coreml/mldump.h"
+#include "coreml/mlmodel.h"
+#include "verify/runtime.h"
+#include "verify/smoke.h"
 #include "test.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <math.h>
 #include <stdlib.h>

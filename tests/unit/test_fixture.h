@@ -4,8 +4,8 @@
 #ifndef ANEMAKE_TEST_FIXTURE_H
 #define ANEMAKE_TEST_FIXTURE_H
 
-#include "fsutil.h"
-#include "util.h"
+#include "base/fsutil.h"
+#include "base/util.h"
 
 #include <stdlib.h>
 

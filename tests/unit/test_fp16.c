@@ -1,5 +1,5 @@
 /* test_fp16.c: fp16/bf16 conversions against exhaustive and known values. */
-#include "fp16.h"
+#include "base/fp16.h"
 #include "test.h"
 
 #include <stdint.h>

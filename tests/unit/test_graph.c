@@ -30,14 +30,14 @@
  * argmax): the same logits as embed -> chunks -> LM head.
  * Skipped when TESTBIN (for mkfixture) is not set.
  */
-#include "graph.h"
-#include "fp16.h"
-#include "fsutil.h"
-#include "hfmodel.h"
-#include "mlpackage.h"
-#include "reference.h"
-#include "runtime.h"
-#include "util.h"
+#include "base/fp16.h"
+#include "base/fsutil.h"
+#include "base/util.h"
+#include "checkpoint/hfmodel.h"
+#include "convert/graph.h"
+#include "coreml/mlpackage.h"
+#include "verify/reference.h"
+#include "verify/runtime.h"
 #include "test.h"
 #include "test_fixture.h"
 

@@ -7,12 +7,12 @@
  * tests build a models--org--name tree in a temporary directory and point
  * HF_HUB_CACHE / HF_HOME at it.
  */
-#include "arch.h"
-#include "fsutil.h"
-#include "hfconfig.h"
-#include "hfmodel.h"
+#include "base/fsutil.h"
+#include "checkpoint/arch.h"
+#include "checkpoint/hfconfig.h"
+#include "checkpoint/hfmodel.h"
 #include "test.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <stdint.h>
 #include <unistd.h>

@@ -5,10 +5,10 @@
  * Sizes are kept small (at most a 512 x 512 tensor) so the file runs in well
  * under a second with ASan; speed is measured by tests/tools/bench_lut.c.
  */
-#include "fp16.h"
-#include "lut.h"
+#include "base/fp16.h"
+#include "convert/lut.h"
 #include "test.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <stdint.h>
 

@@ -5,10 +5,10 @@
  * write -> read -> write byte for byte with equal structs, in both schemas;
  * bad files must be refused with one line naming the file and the key.
  */
-#include "metayaml.h"
-#include "fsutil.h"
+#include "anemll/metayaml.h"
+#include "base/fsutil.h"
 #include "test.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <stdlib.h>
 #include <string.h>

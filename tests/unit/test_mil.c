@@ -7,9 +7,9 @@
  * and every field must read back as set. Then copies, value walks, protobuf
  * merge rules and malformed input.
  */
-#include "mil.h"
+#include "coreml/mil.h"
 #include "test.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <stdint.h>
 

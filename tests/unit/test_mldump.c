@@ -6,11 +6,11 @@
  * not compared. The renderings chosen for cases the references lack are
  * pinned down on a small hand-built model.
  */
-#include "fsutil.h"
-#include "mldump.h"
-#include "mlmodel.h"
+#include "base/fsutil.h"
+#include "coreml/mldump.h"
+#include "coreml/mlmodel.h"
 #include "test.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <dirent.h>
 #include <stdint.h>

@@ -9,11 +9,11 @@
  * original: coremltools writes map entries in hash order, we sort them, and
  * that is the only byte difference.
  */
-#include "fsutil.h"
-#include "mldump.h"
-#include "mlmodel.h"
+#include "base/fsutil.h"
+#include "coreml/mldump.h"
+#include "coreml/mlmodel.h"
 #include "test.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <dirent.h>
 #include <stdint.h>

@@ -9,13 +9,13 @@
  * parsed with cJSON against the package description, the ModelDescription
  * in coremldata.bin decoded back, determinism and atomic replacement.
  */
-#include "anemll.h" /* ANEMAKE_VERSION, in buildInfo */
-#include "combine.h"
-#include "fsutil.h"
-#include "mlmodelc.h"
-#include "mlpackage.h"
+#include "anemll/anemll.h" /* ANEMAKE_VERSION, in buildInfo */
+#include "base/fsutil.h"
+#include "coreml/combine.h"
+#include "coreml/mlmodelc.h"
+#include "coreml/mlpackage.h"
 #include "test.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>

@@ -6,10 +6,10 @@
  * blocks; the parent kills it with SIGINT and checks that the old package is
  * intact and no temporary directory is left.
  */
-#include "mlpackage.h"
-#include "fsutil.h"
-#include "hash.h"
-#include "util.h"
+#include "base/fsutil.h"
+#include "base/hash.h"
+#include "base/util.h"
+#include "coreml/mlpackage.h"
 #include "test.h"
 
 #include <dirent.h>

@@ -7,9 +7,9 @@
  * unscaled checkpoint when --fp16-scale was given, a clamp that holds the
  * residual, the sweep's tie-break, and the JSON keys.
  */
-#include "preflight.h"
+#include "verify/preflight.h"
 #include "test.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <cjson/cJSON.h>
 

@@ -12,12 +12,12 @@
  * Everything is tiny (hidden 64, 2 layers, 6 tokens) so it stays fast
  * under ASan.
  */
-#include "fsutil.h"
-#include "hfmodel.h"
-#include "reference.h"
+#include "base/fsutil.h"
+#include "checkpoint/hfmodel.h"
+#include "verify/reference.h"
 #include "test.h"
 #include "test_fixture.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <stdint.h>
 #include <unistd.h>

@@ -10,15 +10,15 @@
  * count independence, and the load/run error messages.
  */
 #define RT_INTERNAL
-#include "runtime.h"
+#include "verify/runtime.h"
 
-#include "blob.h"
-#include "fp16.h"
-#include "fsutil.h"
-#include "mil.h"
-#include "mlmodel.h"
-#include "mlpackage.h"
-#include "util.h"
+#include "base/fp16.h"
+#include "base/fsutil.h"
+#include "base/util.h"
+#include "coreml/blob.h"
+#include "coreml/mil.h"
+#include "coreml/mlmodel.h"
+#include "coreml/mlpackage.h"
 #include "test.h"
 
 #include <math.h>

@@ -19,15 +19,15 @@
  * The tiny models make this fast under ASan (about 200 runs of ~300 ops).
  */
 #define RT_INTERNAL
-#include "runtime.h"
+#include "verify/runtime.h"
 
-#include "fp16.h"
-#include "fsutil.h"
-#include "lut.h"
-#include "mlmodel.h"
-#include "mlpackage.h"
-#include "safetensors.h"
-#include "util.h"
+#include "base/fp16.h"
+#include "base/fsutil.h"
+#include "base/util.h"
+#include "checkpoint/safetensors.h"
+#include "convert/lut.h"
+#include "coreml/mlmodel.h"
+#include "coreml/mlpackage.h"
 #include "test.h"
 
 #include <dirent.h>

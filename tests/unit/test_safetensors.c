@@ -8,11 +8,11 @@
  * checkpoint (from ../shared) checks names, shapes and that its bf16 copy is
  * exactly the fp32 weights rounded to nearest even.
  */
-#include "fp16.h"
-#include "fsutil.h"
-#include "safetensors.h"
+#include "base/fp16.h"
+#include "base/fsutil.h"
+#include "checkpoint/safetensors.h"
 #include "test.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <stdint.h>
 #include <unistd.h>

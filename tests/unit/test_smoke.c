@@ -11,11 +11,11 @@
  * follow the reference under it, past the window and with prefill_rotate;
  * ANEMLL's own Gemma 3 packages (shifted local cache) are measured under it
  * and with every position once (SMOKE_ONCE), their drift reported. */
-#include "fsutil.h"
-#include "hfmodel.h"
-#include "smoke.h"
+#include "base/fsutil.h"
+#include "checkpoint/hfmodel.h"
+#include "verify/smoke.h"
 #include "test.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -4,16 +4,16 @@
  * re-encodes to the same bytes; with --fp16-scale the table is the checkpoint
  * times alpha rounded once, never palettized; stage_fp16_scale's table.
  * Runs $BIN/embed (set by tests/run.sh). */
-#include "blob.h"
-#include "fp16.h"
-#include "fsutil.h"
-#include "hfmodel.h"
-#include "lut.h"
-#include "mlmodel.h"
-#include "mlpackage.h"
-#include "stage.h"
+#include "base/fp16.h"
+#include "base/fsutil.h"
+#include "checkpoint/hfmodel.h"
+#include "convert/lut.h"
+#include "convert/stage.h"
+#include "coreml/blob.h"
+#include "coreml/mlmodel.h"
+#include "coreml/mlpackage.h"
 #include "test.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -15,9 +15,9 @@
  *    by hand from HF's rules.
  * The big tokenizers take seconds to load under ASan, so each is loaded once.
  */
-#include "tokenizer.h"
-#include "fsutil.h"
-#include "util.h"
+#include "base/fsutil.h"
+#include "base/util.h"
+#include "tokenizer/tokenizer.h"
 #include "test.h"
 
 #include <stdint.h>

@@ -1,0 +1,192 @@
+/* arch.c: the table of supported architectures (see arch.h).
+ *
+ * Adding an architecture means adding one row here; everything that differs
+ * between models is a field of that row. Detection is by config model_type
+ * (or architectures[0]), with ANEMLL's loose rules kept for compatibility:
+ * "qwen2" or anything containing "qwen2forcausallm" is Qwen2, any other
+ * "qwen*" is the Qwen3 family, "gemma3*" is Gemma3.
+ */
+#include "checkpoint/arch.h"
+#include "base/util.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ */
+/* The table                                                           */
+
+static const char *const llama_types[] = {"llama", NULL};
+static const char *const llama_classes[] = {"llamaforcausallm", NULL};
+static const char *const qwen2_types[] = {"qwen2", NULL};
+static const char *const qwen2_classes[] = {"qwen2forcausallm", NULL};
+static const char *const qwen3_types[] = {"qwen3", NULL};
+static const char *const qwen3_classes[] = {"qwen3forcausallm", NULL};
+static const char *const gemma3_types[] = {"gemma3_text", "gemma3", NULL};
+static const char *const gemma3_classes[] = {"gemma3forcausallm", "gemma3forconditionalgeneration", NULL};
+
+/* Defaults are those of transformers' LlamaConfig, Qwen2Config, Qwen3Config
+ * and Gemma3TextConfig, except Gemma3's flat-config sliding window, which is
+ * ANEMLL's 512 (HF writes the field in every flat config anyway). */
+static const arch_info g_arch[ARCH_COUNT] = {
+	[ARCH_LLAMA] = {
+		.id = ARCH_LLAMA, .name = "llama", .prefix = "llama",
+		.model_types = llama_types, .classes = llama_classes,
+		.lm_head_splits = 8, .o_bias_with_attention_bias = 1,
+		.act = ACT_SILU, .o_proj_linear = 1, .tensor_prefix = "model.",
+		.def = {.rope_theta = 10000.0, .rms_norm_eps = 1e-6,
+			.max_position_embeddings = 2048, .hidden_act = "silu"},
+	},
+	[ARCH_QWEN2] = {
+		.id = ARCH_QWEN2, .name = "qwen2", .prefix = "qwen25",
+		.model_types = qwen2_types, .classes = qwen2_classes,
+		.lm_head_splits = 16, .act = ACT_SILU, .attn_fp32 = 1,
+		.tensor_prefix = "model.",
+		.def = {.attention_bias = 1, .rope_theta = 10000.0, .rms_norm_eps = 1e-6,
+			.max_position_embeddings = 32768, .hidden_act = "silu"},
+	},
+	[ARCH_QWEN3] = {
+		.id = ARCH_QWEN3, .name = "qwen3", .prefix = "qwen",
+		.model_types = qwen3_types, .classes = qwen3_classes,
+		.lm_head_splits = 16, .qk_norm = 1, .o_bias_with_attention_bias = 1,
+		.act = ACT_SILU, .tensor_prefix = "model.",
+		.def = {.rope_theta = 10000.0, .rms_norm_eps = 1e-6,
+			.max_position_embeddings = 32768, .hidden_act = "silu"},
+	},
+	[ARCH_GEMMA3] = {
+		.id = ARCH_GEMMA3, .name = "gemma3", .prefix = "gemma3",
+		.model_types = gemma3_types, .classes = gemma3_classes,
+		.lm_head_splits = 16, .qk_norm = 1, .o_bias_with_attention_bias = 1,
+		.norm_plus_one = 1, .act = ACT_GELU_TANH, .embed_scale_sqrt_hidden = 1,
+		.four_norms = 1, .always_sliding_window = 1, .tensor_prefix = "model.",
+		.split_kv_cache = 1, .lut_min_elements = 8192, .softmax_op = 1,
+		.def = {.tie_word_embeddings = 1, .rope_theta = 1e6, .rms_norm_eps = 1e-6,
+			.max_position_embeddings = 131072, .sliding_window = 512,
+			.rope_local_base_freq = 10000.0, .sliding_window_pattern = 6,
+			.query_pre_attn_scalar = 256, .hidden_act = "gelu_pytorch_tanh",
+			.vocab_size = 262208, .hidden_size = 2304, .intermediate_size = 9216,
+			.num_hidden_layers = 26, .num_attention_heads = 8,
+			.num_key_value_heads = 4, .head_dim = 256,
+			.nested_sliding_window = 4096},
+	},
+};
+
+const arch_info *arch_get(arch_id id)
+{
+	ASSERT(id >= 0 && id < ARCH_COUNT);
+	return &g_arch[id];
+}
+
+const arch_info *arch_by_name(const char *name)
+{
+	for (int i = 0; i < ARCH_COUNT; i++)
+		if (streq(g_arch[i].name, name))
+			return &g_arch[i];
+	return NULL;
+}
+
+const char *arch_supported_list(void)
+{
+	return "llama, qwen2, qwen3, gemma3, gemma3_text";
+}
+
+/* ------------------------------------------------------------------ */
+/* Detection                                                           */
+
+static int in_list(const char *const *list, const char *s)
+{
+	for (; *list; list++)
+		if (strcmp(*list, s) == 0)
+			return 1;
+	return 0;
+}
+
+static const arch_info *match_exact(const char *lower, int is_model_type)
+{
+	for (int i = 0; i < ARCH_COUNT; i++)
+		if (in_list(is_model_type ? g_arch[i].model_types : g_arch[i].classes, lower))
+			return &g_arch[i];
+	return NULL;
+}
+
+/* ANEMLL's prefix rules (convert_model.sh), for names the table does not
+ * spell out, e.g. "Qwen2ForCausalLM"-like classes or future qwen revisions
+ * with the same layout. */
+static const arch_info *match_loose(const char *lower)
+{
+	if (strcmp(lower, "qwen2") == 0 || strstr(lower, "qwen2forcausallm"))
+		return &g_arch[ARCH_QWEN2];
+	if (strncmp(lower, "qwen", 4) == 0)
+		return &g_arch[ARCH_QWEN3];
+	if (strncmp(lower, "gemma3", 6) == 0)
+		return &g_arch[ARCH_GEMMA3];
+	return NULL;
+}
+
+/* Families whose names the loose rules would accept but whose layers are
+ * not the dense decoder anemake builds. */
+static const char *unsupported_variant(const char *lower)
+{
+	if (strstr(lower, "moe"))
+		return "mixture-of-experts models are not supported";
+	if (strncmp(lower, "gemma3n", 7) == 0)
+		return "Gemma 3n has a different layer structure and is not supported";
+	if (strstr(lower, "_vl") || strstr(lower, "vlforconditional"))
+		return "vision-language variants are not supported";
+	return NULL;
+}
+
+const arch_info *arch_detect(const char *model_type, const char *architecture, const char *label)
+{
+	int from_type = model_type && *model_type;
+	const char *src = from_type ? model_type : architecture;
+	if (!src || !*src) {
+		errf("%s: no model_type or architectures: cannot tell the architecture (supported: %s)",
+		     label, arch_supported_list());
+		return NULL;
+	}
+	char *lower = xstrdup(src);
+	for (char *p = lower; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	const char *why = unsupported_variant(lower);
+	const arch_info *a = why ? NULL : match_exact(lower, from_type);
+	if (!a && !why)
+		a = match_loose(lower);
+	free(lower);
+	if (!a) {
+		/* the name comes from the file: keep the message on one line */
+		char shown[101];
+		snprintf(shown, sizeof shown, "%s", src);
+		for (char *p = shown; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				*p = '?';
+		errf("%s: %s '%s': %s (supported: %s)", label,
+		     from_type ? "model_type" : "architectures[0]", shown,
+		     why ? why : "unsupported architecture", arch_supported_list());
+	}
+	return a;
+}
+
+/* ------------------------------------------------------------------ */
+/* Activations                                                         */
+
+int arch_parse_act(const char *s, arch_act *out)
+{
+	static const struct { const char *name; arch_act act; } acts[] = {
+		{"silu", ACT_SILU}, {"swish", ACT_SILU},
+		{"gelu_pytorch_tanh", ACT_GELU_TANH}, {"gelu_tanh", ACT_GELU_TANH},
+		{"gelu_new", ACT_GELU_TANH}, {"gelu_fast", ACT_GELU_TANH},
+	};
+	for (size_t i = 0; s && i < sizeof acts / sizeof acts[0]; i++)
+		if (strcmp(s, acts[i].name) == 0) {
+			*out = acts[i].act;
+			return 0;
+		}
+	return -1;
+}
+
+const char *arch_act_name(arch_act act)
+{
+	return act == ACT_SILU ? "silu" : "gelu_tanh";
+}

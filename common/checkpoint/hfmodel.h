@@ -1,0 +1,54 @@
+/* hfmodel.h: find a HuggingFace model on disk and open it in one call.
+ *
+ * A model argument is a directory, or a hub id "org/name" looked up OFFLINE
+ * in the HuggingFace cache:
+ *   $HF_HUB_CACHE (or legacy $HUGGINGFACE_HUB_CACHE), else $HF_HOME/hub,
+ *   else $XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub;
+ *   inside it models--org--name/snapshots/<rev>/, where <rev> is the one
+ *   refs/main names, else the only snapshot there is.
+ * anemake never downloads anything: a missing model is an error that says
+ * where it looked and how to fetch it.
+ *
+ * hf_model_open then reads config.json and the safetensors, and checks that
+ * every tensor the architecture needs is present, convertible and shaped as
+ * the config says, so stages can fetch tensors without further checks.
+ * Tensor names: decoder tensors live under "model." ("language_model.model."
+ * or "model.language_model." for multimodal Gemma3 checkpoints), the head is
+ * "lm_head.weight" (optional: absent or tie_word_embeddings means the
+ * embedding matrix is reused).
+ */
+#ifndef ANEMAKE_HFMODEL_H
+#define ANEMAKE_HFMODEL_H
+
+#include "checkpoint/hfconfig.h"
+#include "checkpoint/safetensors.h"
+
+/* Resolve a --model argument to a directory (caller frees *dir). */
+int hf_model_resolve(const char *arg, char **dir);
+
+typedef struct hf_model {
+	char *dir;                 /* model directory */
+	hf_config cfg;
+	st_model st;
+	const char *prefix;        /* decoder tensors are "<prefix>layers.N...", "<prefix>norm.weight" */
+	const st_tensor *embed;    /* embed_tokens.weight [vocab, hidden] */
+	const st_tensor *norm;     /* final norm.weight [hidden] */
+	const st_tensor *lm_head;  /* [vocab, hidden]; == embed when tied */
+	int lm_head_tied;
+} hf_model;
+
+/* Open the model in `dir` (see hf_model_resolve for arguments). 0, or -1
+ * with one error line naming the file/tensor; *m is then released. */
+int hf_model_open(hf_model *m, const char *dir);
+
+/* Free everything; NULL-tolerant, idempotent. */
+void hf_model_close(hf_model *m);
+
+/* "<prefix><suffix>", e.g. suffix "norm.weight"; records an error naming
+ * the tensor and the model directory when absent. */
+const st_tensor *hf_model_tensor(const hf_model *m, const char *suffix);
+
+/* "<prefix>layers.<layer>.<suffix>", e.g. suffix "self_attn.q_proj.weight". */
+const st_tensor *hf_layer_tensor(const hf_model *m, int layer, const char *suffix);
+
+#endif

@@ -1,0 +1,703 @@
+/* graph.c: chunks of decoder layers and the LM head as ANEMLL parts.
+ *
+ * Puts the layer pieces of graph_layer.c together into whole functions
+ * (inputs, RoPE rows, the KV state(s), N layers, the chunk's output), builds
+ * the split LM head and the monolithic model, and writes each as a
+ * single-function .mlpackage with ANEMLL's metadata (graph.h has the
+ * interface). Also the pure arithmetic
+ * every part agrees on: the chunk split, the LM-head split and the RoPE
+ * tables.
+ *
+ * Sizes: a chunk's weight.bin is the sum of its layers' weights (fp16, or
+ * bits/16 of that palettized) plus two RoPE tables of C x head_dim fp16; the
+ * LM head's is vocab x hidden. Memory while building: one tensor at a time.
+ */
+#include "convert/graph.h"
+#include "convert/graph_internal.h"
+
+#include "anemll/anemll.h"
+#include "base/fp16.h"
+#include "base/util.h"
+#include "coreml/mlpackage.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ */
+/* Chunks                                                              */
+
+enum { KV_GLOBAL = 0, KV_LOCAL = 1 }; /* graph_layer_io.kv[]: the unified cache is KV_GLOBAL */
+
+typedef struct chunk_io {
+	graph_val hidden, position_ids, mask, current_pos;
+	graph_val state[2]; /* [KV_LOCAL] only with a split cache */
+} chunk_io;
+
+/* Shapes of a chunk's states: [0] unified or global, [1] local. */
+static int chunk_states(const hf_config *c, int C, const char **names, int64_t kv[2][4])
+{
+	int64_t kvh = c->num_key_value_heads, d = c->head_dim;
+	if (!c->arch->split_kv_cache) {
+		names[0] = GRAPH_KV_STATE;
+		int64_t u[4] = {2 * (int64_t)c->num_hidden_layers, kvh, C, d};
+		memcpy(kv[0], u, sizeof u);
+		return 1;
+	}
+	int n_local = 0, n_global = 0;
+	for (int l = 0; l < c->num_hidden_layers; l++)
+		hf_config_layer_sliding(c, l) ? n_local++ : n_global++;
+	/* ANEMLL's order: local first, then global. */
+	names[0] = GRAPH_KV_LOCAL;
+	names[1] = GRAPH_KV_GLOBAL;
+	int64_t lo[4] = {2 * (int64_t)n_local, kvh, graph_local_len(c, C), d}, gl[4] = {2 * (int64_t)n_global, kvh, C, d};
+	memcpy(kv[0], lo, sizeof lo);
+	memcpy(kv[1], gl, sizeof gl);
+	return 2;
+}
+
+/* What the runtimes see: description features (top level, or fd). The
+ * monolithic parts declare their own inputs and outputs, then the states. */
+static void describe_states(ml_model *m, ml_function_desc *fd, const hf_config *c, int C)
+{
+	const char *names[2];
+	int64_t kv[2][4];
+	int n = chunk_states(c, C, names, kv);
+	for (int i = 0; i < n; i++)
+		ml_model_add_state(m, fd, names[i], ARRAY_FLOAT16, 4, kv[i]);
+}
+
+static void describe_chunk(ml_model *m, ml_function_desc *fd, const hf_config *c, int S, int S_out, int C)
+{
+	int64_t H = c->hidden_size;
+	int64_t hid[3] = {1, S, H}, pos[1] = {S}, mask[4] = {1, 1, S, C}, cur[1] = {1}, out[3] = {1, S_out, H};
+	ml_model_add_input(m, fd, "hidden_states", ARRAY_FLOAT16, 3, hid);
+	ml_model_add_input(m, fd, "position_ids", ARRAY_INT32, 1, pos);
+	ml_model_add_input(m, fd, "causal_mask", ARRAY_FLOAT16, 4, mask);
+	ml_model_add_input(m, fd, "current_pos", ARRAY_INT32, 1, cur);
+	ml_model_add_output(m, fd, "output_hidden_states", ARRAY_FLOAT16, 3, out);
+	describe_states(m, fd, c, C);
+}
+
+static graph_val add_input(mil_function *fn, const char *name, int dtype, int rank, const int64_t *dims, int state)
+{
+	mil_type *t = mil_type_tensor(fn->arena, (mil_dtype)dtype, (size_t)rank, dims);
+	mil_function_add_input(fn, name, state ? mil_type_state(fn->arena, t) : t);
+	return graph_val_make(mil_strdup(fn->arena, name), dtype, rank, dims);
+}
+
+/* position_ids, causal_mask, current_pos and the states (after the first input). */
+static void chunk_inputs_rest(mil_function *fn, const hf_config *c, int S, int C, chunk_io *in)
+{
+	int64_t pos[1] = {S}, mask[4] = {1, 1, S, C}, cur[1] = {1};
+	in->position_ids = add_input(fn, "position_ids", MIL_INT32, 1, pos, 0);
+	in->mask = add_input(fn, "causal_mask", MIL_FP16, 4, mask, 0);
+	in->current_pos = add_input(fn, "current_pos", MIL_INT32, 1, cur, 0);
+	const char *names[2];
+	int64_t kv[2][4];
+	int n = chunk_states(c, C, names, kv);
+	if (n == 1) {
+		in->state[KV_GLOBAL] = add_input(fn, names[0], MIL_FP16, 4, kv[0], 1);
+		return;
+	}
+	in->state[KV_LOCAL] = add_input(fn, names[0], MIL_FP16, 4, kv[0], 1);
+	in->state[KV_GLOBAL] = add_input(fn, names[1], MIL_FP16, 4, kv[1], 1);
+}
+
+static chunk_io chunk_inputs(mil_function *fn, const hf_config *c, int S, int C)
+{
+	int64_t hid[3] = {1, S, c->hidden_size};
+	chunk_io in = {0};
+	in.hidden = add_input(fn, "hidden_states", MIL_FP16, 3, hid, 0);
+	chunk_inputs_rest(fn, c, S, C, &in);
+	return in;
+}
+
+/* W, the ring's length, as an int32 scalar const (once per function). */
+static graph_val window_len(graph_ctx *g, const graph_kv *kv)
+{
+	return graph_val_make(graph_shared(g, "local_window", mil_value_i32(g->a, (int32_t)kv->len)), MIL_INT32, 0, NULL);
+}
+
+/* The ring slots a rotate function writes: [p mod W, p mod W + S) for
+ * p = current_pos (kv->ring_begin, kv->ring_end). p >= 0, so floor and
+ * truncating mod agree. */
+static void ring_slots(graph_ctx *g, const chunk_io *in, int S, graph_kv *kv)
+{
+	int32_t s = S;
+	int64_t one = 1;
+	graph_val wv = window_len(g, kv);
+	graph_val sv = graph_i32_const(g, "local_ring_rows", &s, 1, &one);
+	kv->ring_begin = graph_binary(g, "mod", "local_ring_begin", in->current_pos, wv);
+	kv->ring_end = graph_binary(g, "add", "local_ring_end", kv->ring_begin, sv);
+}
+
+/* The causal [1,1,B,B] part of prefill_rotate's mask: row i sees new row j <= i. */
+static int batch_mask(graph_ctx *g, int B, graph_val *out)
+{
+	uint16_t *m = xmalloc(xmul(xmul((size_t)B, (size_t)B), 2));
+	for (int i = 0; i < B; i++)
+		for (int j = 0; j < B; j++)
+			m[(size_t)i * (size_t)B + (size_t)j] = j <= i ? 0 : 0xfc00; /* -inf */
+	int64_t dims[4] = {1, 1, B, B};
+	int rc = graph_fp16_const(g, "local_batch_mask", m, 4, dims, out);
+	free(m);
+	return rc;
+}
+
+/* prefill_rotate's local mask [1,1,B,W+B] over the keys its local layers
+ * attend: the W ring slots as they were before this call, then the B new
+ * rows (positions p..p+B-1, p = current_pos >= W). Before the call slot s
+ * holds position p - W + a(s), a(s) = (s - p) mod W, so row i (position
+ * p+i) sees old slot s iff a(s) >= i + 1 (the positions (p+i-W, p)) and new
+ * row j iff j <= i: W keys, exactly HF's window. The old part depends on p,
+ * so it is computed here from current_pos (int32 mod, greater_equal,
+ * select); the new part is a constant causal [B,B]. a(s) is taken as
+ * (s + W - p mod W) mod W to keep every operand of mod non-negative. */
+static int ring_window_mask(graph_ctx *g, const graph_kv *kv, int B, int dtype, graph_val *out)
+{
+	int W = (int)kv->len;
+	int32_t *iota = xmalloc(xmul((size_t)W, sizeof *iota)), *need = xmalloc(xmul((size_t)B, sizeof *need));
+	for (int s = 0; s < W; s++)
+		iota[s] = s;
+	for (int i = 0; i < B; i++)
+		need[i] = i + 1;
+	int64_t slots[4] = {1, 1, 1, W}, rows[4] = {1, 1, B, 1};
+	graph_val wv = window_len(g, kv);
+	graph_val sv = graph_i32_const(g, "local_slot_index", iota, 4, slots);
+	graph_val nv = graph_i32_const(g, "local_row_need", need, 4, rows);
+	free(iota), free(need);
+	graph_val shift = graph_binary(g, "sub", "local_ring_shift", wv, kv->ring_begin);
+	graph_val age = graph_binary(g, "add", "local_slot_age_raw", sv, shift);
+	age = graph_binary(g, "mod", "local_slot_age", age, wv);
+	graph_val vis = graph_compare(g, "greater_equal", "local_old_visible", age, nv);
+	graph_val zero = graph_val_make(graph_scalar(g, MIL_FP16, 0.0), MIL_FP16, 0, NULL);
+	/* -inf as in chat.py's causal mask (graph_scalar would saturate it) */
+	graph_val ninf = graph_val_make(graph_shared(g, "fp16_fc00", mil_value_fp16(g->a, 0xfc00)), MIL_FP16, 0, NULL);
+	graph_val parts[2] = {graph_select(g, "local_old_mask", vis, zero, ninf), {0}};
+	if (batch_mask(g, B, &parts[1]) != 0)
+		return -1;
+	*out = graph_concat(g, "local_window_mask", 3, 2, parts);
+	if (dtype != MIL_FP16)
+		*out = graph_cast(g, "local_window_mask_fp32", *out, dtype);
+	return 0;
+}
+
+/* One cache's RoPE rows: local layers use base rope_local_base_freq without
+ * scaling; the others rope_theta with rope_scaling (ANEMLL ignores it). */
+static int kv_rope(graph_ctx *g, const graph_chunk_opts *o, graph_val positions, int kind, graph_kv *kv)
+{
+	const hf_config *c = g->c;
+	static const hf_rope_scaling none = {.kind = ROPE_NONE};
+	int local = kind == KV_LOCAL;
+	return graph_rope_rows(g, positions, o->context, local ? &none : &c->rope_scaling,
+			       local ? c->rope_local_base_freq : c->rope_theta, local ? "rope_local" : "rope", &kv->rope);
+}
+
+/* The rest of a cache's function-level values: the mask columns it
+ * attends, the first read of its state. */
+static int kv_setup(graph_ctx *g, const chunk_io *in, const graph_chunk_opts *o, int kind, graph_kv *kv)
+{
+	const hf_config *c = g->c;
+	int local = kind == KV_LOCAL, dt = c->arch->attn_fp32 ? MIL_FP32 : MIL_FP16;
+	kv->state = in->state[kind];
+	kv->len = local ? graph_local_len(c, o->context) : o->context;
+	kv->rotate = local && o->rotate;
+	graph_val mask = in->mask;
+	if (kv->rotate)
+		ring_slots(g, in, o->mode == GRAPH_PREFILL ? o->batch : 1, kv);
+	if (kv->rotate && o->mode == GRAPH_PREFILL) {
+		if (ring_window_mask(g, kv, o->batch, dt, &kv->mask) != 0)
+			return -1;
+	} else {
+		/* infer_rotate: row p >= W of causal_mask[..., :W] is all 0, and the
+		 * ring holds exactly the positions (p-W, p] after the write */
+		if (kv->len < o->context)
+			mask = graph_slice_last(g, "local_mask", mask, 0, kv->len);
+		kv->mask = dt == MIL_FP16 ? mask : graph_cast(g, local ? "local_mask_fp32" : "causal_mask_fp32", mask, dt);
+	}
+	kv->cache = graph_read_state(g, local ? "kv_cache_local" : "kv_cache", kv->state);
+	kv->used = 1;
+	return 0;
+}
+
+/* Function-level values every layer shares: RoPE rows and masks of the
+ * caches the chunk's layers use, the end of the KV write window. */
+static int chunk_prologue(graph_ctx *g, const chunk_io *in, const graph_chunk_opts *o, int S, int first, int count,
+			  graph_layer_io *io)
+{
+	int decode = o->mode == GRAPH_DECODE;
+	*io = (graph_layer_io){.mode = o->mode, .seq = S, .context = o->context, .current_pos = in->current_pos,
+			       .clamp = o->clamp, .post_norm_scale = o->fp16_scale > 0 ? o->fp16_scale : 1.0};
+	int want[2] = {0, 0};
+	for (int l = first; l < first + count; l++) {
+		int local;
+		graph_cache_slot(g->c, l, &local, NULL);
+		want[local ? KV_LOCAL : KV_GLOBAL] = 1;
+	}
+	/* Decode takes its RoPE row at current_pos, as ANEMLL; position_ids is
+	 * declared but unused there, and kept alive as ANEMLL's graph does. */
+	graph_val positions = decode ? in->current_pos : in->position_ids;
+	for (int k = 0; k < 2; k++)
+		if (want[k] && kv_rope(g, o, positions, k, &io->kv[k]) != 0)
+			return -1;
+	if (decode)
+		graph_identity(g, "position_ids_unused", in->position_ids);
+	int32_t s = S;
+	int64_t one = 1;
+	graph_val sv = graph_val_make(graph_const(g, "seq_length", mil_value_i32s(g->a, 1, &s)), MIL_INT32, 1, &one);
+	io->pos_end = graph_binary(g, "add", "pos_end", in->current_pos, sv);
+	for (int k = 0; k < 2; k++)
+		if (want[k] && kv_setup(g, in, o, k, &io->kv[k]) != 0)
+			return -1;
+	return 0;
+}
+
+/* ANEMLL keeps both states of a split cache used in every chunk (a state a
+ * function never touches would be dropped): 0 * one element of each,
+ * added to the output. */
+static graph_val touch_states(graph_ctx *g, const chunk_io *in, graph_val h)
+{
+	graph_val z[2];
+	for (int k = 0; k < 2; k++) {
+		const char *tag = k == KV_LOCAL ? "local" : "global";
+		char buf[48];
+		snprintf(buf, sizeof buf, "touch_%s_read", tag);
+		graph_val st = graph_read_state(g, buf, in->state[k]);
+		int64_t b[4] = {0, 0, 0, 0}, e[4] = {1, 1, 1, 1}, one[3] = {1, 1, 1};
+		snprintf(buf, sizeof buf, "touch_%s_one", tag);
+		graph_val x = graph_slice(g, buf, st, b, e);
+		snprintf(buf, sizeof buf, "touch_%s_r", tag);
+		x = graph_reshape(g, buf, x, 3, one);
+		snprintf(buf, sizeof buf, "touch_%s", tag);
+		z[k] = graph_scale(g, buf, x, 0.0);
+	}
+	graph_val t = graph_binary(g, "add", "touch_states", z[0], z[1]);
+	return graph_binary(g, "add", "touched", h, t);
+}
+
+/* The chunk's output: final norm (last chunk, decode), first position
+ * (last chunk, prefill: runtimes ignore it), else the hidden states. */
+static int chunk_epilogue(graph_ctx *g, const chunk_io *in, const graph_chunk_opts *o, graph_val h)
+{
+	const char *out = "output_hidden_states";
+	int split = g->c->arch->split_kv_cache;
+	graph_scope(g, "%s", "");
+	if (o->chunk == o->nchunks && o->mode == GRAPH_PREFILL) {
+		int64_t begin[3] = {0, 0, 0}, end[3] = {1, 1, h.d[2]};
+		h = graph_slice(g, split ? "first_row" : out, h, begin, end);
+	}
+	if (split)
+		h = touch_states(g, in, h);
+	if (o->chunk == o->nchunks && o->mode == GRAPH_DECODE) {
+		if (graph_rms_norm(g, out, h, -1, "norm.weight", &h) != 0)
+			return -1;
+	} else if (split || o->chunk != o->nchunks) {
+		h = graph_rename_last(g, h, out);
+	}
+	mil_block_add_output(g->b, h.name);
+	return 0;
+}
+
+/* Layers [first, first + count) on h. */
+static int chunk_layers(graph_ctx *g, graph_layer_io *io, int first, int count, graph_val *h)
+{
+	int last_layer = g->c->num_hidden_layers - 1;
+	for (int l = first; l < first + count; l++) {
+		graph_scope(g, "layers_%d_", l);
+		/* ANEMLL's Llama prefill skips the very last MLP: its output is unused. */
+		io->skip_mlp = io->mode == GRAPH_PREFILL && l == last_layer;
+		if (graph_layer(g, io, l, *h, h) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int chunk_body(graph_ctx *g, const chunk_io *in, const graph_chunk_opts *o, int S, int first, int count)
+{
+	graph_layer_io io;
+	if (chunk_prologue(g, in, o, S, first, count, &io) != 0)
+		return -1;
+	graph_val h = in->hidden;
+	if (chunk_layers(g, &io, first, count, &h) != 0)
+		return -1;
+	return chunk_epilogue(g, in, o, h);
+}
+
+/* Checks every function variant shares: layers, batch, rotate, scaling. */
+static int check_chunk_opts(const hf_config *c, const graph_chunk_opts *o, int nchunks)
+{
+	if (graph_check_model(c, o->context) != 0)
+		return -1;
+	if (nchunks < 1 || nchunks > c->num_hidden_layers)
+		return errf("%d chunks requested, but the model has %d layers", nchunks, c->num_hidden_layers);
+	int S = o->mode == GRAPH_DECODE ? 1 : o->batch;
+	if (S < 1 || S > o->context)
+		return errf("batch size %d must be between 1 and the context length %d", S, o->context);
+	if (o->rotate && graph_check_rotate(c, o->context, o->batch, o->mode) != 0)
+		return -1;
+	if (o->fp16_scale > 0 && o->fp16_scale != 1.0 && !c->arch->four_norms)
+		return errf("--fp16-scale: %s has no post-attention/post-feedforward norms to carry the scale "
+			    "(Gemma 3 only)", c->arch->name);
+	if (o->fp16_scale < 0 || o->fp16_scale > 1 || o->clamp < 0)
+		return errf("--fp16-scale %g / --clamp %g out of range", o->fp16_scale, o->clamp);
+	return 0;
+}
+
+int graph_build_chunk(ml_model *m, weights_ctx *w, const hf_model *hf, const graph_chunk_opts *o)
+{
+	const hf_config *c = &hf->cfg;
+	if (check_chunk_opts(c, o, o->nchunks) != 0)
+		return -1;
+	ASSERT(o->chunk >= 1 && o->chunk <= o->nchunks && o->context >= 1);
+	w->lut_min_elements = c->arch->lut_min_elements;
+	int S = o->mode == GRAPH_DECODE ? 1 : o->batch;
+	int first, count;
+	graph_chunk_layers(c->num_hidden_layers, o->nchunks, o->chunk - 1, &first, &count);
+	int S_out = o->mode == GRAPH_PREFILL && o->chunk == o->nchunks ? 1 : S;
+	ml_function_desc *fd = o->function ? ml_model_add_function(m, o->function) : NULL;
+	describe_chunk(m, fd, c, S, S_out, o->context);
+	mil_function *fn = mil_program_add_function(ml_model_program(m), o->function ? o->function : "main",
+						    MIL_OPSET_IOS18);
+	chunk_io in = chunk_inputs(fn, c, S, o->context);
+	graph_ctx g;
+	graph_ctx_init(&g, mil_function_block(fn), w, hf);
+	int rc = chunk_body(&g, &in, o, S, first, count);
+	graph_ctx_release(&g);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* LM head                                                             */
+
+/* Head k (1-based): rows [row0, row0 + n) of the head matrix as a 1x1 conv,
+ * reshaped to logits<k> [1,1,n]. */
+static int head_split(graph_ctx *g, graph_val x, int k, int64_t row0, int64_t n, graph_val *out)
+{
+	const st_tensor *t = g->hf->lm_head;
+	int64_t H = g->c->hidden_size;
+	uint16_t *buf = xmalloc(xmul(xmul((size_t)n, (size_t)H), 2));
+	size_t clamped = 0;
+	int rc = st_read_rows_fp16(t, (uint64_t)row0, (uint64_t)n, buf, &clamped);
+	const char *w = NULL;
+	if (rc == 0) {
+		if (clamped)
+			warn("tensor '%s': %zu values beyond fp16 range clamped to +-65504", t->name, clamped);
+		char name[48];
+		int64_t shape[4] = {n, H, 1, 1};
+		snprintf(name, sizeof name, "lm_head_weight_%d", k);
+		w = graph_emit_weight(g, name, buf, 4, shape);
+	}
+	free(buf);
+	if (!w)
+		return -1;
+	char cname[32], lname[32];
+	snprintf(cname, sizeof cname, "lm_head_conv_%d", k);
+	snprintf(lname, sizeof lname, "logits%d", k);
+	int64_t dims[3] = {1, 1, n};
+	*out = graph_reshape(g, lname, graph_conv(g, cname, x, w, NULL, n), 3, dims);
+	return 0;
+}
+
+/* argmax_idx int32 [K] (index inside each head) and argmax_val fp16 [K]. */
+static void head_argmax(graph_ctx *g, const graph_val *logits, int K)
+{
+	graph_val *idx = xmalloc(xmul((size_t)K, sizeof *idx)), *val = xmalloc(xmul((size_t)K, sizeof *val));
+	char name[48];
+	for (int k = 0; k < K; k++) {
+		snprintf(name, sizeof name, "argmax_idx_%d", k + 1);
+		idx[k] = graph_argmax_last(g, name, logits[k]);
+		snprintf(name, sizeof name, "argmax_val_%d", k + 1);
+		val[k] = graph_gather_along_last(g, name, logits[k], idx[k]);
+	}
+	int64_t kk[1] = {K};
+	graph_val i = graph_reshape(g, "argmax_idx", graph_concat(g, "argmax_idx_all", -1, K, idx), 1, kk);
+	graph_val v = graph_reshape(g, "argmax_val", graph_concat(g, "argmax_val_all", -1, K, val), 1, kk);
+	mil_block_add_output(g->b, i.name);
+	mil_block_add_output(g->b, v.name);
+	free(idx);
+	free(val);
+}
+
+/* The head's outputs (top level or fd): logits1..K, or the argmax pair. */
+static void describe_head_outputs(ml_model *m, ml_function_desc *fd, const int *sizes, int K, int argmax)
+{
+	int64_t kk[1] = {K};
+	if (argmax) {
+		ml_model_add_output(m, fd, "argmax_idx", ARRAY_INT32, 1, kk);
+		ml_model_add_output(m, fd, "argmax_val", ARRAY_FLOAT16, 1, kk);
+		return;
+	}
+	for (int k = 0; k < K; k++) {
+		char name[32];
+		int64_t dims[3] = {1, 1, sizes[k]};
+		snprintf(name, sizeof name, "logits%d", k + 1);
+		ml_model_add_output(m, fd, name, ARRAY_FLOAT16, 3, dims);
+	}
+}
+
+/* The split head on h [1,1,H], its outputs added to the block. */
+static int lm_head_body(graph_ctx *g, graph_val h, const int *sizes, int K, int argmax)
+{
+	int64_t chan[4] = {1, g->c->hidden_size, 1, 1};
+	graph_val x = graph_reshape(g, "lm_head_in", h, 4, chan);
+	graph_val *logits = xmalloc(xmul((size_t)K, sizeof *logits));
+	int rc = 0;
+	for (int k = 0, row = 0; rc == 0 && k < K; row += sizes[k++])
+		rc = head_split(g, x, k + 1, row, sizes[k], &logits[k]);
+	if (rc == 0 && argmax)
+		head_argmax(g, logits, K);
+	for (int k = 0; rc == 0 && !argmax && k < K; k++)
+		mil_block_add_output(g->b, logits[k].name);
+	free(logits);
+	return rc;
+}
+
+int graph_build_lm_head(ml_model *m, weights_ctx *w, const hf_model *hf, int argmax)
+{
+	const hf_config *c = &hf->cfg;
+	w->lut_min_elements = c->arch->lut_min_elements;
+	int K = c->arch->lm_head_splits, V = c->vocab_size;
+	if (V < K)
+		return errf("vocab_size %d is smaller than the %d LM-head splits", V, K);
+	int *sizes = xmalloc(xmul((size_t)K, sizeof *sizes));
+	graph_lm_head_sizes(V, K, sizes);
+	int64_t hid[3] = {1, 1, c->hidden_size};
+	ml_model_add_input(m, NULL, "hidden_states", ARRAY_FLOAT16, 3, hid);
+	describe_head_outputs(m, NULL, sizes, K, argmax);
+	mil_function *fn = mil_program_add_function(ml_model_program(m), "main", MIL_OPSET_IOS18);
+	graph_val in = add_input(fn, "hidden_states", MIL_FP16, 3, hid, 0);
+	graph_ctx g;
+	graph_ctx_init(&g, mil_function_block(fn), w, hf);
+	int rc = lm_head_body(&g, in, sizes, K, argmax);
+	graph_ctx_release(&g);
+	free(sizes);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Monolithic                                                          */
+
+/* The embedding table [V,H] (x alpha when scaling, in fp32, rounded once)
+ * gathered at input_ids, times sqrt(H) for Gemma: hidden [1,S,H]. */
+static int mono_embed(graph_ctx *g, graph_val ids, double alpha, graph_val *out)
+{
+	const st_tensor *t = g->hf->embed;
+	int64_t V = (int64_t)t->shape[0], H = (int64_t)t->shape[1];
+	uint16_t *table = xmalloc(xmul(xmul((size_t)V, (size_t)H), 2));
+	float *row = xmalloc(xmul((size_t)H, sizeof *row));
+	size_t clamped = 0;
+	int rc = 0;
+	for (int64_t r = 0; rc == 0 && r < V; r++) {
+		rc = st_read_rows_f32(t, (uint64_t)r, 1, row);
+		for (int64_t j = 0; rc == 0 && alpha > 0 && j < H; j++)
+			row[j] = (float)(row[j] * alpha);
+		if (rc == 0)
+			clamped += f32_array_to_fp16(row, table + r * H, (size_t)H);
+	}
+	free(row);
+	if (clamped)
+		warn("tensor '%s': %zu values beyond fp16 range clamped to +-65504", t->name, clamped);
+	int64_t shape[2] = {V, H};
+	const char *tv = rc == 0 ? graph_emit_weight(g, "model_model_embed_tokens_weight", table, 2, shape) : NULL;
+	free(table);
+	if (!tv)
+		return -1;
+	graph_val h = graph_gather(g, "embeddings", graph_val_make(tv, MIL_FP16, 2, shape), ids, 0);
+	if (g->c->arch->embed_scale_sqrt_hidden)
+		h = graph_scale(g, "embeddings_scaled", h, sqrt((double)H));
+	*out = h;
+	return 0;
+}
+
+static void describe_mono(ml_model *m, ml_function_desc *fd, const hf_config *c, const graph_mono_opts *o, int S,
+			  const int *sizes, int K)
+{
+	int64_t ids[2] = {1, S}, pos[1] = {S}, mask[4] = {1, 1, S, o->context}, cur[1] = {1};
+	ml_model_add_input(m, fd, "input_ids", ARRAY_INT32, 2, ids);
+	ml_model_add_input(m, fd, "position_ids", ARRAY_INT32, 1, pos);
+	ml_model_add_input(m, fd, "causal_mask", ARRAY_FLOAT16, 4, mask);
+	ml_model_add_input(m, fd, "current_pos", ARRAY_INT32, 1, cur);
+	if (o->mode == GRAPH_PREFILL && c->arch->split_kv_cache) {
+		int64_t out[3] = {1, 1, c->hidden_size};
+		ml_model_add_output(m, fd, "output_hidden_states", ARRAY_FLOAT16, 3, out);
+	} else {
+		describe_head_outputs(m, fd, sizes, K, o->argmax);
+	}
+	describe_states(m, fd, c, o->context);
+}
+
+/* After the layers: infer: final norm and the head; prefill (runtimes ignore
+ * its output): row 0 without the final norm, through the head (Llama/Qwen)
+ * or as output_hidden_states (Gemma 3). */
+static int mono_epilogue(graph_ctx *g, const graph_mono_opts *o, graph_val h, const int *sizes, int K)
+{
+	graph_scope(g, "%s", "");
+	if (o->mode == GRAPH_DECODE) {
+		if (graph_rms_norm(g, "final_norm", h, -1, "norm.weight", &h) != 0)
+			return -1;
+	} else {
+		int64_t begin[3] = {0, 0, 0}, end[3] = {1, 1, h.d[2]};
+		int hidden_out = g->c->arch->split_kv_cache;
+		h = graph_slice(g, hidden_out ? "output_hidden_states" : "first_row", h, begin, end);
+		if (hidden_out) {
+			mil_block_add_output(g->b, h.name);
+			return 0;
+		}
+	}
+	g->w->lut = o->lut_head;
+	g->lut_flag = o->lut_head_flag;
+	return lm_head_body(g, h, sizes, K, o->argmax);
+}
+
+static int mono_body(graph_ctx *g, mil_function *fn, const graph_mono_opts *o, int S, const int *sizes, int K)
+{
+	const hf_config *c = g->c;
+	int64_t idd[2] = {1, S};
+	graph_val ids = add_input(fn, "input_ids", MIL_INT32, 2, idd, 0), h;
+	chunk_io in = {0};
+	chunk_inputs_rest(fn, c, S, o->context, &in);
+	g->w->lut = o->lut_embed;
+	g->lut_flag = o->lut_embed_flag;
+	if (mono_embed(g, ids, o->fp16_scale, &h) != 0)
+		return -1;
+	g->w->lut = o->lut_ffn;
+	g->lut_flag = NULL;
+	graph_chunk_opts co = {.mode = o->mode, .context = o->context, .batch = o->batch, .chunk = 1, .nchunks = 1,
+			       .rotate = o->rotate, .fp16_scale = o->fp16_scale, .clamp = o->clamp};
+	graph_layer_io io;
+	if (chunk_prologue(g, &in, &co, S, 0, c->num_hidden_layers, &io) != 0 ||
+	    chunk_layers(g, &io, 0, c->num_hidden_layers, &h) != 0)
+		return -1;
+	return mono_epilogue(g, o, h, sizes, K);
+}
+
+int graph_build_monolithic(ml_model *m, weights_ctx *w, const hf_model *hf, const graph_mono_opts *o)
+{
+	const hf_config *c = &hf->cfg;
+	graph_chunk_opts co = {.mode = o->mode, .context = o->context, .batch = o->batch, .rotate = o->rotate,
+			       .fp16_scale = o->fp16_scale, .clamp = o->clamp};
+	if (check_chunk_opts(c, &co, 1) != 0)
+		return -1;
+	if (o->argmax && o->mode != GRAPH_DECODE)
+		return errf("--argmax: only the monolithic infer function computes the argmax");
+	int K = c->arch->lm_head_splits, S = o->mode == GRAPH_DECODE ? 1 : o->batch;
+	if (c->vocab_size < K)
+		return errf("vocab_size %d is smaller than the %d LM-head splits", c->vocab_size, K);
+	w->lut_min_elements = c->arch->lut_min_elements;
+	int *sizes = xmalloc(xmul((size_t)K, sizeof *sizes));
+	graph_lm_head_sizes(c->vocab_size, K, sizes);
+	ml_function_desc *fd = o->function ? ml_model_add_function(m, o->function) : NULL;
+	describe_mono(m, fd, c, o, S, sizes, K);
+	mil_function *fn = mil_program_add_function(ml_model_program(m), o->function ? o->function : "main",
+						    MIL_OPSET_IOS18);
+	graph_ctx g;
+	graph_ctx_init(&g, mil_function_block(fn), w, hf);
+	int rc = mono_body(&g, fn, o, S, sizes, K);
+	graph_ctx_release(&g);
+	free(sizes);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Packages                                                            */
+
+int graph_write_package(const char *path, graph_build_fn build, const void *ctx, const anemll_meta *meta,
+			graph_write_opts *wo)
+{
+	mlpackage_writer pw;
+	if (mlpackage_begin(&pw, path) != 0)
+		return -1;
+	ml_model *m = ml_model_new(ML_SPEC_IOS18);
+	weights_ctx w;
+	weights_init(&w, pw.weights, &wo->lut, wo->threads);
+	w.cache_dir = wo->cache_dir;
+	int rc = build(m, &w, ctx);
+	if (rc == 0) {
+		anemll_set_metadata(m, meta);
+		pb_buf bytes;
+		pb_init(&bytes);
+		ml_model_encode(m, &bytes);
+		rc = mlpackage_commit(&pw, bytes.data, bytes.len);
+		pb_release(&bytes);
+	} else {
+		char *msg = xstrdup(errmsg()); /* abort may overwrite the recorded error */
+		mlpackage_abort(&pw);
+		errf("%s", msg);
+		free(msg);
+	}
+	if (rc == 0 && wo->quality_path)
+		rc = weights_write_quality(&w, wo->quality_path);
+	weights_summary(&w, wo->summary, sizeof wo->summary);
+	weights_release(&w);
+	ml_model_free(m);
+	return rc;
+}
+
+typedef struct package_job {
+	const hf_model *hf;
+	const graph_chunk_opts *chunk; /* NULL: the LM head, or: */
+	const graph_mono_opts *mono;   /* the monolithic model */
+	int argmax;
+} package_job;
+
+static int build_part(ml_model *m, weights_ctx *w, const void *ctx)
+{
+	const package_job *j = ctx;
+	if (j->mono)
+		return graph_build_monolithic(m, w, j->hf, j->mono);
+	return j->chunk ? graph_build_chunk(m, w, j->hf, j->chunk) : graph_build_lm_head(m, w, j->hf, j->argmax);
+}
+
+int graph_write_chunk(const char *path, const hf_model *hf, const graph_chunk_opts *o, graph_write_opts *wo)
+{
+	int prefill = o->mode == GRAPH_PREFILL;
+	package_job j = {.hf = hf, .chunk = o};
+	/* ANEMLL's rotate parts (2_rotate, 2_prefill_rotate) carry neither
+	 * chunk_no/num_chunks nor batch_size. */
+	anemll_meta meta = {.part_title = o->rotate ? NULL : prefill ? "Prefill" : "FFN",
+			    .part = prefill ? "2_prefill_rotate" : "2_rotate",
+			    .context_length = o->context, .batch_size = prefill && !o->rotate ? o->batch : 0,
+			    .num_chunks = o->rotate ? 0 : o->nchunks, .chunk_no = o->rotate ? 0 : o->chunk,
+			    .lut_bits = wo->lut.bits};
+	return graph_write_package(path, build_part, &j, &meta, wo);
+}
+
+int graph_write_lm_head(const char *path, const hf_model *hf, int context, int argmax, graph_write_opts *wo)
+{
+	const hf_config *c = &hf->cfg;
+	int K = c->arch->lm_head_splits;
+	if (c->vocab_size < K)
+		return errf("vocab_size %d is smaller than the %d LM-head splits", c->vocab_size, K);
+	int *sizes = xmalloc(xmul((size_t)K, sizeof *sizes));
+	graph_lm_head_sizes(c->vocab_size, K, sizes);
+	package_job j = {.hf = hf, .argmax = argmax};
+	anemll_meta meta = {.part_title = "LM Head", .context_length = context, .lut_bits = wo->lut.bits,
+			    .argmax_in_model = argmax, .vocab_size = c->vocab_size,
+			    .lm_head_chunk_sizes = sizes, .n_lm_head_chunks = K};
+	int rc = graph_write_package(path, build_part, &j, &meta, wo);
+	free(sizes);
+	return rc;
+}
+
+int graph_write_monolithic(const char *path, const hf_model *hf, const graph_mono_opts *o, graph_write_opts *wo)
+{
+	const hf_config *c = &hf->cfg;
+	int K = c->arch->lm_head_splits, prefill = o->mode == GRAPH_PREFILL;
+	if (c->vocab_size < K)
+		return errf("vocab_size %d is smaller than the %d LM-head splits", c->vocab_size, K);
+	int *sizes = xmalloc(xmul((size_t)K, sizeof *sizes));
+	graph_lm_head_sizes(c->vocab_size, K, sizes);
+	package_job j = {.hf = hf, .mono = o};
+	/* ANEMLL's monolithic infer records the head's split; its prefill the batch. */
+	anemll_meta meta = {.part = prefill ? (o->rotate ? "monolithic_prefill_rotate" : "monolithic_prefill")
+					    : (o->rotate ? "monolithic_rotate" : "monolithic"),
+			    .context_length = o->context, .batch_size = prefill ? o->batch : 0,
+			    .lut_bits = wo->lut.bits, .argmax_in_model = o->argmax,
+			    .vocab_size = prefill ? 0 : c->vocab_size, .lm_head_chunk_sizes = prefill ? NULL : sizes,
+			    .n_lm_head_chunks = prefill ? 0 : K};
+	int rc = graph_write_package(path, build_part, &j, &meta, wo);
+	free(sizes);
+	return rc;
+}

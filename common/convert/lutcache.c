@@ -1,0 +1,145 @@
+/* lutcache.c: palettization results cached by content (see lutcache.h). */
+#include "convert/lutcache.h"
+#include "base/fsutil.h"
+#include "base/hash.h"
+#include "base/util.h"
+#include "coreml/blob.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+static const char MAGIC[8] = "ANLUTC1";
+#define HDR_SIZE (8 + 32 + 4 + 4 + 8 * 5 + 8)
+
+void lutcache_key(const uint16_t *w, int64_t channels, int64_t per_channel, int bits, int64_t group,
+		  uint8_t key[32])
+{
+	int64_t shape[4] = {channels, per_channel, bits, group};
+	sha256_ctx *c = sha256_new();
+	/* v2: the pruned DP breaks exact ties differently from v1's; entries
+	 * of v1 are never reused, so a cache hit gives what a fresh run would. */
+	sha256_update(c, "anemake-lut-v2 fp16", 20);
+	sha256_update(c, shape, sizeof shape);
+	sha256_update(c, w, (size_t)(channels * per_channel) * 2);
+	sha256_final(c, key);
+}
+
+static char *entry_path(const char *dir, const uint8_t key[32])
+{
+	char hex[65];
+	sha256_hex(key, hex);
+	char *name = xasprintf("%s.lut", hex);
+	char *p = path_join(dir, name);
+	free(name);
+	return p;
+}
+
+static void put(uint8_t **p, const void *v, size_t n)
+{
+	memcpy(*p, v, n);
+	*p += n;
+}
+
+static void get(const uint8_t **p, void *v, size_t n)
+{
+	memcpy(v, *p, n);
+	*p += n;
+}
+
+static size_t payload_size(const lut_result *r, size_t *lut_bytes)
+{
+	*lut_bytes = (size_t)(r->groups << r->bits) * 2;
+	return *lut_bytes + blob_packed_size((size_t)(r->channels * r->per_channel), r->bits);
+}
+
+int lutcache_store(const char *dir, const uint8_t key[32], const lut_result *r)
+{
+	size_t lut_bytes, raw_n = payload_size(r, &lut_bytes);
+	uint8_t *raw = xmalloc(raw_n);
+	memcpy(raw, r->lut, lut_bytes);
+	blob_pack_bits(r->indices, (size_t)(r->channels * r->per_channel), r->bits, raw + lut_bytes);
+	size_t zcap = ZSTD_compressBound(raw_n);
+	uint8_t *file = xmalloc(HDR_SIZE + zcap + 32), *p = file;
+	size_t z = ZSTD_compress(file + HDR_SIZE, zcap, raw, raw_n, 3);
+	free(raw);
+	if (ZSTD_isError(z)) {
+		free(file);
+		return errf("lut cache: zstd: %s", ZSTD_getErrorName(z));
+	}
+	uint32_t bits = (uint32_t)r->bits, zero = 0;
+	uint64_t zlen = z;
+	put(&p, MAGIC, 8), put(&p, key, 32), put(&p, &bits, 4), put(&p, &zero, 4);
+	put(&p, &r->channels, 8), put(&p, &r->per_channel, 8), put(&p, &r->group, 8);
+	put(&p, &r->rel_rms, 8), put(&p, &r->snr_db, 8), put(&p, &zlen, 8);
+	sha256(file, HDR_SIZE + z, file + HDR_SIZE + z);
+	char *path = entry_path(dir, key);
+	int rc = mkdir_p(dir) == 0 ? write_file_atomic(path, file, HDR_SIZE + z + 32) : -1;
+	free(path);
+	free(file);
+	return rc;
+}
+
+/* Header fields after the magic and key. */
+typedef struct entry_hdr {
+	uint32_t bits, reserved;
+	int64_t channels, per_channel, group;
+	double rel_rms, snr_db;
+	uint64_t zlen;
+} entry_hdr;
+
+static int check_entry(const uint8_t *f, size_t n, const uint8_t key[32], entry_hdr *h)
+{
+	if (n < HDR_SIZE + 32 || memcmp(f, MAGIC, 8) != 0 || memcmp(f + 8, key, 32) != 0)
+		return 0;
+	const uint8_t *p = f + 40;
+	get(&p, &h->bits, 4), get(&p, &h->reserved, 4), get(&p, &h->channels, 8);
+	get(&p, &h->per_channel, 8), get(&p, &h->group, 8), get(&p, &h->rel_rms, 8);
+	get(&p, &h->snr_db, 8), get(&p, &h->zlen, 8);
+	if (h->zlen != n - HDR_SIZE - 32)
+		return 0;
+	uint8_t digest[32];
+	sha256(f, HDR_SIZE + h->zlen, digest);
+	return memcmp(digest, f + HDR_SIZE + h->zlen, 32) == 0;
+}
+
+static int unpack_entry(const uint8_t *z, size_t zlen, const entry_hdr *h, lut_result *r)
+{
+	int64_t g = h->group ? h->group : h->channels;
+	lut_result t = {.bits = (int)h->bits, .channels = h->channels, .per_channel = h->per_channel,
+			.group = g, .groups = h->channels / g, .rel_rms = h->rel_rms, .snr_db = h->snr_db};
+	size_t lut_bytes, raw_n = payload_size(&t, &lut_bytes), n = (size_t)(t.channels * t.per_channel);
+	uint8_t *raw = xmalloc(raw_n);
+	size_t got = ZSTD_decompress(raw, raw_n, z, zlen);
+	if (ZSTD_isError(got) || got != raw_n) {
+		free(raw);
+		return 0;
+	}
+	t.lut = xmalloc(lut_bytes);
+	memcpy(t.lut, raw, lut_bytes);
+	t.indices = xmalloc(n);
+	blob_unpack_bits(raw + lut_bytes, n, t.bits, t.indices);
+	free(raw);
+	*r = t;
+	return 1;
+}
+
+int lutcache_load(const char *dir, const uint8_t key[32], int64_t channels, int64_t per_channel, int bits,
+		  int64_t group, lut_result *r)
+{
+	char *path = entry_path(dir, key), *f;
+	size_t n;
+	int found = 0;
+	if (path_exists(path) && read_file(path, &f, &n) == 0) {
+		entry_hdr h;
+		if (check_entry((uint8_t *)f, n, key, &h) && (int)h.bits == bits && h.channels == channels &&
+		    h.per_channel == per_channel && (h.group == group || (group == 0 && h.group == channels)))
+			found = unpack_entry((uint8_t *)f + HDR_SIZE, (size_t)h.zlen, &h, r);
+		if (!found)
+			info(1, "lut cache entry '%s' is damaged: recomputing it", path);
+		free(f);
+	}
+	free(path);
+	return found;
+}

@@ -1,0 +1,211 @@
+/* weights.c: blob consts and palettized weights (see weights.h). */
+#include "convert/weights.h"
+#include "base/fsutil.h"
+#include "base/util.h"
+#include "convert/lutcache.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <unistd.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *weights_cache_dir(const char *output, const char *opt)
+{
+	if (opt && (streq(opt, "none") || !*opt))
+		return NULL;
+	return opt ? xstrdup(opt) : path_join(output, WEIGHTS_CACHE_SUBDIR);
+}
+
+void weights_init(weights_ctx *w, blob_writer *bw, const lut_spec *lut, int threads)
+{
+	memset(w, 0, sizeof *w);
+	w->bw = bw;
+	if (lut)
+		w->lut = *lut;
+	w->threads = threads;
+}
+
+void weights_release(weights_ctx *w)
+{
+	if (!w)
+		return;
+	for (size_t i = 0; i < w->nquality; i++)
+		free(w->quality[i].name);
+	free(w->quality);
+	memset(w, 0, sizeof *w);
+}
+
+static mil_dtype index_dtype(int bits)
+{
+	switch (bits) {
+	case 1: return MIL_UINT1;
+	case 2: return MIL_UINT2;
+	case 3: return MIL_UINT3;
+	case 4: return MIL_UINT4;
+	case 6: return MIL_UINT6;
+	case 8: return MIL_UINT8;
+	}
+	BUG("unsupported LUT width %d", bits);
+}
+
+static int64_t numel(size_t rank, const int64_t *shape)
+{
+	int64_t n = 1;
+	for (size_t i = 0; i < rank; i++)
+		n *= shape[i];
+	return n;
+}
+
+static const char *emit_dense(weights_ctx *w, mil_block *b, const char *name, const uint16_t *data, size_t rank,
+			      const int64_t *shape)
+{
+	uint64_t off;
+	size_t n = (size_t)numel(rank, shape);
+	if (blob_append_tensor(w->bw, MIL_FP16, data, n, &off) != 0)
+		return NULL;
+	mil_type *t = mil_type_tensor(b->arena, MIL_FP16, rank, shape);
+	mil_block_add_const(b, name, mil_value_blob(b->arena, t, NULL, off));
+	w->n_dense++;
+	w->dense_bytes += n * 2;
+	return mil_strdup(b->arena, name);
+}
+
+static void record_quality(weights_ctx *w, const char *name, const lut_result *r)
+{
+	GROW(w->quality, w->quality_cap, w->nquality + 1);
+	weights_quality *q = &w->quality[w->nquality++];
+	q->name = xstrdup(name);
+	q->bits = r->bits;
+	q->group = w->lut.group;
+	q->rel_rms = r->rel_rms;
+	q->snr_db = r->snr_db;
+}
+
+/* Quantize through the cache: a valid entry is used, anything else recomputed and stored. */
+static int quantize(weights_ctx *w, const char *name, const uint16_t *data, int64_t channels, int64_t per_channel,
+		    lut_result *r)
+{
+	uint8_t key[32];
+	if (w->cache_dir) {
+		lutcache_key(data, channels, per_channel, w->lut.bits, w->lut.group, key);
+		if (lutcache_load(w->cache_dir, key, channels, per_channel, w->lut.bits, w->lut.group, r)) {
+			w->n_cached++;
+			return 0;
+		}
+	}
+	if (lut_quantize(name, data, channels, per_channel, w->lut.bits, w->lut.group, w->threads, r) != 0)
+		return -1;
+	if (w->cache_dir && lutcache_store(w->cache_dir, key, r) != 0)
+		warn("cannot store LUT cache entry for '%s': %s", name, errmsg());
+	return 0;
+}
+
+/* lut shape: rank + 2 dims, [groups, 1, ..., 1, 2^bits, 1] */
+static mil_type *lut_type(mil_arena *a, size_t rank, int64_t groups, int bits)
+{
+	int64_t dims[16];
+	ASSERT(rank + 2 <= 16);
+	for (size_t i = 0; i < rank + 2; i++)
+		dims[i] = 1;
+	dims[0] = groups;
+	dims[rank] = (int64_t)1 << bits;
+	return mil_type_tensor(a, MIL_FP16, rank + 2, dims);
+}
+
+static const char *emit_palettized(weights_ctx *w, mil_block *b, const char *name, const uint16_t *data,
+				   size_t rank, const int64_t *shape)
+{
+	lut_result r;
+	int64_t per_channel = numel(rank, shape) / shape[0];
+	if (quantize(w, name, data, shape[0], per_channel, &r) != 0)
+		return NULL;
+	uint64_t idx_off, lut_off;
+	size_t n = (size_t)(shape[0] * per_channel);
+	mil_dtype idt = index_dtype(r.bits);
+	int rc = blob_append_unpacked(w->bw, idt, r.indices, n, &idx_off);
+	if (rc == 0)
+		rc = blob_append_tensor(w->bw, MIL_FP16, r.lut, (size_t)(r.groups << r.bits), &lut_off);
+	if (rc != 0) {
+		lut_result_release(&r);
+		return NULL;
+	}
+	mil_arena *a = b->arena;
+	char *pname = xasprintf("%s_palettized", name);
+	mil_op *op = mil_block_add_op(b, "constexpr_lut_to_dense", pname);
+	mil_op_bind_value(op, "indices", mil_value_blob(a, mil_type_tensor(a, idt, rank, shape), NULL, idx_off));
+	mil_op_bind_value(op, "lut", mil_value_blob(a, lut_type(a, rank, r.groups, r.bits), NULL, lut_off));
+	mil_op_add_output(op, pname, mil_type_tensor(a, MIL_FP16, rank, shape));
+	char *out = mil_strdup(a, pname);
+	free(pname);
+	record_quality(w, name, &r);
+	w->n_palettized++;
+	w->palettized_bytes += blob_packed_size(n, r.bits) + (size_t)(r.groups << r.bits) * 2;
+	lut_result_release(&r);
+	return out;
+}
+
+int weights_lut_applies(const weights_ctx *w, size_t rank, const int64_t *shape)
+{
+	return w->lut.bits && lut_eligible((int)rank, shape) && numel(rank, shape) > w->lut_min_elements;
+}
+
+const char *weights_emit(weights_ctx *w, mil_block *b, const char *name, const uint16_t *data, size_t rank,
+			 const int64_t *shape)
+{
+	ASSERT(rank >= 1 && rank <= 8);
+	if (weights_lut_applies(w, rank, shape))
+		return emit_palettized(w, b, name, data, rank, shape);
+	return emit_dense(w, b, name, data, rank, shape);
+}
+
+static cJSON *quality_json(const weights_ctx *w)
+{
+	cJSON *root = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(root, "tensors");
+	double worst = 0, sum = 0;
+	for (size_t i = 0; i < w->nquality; i++) {
+		const weights_quality *q = &w->quality[i];
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "name", q->name);
+		cJSON_AddNumberToObject(o, "bits", q->bits);
+		cJSON_AddNumberToObject(o, "group", (double)q->group);
+		cJSON_AddNumberToObject(o, "rel_rms", q->rel_rms);
+		if (isfinite(q->snr_db))
+			cJSON_AddNumberToObject(o, "snr_db", q->snr_db);
+		else
+			cJSON_AddNullToObject(o, "snr_db"); /* lossless */
+		cJSON_AddItemToArray(arr, o);
+		worst = q->rel_rms > worst ? q->rel_rms : worst;
+		sum += q->rel_rms;
+	}
+	cJSON_AddNumberToObject(root, "palettized", (double)w->n_palettized);
+	cJSON_AddNumberToObject(root, "dense", (double)w->n_dense);
+	cJSON_AddNumberToObject(root, "worst_rel_rms", worst);
+	cJSON_AddNumberToObject(root, "mean_rel_rms", w->nquality ? sum / (double)w->nquality : 0);
+	return root;
+}
+
+int weights_write_quality(const weights_ctx *w, const char *path)
+{
+	if (!w->nquality) {
+		unlink(path);
+		return 0;
+	}
+	return write_json_atomic(path, quality_json(w));
+}
+
+void weights_summary(const weights_ctx *w, char *buf, size_t cap)
+{
+	double worst = 0;
+	for (size_t i = 0; i < w->nquality; i++)
+		if (w->quality[i].rel_rms > worst)
+			worst = w->quality[i].rel_rms;
+	if (w->n_palettized)
+		snprintf(buf, cap,
+			 "%zu tensors palettized (%zu from cache, %.1f MB, worst relative RMS error %.4f), %zu dense fp16 (%.1f MB)",
+			 w->n_palettized, w->n_cached, w->palettized_bytes / 1e6, worst, w->n_dense, w->dense_bytes / 1e6);
+	else
+		snprintf(buf, cap, "%zu dense fp16 tensors (%.1f MB)", w->n_dense, w->dense_bytes / 1e6);
+}

@@ -1,0 +1,73 @@
+/* weights.h: put one weight tensor into a package being built.
+ *
+ * Every stage turns checkpoint tensors into MIL values the same way: the fp16
+ * values go to weight.bin as a blob-backed `const`, or, when a LUT spec is in
+ * force and the tensor is eligible (rank > 1, more than 2048 elements, as
+ * coremltools decides, or more than lut_min_elements when that is larger:
+ * ANEMLL's Gemma 3 converter palettizes only tensors above 8192), they are
+ * palettized and become
+ *   <name>_palettized = constexpr_lut_to_dense(indices = uint<b>[shape] blob,
+ *                                              lut = fp16[groups,1,..,2^b,1] blob)
+ * with the two blobs bound as literal values in the op, exactly as
+ * coremltools writes iOS 18 programs (coreml-format.md 3, 5 and 6).
+ * The output-channel axis is 0, groups are contiguous blocks of channels.
+ *
+ * Palettization results are cached by content (lutcache.h) when a cache
+ * directory is set, so a tensor quantized once is never quantized again.
+ * The quality of every palettized tensor is recorded (relative RMS error,
+ * SNR) so stages can report it and write it next to the package.
+ */
+#ifndef ANEMAKE_WEIGHTS_H
+#define ANEMAKE_WEIGHTS_H
+
+#include "convert/lut.h"
+#include "coreml/blob.h"
+#include "coreml/mil.h"
+
+typedef struct weights_quality {
+	char *name;
+	int bits;
+	int64_t group; /* channels per table; 0 = per tensor */
+	double rel_rms, snr_db;
+} weights_quality;
+
+typedef struct weights_ctx {
+	blob_writer *bw;   /* the package's weight.bin */
+	lut_spec lut;      /* bits 0: no palettization; a builder may switch it per part */
+	int64_t lut_min_elements; /* palettize only above this many elements (0: lut_eligible's rule alone) */
+	int threads;       /* for the quantizer; 0 = all cores */
+	const char *cache_dir; /* NULL: no LUT cache */
+	size_t n_dense, n_palettized, n_cached;
+	uint64_t dense_bytes, palettized_bytes;
+	weights_quality *quality;
+	size_t nquality, quality_cap;
+} weights_ctx;
+
+/* Where stages keep the LUT cache unless told otherwise: OUTPUT/.anemake/lutcache. */
+#define WEIGHTS_CACHE_SUBDIR ".anemake/lutcache"
+/* The cache directory for a stage's --lut-cache value (NULL: the default
+ * under output; "none": no cache, returns NULL). Caller frees. */
+char *weights_cache_dir(const char *output, const char *opt);
+
+void weights_init(weights_ctx *w, blob_writer *bw, const lut_spec *lut, int threads);
+void weights_release(weights_ctx *w);
+
+/* 1 when a tensor of this shape gets palettized under w's current LUT. */
+int weights_lut_applies(const weights_ctx *w, size_t rank, const int64_t *shape);
+
+/* Emit weight `name` with fp16 values `data` (row-major, `shape`) into block
+ * b. Returns the name of the var holding the dense weight (name, or
+ * name_palettized), owned by b's arena; NULL with errf() on failure (the LUT
+ * group size not dividing the channel count is one, naming the tensor). */
+const char *weights_emit(weights_ctx *w, mil_block *b, const char *name, const uint16_t *data, size_t rank,
+			 const int64_t *shape);
+
+/* Sidecar "<package base>.quality.json": one entry per palettized tensor
+ * (name, bits, group, rel_rms, snr_db) and the totals; written atomically.
+ * Nothing is written (and an old sidecar removed) when nothing was palettized. */
+int weights_write_quality(const weights_ctx *w, const char *path);
+
+/* One line summarising what was emitted, for a stage's progress output. */
+void weights_summary(const weights_ctx *w, char *buf, size_t cap);
+
+#endif

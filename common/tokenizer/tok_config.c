@@ -1,0 +1,195 @@
+/* tok_config.c: what a model directory says about its tokenizer beyond
+ * tokenizer.json: tokenizer_config.json gives bos_token and eos_token (a
+ * string, or an object with "content" in older files) and chat_template (a
+ * Jinja string, or a list of {"name", "template"}); chat_template.jinja may
+ * hold the template instead. generation_config.json gives eos_token_id, one
+ * id or a list (Llama 3.1 stops on three). The chat family is recognised
+ * here, from marker strings in the template, since loading records it.
+ * Below tokenizer.c (which calls tok_read_configs while loading).
+ */
+#include "base/fsutil.h"
+#include "base/util.h"
+#include "tokenizer/tok_internal.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------
+ * Families */
+
+static const char *const chat_names[] = {
+	[TOK_CHAT_NONE] = "none",     [TOK_CHAT_LLAMA3] = "llama3", [TOK_CHAT_CHATML] = "chatml",
+	[TOK_CHAT_QWEN25] = "qwen2.5", [TOK_CHAT_QWEN3] = "qwen3",  [TOK_CHAT_GEMMA3] = "gemma3",
+	[TOK_CHAT_UNKNOWN] = "unknown",
+};
+
+const char *tokenizer_chat_name(tok_chat f)
+{
+	return (unsigned)f <= TOK_CHAT_UNKNOWN ? chat_names[f] : "unknown";
+}
+
+int tokenizer_chat_from_name(const char *name, tok_chat *out)
+{
+	static const struct {
+		const char *name;
+		tok_chat f;
+	} alias[] = {
+		{"llama", TOK_CHAT_LLAMA3}, {"qwen", TOK_CHAT_QWEN3}, {"qwen25", TOK_CHAT_QWEN25},
+		{"gemma", TOK_CHAT_GEMMA3},
+	};
+
+	for (int f = TOK_CHAT_NONE; f < TOK_CHAT_UNKNOWN; f++)
+		if (streq(name, chat_names[f])) {
+			*out = (tok_chat)f;
+			return 0;
+		}
+	for (size_t i = 0; i < sizeof alias / sizeof alias[0]; i++)
+		if (streq(name, alias[i].name)) {
+			*out = alias[i].f;
+			return 0;
+		}
+	return errf("unknown chat template '%s' (none, llama3, chatml, qwen2.5, qwen3, gemma3)", name);
+}
+
+tok_chat tokenizer_chat_detect(const char *tpl)
+{
+	if (!tpl || !*tpl)
+		return TOK_CHAT_NONE;
+	if (strstr(tpl, "<|start_header_id|>"))
+		return TOK_CHAT_LLAMA3;
+	if (strstr(tpl, "<start_of_turn>"))
+		return TOK_CHAT_GEMMA3;
+	if (strstr(tpl, "<|im_start|>")) {
+		if (strstr(tpl, "enable_thinking") || strstr(tpl, "<think>"))
+			return TOK_CHAT_QWEN3;
+		if (strstr(tpl, "You are Qwen, created by Alibaba Cloud"))
+			return TOK_CHAT_QWEN25;
+		return TOK_CHAT_CHATML;
+	}
+	return TOK_CHAT_UNKNOWN;
+}
+
+tok_chat tokenizer_chat_family(const tokenizer *t) { return t->chat; }
+/* ------------------------------------------------------------------------
+ * Config files */
+
+/* A token named by a config field: "text", {"content": "text"} or null. */
+static int config_token(tokenizer *t, const char *file, const cJSON *cfg, const char *key,
+			int32_t *id)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
+
+	if (cJSON_IsObject(v))
+		v = cJSON_GetObjectItemCaseSensitive(v, "content");
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	if (!cJSON_IsString(v))
+		return errf("%s: %s: not a string", file, key);
+	if ((*id = tokenizer_token_to_id(t, v->valuestring)) < 0)
+		return errf("%s: %s: token '%s' is not in the vocabulary", file, key,
+			    tok_quote(v->valuestring, strlen(v->valuestring)));
+	return 0;
+}
+
+/* The default template of a config's chat_template (string or list). */
+static const char *config_template(const cJSON *cfg)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, "chat_template"), *first = NULL;
+
+	if (cJSON_IsString(v))
+		return v->valuestring;
+	if (!cJSON_IsArray(v))
+		return NULL;
+	for (const cJSON *e = v->child; e; e = e->next) {
+		const cJSON *name = cJSON_GetObjectItemCaseSensitive(e, "name");
+		const cJSON *tpl = cJSON_GetObjectItemCaseSensitive(e, "template");
+		if (!cJSON_IsString(tpl))
+			continue;
+		if (cJSON_IsString(name) && streq(name->valuestring, "default"))
+			return tpl->valuestring;
+		if (!first)
+			first = tpl;
+	}
+	return first ? first->valuestring : NULL;
+}
+
+/* Parse an optional JSON file of dir; *root NULL when it does not exist. */
+static int read_json(const char *dir, const char *name, char **path, cJSON **root)
+{
+	char *data;
+	size_t len;
+
+	*root = NULL;
+	*path = path_join(dir, name);
+	if (!path_exists(*path))
+		return 0;
+	if (read_file(*path, &data, &len) < 0)
+		return -1;
+	*root = cJSON_ParseWithLength(data, len);
+	free(data);
+	if (!cJSON_IsObject(*root)) {
+		cJSON_Delete(*root);
+		*root = NULL;
+		return errf("%s: not a JSON object", *path);
+	}
+	return 0;
+}
+
+static int read_tokenizer_config(tokenizer *t, const char *dir)
+{
+	char *path, *jpath = path_join(dir, "chat_template.jinja"), *jinja = NULL;
+	const char *tpl = NULL;
+	size_t len;
+	cJSON *cfg;
+	int rc = read_json(dir, "tokenizer_config.json", &path, &cfg);
+
+	if (rc == 0 && cfg) {
+		if (config_token(t, path, cfg, "bos_token", &t->bos_id) < 0 ||
+		    config_token(t, path, cfg, "eos_token", &t->eos_id) < 0)
+			rc = -1;
+		tpl = config_template(cfg);
+	}
+	if (rc == 0 && !tpl && path_exists(jpath) && (rc = read_file(jpath, &jinja, &len)) == 0)
+		tpl = jinja;
+	if (rc == 0)
+		t->chat = tokenizer_chat_detect(tpl);
+	free(jinja);
+	free(jpath);
+	cJSON_Delete(cfg);
+	free(path);
+	return rc;
+}
+
+static int read_generation_config(tokenizer *t, const char *dir)
+{
+	char *path;
+	cJSON *cfg;
+	tok_ids ids = {0};
+	int rc = read_json(dir, "generation_config.json", &path, &cfg);
+	const cJSON *v = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, "eos_token_id") : NULL;
+
+	if (v && !cJSON_IsNull(v)) {
+		const cJSON *one = cJSON_IsArray(v) ? v->child : v;
+		for (; rc == 0 && one; one = cJSON_IsArray(v) ? one->next : NULL) {
+			double d = one->valuedouble;
+			if (!cJSON_IsNumber(one) || !(d >= 0 && d < (double)t->n_tokens) ||
+			    d != (double)(int32_t)d)
+				rc = errf("%s: eos_token_id: not a token id", path);
+			else
+				tok_ids_add(&ids, (int32_t)d);
+		}
+	}
+	t->eos_ids = ids.v;
+	t->n_eos = ids.n;
+	cJSON_Delete(cfg);
+	free(path);
+	return rc;
+}
+
+int tok_read_configs(tokenizer *t, const char *dir)
+{
+	if (read_tokenizer_config(t, dir) < 0 || read_generation_config(t, dir) < 0)
+		return -1;
+	return 0;
+}

@@ -1,0 +1,637 @@
+/* rt_ops_linalg.c: conv, linear, matmul and scaled_dot_product_attention
+ * for the CPU runtime (runtime.h). This is the hot path.
+ *
+ * Workload: an LLM's projections as 1x1 convs or linears over fp16 weights
+ * of up to ~1B parameters, for 1 (decode) or 64 (prefill) positions, plus
+ * the attention matmuls ([heads, 64, d] x [heads, context, d]).
+ *
+ * Everything goes through one kernel: C[m][n] = sum_k A[m][k] * B[n][k] with
+ * A the activations in fp32 (rows padded to a multiple of 8) and B the
+ * weights, read row by row exactly as stored ([Cout, Cin] for conv and
+ * linear), converted to fp32 four rows at a time into a small per-thread
+ * buffer, and dotted with every row of A using 8 fp32 partial sums that are
+ * added in a fixed order. Output channels are split over the model's
+ * threads; each C element is computed entirely by one thread in the same
+ * order whatever the thread count, so results are deterministic. When the
+ * CPU has AVX2 the same kernel runs with 256-bit vectors (no FMA, so both
+ * builds give identical bits).
+ */
+#define RT_INTERNAL
+#include "verify/runtime.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ */
+/* The dot-product kernel                                              */
+
+typedef float v8f __attribute__((vector_size(32), may_alias));
+
+#define HSUM8(s) ((((s)[0] + (s)[4]) + ((s)[1] + (s)[5])) + (((s)[2] + (s)[6]) + ((s)[3] + (s)[7])))
+
+/* out[m * 4 + j] = dot(A[m], Bt[j]) for j < nb (<= 4), over Kp (a multiple
+ * of 8) fp32 values; A rows and Bt rows are 32-byte aligned. The products
+ * and sums are separate statements so no compiler fuses them into FMAs: the
+ * fp32 accumulation order is fixed by this code alone. */
+#define DOT_TILE_BODY                                                                                  \
+	for (size_t m = 0; m < M; m++) {                                                               \
+		const float *a = A + m * lda;                                                           \
+		if (nb == 4) {                                                                          \
+			v8f s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};                                     \
+			const float *b0 = Bt, *b1 = Bt + Kp, *b2 = Bt + 2 * Kp, *b3 = Bt + 3 * Kp;     \
+			for (size_t k = 0; k < Kp; k += 8) {                                            \
+				v8f x = *(const v8f *)(a + k);                                          \
+				v8f p0 = x * *(const v8f *)(b0 + k);                                    \
+				v8f p1 = x * *(const v8f *)(b1 + k);                                    \
+				v8f p2 = x * *(const v8f *)(b2 + k);                                    \
+				v8f p3 = x * *(const v8f *)(b3 + k);                                    \
+				s0 += p0;                                                               \
+				s1 += p1;                                                               \
+				s2 += p2;                                                               \
+				s3 += p3;                                                               \
+			}                                                                               \
+			out[m * 4 + 0] = HSUM8(s0);                                                     \
+			out[m * 4 + 1] = HSUM8(s1);                                                     \
+			out[m * 4 + 2] = HSUM8(s2);                                                     \
+			out[m * 4 + 3] = HSUM8(s3);                                                     \
+			continue;                                                                       \
+		}                                                                                       \
+		for (int j = 0; j < nb; j++) {                                                          \
+			v8f s = {0};                                                                    \
+			const float *b = Bt + (size_t)j * Kp;                                           \
+			for (size_t k = 0; k < Kp; k += 8) {                                            \
+				v8f p = *(const v8f *)(a + k) * *(const v8f *)(b + k);                  \
+				s += p;                                                                 \
+			}                                                                               \
+			out[m * 4 + (size_t)j] = HSUM8(s);                                              \
+		}                                                                                       \
+	}
+
+static void dot_tile_generic(const float *A, size_t lda, size_t M, const float *Bt, size_t Kp, int nb, float *out)
+{
+	DOT_TILE_BODY
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define RT_AVX2 1
+__attribute__((target("avx2"))) static void dot_tile_avx2(const float *A, size_t lda, size_t M, const float *Bt,
+							 size_t Kp, int nb, float *out)
+{
+	DOT_TILE_BODY
+}
+
+static int g_avx2;
+static pthread_once_t g_avx2_once = PTHREAD_ONCE_INIT;
+
+static void detect_avx2(void)
+{
+	__builtin_cpu_init();
+	g_avx2 = __builtin_cpu_supports("avx2");
+}
+
+static int use_avx2(void)
+{
+	pthread_once(&g_avx2_once, detect_avx2);
+	return g_avx2;
+}
+#endif
+
+static void dot_tile(const float *A, size_t lda, size_t M, const float *Bt, size_t Kp, int nb, float *out)
+{
+#ifdef RT_AVX2
+	if (use_avx2()) {
+		dot_tile_avx2(A, lda, M, Bt, Kp, nb, out);
+		return;
+	}
+#endif
+	dot_tile_generic(A, lda, M, Bt, Kp, nb, out);
+}
+
+/* ------------------------------------------------------------------ */
+/* GEMM over stored weight rows                                        */
+
+typedef struct gemm {
+	size_t M, N, K, Kp;
+	const float *A;       /* M rows of Kp (zero-padded) */
+	const void *B;        /* N rows of K values, row n at B + n * ldb elements */
+	int b_dtype;          /* MIL_FP16 or MIL_FP32 */
+	size_t ldb;
+	float *C;             /* C[m * ldcm + n * ldcn] */
+	size_t ldcm, ldcn;
+	const float *bias;    /* per n, or NULL */
+} gemm;
+
+static size_t pad8(size_t k) { return (k + 7) & ~(size_t)7; }
+
+/* Output channels [n0, n1): four weight rows at a time. */
+static void gemm_part(void *ctx, size_t n0, size_t n1)
+{
+	const gemm *g = ctx;
+	float *bt = rt_alloc(4 * g->Kp * sizeof(float));
+	float *out = rt_alloc(g->M * 4 * sizeof(float));
+	for (size_t n = n0; n < n1; n += 4) {
+		int nb = n1 - n < 4 ? (int)(n1 - n) : 4;
+		for (int j = 0; j < nb; j++) {
+			float *row = bt + (size_t)j * g->Kp;
+			if (g->b_dtype == MIL_FP16)
+				rt_h2f_n((const uint16_t *)g->B + (n + (size_t)j) * g->ldb, row, g->K);
+			else
+				memcpy(row, (const float *)g->B + (n + (size_t)j) * g->ldb, g->K * sizeof(float));
+			memset(row + g->K, 0, (g->Kp - g->K) * sizeof(float));
+		}
+		dot_tile(g->A, g->Kp, g->M, bt, g->Kp, nb, out);
+		for (size_t m = 0; m < g->M; m++)
+			for (int j = 0; j < nb; j++) {
+				float v = out[m * 4 + (size_t)j];
+				if (g->bias)
+					v += g->bias[n + (size_t)j];
+				g->C[m * g->ldcm + (n + (size_t)j) * g->ldcn] = v;
+			}
+	}
+	free(out);
+	free(bt);
+}
+
+/* Split over threads only when there is enough work to pay for it. */
+static void gemm_run(rt_exec *e, gemm *g)
+{
+	if ((double)g->M * (double)g->N * (double)g->K < 262144.0)
+		gemm_part(g, 0, g->N);
+	else
+		rt_parallel(e, g->N, 16, gemm_part, g);
+}
+
+/* fp32 rows of Kp from an M x K matrix at x (element offset off) with row
+ * stride rs and column stride cs, zero-padded. */
+static float *rows_f32(const rt_val *x, size_t off, size_t M, size_t K, size_t rs, size_t cs)
+{
+	size_t Kp = pad8(K);
+	float *a = rt_alloc(M * Kp * sizeof(float) + 32);
+	if (rs == 1 && cs != 1) {
+		/* A transposed read (x is [K, cs] with our rows as its columns):
+		 * convert x's contiguous rows in bulk, then scatter them. */
+		float *t = rt_alloc(M * sizeof(float) + 4);
+		for (size_t k = 0; k < K; k++) {
+			rt_load_f32(x, off + k * cs, 1, M, t);
+			for (size_t m = 0; m < M; m++)
+				a[m * Kp + k] = t[m];
+		}
+		free(t);
+	}
+	for (size_t m = 0; m < M; m++) {
+		float *row = a + m * Kp;
+		if (!(rs == 1 && cs != 1))
+			rt_load_f32(x, off + m * rs, cs, K, row);
+		memset(row + K, 0, (Kp - K) * sizeof(float));
+	}
+	return a;
+}
+
+/* Weights usable as stored rows: fp16 or fp32. */
+static int weight_ok(rt_exec *e, const rt_val *w, const char *what)
+{
+	if (w->dtype != MIL_FP16 && w->dtype != MIL_FP32)
+		return rt_err(e, "%s must be fp16 or fp32", what);
+	return 0;
+}
+
+static float *bias_f32(rt_exec *e, const rt_val *b, size_t n)
+{
+	if (!b)
+		return NULL;
+	if (!rt_dtype_size(b->dtype) || b->numel != n) {
+		rt_err(e, "bias has %zu values for %zu outputs", b->numel, n);
+		return NULL;
+	}
+	float *f = rt_alloc(n * sizeof(float));
+	rt_load_f32(b, 0, 1, n, f);
+	return f;
+}
+
+/* ------------------------------------------------------------------ */
+/* linear                                                              */
+
+/* linear(x [.., Din], weight [Dout, Din], bias [Dout]) = x W^T + b. */
+static int k_linear(rt_exec *e, const rt_op *op)
+{
+	const rt_val *x = rt_in(e, op, 0), *w = rt_in(e, op, 1), *b = rt_in(e, op, 2);
+	if (weight_ok(e, w, "weight") != 0 || !rt_is_float(x->dtype) || x->rank < 1 || w->rank != 2)
+		return rt_err(e, "needs a float x of rank >= 1 and a float weight of rank 2");
+	size_t K = (size_t)x->shape[x->rank - 1], N = (size_t)w->shape[0];
+	if ((size_t)w->shape[1] != K)
+		return rt_err(e, "weight has %lld inputs, x has %zu", (long long)w->shape[1], K);
+	int64_t s[RT_MAX_RANK];
+	memcpy(s, x->shape, sizeof s);
+	s[x->rank - 1] = (int64_t)N;
+	float *bias = NULL;
+	if (b && !(bias = bias_f32(e, b, N)))
+		return -1;
+	rt_val *o = rt_out(e, op, 0, x->rank, s);
+	if (!o) {
+		free(bias);
+		return -1;
+	}
+	size_t M = K ? x->numel / K : 0;
+	gemm g = {.M = M, .N = N, .K = K, .Kp = pad8(K), .B = w->data, .b_dtype = w->dtype, .ldb = K,
+		  .ldcm = N, .ldcn = 1, .bias = bias};
+	g.A = rows_f32(x, 0, M, K, K, 1);
+	g.C = rt_alloc(M * N * sizeof(float) + 4);
+	gemm_run(e, &g);
+	rt_store_f32(o, 0, o->numel, g.C);
+	free((void *)g.A);
+	free(g.C);
+	free(bias);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* conv                                                                */
+
+typedef struct conv_geom {
+	int sd;                   /* spatial dims: 1 or 2 */
+	int64_t N, C, O, G;       /* batch, in channels, out channels, groups */
+	int64_t in[2], k[2], out[2], stride[2], dil[2], pad0[2];
+} conv_geom;
+
+/* Output size and leading padding of every spatial dim (coremltools'
+ * aggregated_pad: "same" puts the odd pixel at the end, "same_lower" at the
+ * start). */
+static int conv_pads(rt_exec *e, const rt_op *op, conv_geom *c)
+{
+	const char *pt = rt_param_str(e, rt_in(e, op, 4), "pad_type", "valid");
+	int64_t pad[4] = {0}, v[2];
+	int n;
+	if (!pt)
+		return -1;
+	if (rt_in(e, op, 5)) {
+		if (rt_param_ints(e, rt_in(e, op, 5), "pad", pad, 4, &n) != 0)
+			return -1;
+		if (n != 2 * c->sd)
+			return rt_err(e, "pad needs %d values", 2 * c->sd);
+	}
+	for (int i = 0; i < 2; i++) {
+		int64_t ke = (c->k[i] - 1) * c->dil[i] + 1, total;
+		int pi = c->sd == 2 ? i : i - 1; /* which pad pair: a 1-D conv has only the width */
+		if (pi < 0 || !strcmp(pt, "valid")) {
+			total = 0;
+			c->pad0[i] = 0;
+		} else if (!strcmp(pt, "custom")) {
+			c->pad0[i] = pad[2 * pi];
+			total = pad[2 * pi] + pad[2 * pi + 1];
+			if (pad[2 * pi] < 0 || pad[2 * pi + 1] < 0)
+				return rt_err(e, "negative padding");
+		} else if (!strcmp(pt, "same") || !strcmp(pt, "same_lower")) {
+			int64_t s = c->stride[i];
+			total = (c->in[i] + s - 1) / s * s - c->in[i] + ke - s;
+			total = total < 0 ? 0 : total;
+			c->pad0[i] = !strcmp(pt, "same") ? total / 2 : total - total / 2;
+		} else {
+			return rt_err(e, "unknown pad_type '%s'", pt);
+		}
+		v[i] = (c->in[i] + total - ke) / c->stride[i] + 1;
+		if (c->in[i] + total < ke || v[i] <= 0)
+			return rt_err(e, "kernel larger than the padded input");
+		c->out[i] = v[i];
+	}
+	return 0;
+}
+
+static int conv_geometry(rt_exec *e, const rt_op *op, const rt_val *x, const rt_val *w, conv_geom *c)
+{
+	int64_t st[2] = {1, 1}, dl[2] = {1, 1}, g;
+	int n;
+	memset(c, 0, sizeof *c);
+	c->sd = x->rank - 2;
+	if (c->sd < 1 || c->sd > 2 || w->rank != x->rank)
+		return rt_err(e, "only 1-D and 2-D convolutions (x rank 3 or 4, weight of the same rank)");
+	if (rt_param_int(e, rt_in(e, op, 7), "groups", 1, &g) != 0)
+		return -1;
+	if (rt_in(e, op, 3) && (rt_param_ints(e, rt_in(e, op, 3), "strides", st, 2, &n) != 0 || n != c->sd))
+		return rt_err(e, "strides needs %d values", c->sd);
+	if (rt_in(e, op, 6) && (rt_param_ints(e, rt_in(e, op, 6), "dilations", dl, 2, &n) != 0 || n != c->sd))
+		return rt_err(e, "dilations needs %d values", c->sd);
+	c->N = x->shape[0];
+	c->C = x->shape[1];
+	c->O = w->shape[0];
+	c->G = g;
+	if (g < 1 || c->C % g || c->O % g || w->shape[1] * g != c->C)
+		return rt_err(e, "weight [%lld, %lld, ..] does not fit %lld input channels in %lld groups",
+			      (long long)w->shape[0], (long long)w->shape[1], (long long)c->C, (long long)g);
+	for (int i = 0; i < c->sd; i++) {
+		c->in[i] = x->shape[2 + i];
+		c->k[i] = w->shape[2 + i];
+		c->stride[i] = st[i];
+		c->dil[i] = dl[i];
+		if (st[i] < 1 || dl[i] < 1 || c->k[i] < 1)
+			return rt_err(e, "strides, dilations and kernel sizes must be positive");
+	}
+	if (c->sd == 1) { /* treat 1-D as 2-D with height 1 */
+		c->in[1] = c->in[0], c->k[1] = c->k[0], c->stride[1] = c->stride[0], c->dil[1] = c->dil[0];
+		c->in[0] = c->k[0] = c->stride[0] = c->dil[0] = 1;
+	}
+	return 0;
+}
+
+/* 1x1, stride 1, no padding, one group: per batch item a GEMM of the
+ * [positions, Cin] activations with the [Cout, Cin] weight. */
+static void conv_1x1(rt_exec *e, const conv_geom *c, const rt_val *x, const rt_val *w, const float *bias, float *out)
+{
+	size_t P = (size_t)(c->in[0] * c->in[1]), K = (size_t)c->C, N = (size_t)c->O;
+	for (int64_t b = 0; b < c->N; b++) {
+		gemm g = {.M = P, .N = N, .K = K, .Kp = pad8(K), .B = w->data, .b_dtype = w->dtype, .ldb = K,
+			  .C = out + (size_t)b * N * P, .ldcm = 1, .ldcn = P, .bias = bias};
+		g.A = rows_f32(x, (size_t)b * K * P, P, K, 1, P); /* transposed read: row p is x[b, :, p] */
+		gemm_run(e, &g);
+		free((void *)g.A);
+	}
+}
+
+/* Any other conv: direct loops, each output accumulated in fp32 over
+ * (ci, kh, kw) in that order. */
+static void conv_direct(const conv_geom *c, const rt_val *x, const rt_val *w, const float *bias, float *out)
+{
+	size_t xn = x->numel, wn = w->numel;
+	float *xf = rt_alloc(xn * sizeof(float) + 4), *wf = rt_alloc(wn * sizeof(float) + 4);
+	rt_load_f32(x, 0, 1, xn, xf);
+	rt_load_f32(w, 0, 1, wn, wf);
+	int64_t cg = c->C / c->G, og = c->O / c->G, H = c->in[0], W = c->in[1], OH = c->out[0], OW = c->out[1];
+	for (int64_t b = 0; b < c->N; b++)
+		for (int64_t o = 0; o < c->O; o++) {
+			int64_t g = o / og;
+			for (int64_t oh = 0; oh < OH; oh++)
+				for (int64_t ow = 0; ow < OW; ow++) {
+					float acc = 0;
+					for (int64_t ci = 0; ci < cg; ci++)
+						for (int64_t kh = 0; kh < c->k[0]; kh++) {
+							int64_t ih = oh * c->stride[0] - c->pad0[0] + kh * c->dil[0];
+							if (ih < 0 || ih >= H)
+								continue;
+							for (int64_t kw = 0; kw < c->k[1]; kw++) {
+								int64_t iw = ow * c->stride[1] - c->pad0[1] + kw * c->dil[1];
+								if (iw < 0 || iw >= W)
+									continue;
+								float p = wf[((o * cg + ci) * c->k[0] + kh) * c->k[1] + kw] *
+									  xf[((b * c->C + g * cg + ci) * H + ih) * W + iw];
+								acc += p;
+							}
+						}
+					if (bias)
+						acc += bias[o];
+					out[((b * c->O + o) * OH + oh) * OW + ow] = acc;
+				}
+		}
+	free(xf);
+	free(wf);
+}
+
+static int k_conv(rt_exec *e, const rt_op *op)
+{
+	const rt_val *x = rt_in(e, op, 0), *w = rt_in(e, op, 1), *b = rt_in(e, op, 2);
+	conv_geom c;
+	if (!rt_is_float(x->dtype) || weight_ok(e, w, "weight") != 0)
+		return rt_err(e, "x and weight must be fp16 or fp32");
+	if (conv_geometry(e, op, x, w, &c) != 0 || conv_pads(e, op, &c) != 0)
+		return -1;
+	int64_t s[4] = {c.N, c.O, c.out[0], c.out[1]};
+	if (c.sd == 1)
+		s[2] = c.out[1];
+	float *bias = NULL;
+	if (b && !(bias = bias_f32(e, b, (size_t)c.O)))
+		return -1;
+	rt_val *o = rt_out(e, op, 0, x->rank, s);
+	if (!o) {
+		free(bias);
+		return -1;
+	}
+	float *out = rt_alloc(o->numel * sizeof(float) + 4);
+	int one = c.G == 1 && c.k[0] == 1 && c.k[1] == 1 && c.stride[0] == 1 && c.stride[1] == 1 &&
+		  c.pad0[0] == 0 && c.pad0[1] == 0 && c.out[0] == c.in[0] && c.out[1] == c.in[1];
+	if (one)
+		conv_1x1(e, &c, x, w, bias, out);
+	else
+		conv_direct(&c, x, w, bias, out);
+	rt_store_f32(o, 0, o->numel, out);
+	free(out);
+	free(bias);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* matmul                                                              */
+
+/* Batch offsets of a broadcast operand: its batch dims right-aligned to
+ * the output's, stride 0 where it has size 1. */
+static void batch_strides(const rt_val *v, int vb, int ob, size_t mat, int64_t *str)
+{
+	int64_t s = (int64_t)mat;
+	for (int d = ob - 1; d >= 0; d--) {
+		int vd = d - (ob - vb);
+		int64_t dim = vd < 0 ? 1 : v->shape[vd];
+		str[d] = dim == 1 ? 0 : s;
+		s *= dim;
+	}
+}
+
+typedef struct mm_shape {
+	size_t M, K, N;
+	int xb, yb, ob; /* batch ranks */
+	int64_t oshape[RT_MAX_RANK];
+	int orank;
+} mm_shape;
+
+/* numpy matmul shapes: a rank-1 x is [1, K], a rank-1 y is [K, 1], and the
+ * added dims are dropped from the result. */
+static int mm_solve(rt_exec *e, const rt_val *x, const rt_val *y, int tx, int ty, mm_shape *s)
+{
+	if (x->rank < 1 || y->rank < 1)
+		return rt_err(e, "matmul operands need rank >= 1");
+	int64_t xm = x->rank == 1 ? 1 : x->shape[x->rank - 2], xk = x->shape[x->rank - 1];
+	int64_t yk = y->rank == 1 ? y->shape[0] : y->shape[y->rank - 2], yn = y->rank == 1 ? 1 : y->shape[y->rank - 1];
+	if (tx && x->rank > 1) {
+		int64_t t = xm;
+		xm = xk;
+		xk = t;
+	}
+	if (ty && y->rank > 1) {
+		int64_t t = yk;
+		yk = yn;
+		yn = t;
+	}
+	if (xk != yk)
+		return rt_err(e, "inner dims differ (%lld vs %lld)", (long long)xk, (long long)yk);
+	s->M = (size_t)xm;
+	s->K = (size_t)xk;
+	s->N = (size_t)yn;
+	s->xb = x->rank > 2 ? x->rank - 2 : 0;
+	s->yb = y->rank > 2 ? y->rank - 2 : 0;
+	s->ob = s->xb > s->yb ? s->xb : s->yb;
+	for (int d = 0; d < s->ob; d++) {
+		int xd = d - (s->ob - s->xb), yd = d - (s->ob - s->yb);
+		int64_t a = xd < 0 ? 1 : x->shape[xd], b = yd < 0 ? 1 : y->shape[yd];
+		if (a != b && a != 1 && b != 1)
+			return rt_err(e, "batch dims do not broadcast (%lld vs %lld)", (long long)a, (long long)b);
+		s->oshape[d] = a == 1 ? b : a;
+	}
+	s->orank = s->ob;
+	if (x->rank > 1)
+		s->oshape[s->orank++] = xm;
+	if (y->rank > 1)
+		s->oshape[s->orank++] = yn;
+	return 0;
+}
+
+static int k_matmul(rt_exec *e, const rt_op *op)
+{
+	const rt_val *x = rt_in(e, op, 0), *y = rt_in(e, op, 1);
+	int tx, ty;
+	mm_shape s;
+	if (!rt_is_float(x->dtype) || !rt_is_float(y->dtype))
+		return rt_err(e, "matmul needs fp16 or fp32 operands");
+	if (rt_param_bool(e, rt_in(e, op, 2), "transpose_x", 0, &tx) != 0 ||
+	    rt_param_bool(e, rt_in(e, op, 3), "transpose_y", 0, &ty) != 0 || mm_solve(e, x, y, tx, ty, &s) != 0)
+		return -1;
+	rt_val *o = rt_out(e, op, 0, s.orank, s.oshape);
+	if (!o)
+		return -1;
+	size_t nb = rt_numel(s.ob, s.oshape), M = s.M, K = s.K, N = s.N;
+	int64_t xs[RT_MAX_RANK], ys[RT_MAX_RANK];
+	batch_strides(x, s.xb, s.ob, M * K, xs);
+	batch_strides(y, s.yb, s.ob, K * N, ys);
+	float *c = rt_alloc(nb * M * N * sizeof(float) + 4);
+	int64_t idx[RT_MAX_RANK] = {0};
+	int yrows = ty && y->rank > 1; /* y stored [N, K]: its rows are usable as they are */
+	for (size_t bi = 0; bi < nb; bi++) {
+		size_t xo = 0, yo = 0;
+		for (int d = 0; d < s.ob; d++) {
+			xo += (size_t)(idx[d] * xs[d]);
+			yo += (size_t)(idx[d] * ys[d]);
+		}
+		gemm g = {.M = M, .N = N, .K = K, .Kp = pad8(K), .C = c + bi * M * N, .ldcm = N, .ldcn = 1};
+		g.A = tx && x->rank > 1 ? rows_f32(x, xo, M, K, 1, M) : rows_f32(x, xo, M, K, K, 1);
+		float *bt = NULL;
+		if (yrows) {
+			g.B = (const char *)y->data + yo * rt_dtype_size(y->dtype);
+			g.b_dtype = y->dtype;
+			g.ldb = K;
+		} else {
+			bt = rows_f32(y, yo, N, K, 1, N); /* row n is column n of y */
+			g.B = bt;
+			g.b_dtype = MIL_FP32;
+			g.ldb = pad8(K);
+		}
+		gemm_run(e, &g);
+		free((void *)g.A);
+		free(bt);
+		for (int d = s.ob - 1; d >= 0 && ++idx[d] == s.oshape[d]; d--)
+			idx[d] = 0;
+	}
+	rt_store_f32(o, 0, o->numel, c);
+	free(c);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* scaled_dot_product_attention (iOS 18)                               */
+
+/* softmax(Q K^T / sqrt(E) + mask) V over query [.., L, E], key [.., S, E],
+ * value [.., S, Ev]; a bool mask attends where true, a float mask is added.
+ * The mask broadcasts to [.., L, S]. Everything in fp32. */
+static int k_sdpa(rt_exec *e, const rt_op *op)
+{
+	const rt_val *q = rt_in(e, op, 0), *k = rt_in(e, op, 1), *v = rt_in(e, op, 2), *mk = rt_in(e, op, 3);
+	if (!rt_is_float(q->dtype) || !rt_is_float(k->dtype) || !rt_is_float(v->dtype) || q->rank < 2 ||
+	    k->rank != q->rank || v->rank != q->rank)
+		return rt_err(e, "query, key and value must be float tensors of the same rank >= 2");
+	int r = q->rank;
+	size_t L = (size_t)q->shape[r - 2], E = (size_t)q->shape[r - 1], S = (size_t)k->shape[r - 2];
+	size_t Ev = (size_t)v->shape[r - 1];
+	for (int d = 0; d < r - 2; d++)
+		if (k->shape[d] != q->shape[d] || v->shape[d] != q->shape[d])
+			return rt_err(e, "batch dims of query, key and value differ");
+	if ((size_t)k->shape[r - 1] != E || (size_t)v->shape[r - 2] != S)
+		return rt_err(e, "key must be [.., S, %zu] and value [.., S, Ev]", E);
+	int64_t ms[RT_MAX_RANK], s[RT_MAX_RANK];
+	if (mk) {
+		if (mk->rank > r || !rt_dtype_size(mk->dtype))
+			return rt_err(e, "attn_mask has a bad rank or type");
+		int64_t st = 1;
+		for (int d = r - 1; d >= 0; d--) {
+			int md = d - (r - mk->rank);
+			int64_t dim = md < 0 ? 1 : mk->shape[md];
+			int64_t want = d == r - 1 ? (int64_t)S : d == r - 2 ? (int64_t)L : q->shape[d];
+			if (dim != 1 && dim != want)
+				return rt_err(e, "attn_mask does not broadcast to the scores");
+			ms[d] = dim == 1 ? 0 : st;
+			st *= dim;
+		}
+	}
+	memcpy(s, q->shape, sizeof s);
+	s[r - 1] = (int64_t)Ev;
+	rt_val *o = rt_out(e, op, 0, r, s);
+	if (!o)
+		return -1;
+	size_t B = rt_numel(r - 2, q->shape);
+	float *qf = rt_alloc(q->numel * 4 + 4), *kf = rt_alloc(k->numel * 4 + 4), *vf = rt_alloc(v->numel * 4 + 4);
+	float *p = rt_alloc(S * 4 + 4), *of = rt_alloc(o->numel * 4 + 4);
+	rt_load_f32(q, 0, 1, q->numel, qf);
+	rt_load_f32(k, 0, 1, k->numel, kf);
+	rt_load_f32(v, 0, 1, v->numel, vf);
+	float scale = 1.0f / sqrtf((float)E);
+	int64_t idx[RT_MAX_RANK] = {0};
+	for (size_t b = 0; b < B; b++) {
+		size_t moff = 0;
+		for (int d = 0; mk && d < r - 2; d++)
+			moff += (size_t)(idx[d] * ms[d]);
+		for (size_t l = 0; l < L; l++) {
+			float m = -INFINITY, sum = 0;
+			for (size_t j = 0; j < S; j++) {
+				float acc = 0; /* fp32 accumulation, as everywhere */
+				for (size_t t = 0; t < E; t++) {
+					float pr = qf[(b * L + l) * E + t] * kf[(b * S + j) * E + t];
+					acc += pr;
+				}
+				acc *= scale;
+				if (mk) {
+					double mv = rt_get(mk, moff + l * (size_t)ms[r - 2] + j * (size_t)ms[r - 1]);
+					if (mk->dtype == MIL_BOOL)
+						acc = mv != 0 ? acc : -INFINITY;
+					else
+						acc += (float)mv;
+				}
+				p[j] = acc;
+				m = acc > m ? acc : m;
+			}
+			for (size_t j = 0; j < S; j++) {
+				p[j] = m == -INFINITY ? 0.0f : expf(p[j] - m);
+				sum += p[j];
+			}
+			for (size_t t = 0; t < Ev; t++) {
+				float acc = 0;
+				for (size_t j = 0; j < S; j++) {
+					float pr = p[j] * vf[(b * S + j) * Ev + t];
+					acc += pr;
+				}
+				of[(b * L + l) * Ev + t] = sum > 0 ? acc / sum : 0.0f;
+			}
+		}
+		for (int d = r - 3; d >= 0 && ++idx[d] == q->shape[d]; d--)
+			idx[d] = 0;
+	}
+	rt_store_f32(o, 0, o->numel, of);
+	free(qf);
+	free(kf);
+	free(vf);
+	free(p);
+	free(of);
+	return 0;
+}
+
+const rt_kernel rt_kernels_linalg[] = {
+	{"conv", {"x", "weight", "bias", "strides", "pad_type", "pad", "dilations", "groups"}, 3, -1, 1, 1, k_conv},
+	{"linear", {"x", "weight", "bias"}, 3, -1, 1, 1, k_linear},
+	{"matmul", {"x", "y", "transpose_x", "transpose_y"}, 3, -1, 1, 1, k_matmul},
+	{"scaled_dot_product_attention", {"query", "key", "value", "attn_mask"}, 7, -1, 1, 1, k_sdpa},
+	{NULL, {NULL}, 0, -1, 0, 0, NULL},
+};
