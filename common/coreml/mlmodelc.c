@@ -10,6 +10,7 @@
 #include "coreml/mlmodelc.h"
 #include "base/fp16.h"
 #include "base/fsutil.h"
+#include "base/hash.h"
 #include "base/util.h"
 #include "base/version.h"
 #include "coreml/mil.h"
@@ -23,19 +24,7 @@
 #include <sys/stat.h> /* mkdir */
 #include <unistd.h>   /* fsync */
 
-const char *const mlmodelc_unverified[] = {
-	"the coremldata.bin field at offset 4 (we write 5, as in the one real spec-7 file)",
-	"functions/defaultFunctionName in the coremldata.bin description of single-function models",
-	"the analytics SpecificationDetails section (its modelHash input is unknown; left out)",
-	"the exact program(1.3) model.mil text for multifunction programs, state inputs, write_state and literals",
-	"the metadata.json stateSchema entry format, functions entries, histogram keys (camelCase, opset prefix) "
-	"and computePrecision",
-	"whether Core ML loads a .mlmodelc with only these five items",
-	NULL,
-};
-
 #define COPY_BUF ((size_t)1 << 20)
-#define MUL_SIGN "\xc3\x97" /* U+00D7, the separator of formattedType shapes */
 
 /* ------------------------------------------------------------------ */
 /* model.mil: types and literals                                       */
@@ -349,7 +338,7 @@ static int put_op(FILE *f, const mil_function *fn, const mil_op *op)
 }
 
 /* "ios18" for CoreML8 and so on; NULL for an opset without a text name. */
-static const char *opset_tag(const char *opset)
+const char *mlmodelc_opset_tag(const char *opset)
 {
 	static const char *const tags[][2] = {
 		{"CoreML5", "ios15"}, {"CoreML6", "ios16"}, {"CoreML7", "ios17"}, {"CoreML8", "ios18"}};
@@ -361,7 +350,7 @@ static const char *opset_tag(const char *opset)
 
 static int put_function(FILE *f, const mil_function *fn)
 {
-	const char *tag = opset_tag(fn->opset);
+	const char *tag = mlmodelc_opset_tag(fn->opset);
 	const mil_block *b = mil_function_block(fn);
 	if (!tag)
 		return errf("function '%s': opset '%s' has no model.mil name", fn->name, fn->opset);
@@ -443,404 +432,6 @@ int mlmodelc_write_mil(FILE *f, const ml_model *m)
 }
 
 /* ------------------------------------------------------------------ */
-/* metadata.json: a writer in the style of Apple's JSON output          */
-
-#define JW_MAX_DEPTH 16
-
-typedef struct jw {
-	char *s;
-	size_t len, cap;
-	int depth;
-	int count[JW_MAX_DEPTH]; /* members written so far at each depth */
-} jw;
-
-static void jw_puts(jw *w, const char *s)
-{
-	size_t n = strlen(s);
-	GROW(w->s, w->cap, w->len + n + 1);
-	memcpy(w->s + w->len, s, n + 1);
-	w->len += n;
-}
-
-static void jw_indent(jw *w, int depth)
-{
-	for (int i = 0; i < depth; i++)
-		jw_puts(w, "  ");
-}
-
-/* JSON string; '/' escaped as Apple's writer does, UTF-8 passed through. */
-static void jw_quoted(jw *w, const char *s)
-{
-	jw_puts(w, "\"");
-	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-		char e[8] = {(char)*c, 0};
-		if (*c == '"' || *c == '\\' || *c == '/')
-			snprintf(e, sizeof e, "\\%c", *c);
-		else if (*c == '\n')
-			snprintf(e, sizeof e, "\\n");
-		else if (*c < 0x20)
-			snprintf(e, sizeof e, "\\u%04x", *c);
-		jw_puts(w, e);
-	}
-	jw_puts(w, "\"");
-}
-
-/* Start a member (key NULL inside arrays) at the current depth. */
-static void jw_member(jw *w, const char *key)
-{
-	jw_puts(w, w->count[w->depth]++ ? ",\n" : "\n");
-	jw_indent(w, w->depth);
-	if (key) {
-		jw_quoted(w, key);
-		jw_puts(w, " : ");
-	}
-}
-
-static void jw_open(jw *w, const char *key, const char *brace)
-{
-	jw_member(w, key);
-	jw_puts(w, brace);
-	ASSERT(w->depth + 1 < JW_MAX_DEPTH);
-	w->count[++w->depth] = 0;
-}
-
-static void jw_close(jw *w, const char *brace)
-{
-	jw_puts(w, w->count[w->depth] ? "\n" : "\n\n");
-	jw_indent(w, --w->depth);
-	jw_puts(w, brace);
-}
-
-static void jw_str(jw *w, const char *key, const char *v)
-{
-	jw_member(w, key);
-	jw_quoted(w, v);
-}
-
-static void jw_int(jw *w, const char *key, long long v)
-{
-	char buf[32];
-	snprintf(buf, sizeof buf, "%lld", v);
-	jw_member(w, key);
-	jw_puts(w, buf);
-}
-
-/* ------------------------------------------------------------------ */
-/* metadata.json: feature schemas                                      */
-
-static const char *data_type_name(int array_dt)
-{
-	switch (array_dt) {
-	case ARRAY_FLOAT16: return "Float16";
-	case ARRAY_FLOAT32: return "Float32";
-	case ARRAY_DOUBLE: return "Double";
-	case ARRAY_INT32: return "Int32";
-	case ARRAY_INT8: return "Int8";
-	default: return "Unknown";
-	}
-}
-
-/* dims joined by sep, e.g. "1 × 10" or "1, 10"; caller frees. */
-static char *join_dims(const ml_shape *s, const char *sep)
-{
-	char *out = xstrdup("");
-	for (size_t i = 0; i < s->n; i++) {
-		char *t = xasprintf("%s%s%lld", out, i ? sep : "", (long long)s->dims[i]);
-		free(out), out = t;
-	}
-	return out;
-}
-
-static char *bracketed(const ml_shape *s)
-{
-	char *d = join_dims(s, ", "), *out = xasprintf("[%s]", d);
-	free(d);
-	return out;
-}
-
-/* shapeFlexibility / enumeratedShapes / shapeRange of a flexible input. */
-static void jw_flexibility(jw *w, const ml_array_type *at)
-{
-	char *flex = xstrdup(""), *list = xstrdup(""), *t;
-	size_t n = at->flex == ML_FLEX_ENUMERATED ? at->nshapes : at->nranges;
-	for (size_t i = 0; i < n; i++) {
-		char *a, *b;
-		if (at->flex == ML_FLEX_ENUMERATED) {
-			a = join_dims(&at->shapes[i], " " MUL_SIGN " "), b = bracketed(&at->shapes[i]);
-		} else {
-			const ml_size_range *r = &at->ranges[i];
-			a = xasprintf("%llu...%lld", (unsigned long long)r->lower, (long long)r->upper);
-			b = xasprintf("[%llu, %lld]", (unsigned long long)r->lower, (long long)r->upper);
-		}
-		const char *sep = at->flex == ML_FLEX_ENUMERATED ? " | " : " " MUL_SIGN " ";
-		t = xasprintf("%s%s%s", flex, i ? sep : "", a), free(flex), flex = t;
-		t = xasprintf("%s%s%s", list, i ? ", " : "", b), free(list), list = t;
-		free(a), free(b);
-	}
-	t = xasprintf("[%s]", list);
-	jw_str(w, "shapeFlexibility", flex);
-	jw_str(w, at->flex == ML_FLEX_ENUMERATED ? "enumeratedShapes" : "shapeRange", t);
-	free(flex), free(list), free(t);
-}
-
-static const char *scalar_feature_name(const ml_feature *f)
-{
-	switch (f->type ? f->type->kind : ML_FEAT_NONE) {
-	case ML_FEAT_INT64: return "Int64";
-	case ML_FEAT_DOUBLE: return "Double";
-	case ML_FEAT_STRING: return "String";
-	case ML_FEAT_IMAGE: return "Image";
-	case ML_FEAT_DICT: return "Dictionary";
-	case ML_FEAT_SEQUENCE: return "Sequence";
-	default: return "Unknown";
-	}
-}
-
-static void jw_feature(jw *w, const ml_feature *f, int is_state)
-{
-	const ml_array_type *at = ml_feature_array(f);
-	int flex = at && at->flex != ML_FLEX_NONE && !is_state;
-	const char *kind = is_state ? "State" : at ? "MultiArray" : scalar_feature_name(f);
-	char *dims = at ? join_dims(&at->shape, " " MUL_SIGN " ") : xstrdup("");
-	char *formatted = at ? xasprintf("%s (%s%s%s)", kind, data_type_name(at->dtype), *dims ? " " : "", dims)
-			     : xstrdup(kind);
-	char *shape = at ? bracketed(&at->shape) : xstrdup("[]");
-	jw_open(w, NULL, "{");
-	jw_str(w, "hasShapeFlexibility", flex ? "1" : "0");
-	jw_str(w, "isOptional", f->type && f->type->is_optional ? "1" : "0");
-	if (at)
-		jw_str(w, "dataType", data_type_name(at->dtype));
-	jw_str(w, "formattedType", formatted);
-	jw_str(w, "shortDescription", f->short_description);
-	jw_str(w, "shape", shape);
-	jw_str(w, "name", f->name);
-	jw_str(w, "type", kind);
-	if (flex)
-		jw_flexibility(w, at);
-	jw_close(w, "}");
-	free(dims), free(formatted), free(shape);
-}
-
-static void jw_features(jw *w, const char *key, const ml_features *fs, int is_state)
-{
-	jw_open(w, key, "[");
-	for (size_t i = 0; fs && i < fs->n; i++)
-		jw_feature(w, fs->v[i], is_state);
-	jw_close(w, "]");
-}
-
-/* ------------------------------------------------------------------ */
-/* metadata.json: histogram, precision, the document                   */
-
-typedef struct op_count {
-	char *key; /* "Ios18.sliceByIndex" */
-	int n;
-} op_count;
-
-static int count_cmp(const void *x, const void *y) { return strcmp(((const op_count *)x)->key, ((const op_count *)y)->key); }
-
-/* "Ios18.constexprLutToDense" for constexpr_lut_to_dense in a CoreML8 function. */
-static char *histogram_key(const char *opset, const char *op)
-{
-	const char *tag = opset_tag(opset);
-	char *k = xasprintf("I%s.%s", tag ? tag + 1 : "os18", op), *o = strchr(k, '.') + 1;
-	for (const char *c = op; *c; c++)
-		if (*c == '_' && c[1])
-			*o++ = (char)(c[1] >= 'a' && c[1] <= 'z' ? c[1] - 'a' + 'A' : c[1]), c++;
-		else if (*c != '_')
-			*o++ = *c;
-	*o = 0;
-	return k;
-}
-
-static void jw_histogram(jw *w, const mil_function *fn)
-{
-	const mil_block *b = fn ? mil_function_block(fn) : NULL;
-	op_count *c = NULL;
-	size_t n = 0, cap = 0;
-	for (size_t i = 0; b && i < b->nops; i++) {
-		if (strcmp(b->ops[i]->type, "const") == 0)
-			continue;
-		char *key = histogram_key(fn->opset, b->ops[i]->type);
-		size_t j = 0;
-		while (j < n && strcmp(c[j].key, key) != 0)
-			j++;
-		if (j < n) {
-			c[j].n++, free(key);
-			continue;
-		}
-		GROW(c, cap, n + 1);
-		c[n++] = (op_count){key, 1};
-	}
-	if (n)
-		qsort(c, n, sizeof *c, count_cmp);
-	jw_open(w, "mlProgramOperationTypeHistogram", "{");
-	for (size_t i = 0; i < n; i++)
-		jw_int(w, c[i].key, c[i].n), free(c[i].key);
-	jw_close(w, "}");
-	free(c);
-}
-
-/* "Float16", or "Mixed (Float16, Int32)" from the outputs of the non-const ops. */
-static void jw_precision(jw *w, const mil_function *fn)
-{
-	static const struct {
-		int dt;
-		const char *name;
-	} kinds[] = {{MIL_FP16, "Float16"}, {MIL_FP32, "Float32"}, {MIL_INT32, "Int32"}};
-	int seen[3] = {0}, nseen = 0;
-	const mil_block *b = fn ? mil_function_block(fn) : NULL;
-	for (size_t i = 0; b && i < b->nops; i++)
-		for (size_t o = 0; o < b->ops[i]->noutputs && strcmp(b->ops[i]->type, "const") != 0; o++)
-			for (int k = 0; k < 3; k++) {
-				const mil_type *t = b->ops[i]->outputs[o].type;
-				if (t && t->kind == MIL_TYPE_TENSOR && t->dtype == kinds[k].dt && !seen[k])
-					seen[k] = 1, nseen++;
-			}
-	char buf[64] = "";
-	for (int k = 0, j = 0; k < 3; k++)
-		if (seen[k])
-			snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s", j++ ? ", " : "", kinds[k].name);
-	char *v = nseen > 1 ? xasprintf("Mixed (%s)", buf) : xstrdup(nseen ? buf : "Float16");
-	jw_str(w, "computePrecision", v);
-	free(v);
-}
-
-/* The functions the description names: its list, or one from the top level. */
-typedef struct fn_view {
-	const char *name;
-	const ml_function_desc *fd;
-	const mil_function *fn;
-} fn_view;
-
-static const char *single_name(const ml_model *m)
-{
-	return m->program && m->program->nfunctions == 1 ? m->program->functions[0]->name : "main";
-}
-
-static size_t function_views(const ml_model *m, const ml_description *d, fn_view **out)
-{
-	size_t n = d->nfunctions ? d->nfunctions : 1;
-	fn_view *v = xcalloc(n, sizeof *v);
-	for (size_t i = 0; i < n; i++) {
-		v[i].fd = d->nfunctions ? d->functions[i] : &d->top;
-		v[i].name = d->nfunctions ? d->functions[i]->name : single_name(m);
-		v[i].fn = m->program ? mil_program_find_function(m->program, v[i].name) : NULL;
-	}
-	*out = v;
-	return n;
-}
-
-static void jw_function(jw *w, const fn_view *v)
-{
-	jw_open(w, NULL, "{");
-	jw_precision(w, v->fn);
-	jw_features(w, "outputSchema", &v->fd->output, 0);
-	jw_features(w, "stateSchema", &v->fd->state, 1);
-	jw_str(w, "name", v->name);
-	jw_histogram(w, v->fn);
-	jw_features(w, "inputSchema", &v->fd->input, 0);
-	jw_close(w, "}");
-}
-
-static void jw_availability(jw *w, int spec)
-{
-	static const char *const table[][6] = {
-		/* macOS, tvOS, visionOS, watchOS, iOS, macCatalyst */
-		{"13.0", "16.0", "1.0", "9.0", "16.0", "16.0"},  /* spec 7 [obs] */
-		{"14.0", "17.0", "1.0", "10.0", "17.0", "17.0"}, /* spec 8 */
-		{"15.0", "18.0", "2.0", "11.0", "18.0", "18.0"}, /* spec 9 [3p] */
-	};
-	static const char *const os[6] = {"macOS", "tvOS", "visionOS", "watchOS", "iOS", "macCatalyst"};
-	int row = spec <= 7 ? 0 : spec == 8 ? 1 : 2;
-	jw_open(w, "availability", "{");
-	for (int i = 0; i < 6; i++)
-		jw_str(w, os[i], table[row][i]);
-	jw_close(w, "}");
-}
-
-static void jw_user_metadata(jw *w, const ml_metadata *md)
-{
-	size_t n = md ? md->nuser : 0;
-	str_pair *p = xcalloc(n + 1, sizeof *p);
-	for (size_t i = 0; i < n; i++)
-		p[i] = (str_pair){md->user[i].key, md->user[i].value};
-	if (n)
-		qsort(p, n, sizeof *p, pair_cmp);
-	jw_open(w, "userDefinedMetadata", "{");
-	for (size_t i = 0; i < n; i++)
-		jw_str(w, p[i].k, p[i].v);
-	jw_close(w, "}");
-	free(p);
-}
-
-/* generatedClassName: the model name as an identifier. */
-static char *class_identifier(const char *name)
-{
-	char *s = xasprintf("%s%s", name[0] >= '0' && name[0] <= '9' ? "_" : "", name);
-	for (char *c = s; *c; c++)
-		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_'))
-			*c = '_';
-	return s;
-}
-
-static void jw_description_text(jw *w, const ml_metadata *md)
-{
-	if (!md)
-		return;
-	const char *keys[4] = {"shortDescription", "author", "version", "license"};
-	const char *vals[4] = {md->short_description, md->author, md->version, md->license};
-	for (int i = 0; i < 4; i++)
-		if (*vals[i])
-			jw_str(w, keys[i], vals[i]);
-}
-
-/* One straight pass over the document, in the key order of mlmodelc.h item 5. */
-char *mlmodelc_metadata_json(const ml_model *m, const char *class_name)
-{
-	ml_model *empty = ml_model_new(0);
-	const ml_description *d = m->desc ? m->desc : ml_model_desc(empty);
-	fn_view *v;
-	size_t nv = function_views(m, d, &v), def = 0;
-	for (size_t i = 0; i < nv; i++)
-		if (*d->default_function && strcmp(v[i].name, d->default_function) == 0)
-			def = i;
-	jw w = {0};
-	jw_puts(&w, "[");
-	w.count[++w.depth] = 0;
-	jw_open(&w, NULL, "{");
-	jw_description_text(&w, d->metadata);
-	jw_str(&w, "metadataOutputVersion", "3.0");
-	jw_features(&w, "outputSchema", &v[def].fd->output, 0);
-	jw_open(&w, "modelParameters", "["), jw_close(&w, "]");
-	jw_int(&w, "specificationVersion", m->spec_version);
-	if (m->spec_version >= ML_SPEC_IOS18) {
-		jw_open(&w, "functions", "[");
-		for (size_t i = 0; i < nv; i++)
-			jw_function(&w, &v[i]);
-		jw_close(&w, "]");
-		jw_str(&w, "defaultFunctionName", v[def].name);
-	}
-	jw_histogram(&w, v[def].fn);
-	jw_precision(&w, v[def].fn);
-	jw_str(&w, "isUpdatable", m->is_updatable ? "1" : "0");
-	jw_features(&w, "stateSchema", &v[def].fd->state, 1);
-	jw_availability(&w, m->spec_version);
-	jw_open(&w, "modelType", "{"), jw_str(&w, "name", "MLModelType_mlProgram"), jw_close(&w, "}");
-	jw_user_metadata(&w, d->metadata);
-	jw_features(&w, "inputSchema", &v[def].fd->input, 0);
-	char *cls = class_identifier(class_name);
-	jw_str(&w, "generatedClassName", cls);
-	jw_str(&w, "method", "predict");
-	jw_close(&w, "}");
-	jw_close(&w, "]");
-	jw_puts(&w, "\n");
-	free(cls), free(v);
-	ml_model_free(empty);
-	return w.s;
-}
-
-/* ------------------------------------------------------------------ */
 /* coremldata.bin and analytics/coremldata.bin                         */
 
 static void put_le(pb_buf *b, uint64_t v, int n)
@@ -864,21 +455,12 @@ static void put_lstring(pb_buf *b, const char *s)
 	pb_raw(b, s, strlen(s));
 }
 
-/* The serialized ModelDescription: the package's, plus (spec >= 9) a
- * functions entry and defaultFunctionName for a single-function model.
- * Built on shallow copies, so m is not touched. */
+/* The serialized ModelDescription, exactly the package's: coremlc keeps a
+ * single-function description without functions (mlmodelc.h item 3). */
 static int description_bytes(const ml_model *m, pb_buf *out)
 {
 	ml_model *tmp = ml_model_new(0);
 	ml_description d = m->desc ? *m->desc : *ml_model_desc(tmp);
-	ml_function_desc single, *fdp = &single;
-	if (d.nfunctions == 0 && m->spec_version >= ML_SPEC_IOS18) {
-		single = d.top;
-		single.name = single_name(m);
-		d.functions = &fdp, d.nfunctions = 1;
-		if (!*d.default_function)
-			d.default_function = single.name;
-	}
 	tmp->desc = &d;
 	pb_buf enc;
 	pb_init(&enc);
@@ -895,6 +477,11 @@ static int description_bytes(const ml_model *m, pb_buf *out)
 	return rc < 0 ? -1 : 0;
 }
 
+/* One trailer record per function; a description without functions counts one. */
+static size_t trailer_records(const ml_description *d) { return d && d->nfunctions ? d->nfunctions : 1; }
+
+uint32_t mlmodelc_field4(int spec_version) { return spec_version >= ML_SPEC_IOS18 ? (uint32_t)spec_version : 5; }
+
 int mlmodelc_coremldata(const ml_model *m, pb_buf *out)
 {
 	pb_buf desc;
@@ -904,16 +491,35 @@ int mlmodelc_coremldata(const ml_model *m, pb_buf *out)
 		return -1;
 	}
 	put_le(out, MLMODELC_MLPROGRAM, 4);
-	put_le(out, MLMODELC_FIELD4, 4);
+	put_le(out, mlmodelc_field4(m->spec_version), 4);
 	put_zeros(out, 20);
 	put_lstring(out, "generic");
 	put_le(out, (uint64_t)m->spec_version, 8);
 	put_zeros(out, 24);
 	put_le(out, desc.len, 8);
 	pb_raw(out, desc.data, desc.len);
-	put_le(out, MLMODELC_MLPROGRAM, 4);
-	put_zeros(out, 12);
+	for (size_t i = 0; i < trailer_records(m->desc); i++) {
+		put_le(out, MLMODELC_MLPROGRAM, 4);
+		put_zeros(out, MLMODELC_RECORD - 4);
+	}
 	pb_release(&desc);
+	return 0;
+}
+
+/* The records after the description: whole 16-byte records, each 502 and zeros. */
+static int check_trailer(const uint8_t *b, size_t n, size_t *records)
+{
+	if (n == 0 || n % MLMODELC_RECORD != 0)
+		return errf("coremldata.bin: %zu bytes after the description are not whole %d-byte records", n,
+			    MLMODELC_RECORD);
+	for (size_t at = 0; at < n; at += MLMODELC_RECORD) {
+		if (le_bytes(b + at, 4) != MLMODELC_MLPROGRAM)
+			return errf("coremldata.bin: trailer record %zu does not start with 502", at / MLMODELC_RECORD);
+		for (size_t i = 4; i < MLMODELC_RECORD; i++)
+			if (b[at + i])
+				return errf("coremldata.bin: trailer record %zu has non-zero padding", at / MLMODELC_RECORD);
+	}
+	*records = n / MLMODELC_RECORD;
 	return 0;
 }
 
@@ -921,32 +527,68 @@ int mlmodelc_read_coremldata(const void *data, size_t n, ml_model **out)
 {
 	const uint8_t *b = data;
 	*out = NULL;
-	if (n < MLMODELC_DESC_OFFSET + 16)
+	if (n < MLMODELC_DESC_OFFSET + MLMODELC_RECORD)
 		return errf("coremldata.bin: %zu bytes is too short", n);
 	if (le_bytes(b, 4) != MLMODELC_MLPROGRAM || le_bytes(b + 0x1c, 8) != 7 || memcmp(b + 0x24, "generic", 7) != 0)
 		return errf("coremldata.bin: not an ML Program header (502, \"generic\")");
-	uint64_t len = le_bytes(b + 0x4b, 8);
-	if (len > n - MLMODELC_DESC_OFFSET - 16 || MLMODELC_DESC_OFFSET + len + 16 != n)
+	uint64_t spec = le_bytes(b + 0x2b, 8), len = le_bytes(b + 0x4b, 8);
+	if (spec > 1000 || le_bytes(b + 4, 4) != mlmodelc_field4((int)spec))
+		return errf("coremldata.bin: offset 4 holds %llu, not %u for specification version %llu",
+			    (unsigned long long)le_bytes(b + 4, 4), (unsigned)mlmodelc_field4((int)(spec > 1000 ? 0 : spec)),
+			    (unsigned long long)spec);
+	if (len > n - MLMODELC_DESC_OFFSET - MLMODELC_RECORD)
 		return errf("coremldata.bin: description length %llu does not fit %zu bytes", (unsigned long long)len, n);
-	if (le_bytes(b + MLMODELC_DESC_OFFSET + len, 4) != MLMODELC_MLPROGRAM)
-		return errf("coremldata.bin: no closing 502 after the description");
+	size_t records = 0;
+	if (check_trailer(b + MLMODELC_DESC_OFFSET + len, n - MLMODELC_DESC_OFFSET - (size_t)len, &records) != 0)
+		return -1;
 	pb_buf model; /* Model { specificationVersion, description } around the bytes */
 	pb_init(&model);
-	pb_put_int(&model, 1, (int64_t)le_bytes(b + 0x2b, 8));
+	pb_put_int(&model, 1, (int64_t)spec);
 	pb_put_bytes(&model, 2, b + MLMODELC_DESC_OFFSET, (size_t)len);
 	int rc = ml_model_decode(model.data, model.len, out);
 	pb_release(&model);
-	return rc == 0 ? 0 : errf("coremldata.bin: %s", errmsg());
+	if (rc != 0)
+		return errf("coremldata.bin: %s", errmsg());
+	if (records != trailer_records((*out)->desc)) {
+		rc = errf("coremldata.bin: %zu trailer records for a description of %zu function(s)", records,
+			  trailer_records((*out)->desc));
+		ml_model_free(*out);
+		*out = NULL;
+	}
+	return rc;
 }
 
-void mlmodelc_analytics(pb_buf *out)
+/* Standard base64 with padding, as the real modelHash values are written. */
+static char *base64(const uint8_t *b, size_t n)
 {
+	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *out = xmalloc(4 * ((n + 2) / 3) + 1), *o = out;
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)b[i] << 16 | (i + 1 < n ? (uint32_t)b[i + 1] << 8 : 0) | (i + 2 < n ? b[i + 2] : 0);
+		*o++ = abc[v >> 18 & 63], *o++ = abc[v >> 12 & 63];
+		*o++ = i + 1 < n ? abc[v >> 6 & 63] : '=';
+		*o++ = i + 2 < n ? abc[v & 63] : '=';
+	}
+	*o = 0;
+	return out;
+}
+
+void mlmodelc_analytics(const uint8_t model_hash[32], pb_buf *out)
+{
+	char *hash = base64(model_hash, 32);
 	put_lstring(out, "NeuralNetworkModelDetails");
 	put_le(out, 2, 8);
 	put_lstring(out, "containsCustomLayer");
 	put_lstring(out, "0");
 	put_lstring(out, "modelDimension");
 	put_lstring(out, "0");
+	put_lstring(out, "SpecificationDetails");
+	put_le(out, 2, 8);
+	put_lstring(out, "modelHash");
+	put_lstring(out, hash);
+	put_lstring(out, "modelName");
+	put_lstring(out, "model");
+	free(hash);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1022,8 +664,10 @@ static int copy_weights(const mlpackage *pkg, const char *dir)
 static int write_parts(const char *dir, const mlpackage *pkg, const ml_model *m, const char *class_name)
 {
 	pb_buf data, analytics;
+	uint8_t hash[32];
+	sha256(pkg->model, pkg->model_size, hash);
 	pb_init(&data), pb_init(&analytics);
-	mlmodelc_analytics(&analytics);
+	mlmodelc_analytics(hash, &analytics);
 	char *json = mlmodelc_metadata_json(m, class_name), *adir = path_join(dir, "analytics");
 	int rc = write_mil_file(dir, m);
 	if (rc == 0 && (rc = mlmodelc_coremldata(m, &data)) == 0)

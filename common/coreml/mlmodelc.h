@@ -2,8 +2,9 @@
  * without Apple's compiler.
  *
  * On a Mac the compile stage runs `xcrun coremlcompiler compile`; everywhere
- * else it writes the compiled layout itself, as far as coreml-format.md
- * section 8 establishes it. The .mlpackage stays the primary artifact: a
+ * else it writes the compiled layout itself, as far as the real compiled
+ * files of ../shared/reference/mlmodelc-real establish it (they supersede
+ * coreml-format.md section 8). The .mlpackage stays the primary artifact: a
  * device can always compile it (MLModel.compileModel). Sizes: everything but
  * weight.bin is small (model.mil ~100 bytes per op, a few MB for a 1B-model
  * chunk); weights/weight.bin is the package's, up to ~1 GB (iOS) per part.
@@ -13,7 +14,7 @@
  *  1. X.mlmodelc/model.mil                the ML Program as text
  *     X.mlmodelc/coremldata.bin           header + ModelDescription
  *     X.mlmodelc/metadata.json            description for tools (JSON)
- *     X.mlmodelc/analytics/coremldata.bin one key/value section
+ *     X.mlmodelc/analytics/coremldata.bin two key/value sections
  *     X.mlmodelc/weights/weight.bin       the package's weight files, byte for byte
  *     Built as "X.mlmodelc.tmp.<pid>/" and renamed into place (fsutil.h).
  *     No timestamps anywhere: the same package gives the same bytes.
@@ -49,65 +50,81 @@
  *        (write_state) has no left-hand side; an op without attributes no
  *        brackets. Ops with nested blocks (cond, while) are refused.
  *
- *  3. coremldata.bin, little-endian ([obs] byte by byte for spec 7):
- *       0x00 u32 502 (the mlProgram Model field number), 0x04 u32 5 (see
- *       below), 0x08 20 zero bytes, 0x1C u64 7, 0x24 "generic", 0x2B u64
+ *  3. coremldata.bin, little-endian ([obs]: byte by byte in every real
+ *     spec-7 file of ../shared/reference/mlmodelc-real):
+ *       0x00 u32 502 (the mlProgram Model field number), 0x04 u32 5 for
+ *       spec 7 and 8, the spec version for spec >= 9 (mlmodelc_field4),
+ *       0x08 20 zero bytes, 0x1C u64 7, 0x24 "generic", 0x2B u64
  *       specificationVersion, 0x33 24 zero bytes, 0x4B u64 L, 0x53 L bytes:
- *       a serialized CoreML.Specification.ModelDescription (the package's,
- *       plus functions/defaultFunctionName for a single-function model), then
- *       u32 502 and 12 zero bytes.
+ *       the package's serialized CoreML.Specification.ModelDescription as it
+ *       is (a single-function package keeps a description without
+ *       functions/defaultFunctionName, as coremlc does), then one 16-byte
+ *       record (u32 502 + 12 zero bytes) per function of the description
+ *       (one when it has no functions list).
  *  4. analytics/coremldata.bin: strings as u64 length + bytes:
  *       "NeuralNetworkModelDetails", u64 2, "containsCustomLayer" "0",
- *       "modelDimension" "0".
- *  5. metadata.json: an array of one object, written as Apple's JSON writer
- *     writes it ("key" : value, two-space indent, empty arrays "[\n\n  ]",
- *     raw UTF-8 such as the U+00D7 of "MultiArray (Float16 1 × 10)", '/'
- *     escaped as "\/"), keys in this order:
- *     shortDescription/author/version/license (when set), metadataOutputVersion
- *     "3.0", outputSchema, modelParameters [], specificationVersion, functions
- *     (spec >= 9; per function: computePrecision, outputSchema, stateSchema,
- *     name, mlProgramOperationTypeHistogram, inputSchema, the order the
- *     third-party emitter reports for coremlc),
- *     defaultFunctionName, mlProgramOperationTypeHistogram, computePrecision,
+ *       "modelDimension" "0", then "SpecificationDetails", u64 2,
+ *       "modelHash" <base64 of a 32-byte hash>, "modelName" "model" (243
+ *       bytes in every real file). Apple's hash input is unknown: ours is
+ *       SHA-256 of the package's model.mlmodel.
+ *  5. metadata.json (mlmodelc_meta.c): an array of one object, written as
+ *     Apple's JSON writer writes it ("key" : value, two-space indent, empty
+ *     containers "[\n\n  ]", raw UTF-8 such as the U+00D7 of
+ *     "MultiArray (Float16 1 × 10)", '/' escaped as "\/", no final
+ *     newline), computed from the description and the MIL program only.
+ *     Keys: shortDescription/author/version/license (when set),
+ *     metadataOutputVersion "3.0", storagePrecision (when the program has
+ *     blob-file data: the dtype names of that data, "Mixed (...)" for
+ *     several), outputSchema, modelParameters [], specificationVersion,
+ *     functions and defaultFunctionName (only when the description has a
+ *     functions list), mlProgramOperationTypeHistogram, computePrecision,
  *     isUpdatable "0", stateSchema, availability (by spec version),
- *     modelType {name: "MLModelType_mlProgram"}, userDefinedMetadata (sorted),
+ *     modelType {name: "MLModelType_mlProgram"}, userDefinedMetadata,
  *     inputSchema, generatedClassName (X with non-identifier characters as
  *     '_'), method "predict". Top-level schemas and histogram are the
- *     default function's. Histogram keys are "Ios18.<op in lowerCamelCase>"
- *     (prefix from the function's opset, e.g. Ios18.readState), consts not
- *     counted. Feature entries: hasShapeFlexibility, isOptional, dataType,
- *     formattedType ("MultiArray (Float16 1 × 64)", "State (Float16 ...)"),
- *     shortDescription, shape ("[1, 64]"), name, type ("MultiArray", "State"),
- *     and for flexible inputs shapeFlexibility ("1 × 1 | 1 × 64") plus
+ *     default function's.
+ *     Object key order: the order observed in a real file with the same key
+ *     set; otherwise the enumeration order of Foundation's hash table
+ *     (CFStringHash, table sizes 3, 7, 13, 23, 41..., linear probing) with
+ *     keys inserted in the order above, which every real object whose keys
+ *     do not collide follows. Where keys collide, Apple's order depends on
+ *     an insertion order that is not a function of the key set (the three
+ *     coremltools userDefinedMetadata keys come in three orders), so it is
+ *     not reproducible there: userDefinedMetadata is written in the
+ *     description's order, histogram keys in order of first use.
+ *     Histogram keys: "<function opset>.<op in lowerCamelCase>" ("Ios18.mul"),
+ *     consts not counted, with the exceptions real ios16/ios17 files show
+ *     (Ios16.relu in an ios17 function; unprefixed UpperCamel Identity,
+ *     Select, Tile, Transpose, SliceByIndex, ...). computePrecision: the
+ *     dtype names of every value a function names (inputs and op outputs,
+ *     consts included; bool and string not counted), sorted, "Mixed (...)"
+ *     for several. Feature entries: hasShapeFlexibility, isOptional,
+ *     dataType, formattedType, shortDescription, shape ("[1, 64]"), name,
+ *     type ("MultiArray", "State"), and for flexible inputs
+ *     shapeFlexibility ("1 × 1 | 1 × 64", "1 × 1...2048") plus
  *     enumeratedShapes ("[[1, 1], [1, 64]]") or shapeRange.
- *     computePrecision: "Float16", or "Mixed (Float16, Int32)" etc. from the
- *     Float16/Float32/Int32 outputs of the non-const ops.
  *
- * UNVERIFIED (needs a Mac: compile a tiny package with coremlcompiler and
- * diff; the same list is printed by the compile stage, MLMODELC_UNVERIFIED):
- *   - coremldata.bin offset 4: 5 in the one real (spec 7) file; a
- *     third-party emitter writes the spec version there; we write 5;
- *   - coremldata.bin: whether coremlc adds `functions`/`defaultFunctionName`
- *     to a single-function model's description (we do, per that emitter);
- *   - analytics/coremldata.bin: the SpecificationDetails section (modelHash
- *     over unknown input, modelName) is left out; whether it is optional;
- *   - model.mil: the exact program(1.3) text for multifunction programs, state
- *     inputs, write_state, scalar/literal/hex-float renderings, unknown
- *     dimensions, function order; whether coremlc-* buildInfo keys are needed;
- *   - metadata.json: the stateSchema entry format ("State (Float16 …)"), the
- *     functions/defaultFunctionName entries and their key order, histogram
- *     key spelling (camelCase, consts excluded; whether the prefix is the
- *     function's opset or the op's defining one, e.g. Ios16 for
- *     constexpr_lut_to_dense), computePrecision, the shapeFlexibility/
- *     enumeratedShapes keys of flexible inputs, shortDescription/author/
- *     version/license at the top level;
- *   - whether Core ML loads a .mlmodelc that carries no coremlc-made files
- *     beyond these five (and ANE pre-compilation of shared LUT weights).
+ * WHERE THE EVIDENCE IS SILENT (no public compiled stateful, palettized or
+ * spec-8 coremldata.bin exists; the same list is printed by `compile --help`,
+ * MLMODELC_SILENT); these are our choices, nothing more is claimed:
+ *   - state inputs in model.mil and the metadata.json stateSchema entries
+ *     (type "State", formattedType "State (Float16 …)");
+ *   - how read_state, write_state and constexpr_lut_to_dense are named and
+ *     counted in the histogram (Ios18.readState etc.: the ios18 rule);
+ *   - storagePrecision of palettized weights (the dtype names of the blob
+ *     data: "Mixed (Float16, UInt6)");
+ *   - coremldata.bin offset 4 for spec 8 (5, as for spec 7);
+ *   - the modelHash input (ours: SHA-256 of model.mlmodel);
+ *   - key order of metadata.json objects whose key sets no real file has
+ *     (every ANEMLL part: hash-table order, see item 5);
+ *   - histogram prefixes of ios18 functions other than relu's "Ios18.";
+ *   - whether Core ML loads a .mlmodelc with only these five items.
  */
 #ifndef ANEMAKE_MLMODELC_H
 #define ANEMAKE_MLMODELC_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "coreml/mlmodel.h"
@@ -115,13 +132,16 @@
 
 /* The model type word at both ends of coremldata.bin. */
 #define MLMODELC_MLPROGRAM 502
-/* coremldata.bin offset 4 (unverified: see above). */
-#define MLMODELC_FIELD4 5
+/* One trailer record after the description: u32 502 and 12 zero bytes. */
+#define MLMODELC_RECORD 16
 /* Offset of the embedded ModelDescription in coremldata.bin. */
 #define MLMODELC_DESC_OFFSET 0x53
 
-/* The unverified facts, one short phrase each; NULL-terminated. */
-extern const char *const mlmodelc_unverified[];
+/* Where the evidence is silent (list above), as text for `compile --help`. */
+#define MLMODELC_SILENT \
+	"Where no real compiled file shows the layout (states, read_state/write_state, constexpr_lut_to_dense, " \
+	"stateSchema, storagePrecision of palettized weights, offset 4 for spec 8, the modelHash input, key order " \
+	"of unobserved key sets), the compiled layout is anemake's best-founded choice (common/coreml/mlmodelc.h)."
 
 /* Write out_path (e.g. "out/X.mlmodelc", replaced atomically) from the
  * package at pkg_path. -1 with one errf() line on failure. */
@@ -134,8 +154,16 @@ int mlmodelc_write_mil(FILE *out, const ml_model *m);
 int mlmodelc_coremldata(const ml_model *m, pb_buf *out);
 /* metadata.json text; class_name is generatedClassName's source. Caller frees. */
 char *mlmodelc_metadata_json(const ml_model *m, const char *class_name);
-/* analytics/coremldata.bin bytes, appended to out. */
-void mlmodelc_analytics(pb_buf *out);
+/* analytics/coremldata.bin bytes for a model whose hash is model_hash, appended to out. */
+void mlmodelc_analytics(const uint8_t model_hash[32], pb_buf *out);
+/* coremldata.bin offset 4 for a specification version. */
+uint32_t mlmodelc_field4(int spec_version);
+/* "ios18" for opset "CoreML8" and so on; NULL for an opset without a text name. */
+const char *mlmodelc_opset_tag(const char *opset);
+/* The metadata.json histogram key of op in a function of opset ("Ios18.readState"); caller frees. */
+char *mlmodelc_histogram_key(const char *opset, const char *op);
+/* CFStringHash of a UTF-8 string: the hash behind metadata.json's key order. */
+uint64_t mlmodelc_cf_hash(const char *s);
 /* Check a coremldata.bin image and decode its ModelDescription into a model
  * whose desc is it (no program). -1 with errf() on anything malformed. */
 int mlmodelc_read_coremldata(const void *data, size_t n, ml_model **out);

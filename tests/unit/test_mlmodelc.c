@@ -153,6 +153,18 @@ static uint64_t le(const uint8_t *b, int n)
 	return v;
 }
 
+/* memmem without _GNU_SOURCE. */
+static const char *find_bytes(const void *hay, size_t n, const char *needle, size_t k)
+{
+	for (size_t i = 0; k <= n && i <= n - k; i++)
+		if (memcmp((const char *)hay + i, needle, k) == 0)
+			return (const char *)hay + i;
+	return NULL;
+}
+
+/* The n bytes after the description of a coremldata.bin image. */
+static size_t trailer_len(const pb_buf *b) { return b->len - 0x53 - (size_t)le(b->data + 0x4b, 8); }
+
 static void test_coremldata_layout(void)
 {
 	ml_model *m = sample_model();
@@ -164,19 +176,18 @@ static void test_coremldata_layout(void)
 	pb_init(&b);
 	CHECK(mlmodelc_coremldata(m, &b) == 0);
 	const uint8_t *d = b.data;
-	CHECK(b.len > 0x53 + 16 && le(d, 4) == 502 && le(d + 4, 4) == MLMODELC_FIELD4 && le(d + 0x1c, 8) == 7);
-	CHECK(memcmp(d + 0x24, "generic", 7) == 0 && le(d + 0x2b, 8) == 9 && le(d + 0x4b, 8) + 0x53 + 16 == b.len);
+	/* spec 9: the spec version at offset 4; one trailer record for a single function */
+	CHECK(b.len > 0x53 + 16 && le(d, 4) == 502 && le(d + 4, 4) == 9 && le(d + 0x1c, 8) == 7);
+	CHECK(memcmp(d + 0x24, "generic", 7) == 0 && le(d + 0x2b, 8) == 9 && trailer_len(&b) == 16);
 	CHECK(le(d + b.len - 16, 4) == 502);
 	for (size_t i = 8; i < 0x1c; i++)
 		CHECK(d[i] == 0);
 	ml_model *back;
 	CHECKF(mlmodelc_read_coremldata(b.data, b.len, &back) == 0, "%s", errmsg());
-	if (back) {
+	if (back) { /* the description as it is: no functions added */
 		CHECK(back->spec_version == 9 && back->desc->top.input.n == 1 && streq(back->desc->top.input.v[0]->name, "x"));
-		CHECK(back->desc->nfunctions == 1 && streq(back->desc->functions[0]->name, "main"));
-		CHECK(back->desc->functions[0]->input.n == 1 && streq(back->desc->default_function, "main"));
+		CHECK(back->desc->nfunctions == 0 && !*back->desc->default_function);
 		CHECK_STR(ml_model_user_meta(back, "k"), "v");
-		CHECK(m->desc->nfunctions == 0); /* the source model is left alone */
 	}
 	ml_model_free(back);
 	/* Damaged images are refused. */
@@ -184,8 +195,46 @@ static void test_coremldata_layout(void)
 	b.data[0] = 0;
 	CHECK(mlmodelc_read_coremldata(b.data, b.len, &back) != 0 && strstr(errmsg(), "not an ML Program"));
 	b.data[0] = 0xf6;
+	b.data[4] = 5;
+	CHECK(mlmodelc_read_coremldata(b.data, b.len, &back) != 0 && strstr(errmsg(), "offset 4 holds 5"));
+	b.data[4] = 9;
 	b.data[0x4b] ^= 1;
-	CHECK(mlmodelc_read_coremldata(b.data, b.len, &back) != 0 && strstr(errmsg(), "does not fit"));
+	CHECK(mlmodelc_read_coremldata(b.data, b.len, &back) != 0 && strstr(errmsg(), "not whole 16-byte records"));
+	b.data[0x4b] ^= 1;
+	b.data[b.len - 1] = 1;
+	CHECK(mlmodelc_read_coremldata(b.data, b.len, &back) != 0 && strstr(errmsg(), "non-zero padding"));
+	pb_release(&b);
+	ml_model_free(m);
+}
+
+/* A multifunction description: one trailer record per function, and the reader
+ * refuses a record count that does not match. Spec 7 writes 5 at offset 4. */
+static void test_coremldata_multifunction(void)
+{
+	ml_model *m = sample_model();
+	int64_t shape[2] = {1, 4};
+	for (int i = 0; i < 3; i++) {
+		ml_function_desc *fd = ml_model_add_function(m, i == 0 ? "infer" : i == 1 ? "prefill" : "rotate");
+		ml_model_add_input(m, fd, "x", ARRAY_FLOAT16, 2, shape);
+	}
+	ml_model_set_default_function(m, "infer");
+	pb_buf b;
+	pb_init(&b);
+	CHECK(mlmodelc_coremldata(m, &b) == 0 && trailer_len(&b) == 3 * 16);
+	for (size_t r = 0; r < 3; r++)
+		CHECK(le(b.data + b.len - 48 + 16 * r, 4) == 502);
+	ml_model *back = NULL;
+	CHECKF(mlmodelc_read_coremldata(b.data, b.len, &back) == 0, "%s", errmsg());
+	CHECK(back && back->desc->nfunctions == 3 && streq(back->desc->default_function, "infer"));
+	ml_model_free(back);
+	CHECK(mlmodelc_read_coremldata(b.data, b.len - 16, &back) != 0 &&
+	      strstr(errmsg(), "2 trailer records for a description of 3 function(s)"));
+	pb_release(&b);
+	m->spec_version = 7;
+	pb_init(&b);
+	CHECK(mlmodelc_coremldata(m, &b) == 0 && le(b.data + 4, 4) == 5 && le(b.data + 0x2b, 8) == 7);
+	CHECK(mlmodelc_read_coremldata(b.data, b.len, &back) == 0 && back && back->spec_version == 7);
+	ml_model_free(back);
 	pb_release(&b);
 	ml_model_free(m);
 }
@@ -194,10 +243,12 @@ static void test_analytics(void)
 {
 	pb_buf b;
 	pb_init(&b);
-	mlmodelc_analytics(&b);
-	CHECK_EQ_INT(b.len, 108);
+	uint8_t hash[32] = {0x8c, 0x80, 0x4e};
+	mlmodelc_analytics(hash, &b);
+	CHECK_EQ_INT(b.len, 243);
 	CHECK(le(b.data, 8) == 25 && memcmp(b.data + 8, "NeuralNetworkModelDetails", 25) == 0 && le(b.data + 33, 8) == 2);
-	CHECK(memcmp(b.data + b.len - 9, "\x01\0\0\0\0\0\0\0" "0", 9) == 0);
+	CHECK(find_bytes(b.data, b.len, "modelHash,\0\0\0\0\0\0\0jIBO", 21) != NULL);
+	CHECK(memcmp(b.data + b.len - 22, "modelName\x05\0\0\0\0\0\0\0model", 22) == 0);
 	pb_release(&b);
 }
 
@@ -260,16 +311,18 @@ static void check_metadata_json(const char *mlmodelc, const ml_model *m)
 	CHECK(schema_matches(cJSON_GetObjectItemCaseSensitive(o, "outputSchema"), &def->output, "MultiArray"));
 	CHECK(schema_matches(cJSON_GetObjectItemCaseSensitive(o, "stateSchema"), &def->state, "State"));
 	const cJSON *fns = cJSON_GetObjectItemCaseSensitive(o, "functions");
-	size_t nf = d->nfunctions ? d->nfunctions : 1;
-	CHECK(cJSON_IsArray(fns) && cJSON_GetArraySize(fns) == (int)nf);
-	for (size_t i = 0; i < nf && cJSON_GetArraySize(fns) == (int)nf; i++) {
+	/* a single-function package has no functions list, as coremlc keeps it */
+	CHECK(d->nfunctions ? cJSON_IsArray(fns) && cJSON_GetArraySize(fns) == (int)d->nfunctions : fns == NULL);
+	for (size_t i = 0; i < d->nfunctions && cJSON_GetArraySize(fns) == (int)d->nfunctions; i++) {
 		const cJSON *f = cJSON_GetArrayItem(fns, (int)i);
-		const ml_function_desc *fd = d->nfunctions ? d->functions[i] : &d->top;
-		CHECK_STR(json_str(f, "name"), d->nfunctions ? fd->name : "main");
+		const ml_function_desc *fd = d->functions[i];
+		CHECK_STR(json_str(f, "name"), fd->name);
 		CHECK(schema_matches(cJSON_GetObjectItemCaseSensitive(f, "inputSchema"), &fd->input, "MultiArray"));
 		CHECK(schema_matches(cJSON_GetObjectItemCaseSensitive(f, "stateSchema"), &fd->state, "State"));
 	}
-	CHECK_STR(json_str(o, "defaultFunctionName"), d->nfunctions ? d->default_function : "main");
+	CHECK_STR(json_str(o, "defaultFunctionName"), d->nfunctions ? d->default_function : "");
+	CHECK(text[n - 1] == ']'); /* no final newline */
+	CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "storagePrecision")));
 	const cJSON *h = cJSON_GetObjectItemCaseSensitive(o, "mlProgramOperationTypeHistogram");
 	CHECK(cJSON_IsObject(h) && !cJSON_GetObjectItemCaseSensitive(h, "Ios18.const"));
 	const cJSON *ud = cJSON_GetObjectItemCaseSensitive(o, "userDefinedMetadata");
@@ -287,16 +340,13 @@ static void check_coremldata(const char *mlmodelc, ml_model *m)
 	ml_model *back = NULL;
 	CHECK(read_file(path, &data, &n) == 0 && n > 4 && le((const uint8_t *)data, 4) == 502);
 	CHECKF(data && mlmodelc_read_coremldata(data, n, &back) == 0, "%s: %s", path, errmsg());
-	if (back && m->desc->nfunctions) { /* multifunction: exactly the package's description */
+	if (back) { /* exactly the package's description, single-function or not */
 		pb_buf a, b;
 		pb_init(&a), pb_init(&b);
 		m->program = NULL; /* arena-owned: only hidden from the encoder */
 		ml_model_encode(m, &a), ml_model_encode(back, &b);
 		CHECK(a.len == b.len && memcmp(a.data, b.data, a.len) == 0);
 		pb_release(&a), pb_release(&b);
-	} else if (back) {
-		CHECK(back->desc->nfunctions == 1 && streq(back->desc->functions[0]->name, "main"));
-		CHECK(back->desc->top.input.n == m->desc->top.input.n && back->desc->functions[0]->input.n == m->desc->top.input.n);
 	}
 	ml_model_free(back);
 	free(data), free(path);
@@ -389,6 +439,7 @@ int main(void)
 	RUN(test_mil_functions_sorted);
 	RUN(test_mil_refusals);
 	RUN(test_coremldata_layout);
+	RUN(test_coremldata_multifunction);
 	RUN(test_analytics);
 	if (!getenv("BIN") || !getenv("TESTBIN") || !mkdtemp(g_tmp)) {
 		printf("skip test_compiled_packages: BIN/TESTBIN not set (run through tests/run.sh)\n");
