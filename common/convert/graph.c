@@ -172,10 +172,20 @@ static int ring_window_mask(graph_ctx *g, const graph_kv *kv, int B, int dtype, 
 	graph_val age = graph_binary(g, "add", "local_slot_age_raw", sv, shift);
 	age = graph_binary(g, "mod", "local_slot_age", age, wv);
 	graph_val vis = graph_compare(g, "greater_equal", "local_old_visible", age, nv);
-	graph_val zero = graph_val_make(graph_scalar(g, MIL_FP16, 0.0), MIL_FP16, 0, NULL);
-	/* -inf as in chat.py's causal mask (graph_scalar would saturate it) */
-	graph_val ninf = graph_val_make(graph_shared(g, "fp16_fc00", mil_value_fp16(g->a, 0xfc00)), MIL_FP16, 0, NULL);
-	graph_val parts[2] = {graph_select(g, "local_old_mask", vis, zero, ninf), {0}};
+	/* select's a and b broadcast to its [1,1,B,W] output by themselves (0
+	 * per row, -inf per slot), as coremltools infers select's shape from a
+	 * and b alone; -inf as in chat.py's causal mask */
+	uint16_t *zeros = xcalloc((size_t)B, sizeof *zeros), *ninfs = xmalloc(xmul((size_t)W, sizeof *ninfs));
+	for (int s = 0; s < W; s++)
+		ninfs[s] = 0xfc00;
+	graph_val zero, ninf, parts[2] = {{0}, {0}};
+	int rc = graph_fp16_const(g, "local_old_shown", zeros, 4, rows, &zero);
+	if (rc == 0)
+		rc = graph_fp16_const(g, "local_old_hidden", ninfs, 4, slots, &ninf);
+	free(zeros), free(ninfs);
+	if (rc != 0)
+		return -1;
+	parts[0] = graph_select(g, "local_old_mask", vis, zero, ninf);
 	if (batch_mask(g, B, &parts[1]) != 0)
 		return -1;
 	*out = graph_concat(g, "local_window_mask", 3, 2, parts);
@@ -217,7 +227,7 @@ static int kv_setup(graph_ctx *g, const chunk_io *in, const graph_chunk_opts *o,
 			mask = graph_slice_last(g, "local_mask", mask, 0, kv->len);
 		kv->mask = dt == MIL_FP16 ? mask : graph_cast(g, local ? "local_mask_fp32" : "causal_mask_fp32", mask, dt);
 	}
-	kv->cache = graph_read_state(g, local ? "kv_cache_local" : "kv_cache", kv->state);
+	kv->cache = kv->first = graph_read_state(g, local ? "kv_cache_local" : "kv_cache", kv->state);
 	kv->used = 1;
 	return 0;
 }
@@ -256,15 +266,16 @@ static int chunk_prologue(graph_ctx *g, const chunk_io *in, const graph_chunk_op
 
 /* ANEMLL keeps both states of a split cache used in every chunk (a state a
  * function never touches would be dropped): 0 * one element of each,
- * added to the output. */
-static graph_val touch_states(graph_ctx *g, const chunk_io *in, graph_val h)
+ * added to the output. A state the chunk's layers use is touched through
+ * their first read, so no read follows the last write of a state. */
+static graph_val touch_states(graph_ctx *g, const chunk_io *in, const graph_layer_io *io, graph_val h)
 {
 	graph_val z[2];
 	for (int k = 0; k < 2; k++) {
 		const char *tag = k == KV_LOCAL ? "local" : "global";
 		char buf[48];
 		snprintf(buf, sizeof buf, "touch_%s_read", tag);
-		graph_val st = graph_read_state(g, buf, in->state[k]);
+		graph_val st = io->kv[k].used ? io->kv[k].first : graph_read_state(g, buf, in->state[k]);
 		int64_t b[4] = {0, 0, 0, 0}, e[4] = {1, 1, 1, 1}, one[3] = {1, 1, 1};
 		snprintf(buf, sizeof buf, "touch_%s_one", tag);
 		graph_val x = graph_slice(g, buf, st, b, e);
@@ -279,7 +290,8 @@ static graph_val touch_states(graph_ctx *g, const chunk_io *in, graph_val h)
 
 /* The chunk's output: final norm (last chunk, decode), first position
  * (last chunk, prefill: runtimes ignore it), else the hidden states. */
-static int chunk_epilogue(graph_ctx *g, const chunk_io *in, const graph_chunk_opts *o, graph_val h)
+static int chunk_epilogue(graph_ctx *g, const chunk_io *in, const graph_layer_io *io, const graph_chunk_opts *o,
+			  graph_val h)
 {
 	const char *out = "output_hidden_states";
 	int split = g->c->arch->split_kv_cache;
@@ -289,7 +301,7 @@ static int chunk_epilogue(graph_ctx *g, const chunk_io *in, const graph_chunk_op
 		h = graph_slice(g, split ? "first_row" : out, h, begin, end);
 	}
 	if (split)
-		h = touch_states(g, in, h);
+		h = touch_states(g, in, io, h);
 	if (o->chunk == o->nchunks && o->mode == GRAPH_DECODE) {
 		if (graph_rms_norm(g, out, h, -1, "norm.weight", &h) != 0)
 			return -1;
@@ -322,7 +334,7 @@ static int chunk_body(graph_ctx *g, const chunk_io *in, const graph_chunk_opts *
 	graph_val h = in->hidden;
 	if (chunk_layers(g, &io, first, count, &h) != 0)
 		return -1;
-	return chunk_epilogue(g, in, o, h);
+	return chunk_epilogue(g, in, &io, o, h);
 }
 
 /* Checks every function variant shares: layers, batch, rotate, scaling. */
@@ -364,6 +376,7 @@ int graph_build_chunk(ml_model *m, weights_ctx *w, const hf_model *hf, const gra
 	graph_ctx g;
 	graph_ctx_init(&g, mil_function_block(fn), w, hf);
 	int rc = chunk_body(&g, &in, o, S, first, count);
+	graph_drop_dead_reads(g.b);
 	graph_ctx_release(&g);
 	return rc;
 }
@@ -595,6 +608,7 @@ int graph_build_monolithic(ml_model *m, weights_ctx *w, const hf_model *hf, cons
 	graph_ctx g;
 	graph_ctx_init(&g, mil_function_block(fn), w, hf);
 	int rc = mono_body(&g, fn, o, S, sizes, K);
+	graph_drop_dead_reads(g.b);
 	graph_ctx_release(&g);
 	free(sizes);
 	return rc;

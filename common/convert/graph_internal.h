@@ -45,6 +45,9 @@ typedef struct graph_ctx {
 
 void graph_ctx_init(graph_ctx *g, mil_block *b, weights_ctx *w, const hf_model *hf);
 void graph_ctx_release(graph_ctx *g);
+/* Remove the read_state ops whose result nothing uses (the read after a
+ * function's last cache write): coremltools removes them on re-save. */
+void graph_drop_dead_reads(mil_block *b);
 /* Op names from here on start with the formatted prefix. */
 void graph_scope(graph_ctx *g, const char *fmt, ...) PRINTF_LIKE(2, 3);
 
@@ -144,6 +147,7 @@ int graph_rope_rows(graph_ctx *g, graph_val positions, int rows, const hf_rope_s
 /* One KV cache as the layers of a function see it. */
 typedef struct graph_kv {
 	graph_val state, cache; /* cache: the latest read of state */
+	graph_val first;        /* the function's first read of state, before any write */
 	int64_t len;            /* slots attended: C, or the local window */
 	int rotate;             /* a ring (rotate functions, local cache): position q in slot q mod len */
 	graph_val ring_begin, ring_end; /* rotate: the slots [current_pos mod len, + S) written */

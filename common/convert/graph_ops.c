@@ -31,6 +31,33 @@ void graph_ctx_init(graph_ctx *g, mil_block *b, weights_ctx *w, const hf_model *
 	g->c = hf ? &hf->cfg : NULL;
 }
 
+/* Is name an input of an op after ops[i], or an output of b? */
+static int used_after(const mil_block *b, size_t i, const char *name)
+{
+	for (size_t k = 0; k < b->noutputs; k++)
+		if (strcmp(b->outputs[k], name) == 0)
+			return 1;
+	for (size_t j = i + 1; j < b->nops; j++)
+		for (size_t a = 0; a < b->ops[j]->ninputs; a++)
+			for (size_t v = 0; v < b->ops[j]->inputs[a]->n; v++) {
+				const mil_binding *x = &b->ops[j]->inputs[a]->v[v];
+				if (x->kind == MIL_BIND_NAME && strcmp(x->name, name) == 0)
+					return 1;
+			}
+	return 0;
+}
+
+void graph_drop_dead_reads(mil_block *b)
+{
+	for (size_t i = b->nops; i-- > 0;) {
+		const mil_op *op = b->ops[i];
+		if (strcmp(op->type, "read_state") != 0 || op->noutputs != 1 || used_after(b, i, op->outputs[0].name))
+			continue;
+		memmove(&b->ops[i], &b->ops[i + 1], (b->nops - i - 1) * sizeof b->ops[0]);
+		b->nops--;
+	}
+}
+
 void graph_ctx_release(graph_ctx *g)
 {
 	if (!g)

@@ -286,6 +286,137 @@ static void test_programs_well_formed(void)
 	}
 }
 
+/* ------------------------------------------------------------------ */
+/* What coremltools' MIL loader accepts (issue 10)                     */
+
+/* The type of name in fn: an input or an op output; NULL if none. */
+static const mil_type *type_of(const mil_function *fn, const char *name)
+{
+	for (size_t i = 0; i < fn->ninputs; i++)
+		if (strcmp(fn->inputs[i].name, name) == 0)
+			return fn->inputs[i].type;
+	const mil_block *b = mil_function_block(fn);
+	for (size_t i = 0; i < b->nops; i++)
+		for (size_t o = 0; o < b->ops[i]->noutputs; o++)
+			if (strcmp(b->ops[i]->outputs[o].name, name) == 0)
+				return b->ops[i]->outputs[o].type;
+	return NULL;
+}
+
+static const char *bound_name(const mil_op *op, const char *param)
+{
+	const mil_arg *a = mil_op_input(op, param);
+	return a && a->n == 1 && a->v[0].kind == MIL_BIND_NAME ? a->v[0].name : NULL;
+}
+
+/* Do a and b broadcast (numpy) to exactly t? coremltools infers select's
+ * output from a and b alone. */
+static int ab_broadcast_to(const mil_type *a, const mil_type *b, const mil_type *t)
+{
+	if (!a || !b || !t)
+		return 0;
+	size_t r = t->ndims;
+	if (a->ndims > r || b->ndims > r)
+		return 0;
+	for (size_t i = 0; i < r; i++) {
+		uint64_t want = t->dims[i].size, d = 1;
+		const mil_type *x[2] = {a, b};
+		for (int k = 0; k < 2; k++) {
+			size_t off = r - x[k]->ndims;
+			uint64_t v = i >= off ? x[k]->dims[i - off].size : 1;
+			if (v != 1 && d != 1 && v != d)
+				return 0;
+			if (v != 1)
+				d = v;
+		}
+		if (d != want)
+			return 0;
+	}
+	return 1;
+}
+
+/* Every select's a and b broadcast to its output; every read_state is used
+ * (the read after a function's last write of a cache is dead unless the
+ * attention reads the cache back). */
+static void check_loadable(const ml_model *m, const char *what)
+{
+	for (size_t f = 0; f < m->program->nfunctions; f++) {
+		const mil_function *fn = m->program->functions[f];
+		const mil_block *b = mil_function_block(fn);
+		for (size_t i = 0; i < b->nops; i++) {
+			const mil_op *op = b->ops[i];
+			if (strcmp(op->type, "select") == 0) {
+				const char *an = bound_name(op, "a"), *bn = bound_name(op, "b");
+				CHECKF(an && bn && ab_broadcast_to(type_of(fn, an), type_of(fn, bn), op->outputs[0].type),
+				       "%s: select '%s': a and b do not broadcast to its output", what, op->outputs[0].name);
+			}
+			if (strcmp(op->type, "read_state") != 0)
+				continue;
+			const char *out = op->outputs[0].name;
+			int used = 0;
+			for (size_t k = 0; k < b->noutputs; k++)
+				used |= strcmp(b->outputs[k], out) == 0;
+			for (size_t j = i + 1; j < b->nops; j++)
+				for (size_t a = 0; a < b->ops[j]->ninputs; a++)
+					for (size_t v = 0; v < b->ops[j]->inputs[a]->n; v++)
+						used |= b->ops[j]->inputs[a]->v[v].kind == MIL_BIND_NAME &&
+							strcmp(b->ops[j]->inputs[a]->v[v].name, out) == 0;
+			CHECKF(used, "%s: read_state '%s' is dead (coremltools drops it on re-save)", what, out);
+		}
+	}
+}
+
+/* Every chunk and monolithic function variant: Llama (decode, prefill) and
+ * Gemma 3 with its split cache (infer, infer_rotate, prefill, prefill_rotate). */
+static void test_coremltools_loadable(void)
+{
+	static const char *const fx[2][2] = {
+		{"wf_llama", "--arch llama --layers 3 --seed 5"},
+		{"gemma_lt", "--arch gemma3_text --layers 5 --layer-types s,f,s,s,f --seed 21 --hidden 64 --intermediate 128 "
+			     "--heads 4 --kv-heads 2 --head-dim 32 --vocab 300 --sliding-window 8"},
+	};
+	for (int a = 0; a < 2; a++) {
+		char *dir = fixture(fx[a][0], fx[a][1]);
+		if (!dir)
+			SKIP("TESTBIN not set: no mkfixture");
+		hf_model hf;
+		if (hf_model_open(&hf, dir) != 0) {
+			CHECKF(0, "%s: %s", dir, errmsg());
+			free(dir);
+			continue;
+		}
+		for (int v = 0; v < 4; v += a ? 1 : 2) /* rotate (odd v): Gemma 3 only */
+			for (int c = 0; c <= 2; c++) { /* c 0: monolithic */
+				char *path = path_join(g_tmp, "loadable.bin"), what[96];
+				blob_writer *bw = blob_writer_open(path);
+				weights_ctx w;
+				weights_init(&w, bw, NULL, 1);
+				ml_model *m = ml_model_new(ML_SPEC_IOS18);
+				graph_mode mode = v >= 2 ? GRAPH_PREFILL : GRAPH_DECODE;
+				int rotate = v % 2 == 1, rc;
+				if (c) {
+					graph_chunk_opts o = {.mode = mode, .context = 32, .batch = 8, .chunk = c, .nchunks = 2,
+							      .rotate = rotate};
+					rc = graph_build_chunk(m, &w, &hf, &o);
+				} else {
+					graph_mono_opts o = {.mode = mode, .context = 32, .batch = 8, .rotate = rotate};
+					rc = graph_build_monolithic(m, &w, &hf, &o);
+				}
+				snprintf(what, sizeof what, "%s %s%s %s", fx[a][0], mode == GRAPH_PREFILL ? "prefill" : "infer",
+					 rotate ? "_rotate" : "", c ? (c == 1 ? "chunk 1" : "chunk 2") : "monolithic");
+				CHECKF(rc == 0, "%s: %s", what, errmsg());
+				if (rc == 0)
+					check_loadable(m, what);
+				blob_writer_close(bw, NULL);
+				weights_release(&w);
+				ml_model_free(m);
+				free(path);
+			}
+		hf_model_close(&hf);
+		free(dir);
+	}
+}
+
 /* Named functions: infer and prefill in one model, each described. */
 static void test_named_functions(void)
 {
@@ -1217,6 +1348,7 @@ int main(void)
 	RUN(test_rope_tables);
 	RUN(test_programs_well_formed);
 	RUN(test_named_functions);
+	RUN(test_coremltools_loadable);
 	RUN(test_numeric_llama);
 	RUN(test_numeric_llama3_rope);
 	RUN(test_numeric_qwen2);
