@@ -49,6 +49,18 @@ static char g_tmp[256];
 
 static char *fixture(const char *name, const char *args) { return test_fixture(g_tmp, name, args); }
 
+/* The fixture opened into hf: 0; 1 without mkfixture; -1 (a failed check) when it does not open. */
+static int fixture_model(const char *name, const char *args, hf_model *hf)
+{
+	char *dir = fixture(name, args);
+	if (!dir)
+		return 1;
+	int rc = hf_model_open(hf, dir) == 0 ? 0 : -1;
+	CHECKF(rc == 0, "%s: %s", dir, errmsg());
+	free(dir);
+	return rc;
+}
+
 /* ------------------------------------------------------------------ */
 /* Arithmetic                                                          */
 
@@ -252,16 +264,13 @@ static void test_programs_well_formed(void)
 	for (int a = 0; a < 3; a++) {
 		char *args = xasprintf("--arch %s --layers 3 --seed 5", archs[a]);
 		char *name = xasprintf("wf_%s", archs[a]);
-		char *dir = fixture(name, args);
-		free(args), free(name);
-		if (!dir)
-			SKIP("TESTBIN not set: no mkfixture");
 		hf_model hf;
-		if (hf_model_open(&hf, dir) != 0) {
-			CHECKF(0, "%s: %s", dir, errmsg());
-			free(dir);
+		int rc = fixture_model(name, args, &hf);
+		free(args), free(name);
+		if (rc == 1)
+			SKIP("TESTBIN not set: no mkfixture");
+		if (rc != 0)
 			continue;
-		}
 		for (int mode = 0; mode < 2; mode++)
 			for (int c = 1; c <= 2; c++) {
 				ml_model *m = build(&hf, mode ? GRAPH_PREFILL : GRAPH_DECODE, c, 2, 0);
@@ -282,7 +291,6 @@ static void test_programs_well_formed(void)
 			ml_model_free(m);
 		}
 		hf_model_close(&hf);
-		free(dir);
 	}
 }
 
@@ -376,15 +384,12 @@ static void test_coremltools_loadable(void)
 			     "--heads 4 --kv-heads 2 --head-dim 32 --vocab 300 --sliding-window 8"},
 	};
 	for (int a = 0; a < 2; a++) {
-		char *dir = fixture(fx[a][0], fx[a][1]);
-		if (!dir)
-			SKIP("TESTBIN not set: no mkfixture");
 		hf_model hf;
-		if (hf_model_open(&hf, dir) != 0) {
-			CHECKF(0, "%s: %s", dir, errmsg());
-			free(dir);
+		int frc = fixture_model(fx[a][0], fx[a][1], &hf);
+		if (frc == 1)
+			SKIP("TESTBIN not set: no mkfixture");
+		if (frc != 0)
 			continue;
-		}
 		for (int v = 0; v < 4; v += a ? 1 : 2) /* rotate (odd v): Gemma 3 only */
 			for (int c = 0; c <= 2; c++) { /* c 0: monolithic */
 				char *path = path_join(g_tmp, "loadable.bin"), what[96];
@@ -413,7 +418,6 @@ static void test_coremltools_loadable(void)
 				free(path);
 			}
 		hf_model_close(&hf);
-		free(dir);
 	}
 }
 
