@@ -72,11 +72,12 @@ FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(FZ)/%)
 FZ_LIB := $(FZ)/libfuzzcommon.a
 FZ_OBJ := $(COMMON_SRC:%.c=$(FZ)/obj/%.o)
 ifneq ($(FUZZ_CC),)
-# common/ is compiled once with coverage instrumentation, each target linked with libFuzzer.
+# common/ is compiled once with coverage instrumentation, each target linked with libFuzzer;
+# with the usual warnings as errors, so clang's view of common/ stays clean too.
 FUZZ_BASE := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 -fsanitize=address,undefined -Icommon $(DEP_CFLAGS)
 $(FZ)/obj/%.o: %.c $(wildcard common/*/*.h)
 	@mkdir -p $(@D)
-	$(Q)$(FUZZ_CC) $(FUZZ_BASE) -fsanitize=fuzzer-no-link -c $< -o $@
+	$(Q)$(FUZZ_CC) $(FUZZ_BASE) $(WARN) -Werror -fsanitize=fuzzer-no-link -c $< -o $@
 $(FZ)/%: tests/fuzz/%.c $(FZ_LIB)
 	@mkdir -p $(@D)
 	$(Q)$(FUZZ_CC) $(FUZZ_BASE) -fsanitize=fuzzer $< $(FZ_LIB) $(DEP_LIBS) -o $@

@@ -8,6 +8,7 @@ PKGS="libcjson yaml-0.1 libcrypto libzstd"
 DEB="pkg-config libcjson-dev libyaml-dev libssl-dev libzstd-dev"
 DEB_TEST="protobuf-compiler clang"   # protoc checks our bytes; clang runs the fuzzers
 BREW="pkg-config cjson libyaml openssl@3 zstd"
+BREW_TEST="protobuf"                 # clang comes with Xcode's command-line tools
 
 missing() {
 	command -v pkg-config >/dev/null 2>&1 || { echo pkg-config; return; }
@@ -17,14 +18,15 @@ missing() {
 case "${1:-check}" in
 check)
 	m=$(missing)
-	[ -z "$m" ] || { echo "missing: $m" >&2; exit 1; } ;;
+	[ -z "$m" ] || { echo "missing: $(echo $m)" >&2; exit 1; } ;;
 install)
-	m=$(missing)
+	m=$(missing | tr '\n' ' ') m=${m% }
 	want_test=${2:-}
 	if [ -z "$m" ] && { [ -z "$want_test" ] || command -v protoc >/dev/null 2>&1; }; then exit 0; fi
+	[ -n "$m" ] || m="protoc (for make check)"
 	if [ "$(uname)" = Darwin ]; then
 		echo "anemake needs: $m" >&2
-		echo "install with:  brew install $BREW" >&2
+		echo "install with:  brew install $BREW $BREW_TEST   ($BREW_TEST: for make check)" >&2
 		exit 1
 	fi
 	pkgs="$DEB"
@@ -35,7 +37,7 @@ install)
 			if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo=sudo
 			else
 				echo "anemake needs: $m" >&2
-				echo "install with:  sudo apt-get install -y $pkgs" >&2
+				echo "install with:  sudo apt-get install -y $DEB $DEB_TEST   ($DEB_TEST: for make check)" >&2
 				exit 1
 			fi
 		fi
@@ -45,7 +47,7 @@ install)
 		exit 0
 	fi
 	echo "anemake needs the pkg-config modules: $m (cJSON, libyaml, OpenSSL libcrypto, zstd)" >&2
-	echo "on Debian/Ubuntu: apt-get install -y $pkgs; on Fedora: dnf install -y pkgconf cjson-devel libyaml-devel openssl-devel libzstd-devel" >&2
+	echo "on Debian/Ubuntu: apt-get install -y $DEB $DEB_TEST; on Fedora: dnf install -y pkgconf cjson-devel libyaml-devel openssl-devel libzstd-devel protobuf-compiler clang ($DEB_TEST: for make check)" >&2
 	exit 1 ;;
 *) echo "usage: deps.sh check|install [test]" >&2; exit 2 ;;
 esac

@@ -31,6 +31,12 @@ ARGMAX ?=
 PREFIX ?=
 MAX_WEIGHT_MB ?= 1024
 STEPS ?= 16
+# The smoketest's thresholds, percent and mean KL (empty: its defaults, 100/85 and 0.01/0.3;
+# MIN_AGREEMENT=0 MAX_KL=1e9 accept any numbers, e.g. those of a random-weight test model).
+MIN_AGREEMENT ?=
+MAX_KL ?=
+# After the smoketest: how to run the result with ANEMLL's runtimes (mk/next.sh).
+NEXT_STEPS ?= 1
 PROMPT ?=
 PROMPT_IDS ?=
 SPLIT_ROTATE ?=
@@ -44,6 +50,7 @@ IGNORED = $(foreach v,CHUNK MAX_CHUNK_MB LUT1 LUT2 LUT3,$(if $(filter command li
 PLAN_ENV = BIN='$(PIPE_BIN)' MODEL='$(MODEL)' OUT='$(OUT)' ST='$(ST)' CONTEXT='$(CONTEXT)' BATCH='$(BATCH)' \
 	LUT1='$(LUT1)' LUT2='$(LUT2)' LUT3='$(LUT3)' CHUNK='$(CHUNK)' MAX_CHUNK_MB='$(MAX_CHUNK_MB)' \
 	PREFIX='$(PREFIX)' ARGMAX='$(ARGMAX)' MAX_WEIGHT_MB='$(MAX_WEIGHT_MB)' STEPS='$(STEPS)' PROMPT='$(PROMPT)' PROMPT_IDS='$(PROMPT_IDS)' \
+	MIN_AGREEMENT='$(MIN_AGREEMENT)' MAX_KL='$(MAX_KL)' \
 	SPLIT_ROTATE='$(SPLIT_ROTATE)' FP16_SCALE='$(FP16_SCALE)' CLAMP='$(CLAMP)' MONOLITHIC='$(MONOLITHIC)' \
 	LUT='$(LUT)' LUT_EMBED='$(LUT_EMBED)' LUT_LMHEAD='$(LUT_LMHEAD)' IGNORED='$(if $(MONOLITHIC),$(IGNORED))'
 
@@ -146,7 +153,9 @@ endif
 
 $(ST)/test.stamp: $(ST)/test.key $(ST)/meta.stamp
 	$(Q)$(STEP) test "smoketest" -o '$(OUT)/smoketest.json' -- $(PIPE_BIN)/smoketest --model '$(MODEL_DIR)' \
-	  --meta '$(OUT)/meta.yaml' --steps $(STEPS) $(PROMPT_FLAGS) $(SCALE_FLAGS) $(CLAMP_FLAGS) --json '$(OUT)/smoketest.json'
+	  --meta '$(OUT)/meta.yaml' --steps $(STEPS) $(PROMPT_FLAGS) $(SCALE_FLAGS) $(CLAMP_FLAGS) --json '$(OUT)/smoketest.json' \
+	  $(if $(MIN_AGREEMENT),--min-agreement '$(MIN_AGREEMENT)') $(if $(MAX_KL),--max-kl '$(MAX_KL)')
+	$(Q)$(if $(NEXT_STEPS),mk/next.sh '$(OUT)' '$(PROMPT)' || true)
 
 # FP16 range check of the source model (ANEMLL's fp16_preflight.sh): exit 1
 # when its activations overflow fp16 with these FP16_SCALE/CLAMP settings.

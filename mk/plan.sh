@@ -15,7 +15,7 @@
 # changes, so make restarts only when the plan itself changed).
 # Environment: BIN MODEL OUT ST CONTEXT BATCH LUT1 LUT2 LUT3 CHUNK MAX_CHUNK_MB
 #              PREFIX ARGMAX MAX_WEIGHT_MB STEPS PROMPT PROMPT_IDS SPLIT_ROTATE FP16_SCALE
-#              CLAMP MONOLITHIC LUT LUT_EMBED LUT_LMHEAD IGNORED (the variables
+#              CLAMP MONOLITHIC LUT LUT_EMBED LUT_LMHEAD MIN_AGREEMENT MAX_KL IGNORED (the variables
 #              given on the command line that MONOLITHIC=1 does not use)
 #
 # A failed plan (its one-line reason already printed) still writes plan.mk,
@@ -143,7 +143,8 @@ fi
 # meta.yaml records FP16_SCALE and CLAMP in its comments.
 args meta "${meta_params[@]}" "${scaled[@]}" "input $BIN/metagen" "input $ST/compile.out" \
 	"input $model_dir/config.json" "$(tokenizer_inputs)"
-args test "param STEPS=$STEPS" "param PROMPT=$PROMPT" "param PROMPT_IDS=$PROMPT_IDS" "${scaled[@]}" "input $BIN/smoketest" "input $ST/meta.out" "$(model_inputs)" \
+args test "param STEPS=$STEPS" "param PROMPT=$PROMPT" "param PROMPT_IDS=$PROMPT_IDS" \
+	"param MIN_AGREEMENT=${MIN_AGREEMENT:-}" "param MAX_KL=${MAX_KL:-}" "${scaled[@]}" "input $BIN/smoketest" "input $ST/meta.out" "$(model_inputs)" \
 	"$(tokenizer_inputs)"
 args preflight "param PROMPT=$PROMPT" "param PROMPT_IDS=$PROMPT_IDS" "${scaled[@]}" "input $BIN/preflight" "$(model_inputs)" "$(tokenizer_inputs)"
 

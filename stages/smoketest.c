@@ -239,9 +239,12 @@ int main(int argc, char **argv)
 	print_text("text:      ", tok, run.tokens, run.nprompt + run.nsteps);
 	printf("parts: %s, context %d, batch %d%s\n", parts.chunk_desc, parts.context, parts.batch,
 	       o.no_prefill ? ", prefill off" : "");
-	printf("top-1 agreement %.1f%% (%d/%d, first disagreement at step %d), KL mean %.3g max %.3g, "
+	char first[32] = "none";
+	if (m.first_disagreement >= 0)
+		snprintf(first, sizeof first, "step %d", m.first_disagreement);
+	printf("top-1 agreement %.1f%% (%d/%d, first disagreement: %s), KL mean %.3g max %.3g, "
 	       "max |logit diff| %.4g, %.1f tokens/s\n",
-	       agree, m.agree, m.steps, m.first_disagreement, m.kl_mean, m.kl_max, m.max_abs_diff,
+	       agree, m.agree, m.steps, first, m.kl_mean, m.kl_max, m.max_abs_diff,
 	       run.seconds > 0 ? run.nsteps / run.seconds : 0.0);
 	if (parts.argmax_in_model)
 		printf("%s (threshold: agreement >= %g%%; an argmax head gives no logits: KL not judged)\n",

@@ -19,44 +19,47 @@ passed=0 failed=0 skipped=0 broken=()
 
 [ -d "$SHARED/spec" ] || echo "notice: $SHARED not found: tests that need ../shared are skipped"
 
+# One line per test file: "[i/N] name" as it starts (a long test shows what is
+# running), its counts when it ends, then its FAIL/skip/# lines.
 tally() { # name logfile status
-	local p f s
+	local p f s crashed=0
 	p=$(grep -c '^ok ' "$2"); f=$(grep -c '^FAIL ' "$2"); s=$(grep -c '^skip ' "$2")
+	if [ "$3" != 0 ] && [ "$f" = 0 ]; then crashed=1 f=1; fi
+	printf '%3d ok %3d failed %3d skipped\n' "$p" "$f" "$s"
 	grep -E "^(FAIL|skip|#) " "$2" | sed "s|^|  [$1] |"
-	if [ "$3" != 0 ] && [ "$f" = 0 ]; then
-		f=1; echo "  [$1] FAIL: exited with status $3 (last lines below)"; tail -n 15 "$2" | sed 's/^/    /'
+	if [ $crashed = 1 ]; then
+		echo "  [$1] FAIL: exited with status $3 (last lines below)"; tail -n 15 "$2" | sed 's/^/    /'
 	fi
 	passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
 	[ "$f" = 0 ] || broken+=("$1")
-	printf '%-28s %3d ok %3d failed %3d skipped\n' "$1" "$p" "$f" "$s"
 }
 
-for t in "$TESTBIN"/test_*; do
-	[ -x "$t" ] || continue
-	n=$(basename "$t")
-	[[ "$n" =~ ${TESTS:-.} ]] || continue
-	(cd "$SRC" && "$t") >"$log/$n" 2>&1; tally "$n" "$log/$n" $?
+# The test files to run, in order: unit tests, CLI tests, fuzz targets.
+todo=()
+for t in "$TESTBIN"/test_*; do [ -x "$t" ] && todo+=("unit:$t"); done
+for t in "$here"/cli/*.sh; do [ -f "$t" ] && [ "$(basename "$t")" != lib.sh ] && todo+=("cli:$t"); done
+if [ -n "${FUZZBIN:-}" ]; then for f in "$FUZZBIN"/fuzz_*; do [ -x "$f" ] && todo+=("fuzz:$f"); done; fi
+run=()
+for e in "${todo[@]}"; do
+	n=$(basename "${e#*:}" .sh)
+	[[ "$n" =~ ${TESTS:-.} ]] && run+=("$e")
 done
 
-for t in "$here"/cli/*.sh; do
-	[ -f "$t" ] || continue
-	n=$(basename "$t" .sh)
-	[ "$n" != lib ] || continue # helpers sourced by the tests
-	[[ "$n" =~ ${TESTS:-.} ]] || continue
-	scratch=$(mktemp -d)
-	(cd "$scratch" && SCRATCH=$scratch bash "$t") >"$log/$n" 2>&1; rc=$?
+i=0
+for e in "${run[@]}"; do
+	kind=${e%%:*} t=${e#*:} n=$(basename "${e#*:}" .sh)
+	i=$((i + 1))
+	printf '[%d/%d] %-28s ' "$i" "${#run[@]}" "$n"
+	case $kind in
+	unit) (cd "$SRC" && "$t") >"$log/$n" 2>&1; rc=$? ;;
+	cli)
+		scratch=$(mktemp -d)
+		(cd "$scratch" && SCRATCH=$scratch bash "$t") >"$log/$n" 2>&1; rc=$?
+		rm -rf "$scratch" ;;
+	fuzz) "$here/fuzz/run.sh" "$t" >"$log/$n" 2>&1; rc=$? ;;
+	esac
 	tally "$n" "$log/$n" $rc
-	rm -rf "$scratch"
 done
-
-if [ -n "${FUZZBIN:-}" ]; then
-	for f in "$FUZZBIN"/fuzz_*; do
-		[ -x "$f" ] || continue
-		n=$(basename "$f")
-		[[ "$n" =~ ${TESTS:-.} ]] || continue
-		"$here/fuzz/run.sh" "$f" >"$log/$n" 2>&1; tally "$n" "$log/$n" $?
-	done
-fi
 
 echo
 [ ${#broken[@]} = 0 ] || echo "failing: ${broken[*]}"

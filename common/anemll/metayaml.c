@@ -209,17 +209,20 @@ void metayaml_set_info(metayaml *m, const char *model_name)
 {
 	int mono = metayaml_is_monolithic(m);
 	char *name = xasprintf("anemll-%s-ctx%d%s", model_name, m->context_length, mono ? "-monolithic" : "");
-	char *desc = mono ? xasprintf("Monolithic model running %s on Apple Neural Engine\nContext length: %d\n"
-				      "Batch size: %d\nType: Monolithic (single file with embed+FFN+lm_head)\n",
-				      model_name, m->context_length, m->batch_size)
-			  : xasprintf("Demonstarates running %s on Apple Neural Engine\nContext length: %d\n"
+	/* ANEMLL's text says "Demonstarates running <M>" and "author: Anemll": no
+	 * runtime reads either, so ours say who converted it. */
+	char *desc = mono ? xasprintf("%s on the Apple Neural Engine as one model, converted by anemake %s\n"
+				      "Context length: %d\nBatch size: %d\n"
+				      "Type: Monolithic (single file with embed+FFN+lm_head)\n",
+				      model_name, ANEMAKE_VERSION, m->context_length, m->batch_size)
+			  : xasprintf("%s on the Apple Neural Engine, converted by anemake %s\nContext length: %d\n"
 				      "Batch size: %d\nChunks: %d\n",
-				      model_name, m->context_length, m->batch_size, m->num_chunks);
+				      model_name, ANEMAKE_VERSION, m->context_length, m->batch_size, m->num_chunks);
 	free(m->name), free(m->description);
 	m->name = name, m->description = desc;
 	metayaml_set_str(&m->version, ANEMLL_VERSION);
 	metayaml_set_str(&m->license, "MIT");
-	metayaml_set_str(&m->author, "Anemll");
+	metayaml_set_str(&m->author, "anemake");
 	metayaml_set_str(&m->framework, "Core ML");
 	metayaml_set_str(&m->language, "Python");
 }

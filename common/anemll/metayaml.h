@@ -5,7 +5,8 @@
  * context length, batch size, LM-head split) comes from it. ANEMLL writes it
  * with f-strings (generate_meta_yaml.py) and prepare_hf.sh reads it back with
  * `grep key: | cut -d' ' -f N`, so the exact text matters, not only the YAML
- * it stands for. anemake writes the same text byte for byte
+ * it stands for. anemake writes the same text byte for byte (but for the
+ * description and author, which say what converted it)
  * (anemll-interface.md 7.1; the meta.yaml files in ../shared/reference,
  * anemll-gemma3-tiny and anemll-llama-tiny-monolithic, are real ones).
  *
@@ -16,12 +17,16 @@
  *       name         anemll-<MODEL_NAME>-ctx<C>[-monolithic]
  *       version      0.3.5 (the ANEMLL release whose interface this is)
  *       description  a literal block (`|`), lines indented 4 spaces:
- *                    chunked:    Demonstarates running <M> on Apple Neural Engine
- *                                (sic: ANEMLL's typo, kept), Context length: <C>,
- *                                Batch size: <B>, Chunks: <N>
- *                    monolithic: Monolithic model running <M> on Apple Neural
- *                                Engine, Context length, Batch size, Type: ...
- *       license MIT, author Anemll, framework Core ML, language Python
+ *                    chunked:    <M> on the Apple Neural Engine, converted by
+ *                                anemake <v>, Context length: <C>, Batch size:
+ *                                <B>, Chunks: <N> (ANEMLL writes "Demonstarates
+ *                                running <M> on Apple Neural Engine"; no runtime
+ *                                reads the description)
+ *                    monolithic: <M> on the Apple Neural Engine as one model,
+ *                                converted by anemake <v>, Context length, Batch
+ *                                size, Type: ...
+ *       license MIT, author anemake (ANEMLL: Anemll; read by no runtime),
+ *       framework Core ML, language Python
  *       architecture the source config's model_type (llama, qwen3, qwen2,
  *                    gemma3_text, ...)
  *       model_type   monolithic (monolithic schema only)

@@ -122,8 +122,11 @@ size_t mil_find(const void *v, size_t n, size_t stride, size_t off, int deref, c
 {
 	for (size_t i = 0; i < n; i++) {
 		const char *e = (const char *)v + i * stride, *name;
-		if (deref)
-			memcpy(&e, e, sizeof e);
+		if (deref) { /* the element is a pointer to the struct */
+			const void *elem;
+			memcpy(&elem, e, sizeof elem);
+			e = elem;
+		}
 		memcpy(&name, e + off, sizeof name);
 		if (strcmp(name, key) == 0)
 			return i;

@@ -2,12 +2,12 @@
  * comparison with the fp32 reference (see smoke.h). */
 #include "verify/smoke.h"
 #include "anemll/anemll.h"
+#include "anemll/inventory.h"
 #include "anemll/metayaml.h"
 #include "base/fp16.h"
 #include "base/fsutil.h"
 #include "base/util.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,71 +19,15 @@
 /* ------------------------------------------------------------------ */
 /* Finding the parts                                                   */
 
-typedef struct part_file {
-	char *file;
-	char *prefix;
-	const char *kind; /* embeddings, lm_head, FFN_PF, FFN, prefill, FFN_rotate, prefill_rotate, monolithic_full */
-	int lut, chunk, nchunks;
-} part_file;
+/* The runtime runs packages: the inventory lists those (anemll/inventory.h). */
+typedef inv_file part_file;
+typedef inventory part_list;
 
-/* Longer names first where one contains another (strstr finds the first). */
-static const char *const KINDS[] = {"_FFN_PF", "_FFN_rotate", "_FFN", "_prefill_rotate", "_prefill",
-				    "_embeddings", "_lm_head", "_monolithic_full"};
-
-/* Parse "<prefix>_<kind>[_lut<b>][_chunk_<ii>of<NN>].mlpackage"; 0 if not a part we run. */
-static int parse_part(const char *file, part_file *pf)
+static char *pkg_path(const char *dir, const part_file *f)
 {
-	if (!has_suffix(file, ".mlpackage"))
-		return 0;
-	for (size_t k = 0; k < sizeof KINDS / sizeof KINDS[0]; k++) {
-		const char *at = strstr(file, KINDS[k]);
-		if (!at || at == file)
-			continue;
-		const char *rest = at + strlen(KINDS[k]);
-		int lut = 0, chunk = 0, n = 0, used = 0;
-		if (sscanf(rest, "_lut%d%n", &lut, &used) == 1)
-			rest += used;
-		if (sscanf(rest, "_chunk_%dof%d%n", &chunk, &n, &used) == 2)
-			rest += used;
-		if (strcmp(rest, ".mlpackage") != 0)
-			continue; /* split-rotate _rot files and single parts: found through meta.yaml */
-		*pf = (part_file){xstrdup(file), xstrndup(file, (size_t)(at - file)), KINDS[k] + 1, lut, chunk, n};
-		return 1;
-	}
-	return 0;
-}
-
-typedef struct part_list {
-	part_file *v;
-	size_t n, cap;
-} part_list;
-
-static int list_parts(const char *dir, const char *prefix, part_list *l)
-{
-	DIR *d = opendir(dir);
-	if (!d)
-		return errf("cannot open directory '%s':", dir);
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		part_file pf;
-		if (!parse_part(e->d_name, &pf))
-			continue;
-		if (prefix && strcmp(prefix, pf.prefix) != 0) {
-			free(pf.file), free(pf.prefix);
-			continue;
-		}
-		GROW(l->v, l->cap, l->n + 1);
-		l->v[l->n++] = pf;
-	}
-	closedir(d);
-	return 0;
-}
-
-static void free_parts(part_list *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->v[i].file), free(l->v[i].prefix);
-	free(l->v);
+	char *file = xasprintf("%s.mlpackage", f->base), *path = path_join(dir, file);
+	free(file);
+	return path;
 }
 
 /* The one file of `kind` (chunk c, 0 for unchunked) matching lut (-1: any). */
@@ -92,11 +36,12 @@ static const part_file *pick(const part_list *l, const char *dir, const char *ki
 	const part_file *found = NULL;
 	for (size_t i = 0; i < l->n; i++) {
 		const part_file *pf = &l->v[i];
-		if (strcmp(pf->kind, kind) != 0 || pf->chunk != chunk || (lut >= 0 && pf->lut != lut))
-			continue;
+		if (strcmp(pf->kind, kind) != 0 || pf->chunk != chunk || pf->rot || (lut >= 0 && pf->lut != lut))
+			continue; /* split-rotate _rot files: found through meta.yaml */
 		if (found) {
 			*ambiguous = 1;
-			errf("'%s': both %s and %s match: say which LUT variant to use", dir, found->file, pf->file);
+			errf("'%s': both %s.mlpackage and %s.mlpackage match: say which LUT variant to use", dir, found->base,
+			     pf->base);
 			return NULL;
 		}
 		found = pf;
@@ -114,9 +59,9 @@ static rt_model *load_path(smoke_parts *p, const char *path)
 	return m;
 }
 
-static rt_model *load(smoke_parts *p, const char *dir, const char *file)
+static rt_model *load(smoke_parts *p, const char *dir, const part_file *f)
 {
-	char *path = path_join(dir, file);
+	char *path = pkg_path(dir, f);
 	rt_model *m = load_path(p, path);
 	free(path);
 	return m;
@@ -181,9 +126,9 @@ static int open_rotate_files(smoke_parts *p, const part_list *l, const char *dir
 	const part_file *pr = amb ? NULL : pick(l, dir, "prefill_rotate", c, lut, &amb);
 	if (amb)
 		return -1;
-	if (ir && !(p->infer_rot[c - 1] = load(p, dir, ir->file)))
+	if (ir && !(p->infer_rot[c - 1] = load(p, dir, ir)))
 		return -1;
-	if (pr && !(p->prefill_rot[c - 1] = load(p, dir, pr->file)))
+	if (pr && !(p->prefill_rot[c - 1] = load(p, dir, pr)))
 		return -1;
 	p->infer_rot_fn[c - 1] = p->prefill_rot_fn[c - 1] = "main";
 	return 0;
@@ -196,7 +141,7 @@ static int open_chunk(smoke_parts *p, const part_list *l, const char *dir, int c
 	if (amb)
 		return -1;
 	if (pf) {
-		rt_model *m = load(p, dir, pf->file);
+		rt_model *m = load(p, dir, pf);
 		if (m)
 			set_combined(p, c - 1, m, m);
 		return m ? 0 : -1;
@@ -204,8 +149,8 @@ static int open_chunk(smoke_parts *p, const part_list *l, const char *dir, int c
 	const part_file *ffn = need(l, dir, "FFN", c, lut), *pre = ffn ? need(l, dir, "prefill", c, ffn->lut) : NULL;
 	if (!pre)
 		return -1;
-	p->infer[c - 1] = load(p, dir, ffn->file);
-	p->prefill[c - 1] = p->infer[c - 1] ? load(p, dir, pre->file) : NULL;
+	p->infer[c - 1] = load(p, dir, ffn);
+	p->prefill[c - 1] = p->infer[c - 1] ? load(p, dir, pre) : NULL;
 	p->infer_fn[c - 1] = p->prefill_fn[c - 1] = "main";
 	if (!p->prefill[c - 1])
 		return -1;
@@ -318,7 +263,7 @@ static int open_mono_dir(smoke_parts *p, const part_list *l, const char *dir, in
 	const part_file *f = need(l, dir, "monolithic_full", 0, lut);
 	if (!f)
 		return -1;
-	char *path = path_join(dir, f->file);
+	char *path = pkg_path(dir, f);
 	rt_model *m = load_path(p, path);
 	if (m)
 		set_mono(p, m, path);
@@ -335,8 +280,9 @@ static int open_all(smoke_parts *p, const part_list *l, const char *dir, int lut
 	const part_file *e = need(l, dir, "embeddings", 0, lut_embed), *h = e ? need(l, dir, "lm_head", 0, lut_lmhead) : NULL;
 	if (!h)
 		return -1;
-	p->embed_path = path_join(dir, e->file), p->lmhead_path = path_join(dir, h->file);
-	if (!(p->embed = load(p, dir, e->file)) || !(p->lmhead = load(p, dir, h->file)))
+	p->embed_path = pkg_path(dir, e);
+	p->lmhead_path = pkg_path(dir, h);
+	if (!(p->embed = load(p, dir, e)) || !(p->lmhead = load(p, dir, h)))
 		return -1;
 	int nchunks = count_chunks(l, lut_ffn);
 	if (nchunks <= 0)
@@ -446,8 +392,8 @@ int smoke_parts_open_meta(smoke_parts *p, const char *meta_path)
 int smoke_parts_open(smoke_parts *p, const char *dir, const char *prefix, int lut_embed, int lut_ffn, int lut_lmhead)
 {
 	memset(p, 0, sizeof *p);
-	part_list l = {0};
-	int rc = list_parts(dir, prefix, &l);
+	part_list l;
+	int rc = inventory_list(&l, dir, prefix, INV_PKG);
 	if (rc == 0 && !prefix && l.n) {
 		for (size_t i = 1; i < l.n; i++)
 			if (strcmp(l.v[i].prefix, l.v[0].prefix) != 0)
@@ -456,7 +402,7 @@ int smoke_parts_open(smoke_parts *p, const char *dir, const char *prefix, int lu
 	}
 	if (rc == 0)
 		rc = open_all(p, &l, dir, lut_embed, lut_ffn, lut_lmhead);
-	free_parts(&l);
+	inventory_release(&l);
 	if (rc != 0)
 		smoke_parts_close(p);
 	return rc;

@@ -78,6 +78,14 @@ metakeys() { grep -E '^  meta ' "$1" | grep -v 'com.github.apple.coremltools' | 
 yaml_keys() { sed -n '/^$/q; s/^\( *[a-z_]*\):.*/\1/p' "$1" | sort; }
 comment_keys() { sed -n 's/^# \([a-z_0-9]*\): .*/\1/p' "$1" | grep -vxE 'model_path|output_dir|command_line|converter' | sort; }
 
+# as_runtimes_read META: a meta.yaml less what differs from ANEMLL's by design and
+# no runtime reads: the description's first line and author (ours name anemake), the
+# comments naming the run's time, paths, command and converter
+as_runtimes_read() {
+	sed -e '/^  description: |$/{n;d;}' -e '/^  author: /d' "$1" |
+		grep -vE '^# (Generated|model_path|output_dir|command_line|converter):'
+}
+
 # same_meta_keys NAME REF META: meta.yaml META has the keys of REF (a reference in ../shared)
 same_meta_keys() {
 	if ! have_shared; then skip "$1" "needs ../shared"; return; fi

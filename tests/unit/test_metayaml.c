@@ -7,6 +7,7 @@
  */
 #include "anemll/metayaml.h"
 #include "base/fsutil.h"
+#include "base/version.h"
 #include "test.h"
 #include "base/util.h"
 
@@ -203,7 +204,7 @@ static void test_round_trip_chunked(void)
 	if (text) {
 		/* ANEMLL's layout: model_info keys at 2 spaces, parameters at 4, one line each. */
 		const char *head = "model_info:\n  name: anemll-acme-Tiny-ctx256\n  version: 0.3.5\n  description: |\n"
-				   "    Demonstarates running acme-Tiny on Apple Neural Engine\n";
+				   "    acme-Tiny on the Apple Neural Engine, converted by anemake " ANEMAKE_VERSION "\n";
 		CHECK(strncmp(text, head, strlen(head)) == 0);
 		CHECK(strstr(text, "\n  parameters:\n    context_length: 256\n    batch_size: 32\n"
 				   "    lut_embeddings: 4\n    lut_embeddings_per_channel: 16\n    lut_ffn: 4\n"
@@ -245,7 +246,9 @@ static void test_round_trip_monolithic(void)
 		CHECK(strstr(text, "    prefill_dynamic_slice: true\n    functions:\n      - infer\n      - infer_rotate\n"
 				   "      - prefill\n      - prefill_rotate\n") != NULL);
 		CHECK(has_suffix(text, "      - prefill_rotate\n")); /* no comment block: nothing set */
-		CHECK(strstr(text, "Monolithic model running model on Apple Neural Engine\n") != NULL);
+		CHECK(strstr(text, "    model on the Apple Neural Engine as one model, converted by anemake " ANEMAKE_VERSION
+				   "\n") != NULL);
+		CHECK(strstr(text, "\n  author: anemake\n") != NULL && !strstr(text, "Anemll"));
 	}
 	free(text);
 	/* A kept-newlines description: libyaml's "..." marker must not end up before the functions. */
