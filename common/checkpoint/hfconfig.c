@@ -67,7 +67,9 @@ static int get_pos(const cJSON *o, const char *lbl, const char *key, double *out
 	const cJSON *j = field(o, key);
 	if (!j)
 		return 0;
-	if (!cJSON_IsNumber(j) || !isfinite(j->valuedouble) || j->valuedouble <= 0)
+	if (cJSON_IsNumber(j) && !isfinite(j->valuedouble))
+		return errf("%s: %s is out of range (not a finite double)", lbl, key);
+	if (!cJSON_IsNumber(j) || j->valuedouble <= 0)
 		return errf("%s: %s must be a positive number", lbl, key);
 	*out = j->valuedouble;
 	return 1;

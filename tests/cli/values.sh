@@ -22,4 +22,12 @@ expect_fail nan_lmhead 1 "^lmhead: .*$nan_re" "$BIN/lmhead" --model nan --output
 expect_fail nan_monolithic 1 "^ffn: .*$nan_re" "$BIN/ffn" --monolithic --model nan --output o
 expect_fail nan_preflight 1 "^preflight: .*$nan_re" "$BIN/preflight" --model nan --prompt 1,2
 no_artifacts nan_nothing_written o
+
+# --- messages that name the right thing ----------------------------------------
+# A disk error is a disk error, not a "--lut none:" one (the file-size limit stands in for a full disk).
+limited() { (trap '' XFSZ; ulimit -f 16; "$@"); }
+mkdir -p full
+expect_fail disk_error_not_lut 1 "^embed: cannot write '.*weight\.bin': File too large$" \
+	limited "$BIN/embed" --model "$STORIES" --output full --lut-cache none
+no_artifacts disk_error_nothing_written full
 finish
