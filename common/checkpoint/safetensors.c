@@ -572,15 +572,9 @@ static int index_parse(st_index *x, const char *text, size_t len, const char *lb
 
 static int index_load(st_index *x, const char *path)
 {
-	struct stat st;
-	if (stat(path, &st) != 0)
-		return errf("cannot open '%s':", path);
-	if ((uint64_t)st.st_size > ST_MAX_HEADER)
-		return errf("%s: index larger than %llu MB", path,
-		            (unsigned long long)(ST_MAX_HEADER >> 20));
 	char *text;
 	size_t n;
-	if (read_file(path, &text, &n) != 0)
+	if (read_file(path, FS_MAX_TEXT, &text, &n) != 0)
 		return -1;
 	int rc = index_parse(x, text, n, path);
 	free(text);
