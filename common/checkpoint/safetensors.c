@@ -509,11 +509,15 @@ static void index_release(st_index *x)
 	memset(x, 0, sizeof *x);
 }
 
-/* A shard name must stay inside the model directory. */
+/* A shard name must stay inside the model directory, and be printable:
+ * messages name the file. */
 static int bad_shard_name(const char *s)
 {
 	if (!*s || s[0] == '/')
 		return 1;
+	for (const char *p = s; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return 1;
 	for (const char *p = s; (p = strstr(p, "..")); p += 2)
 		if ((p == s || p[-1] == '/') && (p[2] == 0 || p[2] == '/'))
 			return 1;

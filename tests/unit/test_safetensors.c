@@ -518,6 +518,14 @@ static void test_bad_shards(void)
 	expect_fail(d, "is not a file inside the model directory");
 	free(d);
 
+	/* found by fuzz_shardindex: a newline in a shard name broke the one-line message */
+	d = make_dir("newline");
+	make_shards(d);
+	put_text(d, "model.safetensors.index.json",
+	         "{\"weight_map\":{\"lm_head.weight\":\"model-0000\\n2-of-00002.safetensors\"}}");
+	expect_fail(d, "shard 'model-0000?2-of-00002.safetensors' is not a file inside the model directory");
+	free(d);
+
 	d = make_dir("crossdup");
 	wt s1 = {"model.norm.weight", "F32", 1, {2}, g_vals, 8};
 	put(d, "a.safetensors", &s1, 1);
