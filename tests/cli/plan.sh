@@ -39,6 +39,10 @@ refused batch_above_context '^anemake: BATCH=64 exceeds CONTEXT=32: a prefill ba
 refused chunks_above_layers '^anemake: CHUNK=9: .*stories260K/config\.json has only 5 layers \(num_hidden_layers\)$' MODEL="$STORIES" CHUNK=9
 refused context_above_max_position '^anemake: CONTEXT=1024 exceeds the model.s max_position_embeddings 512 ' MODEL="$STORIES" CONTEXT=1024
 
+"$TESTBIN/mkfixture" --arch gemma3_text --out g3w --layers 2 --layer-types s,f --sliding-window 32 --seed 3 >/dev/null
+refused gemma_window_batch '^anemake: BATCH=24 does not divide the sliding window 32 of .*g3w/config\.json while CONTEXT=64 exceeds it' \
+	MODEL="$SCRATCH/g3w" CONTEXT=64 BATCH=24
+
 # A model whose config disagrees with its checkpoint or tokenizer.
 bad_copy() { rm -rf "$1" && cp -r "$STORIES" "$1"; }
 bad_copy bos && sed -i.orig 's/"bos_token_id": 1,/"bos_token_id": 600,/' bos/config.json
