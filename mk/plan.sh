@@ -45,12 +45,22 @@ die() { echo "anemake: $*" >&2; exit 1; }
 if [ -n "$MONOLITHIC" ]; then
 	[ -z "$SPLIT_ROTATE" ] || die "SPLIT_ROTATE=1 applies to chunked conversions, not with MONOLITHIC=1"
 	for v in $IGNORED; do echo "anemake: MONOLITHIC=1 ignores $v (one package; LUT, LUT_EMBED, LUT_LMHEAD set its LUTs)" >&2; done
-	chunk_arg=1 lut_arg=$LUT
+	part_args=(--monolithic ${LUT:+--lut "$LUT"} ${LUT_EMBED:+--lut-embeddings "$LUT_EMBED"}
+		${LUT_LMHEAD:+--lut-lmhead "$LUT_LMHEAD"})
 else
-	chunk_arg=$CHUNK lut_arg=$LUT2
+	part_args=(--chunk "$CHUNK" --max-chunk-mb "$MAX_CHUNK_MB" ${LUT2:+--lut "$LUT2"} --lut-embeddings "${LUT1:-none}"
+		--lut-lmhead "${LUT3:-none}")
 fi
-plan=$("$BIN/ffn" --plan --model "$MODEL" --chunk "$chunk_arg" --max-chunk-mb "$MAX_CHUNK_MB" \
-	${lut_arg:+--lut "$lut_arg"} ${PREFIX:+--prefix "$PREFIX"} 2>"$ST/plan.txt") || { cat "$ST/plan.txt" >&2; exit 1; }
+# `ffn --plan` checks every value against the model (naming make's variables)
+# before any stage runs; its notes and its refusal are shown as anemake's.
+[[ $BATCH =~ ^[0-9]+$ ]] || die "BATCH=$BATCH is not a number"
+plan=$("$BIN/ffn" --plan --make-names --model "$MODEL" --context-length "$CONTEXT" --batch-size "$BATCH" \
+	"${part_args[@]}" ${PREFIX:+--prefix "$PREFIX"} ${FP16_SCALE:+--fp16-scale "$FP16_SCALE"} \
+	2>"$ST/plan.txt") || { sed 's/^ffn: /anemake: /' "$ST/plan.txt" >&2; exit 1; }
+# Its notes (a LUT group it chose) once, not again on make's restart.
+sed -n 's/^ffn: /anemake: /p' "$ST/plan.txt" >"$ST/plan.notes.tmp.$$"
+cmp -s "$ST/plan.notes.tmp.$$" "$ST/plan.notes" || cat "$ST/plan.notes.tmp.$$" >&2
+mv -f "$ST/plan.notes.tmp.$$" "$ST/plan.notes"
 model_dir=$(sed -n 's/^model_dir=//p' <<<"$plan")
 prefix=$(sed -n 's/^prefix=//p' <<<"$plan")
 nchunk=$(sed -n 's/^chunks=//p' <<<"$plan")

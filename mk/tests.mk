@@ -8,7 +8,11 @@
 SHARED ?= $(abspath ../shared)
 # Where the sanitizer build of check goes (separate trees let several builds run at once).
 CHECK_B ?= build/asan
-FUZZ_SECONDS ?= 60
+# make fuzz: each target in rounds of FUZZ_ROUND seconds until a round adds no
+# coverage, at most FUZZ_MAX_SECONDS (tests/fuzz/run.sh); FUZZ_SECONDS=N instead
+# runs each for exactly N seconds.
+FUZZ_ROUND ?= 30
+FUZZ_MAX_SECONDS ?= 600
 FUZZ_BRIEF ?= 4
 
 .PHONY: check check-build fuzz-build fuzz bench
@@ -27,7 +31,8 @@ check-build: $(STAGE_BINS) $(UNIT_BINS) $(TOOL_BINS)
 fuzz-build: $(FUZZ_BINS)
 
 fuzz: fuzz-build
-	$(Q)for f in $(FUZZ_BINS); do FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $$f; done
+	$(Q)for f in $(FUZZ_BINS); do FUZZ_ROUND=$(FUZZ_ROUND) FUZZ_MAX_SECONDS=$(FUZZ_MAX_SECONDS) \
+	  $(if $(FUZZ_SECONDS),FUZZ_SECONDS=$(FUZZ_SECONDS),FUZZ_PLATEAU=1) tests/fuzz/run.sh $$f || exit 1; done
 
 bench:
 	$(Q)$(MAKE) --no-print-directory FLAVOR=release check-build

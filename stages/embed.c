@@ -105,7 +105,7 @@ static int build_program(ml_model *m, weights_ctx *w, const void *ctx)
 	mil_function_add_input(fn, "input_ids", mil_type_tensor(a, MIL_INT32, 2, ids_dims));
 	mil_block *b = mil_function_block(fn);
 	int64_t shape[2] = {(int64_t)hf->embed->shape[0], (int64_t)hf->embed->shape[1]};
-	const char *tv = weights_emit(w, b, "embed_tokens_weight", table, 2, shape);
+	const char *tv = weights_emit(w, b, "embed_tokens_weight", hf->embed->name, table, 2, shape);
 	if (!tv)
 		return -1;
 	mil_block_add_const(b, "gather_axis_0", mil_value_i32(a, 0));
@@ -139,6 +139,8 @@ int main(int argc, char **argv)
 	stage_opts_init(&o);
 	parse_args(argc, argv, &o);
 	stage_open(&o);
+	if (o.fp16_scale == 0) /* a scaled table is never palettized */
+		stage_resolve_lut(&o, STAGE_LUT_EMBED);
 	stage_part p;
 	stage_part_paths(&o, "embeddings", 0, 0, &p);
 	embed_job j = {&o, read_table(&o.hf, o.fp16_scale)};
@@ -150,7 +152,7 @@ int main(int argc, char **argv)
 		wo.lut.bits = 0;
 	}
 	if (graph_write_package(p.package, build_program, &j, &meta, &wo) != 0)
-		die("--lut %s: %s", o.lut_arg ? o.lut_arg : "none", errmsg());
+		die_err();
 	info(1, "%s: %s", p.package, wo.summary);
 	printf("%s\n", p.package);
 	if (stdout_close_checked() != 0)

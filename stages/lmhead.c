@@ -57,6 +57,7 @@ int main(int argc, char **argv)
 	stage_opts_init(&o);
 	parse_args(argc, argv, &o, &argmax);
 	stage_open(&o);
+	stage_resolve_lut(&o, STAGE_LUT_HEAD);
 	stage_part p;
 	stage_part_paths(&o, "lm_head", 0, 0, &p);
 	graph_write_opts wo = stage_write_opts(&o, &p);

@@ -155,7 +155,7 @@ static char *architecture(const char *dir)
 {
 	char *path = path_join(dir, "config.json"), *text;
 	size_t n;
-	if (read_file(path, &text, &n) != 0)
+	if (read_file(path, FS_MAX_TEXT, &text, &n) != 0)
 		die_err();
 	cJSON *root = cJSON_ParseWithLength(text, n);
 	const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
@@ -587,7 +587,7 @@ static void copy_file(const char *from, const char *to)
 {
 	char *data;
 	size_t n;
-	if (read_file(from, &data, &n) != 0 || write_file_atomic(to, data, n) != 0)
+	if (read_file(from, FS_MAX_TOKENIZER, &data, &n) != 0 || write_file_atomic(to, data, n) != 0)
 		die_err();
 	free(data);
 }

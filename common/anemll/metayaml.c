@@ -1036,7 +1036,7 @@ int metayaml_read(const char *path, metayaml *m)
 	char *text;
 	size_t len;
 	metayaml_init(m);
-	if (read_file(path, &text, &len) != 0)
+	if (read_file(path, FS_MAX_TEXT, &text, &len) != 0)
 		return -1;
 	int rc = metayaml_parse(text, len, path, m);
 	free(text);

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -188,11 +189,22 @@ static void fsync_dir(const char *path)
 /* ------------------------------------------------------------------ */
 /* Whole files                                                         */
 
-int read_file(const char *path, char **data, size_t *n)
+int read_file(const char *path, size_t max, char **data, size_t *n)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f)
 		return errf("cannot open '%s':", path);
+	/* A symlink to /dev/zero or a FIFO would be read until memory runs out. */
+	struct stat st;
+	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+		fclose(f);
+		return errf("'%s' is not a regular file", path);
+	}
+	if ((uint64_t)st.st_size > max) {
+		fclose(f);
+		return errf("'%s' is %llu bytes, more than the %zu MB a file of its kind may have", path,
+			    (unsigned long long)st.st_size, max >> 20);
+	}
 	size_t cap = 1 << 16, len = 0;
 	char *buf = xmalloc(cap);
 	for (;;) {
@@ -200,14 +212,15 @@ int read_file(const char *path, char **data, size_t *n)
 			buf = xrealloc(buf, cap = xmul(cap, 2));
 		size_t got = fread(buf + len, 1, cap - len - 1, f);
 		len += got;
-		if (got == 0)
+		if (got == 0 || len > max) /* it grew while being read */
 			break;
 	}
 	int bad = ferror(f);
 	fclose(f);
-	if (bad) {
+	if (bad || len > max) {
 		free(buf);
-		return errf("cannot read '%s'", path);
+		return bad ? errf("cannot read '%s'", path)
+			   : errf("'%s' grew beyond %zu MB while being read", path, max >> 20);
 	}
 	buf[len] = 0;
 	*data = buf;

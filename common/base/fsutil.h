@@ -13,8 +13,13 @@
 #include <stddef.h>
 #include <stdio.h>
 
-/* Whole-file helpers. read_file NUL-terminates (not counted in *n). */
-int read_file(const char *path, char **data, size_t *n);
+/* Whole-file helpers. read_file reads a regular file of at most max bytes
+ * (else one errf() line naming it: not a regular file, too large) and
+ * NUL-terminates it (not counted in *n). The bounds by kind: */
+#define FS_MAX_TEXT ((size_t)64 << 20)      /* config.json, tokenizer_config.json, generation_config.json, the shard index, chat templates, meta.yaml, Manifest.json */
+#define FS_MAX_TOKENIZER ((size_t)1 << 30) /* tokenizer.json (Gemma 3's is 33 MB) */
+#define FS_MAX_MODEL ((size_t)1 << 30)     /* a package's model.mlmodel (weights live in weight.bin) */
+int read_file(const char *path, size_t max, char **data, size_t *n);
 int write_file_atomic(const char *path, const void *data, size_t n);
 
 /* root printed as indented JSON plus a newline, written with

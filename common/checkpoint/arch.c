@@ -137,6 +137,24 @@ static const char *unsupported_variant(const char *lower)
 	return NULL;
 }
 
+/* 1 (with errf) when architectures[0] is a class of another architecture
+ * than model_type's: the tensors would not be what the builder expects. */
+static int conflicting_class(const arch_info *a, const char *architecture, const char *label)
+{
+	if (!architecture || !*architecture)
+		return 0;
+	char *lower = xstrdup(architecture);
+	for (char *p = lower; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	const arch_info *c = match_exact(lower, 0);
+	free(lower);
+	if (!c || c == a)
+		return 0;
+	errf("%s: model_type says %s but architectures[0] '%s' is %s: they conflict", label, a->name, architecture,
+	     c->name);
+	return 1;
+}
+
 const arch_info *arch_detect(const char *model_type, const char *architecture, const char *label)
 {
 	int from_type = model_type && *model_type;
@@ -165,7 +183,7 @@ const arch_info *arch_detect(const char *model_type, const char *architecture, c
 		     from_type ? "model_type" : "architectures[0]", shown,
 		     why ? why : "unsupported architecture", arch_supported_list());
 	}
-	return a;
+	return a && from_type && conflicting_class(a, architecture, label) ? NULL : a;
 }
 
 /* ------------------------------------------------------------------ */

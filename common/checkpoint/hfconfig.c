@@ -17,7 +17,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define MAX_CONFIG_BYTES (16u << 20)
 #define MAX_SIZE (1 << 24)   /* any width, count or vocabulary: far above real models */
 #define MAX_LAYERS 4096
 #define MAX_EOS 64
@@ -67,7 +66,9 @@ static int get_pos(const cJSON *o, const char *lbl, const char *key, double *out
 	const cJSON *j = field(o, key);
 	if (!j)
 		return 0;
-	if (!cJSON_IsNumber(j) || !isfinite(j->valuedouble) || j->valuedouble <= 0)
+	if (cJSON_IsNumber(j) && !isfinite(j->valuedouble))
+		return errf("%s: %s is out of range (not a finite double)", lbl, key);
+	if (!cJSON_IsNumber(j) || j->valuedouble <= 0)
 		return errf("%s: %s must be a positive number", lbl, key);
 	*out = j->valuedouble;
 	return 1;
@@ -572,14 +573,9 @@ int hf_config_parse(hf_config *c, const char *text, size_t len, const char *labe
 int hf_config_load(hf_config *c, const char *path)
 {
 	memset(c, 0, sizeof *c);
-	struct stat st;
-	if (stat(path, &st) != 0)
-		return errf("cannot open '%s':", path);
-	if ((uint64_t)st.st_size > MAX_CONFIG_BYTES)
-		return errf("%s: larger than %u MB: not a config.json", path, MAX_CONFIG_BYTES >> 20);
 	char *text;
 	size_t n;
-	if (read_file(path, &text, &n) != 0)
+	if (read_file(path, FS_MAX_TEXT, &text, &n) != 0)
 		return -1;
 	int rc = hf_config_parse(c, text, n, path);
 	free(text);

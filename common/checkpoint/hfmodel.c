@@ -59,7 +59,7 @@ static char *ref_main_snapshot(const char *repo, const char *snaps)
 {
 	char *ref = path_join(repo, "refs/main"), *text = NULL, *found = NULL;
 	size_t n;
-	if (path_exists(ref) && read_file(ref, &text, &n) == 0) {
+	if (path_exists(ref) && read_file(ref, FS_MAX_TEXT, &text, &n) == 0) {
 		while (n && strchr(" \t\r\n", text[n - 1]))
 			text[--n] = 0;
 		if (n && !strchr(text, '/') && strcmp(text, ".") && strcmp(text, "..")) {

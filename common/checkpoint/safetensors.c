@@ -509,11 +509,15 @@ static void index_release(st_index *x)
 	memset(x, 0, sizeof *x);
 }
 
-/* A shard name must stay inside the model directory. */
+/* A shard name must stay inside the model directory, and be printable:
+ * messages name the file. */
 static int bad_shard_name(const char *s)
 {
 	if (!*s || s[0] == '/')
 		return 1;
+	for (const char *p = s; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return 1;
 	for (const char *p = s; (p = strstr(p, "..")); p += 2)
 		if ((p == s || p[-1] == '/') && (p[2] == 0 || p[2] == '/'))
 			return 1;
@@ -572,15 +576,9 @@ static int index_parse(st_index *x, const char *text, size_t len, const char *lb
 
 static int index_load(st_index *x, const char *path)
 {
-	struct stat st;
-	if (stat(path, &st) != 0)
-		return errf("cannot open '%s':", path);
-	if ((uint64_t)st.st_size > ST_MAX_HEADER)
-		return errf("%s: index larger than %llu MB", path,
-		            (unsigned long long)(ST_MAX_HEADER >> 20));
 	char *text;
 	size_t n;
-	if (read_file(path, &text, &n) != 0)
+	if (read_file(path, FS_MAX_TEXT, &text, &n) != 0)
 		return -1;
 	int rc = index_parse(x, text, n, path);
 	free(text);
@@ -791,6 +789,48 @@ static size_t to_fp16(st_dtype dt, const uint8_t *src, uint16_t *dst, size_t n)
 	return clamped;
 }
 
+/* 1 for NaN or +-inf: the exponent all ones, in the element's own format. */
+static int nonfinite_at(st_dtype dt, const uint8_t *p)
+{
+	if (dt == ST_F32)
+		return (p[3] & 0x7f) == 0x7f && (p[2] & 0x80);
+	if (dt == ST_BF16)
+		return (p[1] & 0x7f) == 0x7f && (p[0] & 0x80);
+	return (le16(p) & 0x7c00) == 0x7c00;
+}
+
+/* NaN and infinite values of the whole tensor (counted only once one is seen). */
+static void count_nonfinite(const st_tensor *t, size_t *nan, size_t *inf)
+{
+	size_t w = (size_t)st_dtype_bits(t->dtype) / 8;
+	*nan = *inf = 0;
+	for (uint64_t i = 0; i < t->numel; i++) {
+		const uint8_t *p = t->data + i * w;
+		if (!nonfinite_at(t->dtype, p))
+			continue;
+		int mant = t->dtype == ST_F32 ? ((p[2] & 0x7f) | p[1] | p[0]) != 0
+			   : t->dtype == ST_BF16 ? (p[0] & 0x7f) != 0 : (le16(p) & 0x3ff) != 0;
+		*(mant ? nan : inf) += 1;
+	}
+}
+
+/* Weights must be finite: a NaN or an infinity would go through the fp16
+ * clamp (or the reference) into the package unnoticed. */
+static int check_finite(const st_tensor *t, const uint8_t *src, uint64_t n)
+{
+	size_t w = (size_t)st_dtype_bits(t->dtype) / 8;
+	uint64_t i = 0;
+	while (i < n && !nonfinite_at(t->dtype, src + i * w))
+		i++;
+	if (i == n)
+		return 0;
+	size_t nan, inf;
+	char qn[QN];
+	count_nonfinite(t, &nan, &inf);
+	return errf("%s: tensor '%s' has %zu NaN and %zu infinite values (of %llu): anemake converts finite weights only",
+	            t->file, qs(t->name, qn), nan, inf, (unsigned long long)t->numel);
+}
+
 static int read_rows(const st_tensor *t, uint64_t row0, uint64_t nrows, void *dst, int fp16,
                      size_t *clamped)
 {
@@ -807,6 +847,8 @@ static int read_rows(const st_tensor *t, uint64_t row0, uint64_t nrows, void *ds
 	uint64_t n = nrows * re, first = row0 * re;
 	ASSERT(n <= SIZE_MAX);
 	const uint8_t *src = t->data + first * (uint64_t)(st_dtype_bits(t->dtype) / 8);
+	if (check_finite(t, src, n) != 0)
+		return -1;
 	size_t c = 0;
 	if (fp16)
 		c = to_fp16(t->dtype, src, dst, (size_t)n);

@@ -94,11 +94,12 @@ uint64_t st_rows(const st_tensor *t);
 uint64_t st_row_elems(const st_tensor *t);
 
 /* Convert into caller buffers of numel (or nrows * row_elems) elements.
- * To fp32: exact. To fp16: round to nearest even; values whose magnitude
- * rounds past 65504 (and +-inf) are clamped to +-65504 and counted in
- * *clamped (if non-NULL), never turned into inf; NaN stays NaN and counts.
- * Return 0, or -1 with an error naming file, tensor and reason (dtype that
- * does not convert, rows out of range). */
+ * To fp32: exact. To fp16: round to nearest even; finite values whose
+ * magnitude rounds past 65504 are clamped to +-65504 and counted in
+ * *clamped (if non-NULL), never turned into inf. Return 0, or -1 with an
+ * error naming file, tensor and reason (dtype that does not convert, rows
+ * out of range, a NaN or infinite value in the rows read: the message
+ * counts those of the whole tensor). */
 int st_read_f32(const st_tensor *t, float *dst);
 int st_read_fp16(const st_tensor *t, uint16_t *dst, size_t *clamped);
 int st_read_rows_f32(const st_tensor *t, uint64_t row0, uint64_t nrows, float *dst);

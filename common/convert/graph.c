@@ -390,17 +390,20 @@ static int head_split(graph_ctx *g, graph_val x, int k, int64_t row0, int64_t n,
 {
 	const st_tensor *t = g->hf->lm_head;
 	int64_t H = g->c->hidden_size;
-	uint16_t *buf = xmalloc(xmul(xmul((size_t)n, (size_t)H), 2));
+	int check = g->w->check_only; /* the plan: shapes only, no data */
+	uint16_t *buf = check ? NULL : xmalloc(xmul(xmul((size_t)n, (size_t)H), 2));
 	size_t clamped = 0;
-	int rc = st_read_rows_fp16(t, (uint64_t)row0, (uint64_t)n, buf, &clamped);
+	int rc = check ? 0 : st_read_rows_fp16(t, (uint64_t)row0, (uint64_t)n, buf, &clamped);
 	const char *w = NULL;
 	if (rc == 0) {
 		if (clamped)
 			warn("tensor '%s': %zu values beyond fp16 range clamped to +-65504", t->name, clamped);
-		char name[48];
+		char name[48], *source = xasprintf("%s rows %lld-%lld (LM-head split %d of %d)", t->name, (long long)row0,
+						   (long long)(row0 + n - 1), k, g->c->arch->lm_head_splits);
 		int64_t shape[4] = {n, H, 1, 1};
 		snprintf(name, sizeof name, "lm_head_weight_%d", k);
-		w = graph_emit_weight(g, name, buf, 4, shape);
+		w = weights_emit(g->w, g->b, name, source, buf, 4, shape);
+		free(source);
 	}
 	free(buf);
 	if (!w)
@@ -498,11 +501,12 @@ static int mono_embed(graph_ctx *g, graph_val ids, double alpha, graph_val *out)
 {
 	const st_tensor *t = g->hf->embed;
 	int64_t V = (int64_t)t->shape[0], H = (int64_t)t->shape[1];
-	uint16_t *table = xmalloc(xmul(xmul((size_t)V, (size_t)H), 2));
+	int check = g->w->check_only; /* the plan: shapes only, no data */
+	uint16_t *table = check ? NULL : xmalloc(xmul(xmul((size_t)V, (size_t)H), 2));
 	float *row = xmalloc(xmul((size_t)H, sizeof *row));
 	size_t clamped = 0;
 	int rc = 0;
-	for (int64_t r = 0; rc == 0 && r < V; r++) {
+	for (int64_t r = 0; !check && rc == 0 && r < V; r++) {
 		rc = st_read_rows_f32(t, (uint64_t)r, 1, row);
 		for (int64_t j = 0; rc == 0 && alpha > 0 && j < H; j++)
 			row[j] = (float)(row[j] * alpha);
@@ -513,7 +517,8 @@ static int mono_embed(graph_ctx *g, graph_val ids, double alpha, graph_val *out)
 	if (clamped)
 		warn("tensor '%s': %zu values beyond fp16 range clamped to +-65504", t->name, clamped);
 	int64_t shape[2] = {V, H};
-	const char *tv = rc == 0 ? graph_emit_weight(g, "model_model_embed_tokens_weight", table, 2, shape) : NULL;
+	const char *tv = rc == 0 ? weights_emit(g->w, g->b, "model_model_embed_tokens_weight", t->name, table, 2, shape)
+				 : NULL;
 	free(table);
 	if (!tv)
 		return -1;
@@ -560,7 +565,7 @@ static int mono_epilogue(graph_ctx *g, const graph_mono_opts *o, graph_val h, co
 		}
 	}
 	g->w->lut = o->lut_head;
-	g->lut_flag = o->lut_head_flag;
+	g->w->lut_flag = o->lut_head_flag;
 	return lm_head_body(g, h, sizes, K, o->argmax);
 }
 
@@ -572,11 +577,11 @@ static int mono_body(graph_ctx *g, mil_function *fn, const graph_mono_opts *o, i
 	chunk_io in = {0};
 	chunk_inputs_rest(fn, c, S, o->context, &in);
 	g->w->lut = o->lut_embed;
-	g->lut_flag = o->lut_embed_flag;
+	g->w->lut_flag = o->lut_embed_flag;
 	if (mono_embed(g, ids, o->fp16_scale, &h) != 0)
 		return -1;
 	g->w->lut = o->lut_ffn;
-	g->lut_flag = NULL;
+	g->w->lut_flag = o->lut_ffn_flag;
 	graph_chunk_opts co = {.mode = o->mode, .context = o->context, .batch = o->batch, .chunk = 1, .nchunks = 1,
 			       .rotate = o->rotate, .fp16_scale = o->fp16_scale, .clamp = o->clamp};
 	graph_layer_io io;

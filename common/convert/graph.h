@@ -197,7 +197,7 @@ typedef struct graph_mono_opts {
 	int rotate, argmax;
 	double fp16_scale, clamp;
 	lut_spec lut_embed, lut_ffn, lut_head; /* bits 0: fp16 */
-	const char *lut_embed_flag, *lut_head_flag; /* their flags, for messages; NULL: "--lut" */
+	const char *lut_embed_flag, *lut_ffn_flag, *lut_head_flag; /* their flags, for messages; NULL: "--lut" */
 	const char *function;   /* NULL: "main" at the top level */
 } graph_mono_opts;
 

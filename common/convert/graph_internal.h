@@ -40,7 +40,6 @@ typedef struct graph_ctx {
 	const char **shared;      /* names of shared consts already emitted */
 	size_t nshared, shared_cap;
 	const char *zero_bias;    /* the shared zero bias of linear o_proj, once made */
-	const char *lut_flag;     /* the flag w->lut came from, for messages; NULL: "--lut" */
 } graph_ctx;
 
 void graph_ctx_init(graph_ctx *g, mil_block *b, weights_ctx *w, const hf_model *hf);
@@ -176,10 +175,6 @@ graph_val graph_clip(graph_ctx *g, const char *what, graph_val x, double v);
 /* softmax over the last axis as one MIL op. */
 graph_val graph_softmax_op(graph_ctx *g, const char *what, graph_val x);
 
-/* weights_emit, with a palettization failure (a LUT group that does not
- * divide the channels) reported as "--lut SPEC: <tensor>: why". */
-const char *graph_emit_weight(graph_ctx *g, const char *name, const uint16_t *data, size_t rank,
-			      const int64_t *shape);
 /* A projection weight of layer `layer` (HF [out,in]) as a conv weight
  * [out,in,1,1], or 2-D for a linear; NULL with errf() on failure. */
 const char *graph_proj_weight(graph_ctx *g, int layer, const char *suffix, int as_conv);

@@ -62,35 +62,21 @@ static void warn_clamped(const st_tensor *t, size_t clamped)
 		warn("tensor '%s': %zu values beyond fp16 range clamped to +-65504", t->name, clamped);
 }
 
-/* weights_emit, with a palettization failure (a LUT group that does not
- * divide the channels) reported against the --lut flag. */
-const char *graph_emit_weight(graph_ctx *g, const char *name, const uint16_t *data, size_t rank,
-			      const int64_t *shape)
-{
-	const char *v = weights_emit(g->w, g->b, name, data, rank, shape);
-	if (!v && weights_lut_applies(g->w, rank, shape)) {
-		char spec[LUT_SPEC_BUFSIZE];
-		char *msg = xstrdup(errmsg());
-		errf("%s %s: %s", g->lut_flag ? g->lut_flag : "--lut", lut_spec_format(&g->w->lut, spec, sizeof spec), msg);
-		free(msg);
-	}
-	return v;
-}
-
 const char *graph_proj_weight(graph_ctx *g, int layer, const char *suffix, int as_conv)
 {
 	const st_tensor *t = hf_layer_tensor(g->hf, layer, suffix);
 	if (!t)
 		return NULL;
 	ASSERT(t->rank == 2);
-	uint16_t *buf = xmalloc(xmul((size_t)t->numel, 2));
+	int check = g->w->check_only; /* the plan: shapes only, no data */
+	uint16_t *buf = check ? NULL : xmalloc(xmul((size_t)t->numel, 2));
 	size_t clamped = 0;
 	const char *v = NULL;
-	if (st_read_fp16(t, buf, &clamped) == 0) {
+	if (check || st_read_fp16(t, buf, &clamped) == 0) {
 		warn_clamped(t, clamped);
 		int64_t shape[4] = {(int64_t)t->shape[0], (int64_t)t->shape[1], 1, 1};
 		char *name = weight_name(layer, suffix);
-		v = graph_emit_weight(g, name, buf, as_conv ? 4 : 2, shape);
+		v = weights_emit(g->w, g->b, name, t->name, buf, as_conv ? 4 : 2, shape);
 		free(name);
 	}
 	free(buf);

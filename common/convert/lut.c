@@ -97,7 +97,7 @@ static int spec_error(const char *s, const char *why)
 
 int lut_spec_parse(const char *s, lut_spec *out)
 {
-	out->bits = out->group = 0;
+	out->bits = out->group = out->group_default = 0;
 	if (!s)
 		return 0;
 	size_t b = 0, e = strlen(s);
@@ -122,7 +122,27 @@ int lut_spec_parse(const char *s, lut_spec *out)
 	}
 	out->bits = (int)bits;
 	out->group = (int)group;
+	out->group_default = !comma;
 	return 0;
+}
+
+int64_t lut_group_fit(int64_t n, int64_t max)
+{
+	ASSERT(n >= 1 && max >= 1);
+	for (int64_t g = max < n ? max : n; g > 1; g--)
+		if (n % g == 0)
+			return g;
+	return 1;
+}
+
+const char *lut_divisors_text(int64_t n, int64_t max, char *buf, size_t size)
+{
+	size_t len = 0;
+	buf[0] = 0;
+	for (int64_t d = 1; d <= n && d <= max && len < size; d++)
+		if (n % d == 0)
+			len += (size_t)snprintf(buf + len, size - len, "%s%lld", len ? ", " : "", (long long)d);
+	return buf;
 }
 
 const char *lut_spec_format(const lut_spec *spec, char *buf, size_t size)

@@ -41,6 +41,7 @@
 typedef struct lut_spec {
 	int bits;  /* 0, or one of 1, 2, 3, 4, 6, 8 */
 	int group; /* output channels per LUT; 0 = one LUT for the tensor */
+	int group_default; /* 1: the spec named no group (group is then 8, or less: lut_group_fit) */
 } lut_spec;
 
 #define LUT_SPEC_DEFAULT_GROUP 8
@@ -48,7 +49,9 @@ typedef struct lut_spec {
 #define LUT_SPEC_BUFSIZE 32
 
 /* Parse ANEMLL's syntax: "none", "no", "false" or "" -> no LUT; "b" -> b bits,
- * group 8; "b,g" -> group g; "b,0", "b,tensor", "b,t" -> per tensor.
+ * group 8 (group_default set: where 8 does not divide every tensor the spec
+ * applies to, the converters take the largest group below it that does,
+ * lutcheck.h; ANEMLL writes such a model unquantized); "b,g" -> group g; "b,0", "b,tensor", "b,t" -> per tensor.
  * Keywords are case-insensitive and blanks around parts are ignored.
  * Returns 0, or -1 with errf() naming the bad spec. Whether g divides a
  * tensor's channel count is checked per tensor by lut_quantize. */
@@ -56,6 +59,11 @@ int lut_spec_parse(const char *s, lut_spec *out);
 
 /* "none", "4,8" or "6,tensor": text that lut_spec_parse reads back. */
 const char *lut_spec_format(const lut_spec *spec, char *buf, size_t size);
+
+/* The largest group size <= max that divides n (n, max >= 1): 1 at worst. */
+int64_t lut_group_fit(int64_t n, int64_t max);
+/* "1, 2, 4": the divisors of n up to max, for messages. */
+const char *lut_divisors_text(int64_t n, int64_t max, char *buf, size_t size);
 
 /* 1 for the widths constexpr_lut_to_dense supports: 1, 2, 3, 4, 6, 8. */
 int lut_bits_valid(int bits);

@@ -129,9 +129,15 @@ int lutcache_load(const char *dir, const uint8_t key[32], int64_t channels, int6
 		  int64_t group, lut_result *r)
 {
 	char *path = entry_path(dir, key), *f;
-	size_t n;
+	size_t n, lut_bytes;
 	int found = 0;
-	if (path_exists(path) && read_file(path, &f, &n) == 0) {
+	/* No entry for this tensor is larger than its compressed payload can be. */
+	lut_result shape = {.bits = bits, .channels = channels, .per_channel = per_channel,
+			    .groups = group ? channels / group : 1};
+	size_t max = HDR_SIZE + ZSTD_compressBound(payload_size(&shape, &lut_bytes)) + 32;
+	if (path_exists(path) && read_file(path, max, &f, &n) != 0)
+		info(1, "lut cache entry: %s: recomputing it", errmsg());
+	else if (path_exists(path)) {
 		entry_hdr h;
 		if (check_entry((uint8_t *)f, n, key, &h) && (int)h.bits == bits && h.channels == channels &&
 		    h.per_channel == per_channel && (h.group == group || (group == 0 && h.group == channels)))

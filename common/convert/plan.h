@@ -13,6 +13,7 @@
 #define ANEMAKE_PLAN_H
 
 #include "checkpoint/hfconfig.h"
+#include "checkpoint/hfmodel.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -27,5 +28,22 @@ int plan_recommend(const hf_config *c, int lut_bits, double max_chunk_mb, double
 /* A human-readable report: per-layer size, chunk sizes for 1..12 chunks at
  * fp16/LUT8/6/4, and the recommendation. */
 void plan_print(FILE *out, const hf_config *c, int lut_bits, double max_chunk_mb, double overhead);
+
+/* The values a conversion is asked for, checked against the model before
+ * any stage runs (mk/plan.sh, through ffn --plan). Messages name the values
+ * as the user gave them: make's variables (CONTEXT=...) or the flags. */
+typedef struct plan_request {
+	int context, batch;
+	const char *context_name, *batch_name;
+} plan_request;
+
+/* Each check one errf() line, -1 at the first failure: BATCH above CONTEXT;
+ * CONTEXT above max_position_embeddings; Gemma 3's
+ * sliding window not a multiple of BATCH while CONTEXT exceeds it (chat.py's
+ * prefill batch would straddle it); bos_token_id outside the vocabulary;
+ * layers in the checkpoint beyond num_hidden_layers (they would be dropped);
+ * tie_word_embeddings false without lm_head.weight; a tokenizer.json or
+ * tokenizer_config.json that does not load. */
+int plan_check(const hf_model *hf, const plan_request *r);
 
 #endif

@@ -3,6 +3,7 @@
 #include "anemll/anemll.h"
 #include "base/fsutil.h"
 #include "base/util.h"
+#include "convert/lutcheck.h"
 #include "convert/plan.h"
 
 #include <ctype.h>
@@ -94,6 +95,18 @@ void stage_open(stage_opts *o)
 		die_err();
 }
 
+void stage_resolve_lut(stage_opts *o, stage_lut_part part)
+{
+	lutcheck_part p = {&o->lut, "--lut", o->lut_arg};
+	lutcheck lc = {.context = o->context, .note_level = 2};
+	if (part == STAGE_LUT_EMBED)
+		lc.embed = p;
+	else
+		lc.head = p;
+	if (lutcheck_run(&o->hf, &lc) != 0)
+		die_err();
+}
+
 void stage_close(stage_opts *o)
 {
 	hf_model_close(&o->hf);
@@ -131,7 +144,7 @@ typedef struct chunk_opts {
 	graph_mode mode;
 	const char *chunk_arg, *max_chunk_mb_arg;
 	int chunks, chunk_no, plan, rotate;
-	int monolithic, argmax;
+	int monolithic, argmax, make_names;
 	const char *lut_embed_arg, *lut_head_arg;
 	lut_spec lut_embed, lut_head;
 	double max_chunk_mb;
@@ -140,23 +153,41 @@ typedef struct chunk_opts {
 static const char *const PART[] = {[GRAPH_DECODE] = "FFN", [GRAPH_PREFILL] = "prefill"};
 static const char *const PART_ROTATE[] = {[GRAPH_DECODE] = "FFN_rotate", [GRAPH_PREFILL] = "prefill_rotate"};
 
+/* How messages name a value: make's variable under --make-names, else the flag. */
+static const char *name_of(const chunk_opts *o, const char *flag)
+{
+	static const struct {
+		const char *flag, *chunked, *mono;
+	} NAMES[] = {
+		{"--lut", "LUT2", "LUT"}, {"--lut-embeddings", "LUT1", "LUT_EMBED"}, {"--lut-lmhead", "LUT3", "LUT_LMHEAD"},
+		{"--context-length", "CONTEXT", "CONTEXT"}, {"--batch-size", "BATCH", "BATCH"}, {"--chunk", "CHUNK", "CHUNK"},
+	};
+	for (size_t i = 0; o->make_names && i < sizeof NAMES / sizeof NAMES[0]; i++)
+		if (streq(flag, NAMES[i].flag))
+			return o->monolithic ? NAMES[i].mono : NAMES[i].chunked;
+	return flag;
+}
+
 /* --monolithic's own flags; the others refuse them. */
 static void check_mono_args(chunk_opts *o)
 {
 	if (!o->monolithic) {
-		const char *f = o->argmax ? "--argmax" : o->lut_embed_arg ? "--lut-embeddings" : o->lut_head_arg ? "--lut-lmhead" : NULL;
+		/* The plan checks the embeddings' and the head's specs too (LUT1, LUT3). */
+		const char *f = o->argmax ? "--argmax" : o->plan ? NULL : o->lut_embed_arg ? "--lut-embeddings"
+						      : o->lut_head_arg ? "--lut-lmhead" : NULL;
 		if (f)
-			die_usage("%s applies to --monolithic only", f);
-		return;
+			die_usage("%s applies to --monolithic%s only", f, o->argmax ? "" : " or --plan");
+	} else if (!streq(o->chunk_arg, "1") || o->chunk_no) {
+		die_usage("--monolithic writes the whole model as one part: --chunk and --chunk-no do not apply");
 	}
-	if (o->plan || !streq(o->chunk_arg, "1") || o->chunk_no)
-		die_usage("--monolithic writes the whole model as one part: --chunk, --chunk-no and --plan do not apply");
 	if (o->argmax && o->mode == GRAPH_PREFILL)
 		die_usage("--argmax: only the monolithic infer part (ffn --monolithic) computes the argmax");
 	if (o->lut_embed_arg && lut_spec_parse(o->lut_embed_arg, &o->lut_embed) != 0)
-		die("--lut-embeddings: %s", errmsg());
+		die("%s: %s", name_of(o, "--lut-embeddings"), errmsg());
 	if (o->lut_head_arg && lut_spec_parse(o->lut_head_arg, &o->lut_head) != 0)
-		die("--lut-lmhead: %s", errmsg());
+		die("%s: %s", name_of(o, "--lut-lmhead"), errmsg());
+	if (o->s.lut_arg && lut_spec_parse(o->s.lut_arg, &o->s.lut) != 0)
+		die("%s: %s", name_of(o, "--lut"), errmsg());
 }
 
 static void check_chunk_args(chunk_opts *o)
@@ -195,7 +226,8 @@ static void parse_chunk_args(int argc, char **argv, chunk_opts *o)
 		{"chunk", "N|auto", CLI_STRING, &o->chunk_arg, 0, 0, 0, "split the layers into N chunks, the first L mod N one layer longer (default 1); auto: ANEMLL's calc_chunk_split rule"},
 		{"chunk-no", "K", CLI_INT, &o->chunk_no, 0, 1, 1024, "write only chunk K (1-based; default: every chunk)"},
 		{"max-chunk-mb", "MB", CLI_STRING, &o->max_chunk_mb_arg, 0, 0, 0, "largest chunk --chunk auto allows, in MiB with 10% overhead (default 950)"},
-		{"plan", NULL, CLI_FLAG, &o->plan, 0, 0, 0, "write nothing: print the chunk plan (model_dir=, prefix=, layers=, chunks= on stdout, sizes on stderr)"},
+		{"plan", NULL, CLI_FLAG, &o->plan, 0, 0, 0, "write nothing: check every value against the model (batch, context, chunks, every tensor each LUT spec applies to, with --lut-embeddings/--lut-lmhead those of the embeddings and the head; the tokenizer) and print the chunk plan (model_dir=, prefix=, layers=, chunks= on stdout, sizes on stderr)"},
+		{"make-names", NULL, CLI_FLAG, &o->make_names, 0, 0, 0, "messages name make's variables (LUT2/LUT1/LUT3, with --monolithic LUT/LUT_EMBED/LUT_LMHEAD; CONTEXT, BATCH, CHUNK) instead of the flags: for mk/plan.sh"},
 		{"rotate", NULL, CLI_FLAG, &o->rotate, 0, 0, 0, decode
 			? "Gemma 3, context > sliding window: write <prefix>_FFN_rotate[_lut<b>]_chunk_*: the local cache is a ring, the token goes to slot pos mod window (ANEMLL's infer_rotate shifts it)"
 			: "Gemma 3, context > sliding window: write <prefix>_prefill_rotate[_lut<b>]_chunk_*: the batch goes to ring slots of the local cache, with an exact window mask (ANEMLL's prefill_rotate shifts it); the batch must divide the window"},
@@ -233,7 +265,8 @@ static void decide_chunks(chunk_opts *o)
 	if (streq(o->chunk_arg, "auto"))
 		o->chunks = plan_recommend(c, o->s.lut.bits, o->max_chunk_mb, 1.10);
 	if (o->chunks > c->num_hidden_layers)
-		die("--chunk %d: the model has only %d layers", o->chunks, c->num_hidden_layers);
+		die("%s%s%d: %s has only %d layers (num_hidden_layers)", name_of(o, "--chunk"), o->make_names ? "=" : " ",
+		    o->chunks, c->path ? c->path : o->s.model_dir, c->num_hidden_layers);
 	if (o->chunk_no > o->chunks)
 		die_usage("--chunk-no %d is beyond the %d chunks planned", o->chunk_no, o->chunks);
 }
@@ -262,8 +295,7 @@ static void write_monolithic(const chunk_opts *o)
 	stage_part_paths(&o->s, mono_part(o), 0, 0, &p);
 	graph_mono_opts mo = {.mode = o->mode, .context = o->s.context, .batch = o->s.batch, .rotate = o->rotate,
 			      .argmax = o->argmax, .fp16_scale = o->s.fp16_scale, .clamp = o->s.clamp,
-			      .lut_embed = o->lut_embed_arg ? o->lut_embed : o->s.lut, .lut_ffn = o->s.lut,
-			      .lut_head = o->lut_head_arg ? o->lut_head : o->s.lut,
+			      .lut_embed = o->lut_embed, .lut_ffn = o->s.lut, .lut_head = o->lut_head,
 			      .lut_embed_flag = o->lut_embed_arg ? "--lut-embeddings" : NULL,
 			      .lut_head_flag = o->lut_head_arg ? "--lut-lmhead" : NULL};
 	if (o->s.fp16_scale > 0 && mo.lut_embed.bits) {
@@ -312,6 +344,43 @@ static void check_model_flags(const chunk_opts *o)
 		     o->s.context);
 }
 
+/* --plan: every value against the model, in the user's names, before any stage runs. */
+static void check_plan(chunk_opts *o)
+{
+	plan_request r = {.context = o->s.context, .batch = o->s.batch, .context_name = name_of(o, "--context-length"),
+			  .batch_name = name_of(o, "--batch-size")};
+	if (plan_check(&o->s.hf, &r) != 0)
+		die_err();
+}
+
+/* Every tensor each spec applies to, over the whole model (lutcheck.h): a
+ * spec without a group takes the largest <= 8 that fits, so every chunk and
+ * the plan agree on it; a group that does not fit is refused here. The
+ * monolithic embeddings and head take --lut's spec unless given their own;
+ * the plan checks --lut-embeddings/--lut-lmhead (LUT1, LUT3) as the embed
+ * and lmhead stages will apply them. */
+static void resolve_luts(chunk_opts *o)
+{
+	if (o->monolithic && !o->lut_embed_arg)
+		o->lut_embed = o->s.lut;
+	if (o->monolithic && !o->lut_head_arg)
+		o->lut_head = o->s.lut;
+	int own_embed = o->lut_embed_arg != NULL, own_head = o->lut_head_arg != NULL;
+	int whole = o->monolithic || o->plan; /* the parts besides the layers */
+	const char *lut = name_of(o, "--lut");
+	lutcheck lc = {
+		.embed = {whole && o->s.fp16_scale == 0 ? &o->lut_embed : NULL,
+			  own_embed ? name_of(o, "--lut-embeddings") : lut, own_embed ? o->lut_embed_arg : o->s.lut_arg},
+		.layers = {&o->s.lut, lut, o->s.lut_arg},
+		.head = {whole ? &o->lut_head : NULL, own_head ? name_of(o, "--lut-lmhead") : lut,
+			 own_head ? o->lut_head_arg : o->s.lut_arg},
+		.context = o->s.context,
+		.note_level = o->plan ? 1 : 2, /* the plan says it once for every stage */
+	};
+	if (lutcheck_run(&o->s.hf, &lc) != 0)
+		die_err();
+}
+
 int chunk_stage_main(int argc, char **argv, graph_mode mode)
 {
 	set_progname(argv[0]);
@@ -319,17 +388,18 @@ int chunk_stage_main(int argc, char **argv, graph_mode mode)
 	stage_opts_init(&o.s);
 	parse_chunk_args(argc, argv, &o);
 	stage_open(&o.s);
+	decide_chunks(&o);
+	if (o.plan)
+		check_plan(&o);
 	check_model_flags(&o);
-	if (o.monolithic) {
+	resolve_luts(&o);
+	if (o.plan)
+		print_plan(&o);
+	else if (o.monolithic)
 		write_monolithic(&o);
-	} else {
-		decide_chunks(&o);
-		if (o.plan)
-			print_plan(&o);
-		for (int k = 1; k <= o.chunks && !o.plan; k++)
-			if (!o.chunk_no || k == o.chunk_no)
-				write_chunk(&o, k);
-	}
+	for (int k = 1; k <= o.chunks && !o.plan && !o.monolithic; k++)
+		if (!o.chunk_no || k == o.chunk_no)
+			write_chunk(&o, k);
 	if (stdout_close_checked() != 0)
 		die_err();
 	stage_close(&o.s);

@@ -61,6 +61,10 @@ void stage_opts_init(stage_opts *o);
  * without Gemma's post norms is bad data (exit 1). */
 void stage_open(stage_opts *o);
 void stage_close(stage_opts *o);
+/* embed and lmhead: check --lut over the table's or the head's tensors and
+ * resolve a spec without a group (lutcheck.h); dies with one line. */
+typedef enum stage_lut_part { STAGE_LUT_EMBED, STAGE_LUT_HEAD } stage_lut_part;
+void stage_resolve_lut(stage_opts *o, stage_lut_part part);
 
 /* Files of part `part` (e.g. "FFN", chunk k of n; 0, 0 for unchunked):
  * "<output>/<base>.mlpackage" and "<output>/<base>.quality.json". */

@@ -35,6 +35,9 @@ void weights_release(weights_ctx *w)
 	for (size_t i = 0; i < w->nquality; i++)
 		free(w->quality[i].name);
 	free(w->quality);
+	for (size_t i = 0; i < w->ntargets; i++)
+		free(w->targets[i].source);
+	free(w->targets);
 	memset(w, 0, sizeof *w);
 }
 
@@ -152,13 +155,35 @@ int weights_lut_applies(const weights_ctx *w, size_t rank, const int64_t *shape)
 	return w->lut.bits && lut_eligible((int)rank, shape) && numel(rank, shape) > w->lut_min_elements;
 }
 
-const char *weights_emit(weights_ctx *w, mil_block *b, const char *name, const uint16_t *data, size_t rank,
-			 const int64_t *shape)
+/* Check-only: a const var of the right type with no bytes behind it. */
+static const char *emit_placeholder(weights_ctx *w, mil_block *b, const char *name, const char *source, size_t rank,
+				    const int64_t *shape)
+{
+	if (weights_lut_applies(w, rank, shape)) {
+		GROW(w->targets, w->targets_cap, w->ntargets + 1);
+		w->targets[w->ntargets++] = (weights_target){xstrdup(source), w->lut_flag, w->lut, shape[0]};
+	}
+	mil_type *t = mil_type_tensor(b->arena, MIL_FP16, rank, shape);
+	mil_block_add_const(b, name, mil_value_blob(b->arena, t, NULL, 0));
+	return mil_strdup(b->arena, name);
+}
+
+const char *weights_emit(weights_ctx *w, mil_block *b, const char *name, const char *source, const uint16_t *data,
+			 size_t rank, const int64_t *shape)
 {
 	ASSERT(rank >= 1 && rank <= 8);
-	if (weights_lut_applies(w, rank, shape))
-		return emit_palettized(w, b, name, data, rank, shape);
-	return emit_dense(w, b, name, data, rank, shape);
+	if (w->check_only)
+		return emit_placeholder(w, b, name, source, rank, shape);
+	if (!weights_lut_applies(w, rank, shape))
+		return emit_dense(w, b, name, data, rank, shape);
+	if (w->lut.group > 0 && shape[0] % w->lut.group) {
+		char spec[LUT_SPEC_BUFSIZE], div[128];
+		errf("%s %s: %s has %lld output channels; groups that divide it: %s", w->lut_flag ? w->lut_flag : "--lut",
+		     lut_spec_format(&w->lut, spec, sizeof spec), source, (long long)shape[0],
+		     lut_divisors_text(shape[0], w->lut.group, div, sizeof div));
+		return NULL;
+	}
+	return emit_palettized(w, b, name, data, rank, shape);
 }
 
 static cJSON *quality_json(const weights_ctx *w)

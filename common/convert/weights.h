@@ -31,12 +31,26 @@ typedef struct weights_quality {
 	double rel_rms, snr_db;
 } weights_quality;
 
+/* A tensor a LUT applies to, as a check-only pass records it. */
+typedef struct weights_target {
+	char *source;     /* the checkpoint's name, e.g. "model.layers.0.mlp.gate_proj.weight" */
+	const char *flag; /* w->lut_flag when recorded */
+	lut_spec lut;
+	int64_t channels; /* output channels (axis 0) */
+} weights_target;
+
 typedef struct weights_ctx {
 	blob_writer *bw;   /* the package's weight.bin */
 	lut_spec lut;      /* bits 0: no palettization; a builder may switch it per part */
 	int64_t lut_min_elements; /* palettize only above this many elements (0: lut_eligible's rule alone) */
 	int threads;       /* for the quantizer; 0 = all cores */
 	const char *cache_dir; /* NULL: no LUT cache */
+	const char *lut_flag; /* how messages name lut's origin; NULL: "--lut" */
+	/* Check only (the plan, lutcheck.h): no data is read or written; every
+	 * tensor the LUT applies to is recorded instead of palettized. */
+	int check_only;
+	weights_target *targets;
+	size_t ntargets, targets_cap;
 	size_t n_dense, n_palettized, n_cached;
 	uint64_t dense_bytes, palettized_bytes;
 	weights_quality *quality;
@@ -56,11 +70,14 @@ void weights_release(weights_ctx *w);
 int weights_lut_applies(const weights_ctx *w, size_t rank, const int64_t *shape);
 
 /* Emit weight `name` with fp16 values `data` (row-major, `shape`) into block
- * b. Returns the name of the var holding the dense weight (name, or
- * name_palettized), owned by b's arena; NULL with errf() on failure (the LUT
- * group size not dividing the channel count is one, naming the tensor). */
-const char *weights_emit(weights_ctx *w, mil_block *b, const char *name, const uint16_t *data, size_t rank,
-			 const int64_t *shape);
+ * b; `source` names it as the checkpoint does, for messages. Returns the
+ * name of the var holding the dense weight (name, or name_palettized), owned
+ * by b's arena; NULL with errf() on failure (the LUT group size not dividing
+ * the channel count is one, naming lut_flag, the spec and the tensor). In
+ * check-only mode data may be NULL: nothing is written, a placeholder var
+ * is returned. */
+const char *weights_emit(weights_ctx *w, mil_block *b, const char *name, const char *source, const uint16_t *data,
+			 size_t rank, const int64_t *shape);
 
 /* Sidecar "<package base>.quality.json": one entry per palettized tensor
  * (name, bits, group, rel_rms, snr_db) and the totals; written atomically.

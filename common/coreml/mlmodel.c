@@ -783,7 +783,7 @@ int ml_model_read(const char *path, ml_model **out)
 	char *data;
 	size_t n;
 	*out = NULL;
-	if (read_file(path, &data, &n) != 0)
+	if (read_file(path, FS_MAX_MODEL, &data, &n) != 0)
 		return -1;
 	int rc = ml_model_decode(data, n, out);
 	free(data);

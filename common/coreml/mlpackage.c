@@ -424,7 +424,7 @@ static int read_manifest(mlpackage *pkg)
 	int rc;
 	if (!path_exists(file))
 		rc = errf("package '%s': no Manifest.json", pkg->path);
-	else if ((rc = read_file(file, &text, &n)) == 0) {
+	else if ((rc = read_file(file, FS_MAX_TEXT, &text, &n)) == 0) {
 		what = xasprintf("package '%s': Manifest.json", pkg->path);
 		rc = mlpackage_manifest_parse(text, n, what, &pkg->manifest);
 	}
@@ -456,7 +456,7 @@ static int read_root_model(mlpackage *pkg)
 	int rc;
 	if (is_dir(file))
 		rc = bad("package '%s': root model 'Data/%s' is a directory", pkg->path, pkg->root->path);
-	else if ((rc = read_file(file, &bytes, &pkg->model_size)) == 0)
+	else if ((rc = read_file(file, FS_MAX_MODEL, &bytes, &pkg->model_size)) == 0)
 		pkg->model = (uint8_t *)bytes;
 	free(full);
 	free(file);

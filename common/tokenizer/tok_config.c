@@ -124,7 +124,7 @@ static int read_json(const char *dir, const char *name, char **path, cJSON **roo
 	*path = path_join(dir, name);
 	if (!path_exists(*path))
 		return 0;
-	if (read_file(*path, &data, &len) < 0)
+	if (read_file(*path, FS_MAX_TEXT, &data, &len) < 0)
 		return -1;
 	*root = cJSON_ParseWithLength(data, len);
 	free(data);
@@ -150,7 +150,7 @@ static int read_tokenizer_config(tokenizer *t, const char *dir)
 			rc = -1;
 		tpl = config_template(cfg);
 	}
-	if (rc == 0 && !tpl && path_exists(jpath) && (rc = read_file(jpath, &jinja, &len)) == 0)
+	if (rc == 0 && !tpl && path_exists(jpath) && (rc = read_file(jpath, FS_MAX_TEXT, &jinja, &len)) == 0)
 		tpl = jinja;
 	if (rc == 0)
 		t->chat = tokenizer_chat_detect(tpl);

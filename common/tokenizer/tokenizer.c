@@ -54,7 +54,7 @@ int tokenizer_load(const char *path, tokenizer **out)
 	size_t len;
 
 	*out = NULL;
-	if (read_file(path, &json, &len) < 0)
+	if (read_file(path, FS_MAX_TOKENIZER, &json, &len) < 0)
 		return -1;
 	int rc = load_finish(tok_new(path), json, len, out);
 	free(json);

@@ -18,6 +18,10 @@ static int bos_prompt(const hf_config *cfg, int32_t **ids, int *n)
 {
 	if (cfg->bos_token_id < 0)
 		return errf("--prompt: the model has no BOS token: give the prompt ids");
+	if (cfg->bos_token_id >= cfg->vocab_size)
+		return errf("--prompt: the default prompt is the BOS token, but %s's bos_token_id %d is not below its "
+			    "vocab_size %d: give the prompt ids",
+			    cfg->path ? cfg->path : "config.json", cfg->bos_token_id, cfg->vocab_size);
 	*ids = xmalloc(sizeof **ids);
 	(*ids)[0] = cfg->bos_token_id, *n = 1;
 	return 0;

@@ -579,7 +579,7 @@ static int feed(smoke_parts *p, const int32_t *tokens, int pos, int n)
 {
 	if (p->mono)
 		return mono_run(p, tokens, pos, n, 0, NULL);
-	rt_tensor h;
+	rt_tensor h = {0}; /* released on every path, also when embed fails */
 	int rc = embed(p, &tokens[pos], n, &h);
 	if (rc == 0)
 		rc = chunks(p, &h, pos, n);
@@ -592,7 +592,7 @@ static int decode(smoke_parts *p, const int32_t *tokens, int pos, float *logits,
 {
 	if (p->mono)
 		return mono_run(p, tokens, pos, 1, 1, logits);
-	rt_tensor h;
+	rt_tensor h = {0};
 	if (embed(p, &tokens[pos], 1, &h) != 0 || chunks(p, &h, pos, 1) != 0)
 		return rt_tensor_release(&h), -1;
 	for (int i = 0; i < p->hidden; i++)

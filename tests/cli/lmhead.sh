@@ -93,8 +93,14 @@ mkdir -p badlut
 expect_fail lut_bits_7 1 "^lmhead: --lut: .*'7'" "$BIN/lmhead" --model fx_llama --output badlut --lut 7
 expect_fail lut_abc 1 "^lmhead: --lut: .*'abc'" "$BIN/lmhead" --model fx_llama --output badlut --lut abc
 expect_fail lut_negative_group 1 "^lmhead: --lut: .*'4,-1'" "$BIN/lmhead" --model fx_llama --output badlut --lut 4,-1
-expect_fail lut_group_not_dividing 1 "^lmhead: --lut 6,3: .*lm_head_weight_1.*: 38 .*group size 3" "$BIN/lmhead" --model fx_llama --output badlut --lut 6,3
-expect_fail lut_default_group_38_rows 1 "^lmhead: --lut 6,8: .*lm_head_weight_1.*: 38 .*group size 8" "$BIN/lmhead" --model fx_llama --output badlut --lut 6
+expect_fail lut_group_not_dividing 1 "^lmhead: --lut 6,3: model\.embed_tokens\.weight rows 0-37 \(LM-head split 1 of 8\) has 38 output channels; groups that divide it: 1, 2; try --lut 6,1$" \
+	"$BIN/lmhead" --model fx_llama --output badlut --lut 6,3
+expect_fail lut_explicit_group_38_rows 1 "^lmhead: --lut 6,8: model\.embed_tokens\.weight rows 0-37 .* has 38 output channels; groups that divide it: 1, 2; try --lut 6,1$" \
+	"$BIN/lmhead" --model fx_llama --output badlut --lut 6,8
+# No group given: ANEMLL's 8 where it divides every head, else the largest that does (38 and 37 rows: 1).
+expect_ok lut_default_group_fits "$BIN/lmhead" --model fx_llama --output o_fit --lut 6
+grep -q '"group":[[:space:]]*1,' o_fit/llama_lm_head_lut6.quality.json && ! grep -q '"group":[[:space:]]*8' o_fit/llama_lm_head_lut6.quality.json &&
+	ok lut_default_group_is_1 || fail lut_default_group_is_1 "$(head -c 300 o_fit/llama_lm_head_lut6.quality.json)"
 no_artifacts lut_errors_leave_nothing badlut
 "$BIN/lmhead" --model fx_qwen3 --output d1 --lut 4,4 --threads 1 -q >/dev/null
 "$BIN/lmhead" --model fx_qwen3 --output d2 --lut 4,4 --threads 2 -q >/dev/null

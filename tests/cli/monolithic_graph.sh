@@ -69,12 +69,12 @@ mkdir -p bad
 expect_fail argmax_prefill 2 "^prefill: --argmax: only the monolithic infer part" \
 	"$BIN/prefill" --monolithic --argmax --model fx_qwen3 --output bad
 expect_fail argmax_without_monolithic 2 "^ffn: --argmax applies to --monolithic only" "$BIN/ffn" --argmax --model fx_qwen3 --output bad
-expect_fail lut_embeddings_without_monolithic 2 "^prefill: --lut-embeddings applies to --monolithic only" \
+expect_fail lut_embeddings_without_monolithic 2 "^prefill: --lut-embeddings applies to --monolithic or --plan only" \
 	"$BIN/prefill" --lut-embeddings 4 --model fx_qwen3 --output bad
 expect_fail monolithic_chunk 2 "^ffn: --monolithic writes the whole model as one part" \
 	"$BIN/ffn" --monolithic --chunk 2 --model fx_qwen3 --output bad
 expect_fail bad_lut_lmhead 1 "^ffn: --lut-lmhead: " "$BIN/ffn" --monolithic --lut-lmhead 5 --model fx_qwen3 --output bad
-expect_fail bad_lut_embeddings_group 1 "^ffn: --lut-embeddings 4,7: tensor 'model_model_embed_tokens_weight': 1024 output channels are not divisible" \
+expect_fail bad_lut_embeddings_group 1 "^ffn: --lut-embeddings 4,7: model\.embed_tokens\.weight has 1024 output channels; groups that divide it: 1, 2, 4; try --lut-embeddings 4,4$" \
 	"$BIN/ffn" --monolithic --lut-embeddings 4,7 --model fx_qwen3 --output bad
 expect_fail monolithic_rotate_llama 1 "^ffn: --rotate: .*Gemma 3 only" "$BIN/ffn" --monolithic --rotate --model fx_qwen3 --output bad
 no_artifacts nothing_left bad

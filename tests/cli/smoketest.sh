@@ -72,6 +72,10 @@ expect_fail no_parts 1 "^smoketest: 'empty': no embeddings part" "$BIN/smoketest
 expect_fail bad_prompt 1 "^smoketest: --prompt: 'x,1' is not a list of token ids" "$BIN/smoketest" --model "$STORIES" --dir parts --prompt x,1
 expect_fail prompt_out_of_vocab 1 "^smoketest: --prompt: .*below 512" "$BIN/smoketest" --model "$STORIES" --dir parts --prompt 1,999
 expect_fail too_long 1 "does not fit the context" "$BIN/smoketest" --model "$STORIES" --dir parts --steps 600
+# A default BOS outside the vocabulary: one line, as for --prompt ids (it crashed: a double free in feed).
+rm -rf bos600 && cp -r "$STORIES" bos600 && sed -i.orig 's/"bos_token_id": 1,/"bos_token_id": 600,/' bos600/config.json
+expect_fail bos_beyond_vocab 1 "^smoketest: --prompt: the default prompt is the BOS token, but .*bos600/config\.json's bos_token_id 600 is not below its vocab_size 512: give the prompt ids$" \
+	"$BIN/smoketest" --model bos600 --dir parts
 expect_fail no_dir 2 "^smoketest: give --meta or --dir" "$BIN/smoketest" --model "$STORIES"
 expect_fail bad_threshold 2 "^smoketest: --max-kl: 'abc'" "$BIN/smoketest" --model "$STORIES" --dir parts --max-kl abc
 finish

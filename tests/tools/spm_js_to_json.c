@@ -235,7 +235,7 @@ int main(int argc, char **argv)
 	}
 	if (argc != 3)
 		die_usage("usage: spm_js_to_json LLAMA-TOKENIZER.JS OUT.json");
-	if (read_file(argv[1], &js, &n) < 0)
+	if (read_file(argv[1], FS_MAX_MODEL, &js, &n) < 0)
 		die_err();
 	if (!(text = convert(js, argv[1])))
 		die_err();

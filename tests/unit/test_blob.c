@@ -212,7 +212,7 @@ static void test_exact_layout(void)
 
 	char *f;
 	size_t n;
-	CHECK(read_file(path, &f, &n) == 0);
+	CHECK(read_file(path, FS_MAX_MODEL, &f, &n) == 0);
 	const uint8_t *b = (const uint8_t *)f;
 	CHECK_EQ_INT(n, 384);
 	check_layout(b, n, 3);
@@ -306,7 +306,7 @@ static void test_roundtrip_every_dtype(void)
 
 	char *f;
 	size_t size;
-	CHECK(read_file(path, &f, &size) == 0);
+	CHECK(read_file(path, FS_MAX_MODEL, &f, &size) == 0);
 	check_layout((const uint8_t *)f, size, NCASES);
 	free(f);
 
@@ -358,7 +358,7 @@ static void test_streamed_equals_whole(void)
 	CHECK(memcmp(da, db, 32) == 0);
 	char *fa, *fb;
 	size_t na, nb;
-	CHECK(read_file(a, &fa, &na) == 0 && read_file(b, &fb, &nb) == 0);
+	CHECK(read_file(a, FS_MAX_MODEL, &fa, &na) == 0 && read_file(b, FS_MAX_MODEL, &fb, &nb) == 0);
 	CHECK(na == nb && memcmp(fa, fb, na) == 0);
 	free(fa), free(fb), free(v), free(a), free(b);
 }
@@ -370,7 +370,7 @@ static void test_header_only_file(void)
 	CHECK(blob_writer_close(bw, NULL) == 0);
 	char *f;
 	size_t n;
-	CHECK(read_file(path, &f, &n) == 0);
+	CHECK(read_file(path, FS_MAX_MODEL, &f, &n) == 0);
 	CHECK_EQ_INT(n, 64);
 	check_layout((const uint8_t *)f, n, 0);
 	blob_reader *r = NULL;
@@ -469,7 +469,7 @@ static uint8_t *valid_file(size_t *n)
 	blob_append_unpacked(bw, MIL_UINT4, u, 3, &off);
 	blob_writer_close(bw, NULL);
 	char *f;
-	if (read_file(path, &f, n) != 0)
+	if (read_file(path, FS_MAX_MODEL, &f, n) != 0)
 		BUG("%s", errmsg());
 	free(path);
 	return (uint8_t *)f;

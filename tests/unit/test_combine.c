@@ -362,7 +362,7 @@ static int same_file(const char *a, const char *b)
 {
 	char *x, *y;
 	size_t nx, ny;
-	int same = read_file(a, &x, &nx) == 0 && read_file(b, &y, &ny) == 0 && nx == ny && memcmp(x, y, nx) == 0;
+	int same = read_file(a, FS_MAX_MODEL, &x, &nx) == 0 && read_file(b, FS_MAX_MODEL, &y, &ny) == 0 && nx == ny && memcmp(x, y, nx) == 0;
 	free(x), free(y);
 	return same;
 }
@@ -421,7 +421,7 @@ static void test_anemll_reference(void)
 	char *lst = xasprintf("%s/listings/llama_FFN_PF_lut6_chunk_01of01.txt", dir);
 	char *out = xasprintf("%s/ref_FFN_PF.mlpackage", g_tmp), *want = NULL, *text = NULL;
 	size_t nwant, ntext;
-	CHECK(combine_pair(ffn, pre, out, NULL) == 0 && read_file(lst, &want, &nwant) == 0);
+	CHECK(combine_pair(ffn, pre, out, NULL) == 0 && read_file(lst, FS_MAX_MODEL, &want, &nwant) == 0);
 	ml_model *m = test_package_model(out);
 	FILE *f = open_memstream(&text, &ntext);
 	if (m && want && f && mldump_listing(f, m) == 0 && fclose(f) == 0) {

@@ -227,8 +227,11 @@ static void test_detection(void)
 		{"{\"architectures\":[\"LlamaForCausalLM\"]," LLAMA_SIZES "}", ARCH_LLAMA},
 		{"{\"architectures\":[\"Qwen2ForCausalLM\"]," LLAMA_SIZES "}", ARCH_QWEN2},
 		{"{\"model_type\":\"Qwen2\"," LLAMA_SIZES "}", ARCH_QWEN2},
-		{"{\"model_type\":\"qwen3\",\"architectures\":[\"LlamaForCausalLM\"]," LLAMA_SIZES "}",
+		{"{\"model_type\":\"qwen3\",\"architectures\":[\"Qwen3ForCausalLM\"]," LLAMA_SIZES "}",
 		 ARCH_QWEN3},
+		{"{\"model_type\":\"llama\",\"architectures\":[\"MistralForCausalLM\"]," LLAMA_SIZES "}", ARCH_LLAMA},
+		{"{\"model_type\":\"gemma3\",\"architectures\":[\"Gemma3ForCausalLM\"],\"head_dim\":16," LLAMA_SIZES "}",
+		 ARCH_GEMMA3},
 		{"{\"model_type\":\"gemma3_text\",\"head_dim\":16," LLAMA_SIZES "}", ARCH_GEMMA3},
 	};
 	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
@@ -245,6 +248,9 @@ static void test_detection(void)
 	expect_fail("{\"architectures\":[\"MistralForCausalLM\"]," LLAMA_SIZES "}",
 	            "architectures[0] 'MistralForCausalLM': unsupported");
 	expect_fail("{" LLAMA_SIZES "}", "no model_type or architectures");
+	/* Both name a known architecture, not the same one: say so (the tensors would not match). */
+	expect_fail("{\"model_type\":\"qwen3\",\"architectures\":[\"LlamaForCausalLM\"]," LLAMA_SIZES "}",
+	            "test/config.json: model_type says qwen3 but architectures[0] 'LlamaForCausalLM' is llama: they conflict");
 }
 
 static void test_rope_variants(void)
@@ -293,6 +299,10 @@ static void test_refusals(void)
 	expect_fail("{\"model_type\":\"llama\"," LLAMA_SIZES ",\"hidden_act\":\"gelu_pytorch_tanh\"}",
 	            "does not match llama, which uses silu");
 	expect_fail("{\"model_type\":\"llama\"," LLAMA_SIZES ",\"head_dim\":15}", "head_dim 15 is odd");
+	expect_fail("{\"model_type\":\"llama\"," LLAMA_SIZES ",\"rms_norm_eps\":1e400}",
+	            "test/config.json: rms_norm_eps is out of range (not a finite double)");
+	expect_fail("{\"model_type\":\"llama\"," LLAMA_SIZES ",\"rope_theta\":-1e400}", "rope_theta is out of range");
+	expect_fail("{\"model_type\":\"llama\"," LLAMA_SIZES ",\"rms_norm_eps\":-1}", "rms_norm_eps must be a positive number");
 	expect_fail("[1]", "not a JSON object");
 	expect_fail("{\"model_type\":", "not valid JSON");
 	expect_fail("{\"model_type\":\"gemma3_text\"," LLAMA_SIZES ",\"layer_types\":[\"full_attention\"]}",

@@ -177,20 +177,20 @@ static void test_spec_parse_ok(void)
 {
 	static const struct {
 		const char *s;
-		int bits, group;
+		int bits, group, group_default;
 	} ok[] = {
-		{"4", 4, 8}, {"6,4", 6, 4}, {"6,0", 6, 0}, {"6,tensor", 6, 0}, {"6,t", 6, 0},
-		{"6,T", 6, 0}, {"none", 0, 0}, {"None", 0, 0}, {"", 0, 0}, {"no", 0, 0},
-		{"false", 0, 0}, {"FALSE", 0, 0}, {" 8 , 16 ", 8, 16}, {"1", 1, 8}, {"2,32", 2, 32},
-		{"3,1", 3, 1}, {"6,3", 6, 3},
+		{"4", 4, 8, 1}, {"6,4", 6, 4, 0}, {"6,0", 6, 0, 0}, {"6,tensor", 6, 0, 0}, {"6,t", 6, 0, 0},
+		{"6,T", 6, 0, 0}, {"none", 0, 0, 0}, {"None", 0, 0, 0}, {"", 0, 0, 0}, {"no", 0, 0, 0},
+		{"false", 0, 0, 0}, {"FALSE", 0, 0, 0}, {" 8 , 16 ", 8, 16, 0}, {"1", 1, 8, 1}, {"2,32", 2, 32, 0},
+		{"3,1", 3, 1, 0}, {"6,3", 6, 3, 0}, {"4,8", 4, 8, 0},
 	};
 	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
-		lut_spec sp = {-1, -1};
+		lut_spec sp = {-1, -1, -1};
 		int rc = lut_spec_parse(ok[i].s, &sp);
-		CHECKF(rc == 0 && sp.bits == ok[i].bits && sp.group == ok[i].group, "'%s' -> rc %d bits %d group %d",
-		       ok[i].s, rc, sp.bits, sp.group);
+		CHECKF(rc == 0 && sp.bits == ok[i].bits && sp.group == ok[i].group && sp.group_default == ok[i].group_default,
+		       "'%s' -> rc %d bits %d group %d default %d", ok[i].s, rc, sp.bits, sp.group, sp.group_default);
 	}
-	lut_spec sp = {-1, -1};
+	lut_spec sp = {-1, -1, -1};
 	CHECK(lut_spec_parse(NULL, &sp) == 0 && sp.bits == 0);
 }
 
@@ -209,20 +209,37 @@ static void test_spec_parse_errors(void)
 	printf("# example: %s\n", (lut_spec_parse("7", &(lut_spec){0}), errmsg()));
 }
 
+/* The group a spec without one takes, and the divisors a refusal lists. */
+static void test_group_fit(void)
+{
+	CHECK(lut_group_fit(172, 8) == 4);
+	CHECK(lut_group_fit(64, 8) == 8);
+	CHECK(lut_group_fit(1, 8) == 1);
+	CHECK(lut_group_fit(37, 8) == 1);
+	CHECK(lut_group_fit(6, 8) == 6);
+	CHECK(lut_group_fit(64, 7) == 4);
+	char buf[128];
+	CHECK_STR(lut_divisors_text(172, 8, buf, sizeof buf), "1, 2, 4");
+	CHECK_STR(lut_divisors_text(64, 3, buf, sizeof buf), "1, 2");
+	CHECK_STR(lut_divisors_text(172, 1000, buf, sizeof buf), "1, 2, 4, 43, 86, 172");
+	char tiny[8];
+	CHECK(strlen(lut_divisors_text(720720, 720720, tiny, sizeof tiny)) < sizeof tiny);
+}
+
 static void test_spec_format_roundtrip(void)
 {
-	lut_spec specs[] = {{0, 0}, {4, 8}, {6, 0}, {8, 32}, {1, 1}};
+	lut_spec specs[] = {{0, 0, 0}, {4, 8, 0}, {6, 0, 0}, {8, 32, 0}, {1, 1, 0}};
 	for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
 		char buf[LUT_SPEC_BUFSIZE];
-		lut_spec back = {-1, -1};
+		lut_spec back = {-1, -1, -1};
 		const char *s = lut_spec_format(&specs[i], buf, sizeof buf);
 		CHECKF(lut_spec_parse(s, &back) == 0 && back.bits == specs[i].bits && back.group == specs[i].group,
 		       "'%s' does not read back", s);
 	}
 	char buf[LUT_SPEC_BUFSIZE];
-	CHECK_STR(lut_spec_format(&(lut_spec){6, 0}, buf, sizeof buf), "6,tensor");
-	CHECK_STR(lut_spec_format(&(lut_spec){4, 8}, buf, sizeof buf), "4,8");
-	CHECK_STR(lut_spec_format(&(lut_spec){0, 0}, buf, sizeof buf), "none");
+	CHECK_STR(lut_spec_format(&(lut_spec){.bits = 6}, buf, sizeof buf), "6,tensor");
+	CHECK_STR(lut_spec_format(&(lut_spec){.bits = 4, .group = 8}, buf, sizeof buf), "4,8");
+	CHECK_STR(lut_spec_format(&(lut_spec){0}, buf, sizeof buf), "none");
 }
 
 static void test_eligible(void)
@@ -762,6 +779,7 @@ int main(void)
 	RUN(test_spec_parse_ok);
 	RUN(test_spec_parse_errors);
 	RUN(test_spec_format_roundtrip);
+	RUN(test_group_fit);
 	RUN(test_eligible);
 	RUN(test_kmeans_brute_force);
 	RUN(test_kmeans_ties);

@@ -187,7 +187,7 @@ static void test_reference_rewrites_identically(void)
 		if (!path)
 			SKIP("needs ../shared");
 		metayaml m;
-		CHECK(read_file(path, &orig, &n) == 0);
+		CHECK(read_file(path, FS_MAX_MODEL, &orig, &n) == 0);
 		CHECKF(metayaml_parse(orig, n, path, &m) == 0, "%s", errmsg());
 		CHECKF(metayaml_format(&m, &text, &len) == 0, "%s", errmsg());
 		CHECKF(len == n && memcmp(text, orig, n) == 0, "%s differs when written back:\n%s", dirs[i], text);
@@ -399,7 +399,7 @@ static void test_metagen_goldens(void)
 		char *orig, *text;
 		size_t n, len;
 		metayaml m;
-		if (read_file(files[i], &orig, &n) != 0)
+		if (read_file(files[i], FS_MAX_MODEL, &orig, &n) != 0)
 			SKIP("%s", errmsg());
 		CHECKF(metayaml_parse(orig, n, files[i], &m) == 0, "%s", errmsg());
 		CHECK_EQ_INT(m.context_length, 64);

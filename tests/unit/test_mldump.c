@@ -73,7 +73,7 @@ static int check_reference_dir(const char *dir)
 		ml_model *m = NULL;
 		if (path_exists(model)) {
 			compared++;
-			CHECKF(read_file(txt, &want, &n) == 0, "%s", errmsg());
+			CHECKF(read_file(txt, FS_MAX_MODEL, &want, &n) == 0, "%s", errmsg());
 			CHECKF(ml_model_read(model, &m) == 0, "%s", errmsg());
 			if (want && m && (got = listing_of(m)))
 				compare_text(name, got, want);

@@ -208,7 +208,7 @@ static int protoc_decode(const char *shared, const void *bytes, size_t n, char *
 	int rc = ok ? system(cmd) : -1;
 	size_t len;
 	*text = NULL;
-	if (read_file(out, text, &len) != 0)
+	if (read_file(out, FS_MAX_MODEL, text, &len) != 0)
 		*text = NULL;
 	unlink(in);
 	unlink(out);
@@ -246,7 +246,7 @@ static int check_reference(const char *shared, const char *path, int protoc)
 	pb_init(&b1);
 	pb_init(&b2);
 	int identical = 0;
-	CHECKF(read_file(path, &orig, &n) == 0 && ml_model_decode(orig, n, &m) == 0, "%s: %s", path, errmsg());
+	CHECKF(read_file(path, FS_MAX_MODEL, &orig, &n) == 0 && ml_model_decode(orig, n, &m) == 0, "%s: %s", path, errmsg());
 	if (!m)
 		goto out;
 	ml_model_encode(m, &b1);

@@ -261,7 +261,7 @@ static int same_file(const char *a, const char *b)
 {
 	char *x = NULL, *y = NULL;
 	size_t nx, ny;
-	int same = read_file(a, &x, &nx) == 0 && read_file(b, &y, &ny) == 0 && nx == ny && memcmp(x, y, nx) == 0;
+	int same = read_file(a, FS_MAX_MODEL, &x, &nx) == 0 && read_file(b, FS_MAX_MODEL, &y, &ny) == 0 && nx == ny && memcmp(x, y, nx) == 0;
 	free(x), free(y);
 	return same;
 }
@@ -300,7 +300,7 @@ static void check_metadata_json(const char *mlmodelc, const ml_model *m)
 {
 	char *path = path_join(mlmodelc, "metadata.json"), *text = NULL;
 	size_t n;
-	cJSON *doc = read_file(path, &text, &n) == 0 ? cJSON_Parse(text) : NULL;
+	cJSON *doc = read_file(path, FS_MAX_MODEL, &text, &n) == 0 ? cJSON_Parse(text) : NULL;
 	CHECKF(cJSON_IsArray(doc) && cJSON_GetArraySize(doc) == 1, "%s does not parse as [ {...} ]", path);
 	const cJSON *o = cJSON_GetArrayItem(doc, 0);
 	const ml_description *d = m->desc;
@@ -338,7 +338,7 @@ static void check_coremldata(const char *mlmodelc, ml_model *m)
 	char *path = path_join(mlmodelc, "coremldata.bin"), *data = NULL;
 	size_t n;
 	ml_model *back = NULL;
-	CHECK(read_file(path, &data, &n) == 0 && n > 4 && le((const uint8_t *)data, 4) == 502);
+	CHECK(read_file(path, FS_MAX_MODEL, &data, &n) == 0 && n > 4 && le((const uint8_t *)data, 4) == 502);
 	CHECKF(data && mlmodelc_read_coremldata(data, n, &back) == 0, "%s: %s", path, errmsg());
 	if (back) { /* exactly the package's description, single-function or not */
 		pb_buf a, b;
@@ -371,7 +371,7 @@ static void check_compiled(const char *package)
 		int rc;
 		char *text = mil_text(m, &rc), *mil = NULL, *p = path_join(out, "model.mil");
 		size_t n;
-		CHECK(rc == 0 && read_file(p, &mil, &n) == 0 && streq(text, mil));
+		CHECK(rc == 0 && read_file(p, FS_MAX_MODEL, &mil, &n) == 0 && streq(text, mil));
 		free(text), free(mil), free(p);
 		check_coremldata(out, m);
 	}
@@ -385,11 +385,11 @@ static void test_compiled_packages(void)
 		check_compiled(g_pkgs[i]);
 	char *mil = NULL, *p = xasprintf("%s/c/llama_FFN_PF_lut6_chunk_01of01.mlmodelc/model.mil", g_tmp);
 	size_t n;
-	CHECK(read_file(p, &mil, &n) == 0 && strstr(mil, "    func infer<ios18>(") && strstr(mil, "    func prefill<ios18>(") &&
+	CHECK(read_file(p, FS_MAX_MODEL, &mil, &n) == 0 && strstr(mil, "    func infer<ios18>(") && strstr(mil, "    func prefill<ios18>(") &&
 	      strstr(mil, "state<tensor<fp16, [4, 2, 64, 16]>> model_model_kv_cache_0)"));
 	free(mil), free(p);
 	p = xasprintf("%s/c/llama_FFN_PF_lut6_chunk_01of01.mlmodelc/metadata.json", g_tmp);
-	CHECK(read_file(p, &mil, &n) == 0 && strstr(mil, "\"Ios18.constexprLutToDense\" : ") &&
+	CHECK(read_file(p, FS_MAX_MODEL, &mil, &n) == 0 && strstr(mil, "\"Ios18.constexprLutToDense\" : ") &&
 	      strstr(mil, "\"formattedType\" : \"State (Float16 4 \xc3\x97 2 \xc3\x97 64 \xc3\x97 16)\""));
 	free(mil), free(p);
 }

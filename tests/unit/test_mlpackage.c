@@ -162,7 +162,7 @@ static void test_write_and_read_back(void)
 	/* The manifest is the exact text, 617 bytes like coremltools'. */
 	char *mf = path_join(path, "Manifest.json"), *text;
 	size_t n;
-	CHECK(read_file(mf, &text, &n) == 0);
+	CHECK(read_file(mf, FS_MAX_MODEL, &text, &n) == 0);
 	char *want = mlpackage_manifest_format(pkg.root->id, pkg.weights_item->id);
 	CHECK_EQ_INT(n, 617);
 	CHECK_STR(text, want);
@@ -236,7 +236,7 @@ static void test_package_without_blobs(void)
 	CHECK(mlpackage_commit(&w, g_model, sizeof g_model) == 0);
 	char *bin = path_join(path, "Data/com.apple.CoreML/weights/weight.bin"), *f;
 	size_t n;
-	CHECK(read_file(bin, &f, &n) == 0);
+	CHECK(read_file(bin, FS_MAX_MODEL, &f, &n) == 0);
 	CHECK_EQ_INT(n, 64);
 	free(f);
 	mlpackage pkg;
@@ -341,7 +341,7 @@ static void test_reference_packages(void)
 		/* Our formatter reproduces coremltools' manifest byte for byte. */
 		char *mf = path_join(p, "Manifest.json"), *text;
 		size_t n;
-		CHECK(read_file(mf, &text, &n) == 0);
+		CHECK(read_file(mf, FS_MAX_MODEL, &text, &n) == 0);
 		char *ours = mlpackage_manifest_format(pkg.root->id, pkg.weights_item->id);
 		CHECKF(strcmp(ours, text) == 0, "%s: manifest text differs", p);
 		free(ours), free(text), free(mf), free(model);

@@ -130,7 +130,7 @@ static void check_reads(const st_tensor *a, const float *want32, const uint16_t 
 static void test_f32_values(void)
 {
 	const float v[10] = {1.0f, 1.0f + 0x1p-11f, 1.0f + 3 * 0x1p-11f, 0x1p-24f, 0x1p-25f,
-	                     0x1.8p-24f, 65504.0f, 65520.0f, -1e30f, INFINITY};
+	                     0x1.8p-24f, 65504.0f, 65520.0f, -1e30f, 1e38f};
 	const uint16_t want[10] = {0x3c00, 0x3c00, 0x3c02, 0x0001, 0x0000,
 	                           0x0002, 0x7bff, 0x7bff, 0xfbff, 0x7bff};
 	wt t = {"a", "F32", 2, {2, 5}, v, sizeof v};
@@ -155,20 +155,45 @@ static void test_f32_values(void)
 
 static void test_f16_values(void)
 {
-	/* 1, smallest subnormal, max, -inf, -0, ~1/3 */
-	const uint16_t v[6] = {0x3c00, 0x0001, 0x7bff, 0xfc00, 0x8000, 0x3555};
-	uint16_t want[6];
+	/* 1, smallest subnormal, max, -max, -0, ~1/3: every finite half is exact */
+	const uint16_t v[6] = {0x3c00, 0x0001, 0x7bff, 0xfbff, 0x8000, 0x3555};
 	float f[6];
-	for (int i = 0; i < 6; i++) {
+	for (int i = 0; i < 6; i++)
 		f[i] = fp16_to_f32(v[i]);
-		want[i] = i == 3 ? 0xfbff : v[i]; /* -inf becomes -65504 */
-	}
 	wt t = {"h", "F16", 1, {6}, v, sizeof v};
 	st_model m;
 	const st_tensor *a = open_single(&m, &t, "f16.safetensors");
 	if (a)
-		check_reads(a, f, want, 6, 1);
+		check_reads(a, f, v, 6, 0);
 	st_close(&m);
+}
+
+/* NaN and infinities are refused by every read that meets one, with the
+ * counts of the whole tensor; rows without any still read. */
+static void test_nonfinite_refused(void)
+{
+	const float v[6] = {1, 2, 3, NAN, INFINITY, -INFINITY};
+	const uint16_t h[4] = {0x3c00, 0x7e00, 0xfc00, 0x7c00};   /* 1, NaN, -inf, +inf */
+	const uint16_t b[4] = {0x3f80, 0x3f80, 0x7fc0, 0xff80};   /* 1, 1, NaN, -inf */
+	wt t[3] = {{"f", "F32", 2, {2, 3}, v, sizeof v}, {"h", "F16", 1, {4}, h, sizeof h},
+	           {"b", "BF16", 2, {2, 2}, b, sizeof b}};
+	const char *want[3] = {"has 1 NaN and 2 infinite values (of 6)", "has 1 NaN and 2 infinite values (of 4)",
+	                       "has 1 NaN and 1 infinite values (of 4)"};
+	for (int i = 0; i < 3; i++) {
+		st_model m;
+		char file[64];
+		snprintf(file, sizeof file, "nonfinite%d.safetensors", i);
+		const st_tensor *a = open_single(&m, &t[i], file);
+		float f[6];
+		uint16_t o[6];
+		size_t clamped;
+		CHECK(a && st_read_f32(a, f) != 0);
+		CHECKF(strstr(errmsg(), want[i]) && strstr(errmsg(), "finite weights only"), "%s", errmsg());
+		CHECK(a && st_read_fp16(a, o, &clamped) != 0 && strstr(errmsg(), want[i]));
+		CHECKF(a && st_read_rows_f32(a, 0, 1, f) == 0, "%s", errmsg()); /* every first row is finite */
+		CHECK(a && st_read_rows_fp16(a, 1, 1, o, &clamped) != 0);
+		st_close(&m);
+	}
 }
 
 static void test_bf16_values(void)
@@ -493,6 +518,14 @@ static void test_bad_shards(void)
 	expect_fail(d, "is not a file inside the model directory");
 	free(d);
 
+	/* found by fuzz_shardindex: a newline in a shard name broke the one-line message */
+	d = make_dir("newline");
+	make_shards(d);
+	put_text(d, "model.safetensors.index.json",
+	         "{\"weight_map\":{\"lm_head.weight\":\"model-0000\\n2-of-00002.safetensors\"}}");
+	expect_fail(d, "shard 'model-0000?2-of-00002.safetensors' is not a file inside the model directory");
+	free(d);
+
 	d = make_dir("crossdup");
 	wt s1 = {"model.norm.weight", "F32", 1, {2}, g_vals, 8};
 	put(d, "a.safetensors", &s1, 1);
@@ -583,6 +616,7 @@ int main(void)
 	}
 	RUN(test_f32_values);
 	RUN(test_f16_values);
+	RUN(test_nonfinite_refused);
 	RUN(test_bf16_values);
 	RUN(test_other_dtypes);
 	RUN(test_sharded_index);

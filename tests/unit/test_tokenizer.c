@@ -514,10 +514,10 @@ static void vectors(const char *set, const tokenizer *t, vec_result *r)
 	size_t ni, no;
 
 	snprintf(path, sizeof path, "%s/%s.inp", shared_file("tokenizer-vectors"), set);
-	if (read_file(path, &inp, &ni) < 0)
+	if (read_file(path, FS_MAX_MODEL, &inp, &ni) < 0)
 		SKIP("%s", errmsg());
 	snprintf(path, sizeof path, "%s/%s.out", shared_file("tokenizer-vectors"), set);
-	if (read_file(path, &out, &no) < 0) {
+	if (read_file(path, FS_MAX_MODEL, &out, &no) < 0) {
 		free(inp);
 		SKIP("%s", errmsg());
 	}
