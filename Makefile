@@ -12,8 +12,6 @@ SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 # A failed recipe must not leave a half-written target behind.
 .DELETE_ON_ERROR:
-# Objects are intermediates of chained rules; keep them so rebuilds stay incremental.
-.SECONDARY:
 # Built-in implicit rules only slow make down here.
 MAKEFLAGS += -r
 .SUFFIXES:
@@ -49,4 +47,5 @@ clean:
 	rm -rf build bin
 
 help:
-	@sed -n '3,9p' Makefile
+	@sed -n '3,8p' Makefile | cut -c2-
+	@sed -n '3,8p' mk/pipeline.mk | cut -c2-

@@ -38,6 +38,12 @@ STAGE_BINS := $(PROGRAMS:%=$(BIN_B)/%)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 TOOL_BINS := $(TOOL_SRC:tests/tools/%.c=$(B)/tests/%)
 
+# Objects of programs and tests are intermediates of chained rules: keep them
+# so rebuilds stay incremental. (Only these: a bare .SECONDARY: would make
+# every target an intermediate, and make would not remake a missing stamp of
+# the pipeline whose successors exist.)
+.SECONDARY: $(STAGE_SRC:%.c=$(B)/%.o) $(UNIT_SRC:%.c=$(B)/%.o) $(TOOL_SRC:%.c=$(B)/%.o)
+
 $(B)/FLAGS: FORCE
 	@mkdir -p $(@D)
 	@echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $(DEP_LIBS)' > $@.tmp
