@@ -41,7 +41,8 @@ include mk/demo.mk
 .PHONY: all clean help
 all: $(STAGE_BINS)
 	@mkdir -p bin
-	$(Q)for p in $(PROGRAMS); do cmp -s $(BIN_B)/$$p bin/$$p || cp -f $(BIN_B)/$$p bin/$$p; done
+	$(Q)for p in $(PROGRAMS); do cmp -s $(BIN_B)/$$p bin/$$p || \
+	  { cp -f $(BIN_B)/$$p bin/$$p.tmp.$$$$ && mv -f bin/$$p.tmp.$$$$ bin/$$p; }; done
 
 clean:
 	rm -rf build bin

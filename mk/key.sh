@@ -277,10 +277,20 @@ key_items() {
 # changes NAME: REASONS = what differs between the last success and now, in words
 changes() {
 	local -A was now seen=()
-	local k kind item
+	local k kind item regrouped= ups=
 	key_items "$ST/$1.done" was
 	key_items "$ST/$1.key" now
 	REASONS=()
+	# another set of upstream steps (another chunk count): said once, in this plan's names
+	for k in "${!now[@]}" "${!was[@]}"; do
+		[[ $k == step\ * ]] || continue
+		[ -n "${now[$k]+x}" ] && [ -n "${was[$k]+x}" ] || regrouped=1
+	done
+	if [ -n "$regrouped" ]; then
+		while read -r kind item; do [ "$kind" != step ] || ups+=" ${item% *}"; done <"$ST/$1.key"
+		REASONS+=("its upstream steps are now$ups")
+		for k in "${!now[@]}" "${!was[@]}"; do [[ $k != step\ * ]] || seen[$k]=1; done
+	fi
 	for k in "${!now[@]}" "${!was[@]}"; do
 		[ -z "${seen[$k]:-}" ] && [ "${was[$k]-unset}" != "${now[$k]-unset}" ] || continue
 		seen[$k]=1

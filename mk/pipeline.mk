@@ -66,6 +66,8 @@ PLAN_ENV = BIN='$(PIPE_BIN)' MODEL='$(MODEL)' OUT='$(OUT)' ST='$(ST)' CONTEXT='$
 # and -n included. MAKE_PID: the make that holds OUT's lock (plan.sh).
 MAKE_PID := $(shell echo $$PPID)
 ifneq ($(filter-out clean-model help,$(or $(MAKECMDGOALS),convert)),)
+# (an empty one at first, so a first plan that fails is not also reported as a missing file)
+$(if $(wildcard $(ST)/plan.mk),,$(shell mkdir -p '$(ST)' 2>/dev/null && : >>'$(ST)/plan.mk'))
 include $(ST)/plan.mk
 endif
 $(ST)/plan.mk: $(if $(MAKE_RESTARTS),,FORCE) $(if $(filter bin,$(PIPE_BIN)),all)
