@@ -121,9 +121,10 @@ hash_file() {
 	st=${statof[$f]:-}
 	e=${cache[$f]:-}
 	if [ -n "$st" ] && [ "${e%$'\t'*}" = "$st" ]; then REPLY=${e##*$'\t'}; return; fi
-	mb=$(( ${st%% *} / 1048576 ))
+	[ -n "$st" ] || { REPLY=missing; return; }
+	mb=$((${st%% *} / 1048576))
 	[ "$mb" -lt "$HASH_NOTE_MB" ] || echo "anemake: hashing $f ($mb MB; once, then cached by size, mtime, ctime)" >&2
-	REPLY=$("${SHA[@]}" <"$f")
+	REPLY=$("${SHA[@]}" <"$f") || { echo "anemake: cannot read $f" >&2; exit 1; }
 	REPLY=${REPLY%% *}
 	cache[$f]=$st$'\t'$REPLY
 	cache_new+=$f$'\t'$st$'\t'$REPLY$'\n'
@@ -251,10 +252,13 @@ outputs_intact() {
 		write_file "$ST/$name.sig" "$OUT_SIG"
 		return 0
 	fi
+	DAMAGED=${RELS[0]}
 	while IFS= read -r line; do
-		[[ $'\n'$OUT_SIG == *$'\n'$line$'\n'* ]] || { DAMAGED=$OUT/${line%%$'\t'*}; DAMAGED=${DAMAGED% missing}; return 1; }
+		[[ $'\n'$OUT_SIG == *$'\n'$line$'\n'* ]] || { DAMAGED=${line%%$'\t'*}; DAMAGED=${DAMAGED% missing}; break; }
 	done <<<"${want%$'\n'}"
-	DAMAGED=$OUT/${RELS[0]}
+	# a whole output gone is named as such, not by its first file
+	[ -e "$OUT/${DAMAGED%%/*}" ] || DAMAGED=${DAMAGED%%/*}
+	DAMAGED=$OUT/$DAMAGED
 	return 1
 }
 
@@ -327,7 +331,7 @@ why() {
 		fi
 		if [ ! -f "$ST/$name.stamp" ]; then
 			if outputs_intact "$name"; then echo "$name: runs again (its stamp is gone; its outputs are intact, so nothing is redone)"
-			else echo "$name: runs again: ${DAMAGED:-its outputs} changed or went missing since it wrote them"; fi
+			else echo "$name: runs again: ${DAMAGED:-its outputs} changed or went missing since the step wrote it"; fi
 			pending[$name]=1
 			continue
 		fi

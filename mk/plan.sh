@@ -43,7 +43,9 @@ started() {
 		set -- ${s##*) }
 		REPLY=${20}
 	else
-		REPLY=$(ps -o lstart= -p "$1" 2>/dev/null) || REPLY=
+		s=$(ps -o lstart= -p "$1" 2>/dev/null) || s=
+		set -- $s
+		REPLY="$*"
 	fi
 }
 alive() { kill -0 "$1" 2>/dev/null || ps -p "$1" >/dev/null 2>&1; }
@@ -65,7 +67,7 @@ lock_out() {
 			return 0 # this make, restarted after the plan changed
 		else
 			started "${owner%% *}"
-			[ "$REPLY" != "${owner#* }" ] || die "another run is using $OUT (pid ${owner%% *})"
+			[ -z "$REPLY" ] || [ "$REPLY" != "${owner#* }" ] || die "another run is using $OUT (pid ${owner%% *})"
 		fi
 		# (a rename, so two runs taking over at once do not both succeed)
 		if err=$(mv "$lock" "$lock.stale.$$" 2>&1); then rm -rf "$lock.stale.$$"
