@@ -12,8 +12,6 @@ SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 # A failed recipe must not leave a half-written target behind.
 .DELETE_ON_ERROR:
-# Objects are intermediates of chained rules; keep them so rebuilds stay incremental.
-.SECONDARY:
 # Built-in implicit rules only slow make down here.
 MAKEFLAGS += -r
 .SUFFIXES:
@@ -43,10 +41,12 @@ include mk/demo.mk
 .PHONY: all clean help
 all: $(STAGE_BINS)
 	@mkdir -p bin
-	$(Q)for p in $(PROGRAMS); do cmp -s $(BIN_B)/$$p bin/$$p || cp -f $(BIN_B)/$$p bin/$$p; done
+	$(Q)for p in $(PROGRAMS); do cmp -s $(BIN_B)/$$p bin/$$p || \
+	  { cp -f $(BIN_B)/$$p bin/$$p.tmp.$$$$ && mv -f bin/$$p.tmp.$$$$ bin/$$p; }; done
 
 clean:
 	rm -rf build bin
 
 help:
-	@sed -n '3,9p' Makefile
+	@sed -n '3,8p' Makefile | cut -c2-
+	@sed -n '3,8p' mk/pipeline.mk | cut -c2-

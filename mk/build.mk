@@ -38,22 +38,31 @@ STAGE_BINS := $(PROGRAMS:%=$(BIN_B)/%)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 TOOL_BINS := $(TOOL_SRC:tests/tools/%.c=$(B)/tests/%)
 
+# Objects of programs and tests are intermediates of chained rules: keep them
+# so rebuilds stay incremental. (Only these: a bare .SECONDARY: would make
+# every target an intermediate, and make would not remake a missing stamp of
+# the pipeline whose successors exist.)
+.SECONDARY: $(STAGE_SRC:%.c=$(B)/%.o) $(UNIT_SRC:%.c=$(B)/%.o) $(TOOL_SRC:%.c=$(B)/%.o)
+
+# Every file is written under a name of its own ($$$$: the recipe line's shell)
+# and renamed into place, so makes that run at once never see each other's
+# half-written files.
 $(B)/FLAGS: FORCE
 	@mkdir -p $(@D)
-	@echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $(DEP_LIBS)' > $@.tmp
-	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+	@echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $(DEP_LIBS)' > $@.tmp.$$$$ && \
+	  if cmp -s $@.tmp.$$$$ $@; then rm -f $@.tmp.$$$$; else mv -f $@.tmp.$$$$ $@; fi
 
 $(B)/%.o: %.c $(B)/FLAGS
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -MF $(@:.o=.d).tmp.$$$$ -MT $@ -c $< -o $@.tmp.$$$$ && \
+	  mv -f $(@:.o=.d).tmp.$$$$ $(@:.o=.d) && mv -f $@.tmp.$$$$ $@
 
 $(LIB): $(COMMON_OBJ)
-	@rm -f $@
-	$(Q)$(AR) rcs $@ $^
+	$(Q)$(AR) rcs $@.tmp.$$$$ $^ && mv -f $@.tmp.$$$$ $@
 
 $(BIN_B)/%: $(B)/stages/%.o $(LIB)
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(ALL_LDFLAGS) $< $(LIB) $(DEP_LIBS) -o $@
+	$(Q)$(CC) $(ALL_LDFLAGS) $< $(LIB) $(DEP_LIBS) -o $@.tmp.$$$$ && mv -f $@.tmp.$$$$ $@
 
 $(B)/tests/%: $(B)/tests/unit/%.o $(LIB)
 	@mkdir -p $(@D)

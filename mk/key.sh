@@ -1,86 +1,356 @@
 #!/usr/bin/env bash
-# key.sh: content-hash keys for the conversion pipeline.
+# key.sh: content keys and output records of the pipeline's steps.
 #
-#   key.sh key KEYFILE ARGSFILE
-#       ARGSFILE lists what a step depends on, one item a line:
-#         param NAME=VALUE      a parameter
-#         input PATH            a file or directory (hashed by content)
-#       KEYFILE gets one sorted line per item, inputs with their SHA-256, and is
-#       replaced only when its bytes change: make then sees it as unchanged and
-#       skips the step when nothing that matters changed. The previous key is
-#       kept as KEYFILE.prev for "why". Files are hashed once and cached by
-#       (size, mtime, inode) in the statcache beside KEYFILE, so multi-GB
-#       checkpoints are not re-read on every run.
-#   key.sh out OUTFILE PATH...
-#       OUTFILE: the SHA-256 over the given outputs, replaced only when it
-#       changes, so a step that re-ran and wrote identical bytes does not make
-#       the steps after it run (early cutoff).
-#   key.sh why KEYFILE
-#       What changed since the previous key.
-set -euo pipefail
+# A library, sourced by plan.sh and step.sh (they set ST and OUT), and, run
+# directly, `key.sh why ST STEP...`: why each step would run (make why).
+#
+# ST/NAME.args lists what step NAME depends on, one item a line:
+#   param NAME=VALUE   a make variable
+#   program PATH       the stage program
+#   input PATH         a file of the model
+#   step NAME          an upstream step (the hash of its outputs, ST/NAME.out)
+# ST/NAME.key holds the same lines with SHA-256s, rewritten only when it
+# changes, so make sees an unchanged key as old; ST/NAME.done is the key of
+# the step's last success. After a success the step's record is:
+#   NAME.outputs  what it wrote, relative to OUT (so a copy of OUT never
+#                 names the original's files)
+#   NAME.out      SHA-256 over the outputs' names and contents
+#   NAME.sig      size, mtime, ctime and inode of every output file, so a
+#                 run sees a damaged output without rereading them all
+# Files are hashed once and cached in ST/statcache by path, size, mtime,
+# ctime (which no user can set: an edit that restores the mtime is seen) and
+# inode. Bash 4: the cache lives in an associative array while a script runs.
 
-sha() { if command -v sha256sum >/dev/null; then sha256sum | cut -d' ' -f1; else shasum -a 256 | cut -d' ' -f1; fi; }
-statline() { stat -c '%s %.9Y %i' "$1" 2>/dev/null || stat -f '%z %Fm %i' "$1"; }
+declare -A cache=() statof=()
+cache_new=
+HASH_NOTE_MB=${ANEMAKE_HASH_NOTE_MB:-256}
+if command -v sha256sum >/dev/null 2>&1; then SHA=(sha256sum); else SHA=(shasum -a 256); fi
+if stat -c %s / >/dev/null 2>&1; then STATFMT=(-c $'%n\t%s %.9Y %.9Z %i'); else STATFMT=(-f $'%N\t%z %Fm %Fc %i'); fi
 
-# hash_file PATH: SHA-256 of a file through the stat cache
-hash_file() {
-	local f=$1 st h
-	st=$(statline "$f")
-	h=$(awk -F'\t' -v p="$f" -v s="$st" '$1 == p && $2 == s { h = $3 } END { print h }' "$cache")
-	if [ -z "$h" ]; then
-		h=$(sha <"$f")
-		printf '%s\t%s\t%s\n' "$f" "$st" "$h" >>"$cache"
+# write_file FILE CONTENT: atomically (a temporary of this process, then a
+# rename); write_direct FILE CONTENT: in place, for what every plan rewrites
+# anyway when it differs (args, keys: no process started). A failure ends the
+# script with one line naming the file and the cause.
+write_file() {
+	{ printf '%s' "$2" >"$1.tmp.$$"; } 2>/dev/null && mv -f "$1.tmp.$$" "$1" 2>/dev/null || cant_write "$1" "$1.tmp.$$" "$2"
+}
+write_direct() { { printf '%s' "$2" >"$1"; } 2>/dev/null || cant_write "$1" "$1" "$2"; }
+# cant_write FILE TEMP CONTENT: once more, to learn why (a full disk may have room again)
+cant_write() {
+	local err
+	if err=$({ printf '%s' "$3" >"$2"; } 2>&1) && { [ "$1" = "$2" ] || err=$(mv -f "$2" "$1" 2>&1); }; then return 0; fi
+	rm -f "$2" 2>/dev/null || true
+	echo "anemake: cannot write $1: ${err##*: }" >&2
+	exit 1
+}
+
+# read_file FILE: REPLY = its content ("" when absent)
+read_file() { REPLY=; [ ! -f "$1" ] || IFS= read -r -d '' REPLY <"$1" || true; }
+
+# write_if_changed FILE CONTENT [write_direct]: write only when the bytes
+# differ (the mtime is what make compares)
+write_if_changed() {
+	read_file "$1"
+	[ -f "$1" ] && [ "$REPLY" = "$2" ] || "${3:-write_file}" "$1" "$2"
+}
+
+cache_load() {
+	local p s h
+	[ -f "$ST/statcache" ] || return 0
+	while IFS=$'\t' read -r p s h; do
+		# a line torn by two steps appending at once is just not used
+		[[ $h =~ ^[0-9a-f]{64}$ ]] || continue
+		cache[$p]=$s$'\t'$h
+	done <"$ST/statcache"
+}
+# cache_save: append what this process hashed (steps of one make -j run append at once)
+cache_save() {
+	[ -z "$cache_new" ] || printf '%s' "$cache_new" >>"$ST/statcache" 2>/dev/null || true
+	cache_new=
+}
+# cache_compact: rewrite the cache with one line per file that still exists
+# (plan.sh, when no step runs)
+cache_compact() {
+	local p all=
+	for p in "${!cache[@]}"; do [ ! -e "$p" ] || all+=$p$'\t'${cache[$p]}$'\n'; done
+	cache_new=
+	write_if_changed "$ST/statcache" "$all"
+}
+
+# stat_files FILE...: statof[FILE] = "size mtime ctime inode" for those not known yet
+stat_files() {
+	local f line todo=()
+	for f; do [ -n "${statof[$f]:-}" ] || todo+=("$f"); done
+	[ ${#todo[@]} -gt 0 ] || return 0
+	while IFS= read -r line; do statof[${line%%$'\t'*}]=${line#*$'\t'}; done \
+		< <(stat "${STATFMT[@]}" -- "${todo[@]}" 2>/dev/null || true)
+}
+
+# files_under DIR: FILES = its files, sorted, temporaries left out
+# (from the tree preload_out read when DIR is a top-level entry of OUT)
+declare -A tree=()
+tree_loaded=
+files_under() {
+	local d=$1
+	if [ -n "$tree_loaded" ] && [ "${d%/*}" = "$OUT" ]; then
+		FILES=()
+		[ -z "${tree[${d##*/}]:-}" ] || mapfile -t FILES <<<"${tree[${d##*/}]%$'\n'}"
+	else
+		mapfile -t FILES < <(find "$d" -type f ! -name '*.tmp.*' | LC_ALL=C sort)
 	fi
-	echo "$h"
+}
+# preload_out: every file of OUT (but .anemake) listed and stat'ed at once,
+# for checking every step's outputs with two processes instead of two each
+preload_out() {
+	local f top all=()
+	mapfile -t all < <(find "$OUT" -mindepth 1 \( -path "$ST" -o -name '*.tmp.*' \) -prune -o -type f -print |
+		LC_ALL=C sort)
+	for f in "${all[@]}"; do
+		top=${f#"$OUT/"}
+		top=${top%%/*}
+		tree[$top]+=$f$'\n'
+	done
+	stat_files "${all[@]}"
+	tree_loaded=1
 }
 
-# hash_path PATH: a file's hash; a directory's is the hash of its sorted
-# "relative-path hash" lines (temporaries excluded)
+# hash_file FILE: REPLY = its SHA-256, through the cache
+hash_file() {
+	local f=$1 st e mb
+	[ -n "${statof[$f]:-}" ] || stat_files "$f"
+	st=${statof[$f]:-}
+	e=${cache[$f]:-}
+	if [ -n "$st" ] && [ "${e%$'\t'*}" = "$st" ]; then REPLY=${e##*$'\t'}; return; fi
+	[ -n "$st" ] || { REPLY=missing; return; }
+	mb=$((${st%% *} / 1048576))
+	[ "$mb" -lt "$HASH_NOTE_MB" ] || echo "anemake: hashing $f ($mb MB; once, then cached by size, mtime, ctime)" >&2
+	REPLY=$("${SHA[@]}" <"$f") || { echo "anemake: cannot read $f" >&2; exit 1; }
+	REPLY=${REPLY%% *}
+	cache[$f]=$st$'\t'$REPLY
+	cache_new+=$f$'\t'$st$'\t'$REPLY$'\n'
+}
+
+# hash_path PATH: REPLY = a file's hash, a directory's (the hash of its
+# sorted "./relative-path hash" lines; FILES is left as its files), or "missing"
 hash_path() {
-	if [ -d "$1" ]; then
-		(cd "$1" && find . -type f ! -name '*.tmp.*' | LC_ALL=C sort | while read -r f; do
-			printf '%s %s\n' "$f" "$(hash_file "$PWD/$f")"; done) | sha
-	elif [ -e "$1" ]; then hash_file "$1"
-	else echo missing; fi
+	local p=$1 f list=
+	if [ -d "$p" ]; then
+		files_under "$p"
+		stat_files "${FILES[@]}"
+		for f in "${FILES[@]}"; do
+			hash_file "$f"
+			list+=.${f#"$p"}" $REPLY"$'\n'
+		done
+		REPLY=$(printf '%s' "$list" | "${SHA[@]}")
+		REPLY=${REPLY%% *}
+	elif [ -e "$p" ]; then
+		FILES=("$p")
+		hash_file "$p"
+	else
+		FILES=()
+		REPLY=missing
+	fi
 }
 
-# replace_if_changed TMP FILE: move TMP over FILE unless they are equal
-replace_if_changed() {
-	if cmp -s "$1" "$2"; then rm -f "$1"; return 1; fi
-	[ -f "$2" ] && cp -f "$2" "$2.prev"
-	mv -f "$1" "$2"
-}
-
-# Interrupted, leave no temporaries.
-trap 'rm -f "${tmp:-}"' EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-cmd=${1:?usage: key.sh key|out|why ...}
-shift
-case "$cmd" in
-key)
-	keyfile=$1 args=$2
-	cache=$(cd "$(dirname "$keyfile")" && pwd)/statcache
-	touch "$cache"
-	tmp=$keyfile.tmp.$$
+# key_refresh NAME: ST/NAME.key from ST/NAME.args as the inputs are now
+key_refresh() {
+	local kind rest key= h
 	while read -r kind rest; do
-		case "$kind" in
-		param) echo "param $rest" ;;
-		input) echo "input $rest $(hash_path "$rest")" ;;
+		case $kind in
+		param) key+="param $rest"$'\n' ;;
+		program | input) hash_path "$rest"; key+="$kind $rest $REPLY"$'\n' ;;
+		step)
+			h=missing
+			[ ! -f "$ST/$rest.out" ] || read -r h <"$ST/$rest.out"
+			key+="step $rest $h"$'\n' ;;
 		esac
-	done <"$args" | LC_ALL=C sort >"$tmp"
-	replace_if_changed "$tmp" "$keyfile" || true ;;
-out)
-	outfile=$1; shift
-	cache=$(cd "$(dirname "$outfile")" && pwd)/statcache
-	touch "$cache"
-	tmp=$outfile.tmp.$$
-	for f in "$@"; do echo "$(basename "$f") $(hash_path "$f")"; done | sha >"$tmp"
-	replace_if_changed "$tmp" "$outfile" || true ;;
-why)
-	keyfile=$1 name=$(basename "$1" .key)
-	if [ ! -f "$keyfile.prev" ]; then echo "$name: first run"
-	else echo "$name:"; diff "$keyfile.prev" "$keyfile" | sed -n 's/^< /  was: /p; s/^> /  now: /p' || true; fi ;;
-*) echo "usage: key.sh key|out|why ..." >&2; exit 2 ;;
-esac
+	done <"$ST/$1.args"
+	write_if_changed "$ST/$1.key" "$key" write_direct
+}
+
+# out_name REL: true when REL is what a step may record and remove: one
+# entry directly inside OUT (no "/", not "..", not .anemake)
+out_name() { [[ -n $1 && $1 != */* && $1 != . && $1 != .. && $1 != .anemake ]]; }
+
+# read_outputs NAME: RELS = the step's recorded outputs, each inside OUT.
+# A record of an older anemake (NAME.paths, paths as the stage printed them)
+# is kept only for the entries that are in this OUT: a record copied along
+# with OUT names the original's files, which are never this run's to remove.
+read_outputs() {
+	local p d real
+	RELS=()
+	if [ -f "$ST/$1.outputs" ]; then
+		while IFS= read -r p; do ! out_name "$p" || RELS+=("$p"); done <"$ST/$1.outputs"
+	elif [ -f "$ST/$1.paths" ]; then
+		real=$(cd "$OUT" && pwd -P)
+		while IFS= read -r p; do
+			d=$(cd "$(dirname -- "$p")" 2>/dev/null && pwd -P) || continue
+			[ "$d" != "$real" ] || ! out_name "${p##*/}" || RELS+=("${p##*/}")
+		done <"$ST/$1.paths"
+	else
+		return 1
+	fi
+}
+
+# remove_output REL: an output (and its quality report) that no step writes any more
+remove_output() {
+	out_name "$1" || return 0
+	rm -rf -- "${OUT:?}/$1" "$OUT/${1%.mlpackage}.quality.json"
+}
+
+# outputs_state REL...: OUT_HASH over the outputs, OUT_SIG their files' stat lines
+outputs_state() {
+	local rel f list= sig=
+	for rel; do
+		hash_path "$OUT/$rel"
+		list+="$rel $REPLY"$'\n'
+		[ ${#FILES[@]} -gt 0 ] || sig+="$rel missing"$'\n'
+		for f in "${FILES[@]}"; do sig+=${f#"$OUT/"}$'\t'${statof[$f]:-missing}$'\n'; done
+	done
+	OUT_HASH=$(printf '%s' "$list" | "${SHA[@]}")
+	OUT_HASH=${OUT_HASH%% *}
+	OUT_SIG=$sig
+}
+
+# outputs_sig REL...: OUT_SIG alone, from stat (nothing read)
+outputs_sig() {
+	local rel f sig=
+	for rel; do
+		if [ -d "$OUT/$rel" ]; then files_under "$OUT/$rel"; else FILES=(); [ ! -e "$OUT/$rel" ] || FILES=("$OUT/$rel"); fi
+		stat_files "${FILES[@]}"
+		[ ${#FILES[@]} -gt 0 ] || sig+="$rel missing"$'\n'
+		for f in "${FILES[@]}"; do sig+=${f#"$OUT/"}$'\t'${statof[$f]:-missing}$'\n'; done
+	done
+	OUT_SIG=$sig
+}
+
+# record_outputs NAME REL...: the step's record after a success
+record_outputs() {
+	local name=$1
+	shift
+	outputs_state "$@"
+	write_file "$ST/$name.outputs" "$(printf '%s\n' "$@")"$'\n'
+	rm -f "$ST/$name.paths"
+	write_if_changed "$ST/$name.out" "$OUT_HASH"$'\n'
+	write_file "$ST/$name.sig" "$OUT_SIG"
+}
+
+# outputs_intact NAME: true when the step's outputs are what it wrote. The
+# stat lines decide when they are equal; when not, the contents do. Else
+# DAMAGED names the first output file that differs (empty: no record).
+outputs_intact() {
+	local name=$1 want line
+	DAMAGED=
+	read_outputs "$name" && [ ${#RELS[@]} -gt 0 ] && [ -f "$ST/$name.sig" ] && [ -f "$ST/$name.out" ] || return 1
+	outputs_sig "${RELS[@]}"
+	read_file "$ST/$name.sig"
+	want=$REPLY
+	[ "$OUT_SIG" != "$want" ] || return 0
+	outputs_state "${RELS[@]}"
+	read_file "$ST/$name.out"
+	if [ "$OUT_HASH"$'\n' = "$REPLY" ]; then
+		write_file "$ST/$name.sig" "$OUT_SIG"
+		return 0
+	fi
+	DAMAGED=${RELS[0]}
+	while IFS= read -r line; do
+		[[ $'\n'$OUT_SIG == *$'\n'$line$'\n'* ]] || { DAMAGED=${line%%$'\t'*}; DAMAGED=${DAMAGED% missing}; break; }
+	done <<<"${want%$'\n'}"
+	# a whole output gone is named as such, not by its first file
+	[ -e "$OUT/${DAMAGED%%/*}" ] || DAMAGED=${DAMAGED%%/*}
+	DAMAGED=$OUT/$DAMAGED
+	return 1
+}
+
+# --- make why ------------------------------------------------------------------------
+
+# key_items FILE ARRAY: ARRAY["kind name"] = value of each key line
+key_items() {
+	local -n items=$2
+	local kind rest
+	items=()
+	[ -f "$1" ] || return 0
+	while read -r kind rest; do
+		case $kind in
+		param) items["param ${rest%%=*}"]=${rest#*=} ;;
+		*) items["$kind ${rest% *}"]=${rest##* } ;;
+		esac
+	done <"$1"
+}
+
+# changes NAME: REASONS = what differs between the last success and now, in words
+changes() {
+	local -A was now seen=()
+	local k kind item regrouped= ups=
+	key_items "$ST/$1.done" was
+	key_items "$ST/$1.key" now
+	REASONS=()
+	# another set of upstream steps (another chunk count): said once, in this plan's names
+	for k in "${!now[@]}" "${!was[@]}"; do
+		[[ $k == step\ * ]] || continue
+		[ -n "${now[$k]+x}" ] && [ -n "${was[$k]+x}" ] || regrouped=1
+	done
+	if [ -n "$regrouped" ]; then
+		while read -r kind item; do [ "$kind" != step ] || ups+=" ${item% *}"; done <"$ST/$1.key"
+		REASONS+=("its upstream steps are now$ups")
+		for k in "${!now[@]}" "${!was[@]}"; do [[ $k != step\ * ]] || seen[$k]=1; done
+	fi
+	for k in "${!now[@]}" "${!was[@]}"; do
+		[ -z "${seen[$k]:-}" ] && [ "${was[$k]-unset}" != "${now[$k]-unset}" ] || continue
+		seen[$k]=1
+		kind=${k%% *} item=${k#* }
+		case $kind in
+		param) REASONS+=("$item was '${was[$k]-}', now '${now[$k]-}'") ;;
+		program) REASONS+=("the program $item changed") ;;
+		input)
+			if [ "${was[$k]:-missing}" = missing ]; then REASONS+=("the file $item is new")
+			elif [ "${now[$k]:-missing}" = missing ]; then REASONS+=("the file $item is gone")
+			else REASONS+=("the file $item changed"); fi ;;
+		step) REASONS+=("the outputs of $item changed") ;;
+		esac
+	done
+}
+
+# why STEP...: one line per step of the plan, in its order
+why() {
+	local -A pending=()
+	local name kind rest ups
+	for name; do
+		if [ ! -f "$ST/$name.done" ]; then
+			echo "$name: not run yet"
+			pending[$name]=1
+			continue
+		fi
+		changes "$name"
+		if [ ${#REASONS[@]} -gt 0 ]; then
+			printf '%s: runs again: %s' "$name" "${REASONS[0]}"
+			[ ${#REASONS[@]} = 1 ] || printf '; %s' "${REASONS[@]:1}"
+			echo
+			pending[$name]=1
+			continue
+		fi
+		if [ ! -f "$ST/$name.stamp" ]; then
+			if outputs_intact "$name"; then echo "$name: runs again (its stamp is gone; its outputs are intact, so nothing is redone)"
+			else echo "$name: runs again: ${DAMAGED:-its outputs} changed or went missing since the step wrote it"; fi
+			pending[$name]=1
+			continue
+		fi
+		ups=
+		while read -r kind rest; do [ "$kind" != step ] || [ -z "${pending[$rest]:-}" ] || ups+=" $rest"; done <"$ST/$name.args"
+		if [ -n "$ups" ]; then
+			echo "$name: runs after${ups} (is redone only when their outputs change)"
+			pending[$name]=1
+		else
+			echo "$name: up to date"
+		fi
+	done
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	set -euo pipefail
+	[ "${1:-}" = why ] && [ $# -ge 2 ] || { echo "usage: key.sh why ST STEP..." >&2; exit 2; }
+	ST=$2 OUT=${2%/.anemake}
+	shift 2
+	cache_load
+	why "$@"
+fi

@@ -5,6 +5,7 @@
 #        [SPLIT_ROTATE=1] [FP16_SCALE=<alpha>|auto] [CLAMP=<v>]
 #   make MODEL=... MONOLITHIC=1 [LUT=4] [LUT_EMBED=] [LUT_LMHEAD=] ...
 #   make MODEL=... preflight
+#   make MODEL=... plan | why | test | embed | ffn-02 | clean-model ... (README.md: The make interface)
 #
 # Every step has a key (ST/NAME.key: its parameters, the SHA-256 of its
 # program, of every input file and of the upstream steps' outputs, refreshed
@@ -23,7 +24,19 @@
 # compile, meta, test. preflight (FP16 range check) runs only when asked for.
 
 ifneq ($(MODEL),)
-OUT ?= out/$(notdir $(patsubst %/,%,$(MODEL)))
+empty :=
+space := $(empty) $(empty)
+# A model path may hold spaces (every use of it is quoted); the default OUT
+# replaces them, since make cannot name targets in a folder with a space.
+OUT ?= out/$(subst ?,_,$(notdir $(patsubst %/,%,$(subst $(space),?,$(MODEL)))))
+ifneq ($(words $(OUT)),1)
+$(error anemake: OUT='$(OUT)' has a space; make cannot name files in it: choose an OUT without one)
+endif
+BAD_OUT_CHARS := ' : % \#
+$(foreach c,$(BAD_OUT_CHARS),$(if $(findstring $(c),$(OUT)),$(error anemake: OUT=$(OUT) has a '$(c)'; make cannot name files in it: choose another OUT)))
+ifneq ($(findstring ',$(MODEL)),)
+$(error anemake: MODEL=$(MODEL) has a quote; rename the folder or link it under another name)
+endif
 ST := $(OUT)/.anemake
 # The programs the pipeline runs (tests point this at the sanitizer build).
 PIPE_BIN ?= bin
@@ -55,18 +68,17 @@ PLAN_ENV = BIN='$(PIPE_BIN)' MODEL='$(MODEL)' OUT='$(OUT)' ST='$(ST)' CONTEXT='$
 	LUT='$(LUT)' LUT_EMBED='$(LUT_EMBED)' LUT_LMHEAD='$(LUT_LMHEAD)' IGNORED='$(if $(MONOLITHIC),$(IGNORED))'
 
 # The plan is an included makefile: make refreshes it (and every key) first,
-# even under -q and -n, and restarts only when its content changed.
--include $(ST)/plan.mk
-# A failed plan stops the restarted make (on the first pass PLAN_ERROR may be
-# an old run's: plan.sh runs again first).
-ifneq ($(PLAN_ERROR),)
-ifneq ($(MAKE_RESTARTS),)
-$(error anemake: $(PLAN_ERROR))
+# even under -q and -n, and restarts only when its content changed (the
+# restarted make does not plan again). A failed plan stops make there, -q
+# and -n included. MAKE_PID: the make that holds OUT's lock (plan.sh).
+MAKE_PID := $(shell echo $$PPID)
+ifneq ($(filter-out clean-model help,$(or $(MAKECMDGOALS),convert)),)
+# (an empty one at first, so a first plan that fails is not also reported as a missing file)
+$(if $(wildcard $(ST)/plan.mk),,$(shell mkdir -p '$(ST)' 2>/dev/null && : >>'$(ST)/plan.mk'))
+include $(ST)/plan.mk
 endif
-endif
-$(ST)/plan.mk: FORCE $(if $(filter bin,$(PIPE_BIN)),all)
-	@mkdir -p $(ST)
-	$(Q)$(PLAN_ENV) mk/plan.sh
+$(ST)/plan.mk: $(if $(MAKE_RESTARTS),,FORCE) $(if $(filter bin,$(PIPE_BIN)),all)
+	$(Q)MAKE_PID=$(MAKE_PID) $(PLAN_ENV) mk/plan.sh
 
 STEP = mk/step.sh $(ST)
 COMMON_FLAGS = --model '$(MODEL_DIR)' --output '$(OUT)' --prefix $(PREFIX_EFF) --context-length $(CONTEXT)
@@ -109,7 +121,7 @@ $(ST)/combine-%.stamp: $(ST)/combine-%.key $(foreach s,$(CHUNK_STAGES),$(ST)/$(s
 
 $(ST)/compile.stamp: $(ST)/compile.key $(ST)/embed.stamp $(ST)/lmhead.stamp $(foreach c,$(CHUNK_IDS),$(ST)/combine-$(c).stamp)
 	$(Q)$(STEP) compile "compile" -- $(PIPE_BIN)/compile --max-weight-mb $(MAX_WEIGHT_MB) \
-	  --input $$(cat $(ST)/embed.paths $(ST)/lmhead.paths $(foreach c,$(CHUNK_IDS),$(ST)/combine-$(c).paths))
+	  --input $$(sed 's|^|$(OUT)/|' $(ST)/embed.outputs $(ST)/lmhead.outputs $(foreach c,$(CHUNK_IDS),$(ST)/combine-$(c).outputs))
 
 $(ST)/meta.stamp: $(ST)/meta.key $(ST)/compile.stamp
 	$(Q)$(STEP) meta "meta.yaml" -- $(PIPE_BIN)/metagen --model '$(MODEL_DIR)' --output '$(OUT)' --prefix $(PREFIX_EFF) \
@@ -139,7 +151,7 @@ $(ST)/combine.stamp: $(ST)/combine.key $(foreach p,$(MONO_PARTS),$(ST)/$(p).stam
 	  --lut $(or $(LUT),none)
 
 $(ST)/compile.stamp: $(ST)/compile.key $(ST)/combine.stamp
-	$(Q)$(STEP) compile "compile" -- $(PIPE_BIN)/compile --max-weight-mb $(MAX_WEIGHT_MB) --input $$(cat $(ST)/combine.paths)
+	$(Q)$(STEP) compile "compile" -- $(PIPE_BIN)/compile --max-weight-mb $(MAX_WEIGHT_MB) --input $$(sed 's|^|$(OUT)/|' $(ST)/combine.outputs)
 
 $(ST)/meta.stamp: $(ST)/meta.key $(ST)/compile.stamp
 	$(Q)$(STEP) meta "meta.yaml" -- $(PIPE_BIN)/metagen --monolithic --model '$(MODEL_DIR)' --output '$(OUT)' \
@@ -171,7 +183,15 @@ preflight: $(ST)/preflight.stamp
 plan:
 	@cat $(ST)/plan.txt
 why:
-	@for k in $(ST)/*.key; do mk/key.sh why $$k; done
+	@mk/key.sh why $(ST) $(PLAN_STEPS)
 clean-model:
 	rm -rf '$(OUT)'
+else
+# Without MODEL these goals have nothing to work on: say so (make alone would say "No rule to make target").
+MODEL_GOALS := convert plan why preflight embed lmhead ffn prefill ffn_rotate prefill_rotate combine compile meta test \
+	monolithic monolithic_prefill monolithic_rotate monolithic_prefill_rotate clean-model
+NEED_MODEL := $(filter $(MODEL_GOALS) $(foreach g,ffn prefill ffn_rotate prefill_rotate combine,$(g)-%),$(MAKECMDGOALS))
+ifneq ($(NEED_MODEL),)
+$(error anemake: make $(firstword $(NEED_MODEL)) needs MODEL=<dir|org/name> (make help shows the interface))
+endif
 endif

@@ -18,29 +18,94 @@
 #              CLAMP MONOLITHIC LUT LUT_EMBED LUT_LMHEAD MIN_AGREEMENT MAX_KL IGNORED (the variables
 #              given on the command line that MONOLITHIC=1 does not use)
 #
-# A failed plan (its one-line reason already printed) still writes plan.mk,
-# with PLAN_ERROR set and a fresh token so make always restarts on it; the
-# restarted make stops there (pipeline.mk), instead of going on with the
-# plan of an earlier run, which -include would silently allow.
+# Before anything else it takes OUT's lock (one run per OUT; ST/lock holds
+# the make's pid and start time, so a lock whose run is gone is taken over)
+# and removes temporaries of runs that were killed. After the keys it
+# checks every finished step's outputs against its record and removes the
+# stamp of a step whose outputs are damaged or missing, so make runs it
+# again. A failed plan exits non-zero with its reason, and make stops there
+# (plan.mk is included, not -included): never a run with an older plan.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-mkdir -p "$ST"
-if [ -z "${PLAN_INNER:-}" ]; then
-	trap 'exit 130' INT
-	trap 'exit 143' TERM
-	PLAN_INNER=1 "$0" && exit 0
-	rc=$?
-	[ $rc -lt 128 ] || exit $rc
-	printf '# written by mk/plan.sh after a failure (%s.%s)\nPLAN_ERROR := the plan failed (see above)\n' \
-		"$(date +%s)" "$$" >"$ST/plan.mk.tmp.$$"
-	mv -f "$ST/plan.mk.tmp.$$" "$ST/plan.mk"
-	exit 0
-fi
-trap 'rm -f "$ST"/*.args.tmp "$ST/plan.mk.tmp"' EXIT
-trap 'exit 130' INT
+. "$here/key.sh"
+trap 'rm -rf "$ST"/*.tmp.$$ "$ST/lock/owner.tmp.$$" 2>/dev/null || true' EXIT
+trap 'echo "anemake: planning interrupted" >&2; exit 130' INT
 trap 'exit 143' TERM
 
 die() { echo "anemake: $*" >&2; exit 1; }
+
+# started PID: REPLY = when the process started (a pid can be reused), "" when it is not running
+started() {
+	local s
+	REPLY=
+	if [ -r "/proc/$1/stat" ]; then
+		read -r s <"/proc/$1/stat" 2>/dev/null || return 0
+		set -- ${s##*) }
+		REPLY=${20}
+	else
+		s=$(ps -o lstart= -p "$1" 2>/dev/null) || s=
+		set -- $s
+		REPLY="$*"
+	fi
+}
+alive() { kill -0 "$1" 2>/dev/null || ps -p "$1" >/dev/null 2>&1; }
+
+# lock_out: ST/lock (mkdir is atomic everywhere; flock(1) is not on macOS),
+# its owner file "pid start" of the make that holds it. The make that ran
+# last leaves it behind; a lock whose make is no longer running is taken over.
+lock_out() {
+	local lock=$ST/lock owner me err tries=0
+	started "$MAKE_PID"
+	me="$MAKE_PID $REPLY"
+	until err=$(mkdir "$lock" 2>&1); do
+		[ -d "$lock" ] || die "cannot write in $ST: ${err##*: }"
+		owner=
+		read -r owner <"$lock/owner" 2>/dev/null || true
+		if [ -z "$owner" ]; then # just created by another run, or its run died right then
+			if ((++tries < 40)); then sleep 0.05; continue; fi
+		elif [ "$owner" = "$me" ]; then
+			return 0 # this make, restarted after the plan changed
+		else
+			started "${owner%% *}"
+			[ -z "$REPLY" ] || [ "$REPLY" != "${owner#* }" ] || die "another run is using $OUT (pid ${owner%% *})"
+		fi
+		# (a rename, so two runs taking over at once do not both succeed)
+		if err=$(mv "$lock" "$lock.stale.$$" 2>&1); then rm -rf "$lock.stale.$$"
+		elif [ -d "$lock" ]; then die "cannot write in $ST: ${err##*: }"; fi
+	done
+	write_file "$lock/owner" "$me"$'\n'
+}
+
+# remove_dead_temporaries: NAME.tmp.PID files and folders in OUT of a
+# process that is gone (a kill -9 leaves them; a live one's are its own)
+remove_dead_temporaries() {
+	local t pid n=0
+	while IFS= read -r -d '' t; do
+		pid=${t##*.tmp.}
+		[[ $pid =~ ^[0-9]+$ ]] && ! alive "$pid" || continue
+		rm -rf -- "$t"
+		n=$((n + 1))
+	done < <(find "$OUT" -name '*.tmp.*' -prune -print0 2>/dev/null)
+	[ $n = 0 ] || echo "anemake: removed $n temporaries of runs that were killed" >&2
+}
+
+# to_make_vars: a stage's message about the flags plan.sh gave it, in the
+# make variables the user typed ("--lut 4,8:" -> "LUT2=4,8:")
+to_make_vars() {
+	local lut=LUT2 lut1=LUT1 lut3=LUT3 prog= f v
+	[ -z "$MONOLITHIC" ] || lut=LUT lut1=LUT_EMBED lut3=LUT_LMHEAD
+	for f in lut-embeddings=$lut1 lut-lmhead=$lut3 lut=$lut context-length=CONTEXT batch-size=BATCH \
+		max-chunk-mb=MAX_CHUNK_MB chunk=CHUNK prefix=PREFIX model=MODEL; do
+		v=${f#*=} f=--${f%%=*}
+		prog+="s/$f \\([^ :(-][^ :]*\\)/$v=\\1/g; s/$f\\([^-a-z]\\)/$v\\1/g; s/$f\$/$v/; "
+	done
+	sed -e "$prog"
+}
+
+MAKE_PID=${MAKE_PID:-$PPID}
+err=$(mkdir -p "$ST" 2>&1) || die "cannot create $ST: ${err##*: }"
+lock_out
+remove_dead_temporaries
 [[ $CONTEXT =~ ^[0-9]+$ ]] || die "CONTEXT=$CONTEXT is not a number"
 if [ -n "$MONOLITHIC" ]; then
 	[ -z "$SPLIT_ROTATE" ] || die "SPLIT_ROTATE=1 applies to chunked conversions, not with MONOLITHIC=1"
@@ -98,15 +163,14 @@ tokenizer_inputs() {
 	done
 	return 0
 }
-planned=" "
-# args NAME LINES...: write ST/NAME.args and refresh ST/NAME.key
+minputs=$(model_inputs) tinputs=$(tokenizer_inputs)
+planned=()
+# args NAME LINES...: ST/NAME.args (key.sh), rewritten only when it changes
 args() {
-	local name=$1
+	local name=$1 IFS=$'\n'
 	shift
-	printf '%s\n' "$@" >"$ST/$name.args.tmp"
-	mv -f "$ST/$name.args.tmp" "$ST/$name.args"
-	"$here/key.sh" key "$ST/$name.key" "$ST/$name.args"
-	planned+="$name "
+	write_if_changed "$ST/$name.args" "$*"$'\n' write_direct
+	planned+=("$name")
 }
 
 # FP16_SCALE scales weights of the embeddings and the layers (the LM head's
@@ -122,16 +186,16 @@ if [ -n "$MONOLITHIC" ]; then
 	for p in "${parts[@]}"; do
 		prog=ffn argmax=("param ARGMAX=$ARGMAX") # the argmax is the infer parts' only
 		[[ $p == *prefill* ]] && prog=prefill argmax=()
-		args "$p" "${mono[@]}" "${argmax[@]}" "input $BIN/$prog" "$(model_inputs)"
-		combine_in+=("input $ST/$p.out")
+		args "$p" "${mono[@]}" "${argmax[@]}" "program $BIN/$prog" "$minputs"
+		combine_in+=("step $p")
 	done
-	args combine "param LUT=$LUT" "input $BIN/combine" "${combine_in[@]}"
-	args compile "param MAX_WEIGHT_MB=$MAX_WEIGHT_MB" "input $BIN/compile" "input $ST/combine.out"
+	args combine "param LUT=$LUT" "program $BIN/combine" "${combine_in[@]}"
+	args compile "param MAX_WEIGHT_MB=$MAX_WEIGHT_MB" "program $BIN/compile" "step combine"
 	meta_params=("param LUT=$LUT" "param LUT_EMBED=$LUT_EMBED" "param LUT_LMHEAD=$LUT_LMHEAD")
 else
-	args embed "${common[@]}" "${scaled[@]}" "param BATCH=$BATCH" "param LUT1=$LUT1" "input $BIN/embed" "$(model_inputs)"
-	args lmhead "${common[@]}" "param CLAMP=$CLAMP" "param LUT3=$LUT3" "param ARGMAX=$ARGMAX" "input $BIN/lmhead" \
-		"$(model_inputs)"
+	args embed "${common[@]}" "${scaled[@]}" "param BATCH=$BATCH" "param LUT1=$LUT1" "program $BIN/embed" "$minputs"
+	args lmhead "${common[@]}" "param CLAMP=$CLAMP" "param LUT3=$LUT3" "param ARGMAX=$ARGMAX" "program $BIN/lmhead" \
+		"$minputs"
 	stages=(ffn prefill)
 	[ -z "$rotate" ] || stages+=(ffn_rotate prefill_rotate)
 	combined=()
@@ -140,13 +204,13 @@ else
 		combine_in=()
 		for stage in "${stages[@]}"; do
 			args "$stage-$id" "${common[@]}" "${scaled[@]}" "param BATCH=$BATCH" "param LUT2=$LUT2" \
-				"param CHUNK=$c/$nchunk" "input $BIN/${stage%_rotate}" "$(model_inputs)"
-			combine_in+=("input $ST/$stage-$id.out")
+				"param CHUNK=$c/$nchunk" "program $BIN/${stage%_rotate}" "$minputs"
+			combine_in+=("step $stage-$id")
 		done
-		args "combine-$id" "param SPLIT_ROTATE=$SPLIT_ROTATE" "input $BIN/combine" "${combine_in[@]}"
-		combined+=("input $ST/combine-$id.out")
+		args "combine-$id" "param SPLIT_ROTATE=$SPLIT_ROTATE" "program $BIN/combine" "${combine_in[@]}"
+		combined+=("step combine-$id")
 	done
-	args compile "param MAX_WEIGHT_MB=$MAX_WEIGHT_MB" "input $BIN/compile" "input $ST/embed.out" "input $ST/lmhead.out" \
+	args compile "param MAX_WEIGHT_MB=$MAX_WEIGHT_MB" "program $BIN/compile" "step embed" "step lmhead" \
 		"${combined[@]}"
 	meta_params=("param SPLIT_ROTATE=$SPLIT_ROTATE")
 fi
@@ -159,21 +223,34 @@ args test "param STEPS=$STEPS" "param PROMPT=$PROMPT" "param PROMPT_IDS=$PROMPT_
 args preflight "param PROMPT=$PROMPT" "param PROMPT_IDS=$PROMPT_IDS" "${scaled[@]}" "input $BIN/preflight" "$(model_inputs)" "$(tokenizer_inputs)"
 
 # Steps of an earlier plan that this one has not (another chunk count,
-# another mode, CONTEXT now below the window): their outputs are stale.
-for paths in "$ST"/*.paths; do
-	[ -e "$paths" ] || continue
-	step=$(basename "$paths" .paths)
-	[[ $planned == *" $step "* ]] && continue
-	while read -r f; do rm -rf -- "$f" "${f%.mlpackage}.quality.json"; done <"$paths"
-	rm -f "$ST/$step".*
+# another mode, CONTEXT now below the window): their outputs are stale, and
+# so is all they recorded.
+declare -A gone=()
+for f in "$ST"/*.args "$ST"/*.key "$ST"/*.done "$ST"/*.outputs "$ST"/*.paths "$ST"/*.stamp; do
+	[ -e "$f" ] || continue
+	step=${f##*/}
+	gone[${step%.*}]=1
+done
+for step in "${planned[@]}"; do unset "gone[$step]"; done
+for step in "${!gone[@]}"; do
+	if read_outputs "$step"; then for f in "${RELS[@]}"; do remove_output "$f"; done; fi
+	rm -f "$ST/$step".{args,key,key.prev,done,out,sig,outputs,paths,stamp}
 done
 
-{
+# A finished step whose outputs were damaged or deleted since: its stamp goes, so make runs it.
+preload_out
+for step in "${planned[@]}"; do
+	[ -f "$ST/$step.stamp" ] && ! outputs_intact "$step" || continue
+	rm -f "$ST/$step.stamp"
+done
+cache_compact
+
+write_if_changed "$ST/plan.mk" "$(
 	echo "# written by mk/plan.sh; do not edit"
 	echo "MODEL_DIR := $model_dir"
 	echo "PREFIX_EFF := $prefix"
 	echo "NCHUNK := $nchunk"
 	echo "ROTATE := $rotate"
 	printf 'CHUNK_IDS :='; for ((c = 1; c <= nchunk; c++)); do printf ' %02dof%s' "$c" "$nn"; done; echo
-} >"$ST/plan.mk.tmp"
-if cmp -s "$ST/plan.mk.tmp" "$ST/plan.mk"; then rm -f "$ST/plan.mk.tmp"; else mv -f "$ST/plan.mk.tmp" "$ST/plan.mk"; fi
+	echo "PLAN_STEPS := ${planned[*]}"
+)"$'\n'

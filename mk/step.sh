@@ -4,58 +4,86 @@
 #   step.sh ST NAME LABEL [-o OUTPUT] -- COMMAND...
 # Refreshes NAME.key from NAME.args (its parameters and inputs as they are
 # now, upstream outputs included). When that key equals the key of the
-# step's last success (NAME.done) and its outputs are still there, the work
-# is skipped: an upstream step re-ran but wrote the same bytes (early cutoff).
-# Otherwise COMMAND runs (a stage program; it prints the paths it wrote on
-# stdout, or, with -o, writes OUTPUT and its stdout goes to the terminal).
-# On success: NAME.out (hash of the outputs), NAME.done, then NAME.stamp,
-# last. A step that fails or is interrupted leaves no stamp, so the next make
-# runs it again.
+# step's last success (NAME.done) and its outputs are still what it wrote
+# (key.sh: outputs_intact), the work is skipped: an upstream step re-ran but
+# wrote the same bytes (early cutoff). Otherwise COMMAND runs (a stage
+# program; it prints the paths it wrote on stdout, or, with -o, writes
+# OUTPUT and its stdout goes to the terminal). On success: the record
+# (NAME.outputs, .out, .sig), NAME.done, then NAME.stamp, last. A step that
+# fails or is interrupted leaves no stamp, so the next make runs it again.
+# What the step wrote last time and not now is removed, only inside OUT.
 set -euo pipefail
-st=$1 name=$2 label=$3 output=
+ST=$1 name=$2 label=$3 output=
+OUT=${ST%/.anemake}
 shift 3
 if [ "$1" = -o ]; then output=$2; shift 2; fi
 shift
-here=$(cd "$(dirname "$0")" && pwd)
-outs=$st/$name.paths
+. "$(dirname "$0")/key.sh"
 # Interrupted or failed, leave no temporaries (the stage removes its own).
-trap 'rm -f "$outs.tmp.$$" "$st/$name.stamp.tmp.$$"' EXIT
+trap 'rm -f "$ST/$name".*.tmp.$$' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-stamp() { : >"$st/$name.stamp.tmp.$$" && mv -f "$st/$name.stamp.tmp.$$" "$st/$name.stamp"; }
+stamp() { write_file "$ST/$name.stamp" ""; }
 
-"$here/key.sh" key "$st/$name.key" "$st/$name.args"
-old=()
-[ -f "$outs" ] && mapfile -t old <"$outs"
-if [ -f "$st/$name.done" ] && cmp -s "$st/$name.key" "$st/$name.done" && [ ${#old[@]} -gt 0 ]; then
-	present=1
-	for f in "${old[@]}"; do [ -e "$f" ] || present=0; done
-	if [ $present = 1 ]; then
+# failed STATUS: say so with the make variables the step ran with
+failed() {
+	local kind rest vars=
+	while read -r kind rest; do
+		if [ "$kind" = param ] && [ -n "${rest#*=}" ] && [[ $rest != CHUNK=* ]]; then vars+=" $rest"; fi
+	done <"$ST/$name.args"
+	echo "anemake: $label failed${vars:+ (with$vars)}" >&2
+	exit "$1"
+}
+
+cache_load
+key_refresh "$name"
+read_file "$ST/$name.key"
+key=$REPLY
+read_file "$ST/$name.done"
+if [ -f "$ST/$name.done" ] && [ "$REPLY" = "$key" ]; then
+	if outputs_intact "$name"; then
 		echo "anemake: $label unchanged" >&2
 		stamp
+		cache_save
 		exit 0
 	fi
+	[ -z "$DAMAGED" ] || echo "anemake: $label: $DAMAGED changed or went missing since it was written; writing it again" >&2
+fi
+read_outputs "$name" || true
+old=("${RELS[@]}")
+
+start=$SECONDS
+echo "anemake: $label ..." >&2
+rm -f "$ST/$name.done"
+if [ -n "$output" ]; then
+	"$@" || failed $?
+	printed=("$output")
+else
+	"$@" >"$ST/$name.printed.tmp.$$" || failed $?
+	mapfile -t printed <"$ST/$name.printed.tmp.$$"
 fi
 
-start=$(date +%s)
-echo "anemake: $label ..." >&2
-rm -f "$st/$name.done"
-if [ -n "$output" ]; then
-	"$@" || { rc=$?; echo "anemake: $label failed" >&2; exit $rc; }
-	echo "$output" >"$outs"
-else
-	"$@" >"$outs.tmp.$$" || { rc=$?; rm -f "$outs.tmp.$$"; echo "anemake: $label failed" >&2; exit $rc; }
-	mv -f "$outs.tmp.$$" "$outs"
-fi
-mapfile -t paths <"$outs"
+# What the stage wrote, relative to OUT: every output is an entry of OUT.
+real=
+rels=()
+for p in "${printed[@]}"; do
+	r=${p##*/}
+	if [ "$p" != "$OUT/$r" ]; then
+		real=${real:-$(cd "$OUT" && pwd -P)}
+		[ "$(cd "$(dirname -- "$p")" 2>/dev/null && pwd -P)" = "$real" ] ||
+			{ echo "anemake: BUG: $label wrote $p, outside $OUT" >&2; exit 1; }
+	fi
+	out_name "$r" || { echo "anemake: BUG: $label wrote $p, not an entry of $OUT" >&2; exit 1; }
+	rels+=("$r")
+done
 # What this step wrote last time and not now (another LUT, another chunk
 # count) is stale: remove it so no runtime picks it up by mistake.
 for f in "${old[@]}"; do
-	keep=0
-	for p in "${paths[@]}"; do [ "$p" = "$f" ] && keep=1; done
-	[ $keep = 1 ] || rm -rf -- "$f" "${f%.mlpackage}.quality.json"
+	[[ " ${rels[*]} " == *" $f "* ]] || remove_output "$f"
 done
-"$here/key.sh" out "$st/$name.out" "${paths[@]}"
-cp -f "$st/$name.key" "$st/$name.done"
+statof=() # the stage rewrote them
+record_outputs "$name" "${rels[@]}"
+write_file "$ST/$name.done" "$key"
 stamp
-echo "anemake: $label done ($(( $(date +%s) - start ))s)" >&2
+cache_save
+echo "anemake: $label done ($((SECONDS - start))s)" >&2

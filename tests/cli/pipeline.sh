@@ -124,5 +124,6 @@ run pipe MODEL="$STORIES" OUT="$SCRATCH/bad3" LUT2=7
 [ "$rc" != 0 ] && printf '%s\n' "$err" | grep -q "^anemake: LUT2: .*'7'" && ok bad_lut_spec || fail bad_lut_spec "exit $rc: $err"
 run pipe MODEL="$STORIES" OUT="$SCRATCH/bad4" LUT2=6,4 CHUNK=1 CONTEXT=64 BATCH=8 MAX_WEIGHT_MB=0.01
 [ "$rc" != 0 ] && printf '%s\n' "$err" | grep -q "^compile: .*chunk" && [ -z "$(ls -d bad4/*.mlmodelc 2>/dev/null)" ] &&
+	printf '%s\n' "$err" | grep -qx "anemake: compile failed (with MAX_WEIGHT_MB=0.01)" &&
 	ok weight_over_limit || fail weight_over_limit "exit $rc: $(printf '%s\n' "$err" | grep -v '^anemake' | head -n 3)"
 finish
