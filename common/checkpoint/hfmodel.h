@@ -26,6 +26,10 @@
 /* Resolve a --model argument to a directory (caller frees *dir). */
 int hf_model_resolve(const char *arg, char **dir);
 
+/* "org/name" when dir (after realpath) is a snapshot in a HuggingFace cache,
+ * .../models--org--name/snapshots/<rev>; else NULL. Caller frees. */
+char *hf_model_hub_id(const char *dir);
+
 typedef struct hf_model {
 	char *dir;                 /* model directory */
 	hf_config cfg;
