@@ -15,7 +15,7 @@
 # changes, so make restarts only when the plan itself changed).
 # Environment: BIN MODEL OUT ST CONTEXT BATCH LUT1 LUT2 LUT3 CHUNK MAX_CHUNK_MB
 #              PREFIX ARGMAX MAX_WEIGHT_MB STEPS PROMPT PROMPT_IDS SPLIT_ROTATE FP16_SCALE
-#              CLAMP MONOLITHIC LUT LUT_EMBED LUT_LMHEAD IGNORED (the variables
+#              CLAMP MONOLITHIC LUT LUT_EMBED LUT_LMHEAD ORG DIST NAME IGNORED (the variables
 #              given on the command line that MONOLITHIC=1 does not use)
 #
 # A failed plan (its one-line reason already printed) still writes plan.mk,
@@ -146,6 +146,10 @@ args meta "${meta_params[@]}" "${scaled[@]}" "input $BIN/metagen" "input $ST/com
 args test "param STEPS=$STEPS" "param PROMPT=$PROMPT" "param PROMPT_IDS=$PROMPT_IDS" "${scaled[@]}" "input $BIN/smoketest" "input $ST/meta.out" "$(model_inputs)" \
 	"$(tokenizer_inputs)"
 args preflight "param PROMPT=$PROMPT" "param PROMPT_IDS=$PROMPT_IDS" "${scaled[@]}" "input $BIN/preflight" "$(model_inputs)" "$(tokenizer_inputs)"
+# dist ships what compile, meta and test wrote, with the source's card (license, base_model).
+args dist "param ORG=${ORG:-}" "param DIST=${DIST:-}" "param NAME=${NAME:-}" "param MAX_WEIGHT_MB=$MAX_WEIGHT_MB" \
+	"input $BIN/dist" "input $ST/compile.out" "input $ST/meta.out" "input $ST/test.out" "input $OUT/preflight.json" \
+	"input $model_dir/README.md" "input $model_dir/config.json" "$(tokenizer_inputs)"
 
 # Steps of an earlier plan that this one has not (another chunk count,
 # another mode, CONTEXT now below the window): their outputs are stale.

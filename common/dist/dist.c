@@ -77,9 +77,9 @@ static int plan_chunked(dist_plan *p, double max_mb)
 	if (add_part(p, m->embeddings, "embeddings", 0, m->lut_embeddings, m->lut_embeddings_per_channel, max_mb))
 		return -1;
 	for (int c = 1; c <= m->num_chunks; c++) {
-		if (add_chunk(p, m->ffn, m->pf ? "FFN chunk (infer, infer_rotate)" : "FFN chunk", c, max_mb) != 0)
+		if (add_chunk(p, m->ffn, "FFN chunk", c, max_mb) != 0)
 			return -1;
-		if (m->pf && add_chunk(p, m->pf, "FFN chunk (prefill, prefill_rotate)", c, max_mb) != 0)
+		if (m->pf && add_chunk(p, m->pf, "rotate functions of FFN chunk", c, max_mb) != 0)
 			return -1;
 	}
 	return add_part(p, m->lm_head, "LM head", 0, m->lut_lmhead, m->lut_lmhead_per_channel, max_mb);

@@ -33,7 +33,7 @@
 typedef struct dist_part {
 	char *file;            /* "<base>.mlmodelc", as meta.yaml names it */
 	char *path;            /* in the conversion directory */
-	const char *role;      /* "embeddings", "FFN chunk", "prefill (rotate) chunk", "LM head", "monolithic" */
+	const char *role;      /* "embeddings", "FFN chunk", "rotate functions of FFN chunk" (split rotate), "LM head", "monolithic" */
 	int chunk;             /* 1-based for chunks, else 0 */
 	int lut, lut_group;    /* bits (META_LUT_NONE: fp16) and meta's per_channel (META_ABSENT: not given) */
 	uint64_t bytes;        /* the .mlmodelc directory, all files */
