@@ -20,9 +20,7 @@
 /* ------------------------------------------------------------------ */
 /* Resolving "org/name" in the HuggingFace cache                       */
 
-/* org/name: one slash, neither part empty, hub-legal characters only, and
- * not a path (ANEMLL: no leading '/', '~' or '.'). */
-static int is_repo_id(const char *s)
+int hf_is_repo_id(const char *s)
 {
 	if (!*s || strchr("/~.", s[0]))
 		return 0;
@@ -168,7 +166,7 @@ int hf_model_resolve(const char *arg, char **dir)
 	}
 	if (path_exists(arg))
 		return errf("model '%s' is not a directory", arg);
-	if (!is_repo_id(arg))
+	if (!hf_is_repo_id(arg))
 		return errf("model directory '%s' does not exist", arg);
 	return from_cache(arg, dir);
 }

@@ -23,6 +23,11 @@
 #include "checkpoint/hfconfig.h"
 #include "checkpoint/safetensors.h"
 
+/* "org/name": one slash, neither part empty, hub-legal characters only
+ * (letters, digits, . _ -), no "..", and not a path (ANEMLL: no leading
+ * '/', '~' or '.'). */
+int hf_is_repo_id(const char *s);
+
 /* Resolve a --model argument to a directory (caller frees *dir). */
 int hf_model_resolve(const char *arg, char **dir);
 

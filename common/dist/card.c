@@ -80,18 +80,6 @@ static void read_front_matter(source_info *s, const char *readme)
 	free(text);
 }
 
-/* "org/name" and nothing else: a hub id, not a local path. */
-static int is_hub_id(const char *s)
-{
-	const char *slash = strchr(s, '/');
-	if (!slash || slash == s || !slash[1] || strchr(slash + 1, '/') || s[0] == '.' || s[0] == '~')
-		return 0;
-	for (const char *c = s; *c; c++)
-		if (!(('a' <= *c && *c <= 'z') || ('A' <= *c && *c <= 'Z') || ('0' <= *c && *c <= '9') || strchr("-_./", *c)))
-			return 0;
-	return 1;
-}
-
 static char *config_name_or_path(const char *dir)
 {
 	char *path = path_join(dir, "config.json"), *text, *id = NULL;
@@ -99,7 +87,7 @@ static char *config_name_or_path(const char *dir)
 	if (path_exists(path) && read_file(path, &text, &n) == 0) {
 		cJSON *root = cJSON_ParseWithLength(text, n);
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "_name_or_path");
-		if (cJSON_IsString(v) && is_hub_id(v->valuestring))
+		if (cJSON_IsString(v) && hf_is_repo_id(v->valuestring))
 			id = xstrdup(v->valuestring);
 		cJSON_Delete(root);
 		free(text);
