@@ -6,7 +6,8 @@
 # files (every path, every zip's entries), ship exactly the parts meta.yaml
 # names, and the card states the smoketest's measurements (no KL for an
 # argmax head, the Swift gap for split-rotate) and the source card's license
-# and base_model. A second make does nothing; another NAME reruns dist only.
+# and base_model. A second make does nothing; another NAME, or a preflight
+# report appearing, reruns dist only (the card then states its verdict).
 # Two runs into two paths, with other mtimes and another TZ, give
 # byte-identical files. Bad input (no meta.yaml, a missing part, a weight
 # over the limit, a stale smoketest report, a read-only DIST, a full disk)
@@ -83,6 +84,13 @@ printf '%s\n' "$err" >s3.log
 [ "$(steps_run s3.log)" = distribution ] && grep -q 'hf upload me/my-model ' s3.log && grep -qx '# my-model' s/hf_dist/standard/README.md &&
 	ok name_reruns_dist_only || fail name_reruns_dist_only "$(steps_run s3.log | tr '\n' ,) $(grep upload s3.log)"
 
+# A preflight report appears: dist reruns (alone) and the card states its verdict.
+pipe "${S[@]}" preflight >/dev/null 2>&1
+run pipe "${S[@]}" NAME=my-model ORG=me dist
+printf '%s\n' "$err" >s4.log
+[ "$(steps_run s4.log)" = distribution ] && grep -qF '| ANE compatible | yes' s/hf_dist/standard/README.md &&
+	ok preflight_report_reruns_dist || fail preflight_report_reruns_dist "$(steps_run s4.log | tr '\n' ,) $(grep -A3 'FP16 range' s/hf_dist/standard/README.md)"
+
 # --- byte-identical: two runs, two paths, other mtimes, another zone -------------------
 cp -r s s_copy
 rm -rf s_copy/hf_dist s_copy/.anemake
@@ -98,6 +106,14 @@ zipinfo r1/standard/llama_FFN_PF_lut6_chunk_01of02.mlmodelc.zip | grep -q 'rw-r-
 	zipinfo r1/standard/llama_FFN_PF_lut6_chunk_01of02.mlmodelc.zip | grep -q 'rw-r--r--.* defX .*model.mil$' &&
 	ok weight_stored_rest_deflated || fail weight_stored_rest_deflated "$(zipinfo r1/standard/llama_FFN_PF_lut6_chunk_01of02.mlmodelc.zip)"
 unzip -tq r1/standard/llama_FFN_PF_lut6_chunk_01of02.mlmodelc.zip >/dev/null && ok unzip_tests_clean || fail unzip_tests_clean "$(unzip -t r1/standard/*chunk_01*.zip | tail -n 2)"
+
+# Without a smoketest report the card claims nothing and dist says so.
+cp -r s s_nosmoke
+rm -rf s_nosmoke/hf_dist s_nosmoke/smoketest.json s_nosmoke/preflight.json
+run "$BIN/dist" -q --input s_nosmoke
+printf '%s' "$err" | grep -q 'no smoketest report' && grep -q '^Not measured: no smoketest report' s_nosmoke/hf_dist/standard/README.md &&
+	! grep -q 'top-1 agreement' s_nosmoke/hf_dist/standard/README.md && ok no_report_claims_nothing ||
+	fail no_report_claims_nothing "exit $rc: $err"
 
 # --- bad input: one line, nothing under the final names ---------------------------------
 nothing_written() { # NAME DIST
