@@ -52,31 +52,46 @@ static void take_key(source_info *s, yaml_document_t *d, const char *key, yaml_n
 			add_base(s, scalar(d, yaml_document_get_node(d, *i)));
 }
 
-/* The YAML between the card's first two "---" lines. */
+/* The YAML between the text's first two "---" lines: -1 when it is not
+ * valid YAML (no front matter at all is fine: nothing to carry). */
+static int parse_front_matter(source_info *s, const char *text, size_t n)
+{
+	if (n < 4 || memcmp(text, "---\n", 4) != 0)
+		return 0;
+	const char *end = NULL;
+	for (size_t i = 3; !end && i + 4 <= n; i++)
+		if (memcmp(text + i, "\n---", 4) == 0)
+			end = text + i;
+	if (!end)
+		return 0;
+	yaml_parser_t p;
+	yaml_document_t d;
+	if (!yaml_parser_initialize(&p))
+		BUG("yaml_parser_initialize");
+	yaml_parser_set_input_string(&p, (const unsigned char *)text + 4, (size_t)(end - text - 3));
+	int rc = yaml_parser_load(&p, &d) ? 0 : -1;
+	if (rc == 0) {
+		yaml_node_t *root = yaml_document_get_root_node(&d);
+		for (yaml_node_pair_t *kv = root && root->type == YAML_MAPPING_NODE ? root->data.mapping.pairs.start : NULL;
+		     kv && kv < root->data.mapping.pairs.top; kv++) {
+			const char *key = scalar(&d, yaml_document_get_node(&d, kv->key));
+			if (key)
+				take_key(s, &d, key, yaml_document_get_node(&d, kv->value));
+		}
+		yaml_document_delete(&d);
+	}
+	yaml_parser_delete(&p);
+	return rc;
+}
+
 static void read_front_matter(source_info *s, const char *readme)
 {
 	char *text;
 	size_t n;
 	if (!path_exists(readme) || read_file(readme, &text, &n) != 0)
 		return;
-	const char *end = strncmp(text, "---\n", 4) == 0 ? strstr(text + 3, "\n---") : NULL;
-	yaml_parser_t p;
-	yaml_document_t d;
-	if (end && yaml_parser_initialize(&p)) {
-		yaml_parser_set_input_string(&p, (const unsigned char *)text + 4, (size_t)(end - text - 3));
-		if (yaml_parser_load(&p, &d)) {
-			yaml_node_t *root = yaml_document_get_root_node(&d);
-			for (yaml_node_pair_t *kv = root && root->type == YAML_MAPPING_NODE ? root->data.mapping.pairs.start : NULL;
-			     kv && kv < root->data.mapping.pairs.top; kv++) {
-				const char *key = scalar(&d, yaml_document_get_node(&d, kv->key));
-				if (key)
-					take_key(s, &d, key, yaml_document_get_node(&d, kv->value));
-			}
-			yaml_document_delete(&d);
-		} else
-			warn("'%s': its front matter is not valid YAML: license and base_model not carried", readme);
-		yaml_parser_delete(&p);
-	}
+	if (parse_front_matter(s, text, n) != 0)
+		warn("'%s': its front matter is not valid YAML: license and base_model not carried", readme);
 	free(text);
 }
 
@@ -103,7 +118,7 @@ static void read_source(source_info *s, const char *dir)
 		return;
 	char *readme = path_join(dir, "README.md"), *hub = hf_model_hub_id(dir);
 	read_front_matter(s, readme);
-	if (hub) { /* this conversion's own base, ahead of what the source derives from */
+	if (hub && hf_is_repo_id(hub)) { /* this conversion's own base, ahead of what the source derives from */
 		for (size_t i = 0; i < s->nbase; i++)
 			free(s->base_model[i]);
 		s->nbase = 0;
@@ -209,18 +224,42 @@ static void lut_words(char *buf, size_t n, int bits, int group)
 		snprintf(buf, n, "%d-bit, one LUT per %d output channels", bits, group);
 }
 
-/* A YAML double-quoted scalar (the values come from another card). */
-static void yaml_quoted(FILE *f, const char *s)
+/* Length of the UTF-8 sequence at s and its code point (s is valid UTF-8:
+ * libyaml checked it). */
+static int utf8_next(const unsigned char *s, unsigned *cp)
+{
+	int n = s[0] < 0x80 ? 1 : s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : 4;
+	*cp = n == 1 ? s[0] : s[0] & (0x3fu >> (n - 1));
+	for (int i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80) { /* not UTF-8 after all: one byte, escaped as \xNN */
+			*cp = 0x80;
+			return 1;
+		}
+		*cp = *cp << 6 | (s[i] & 0x3fu);
+	}
+	return n;
+}
+
+/* A YAML double-quoted scalar (the values come from another card): every
+ * character YAML does not allow raw (controls, C1, BOM, U+FFFE/F) or would
+ * fold as a line break (NEL, LS, PS) is escaped. */
+static void yaml_quoted(FILE *f, const char *str)
 {
 	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			fprintf(f, "\\x%02x", c);
+	for (const unsigned char *s = (const unsigned char *)str; *s;) {
+		unsigned cp;
+		int n = utf8_next(s, &cp);
+		if (cp == '"' || cp == '\\')
+			fprintf(f, "\\%c", (int)cp);
+		else if (cp == 0x85 || cp == 0x2028 || cp == 0x2029)
+			fputs(cp == 0x85 ? "\\N" : cp == 0x2028 ? "\\L" : "\\P", f);
+		else if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
+			fprintf(f, "\\x%02x", n == 1 ? s[0] : cp);
+		else if (cp == 0xfeff || cp == 0xfffe || cp == 0xffff)
+			fprintf(f, "\\u%04x", cp);
 		else
-			fputc(c, f);
+			fwrite(s, 1, (size_t)n, f);
+		s += n;
 	}
 	fputc('"', f);
 }
@@ -484,6 +523,28 @@ static void how_to_run(FILE *f, const dist_plan *p)
 	if (p->meta.pf)
 		fputs("\nThis conversion keeps each chunk's rotate functions in a second `_rot` file (split rotate), "
 		      "which ANEMLL 0.3.5's Swift runtime (the CLI and the app) does not load: use `chat.py`.\n", f);
+}
+
+char *card_front_matter(const char *readme, size_t n, const char *architecture)
+{
+	source_info src = {0};
+	metayaml m;
+	metayaml_init(&m);
+	m.architecture = (char *)architecture;
+	if (parse_front_matter(&src, readme, n) != 0) {
+		free_source(&src);
+		src = (source_info){0};
+	}
+	char *text;
+	size_t len;
+	FILE *f = open_memstream(&text, &len);
+	if (!f)
+		die("open_memstream:");
+	front_matter(f, &src, &m);
+	if (fclose(f) != 0)
+		die("writing the front matter:");
+	free_source(&src);
+	return text;
 }
 
 int card_reports(card_input *in, const char *smoketest, const char *preflight)

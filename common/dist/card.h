@@ -29,6 +29,8 @@
 
 #include "dist/dist.h"
 
+#include <stddef.h>
+
 struct cJSON;
 
 typedef struct card_input {
@@ -44,6 +46,10 @@ typedef struct card_input {
  * meta.yaml's: a stale report). */
 int card_reports(card_input *in, const char *smoketest, const char *preflight);
 void card_input_release(card_input *in);
+
+/* Our front matter for a source card's text (its license and base_model
+ * carried; architecture may be NULL): the fuzzer's entry. Caller frees. */
+char *card_front_matter(const char *readme, size_t n, const char *architecture);
 
 /* The card's text (caller frees). */
 void dist_card(const card_input *in, char **text);

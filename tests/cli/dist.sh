@@ -115,6 +115,14 @@ printf '%s' "$err" | grep -q 'no smoketest report' && grep -q '^Not measured: no
 	! grep -q 'top-1 agreement' s_nosmoke/hf_dist/standard/README.md && ok no_report_claims_nothing ||
 	fail no_report_claims_nothing "exit $rc: $err"
 
+# A model from the HF cache: base_model is its hub id (the source card's own base_model is
+# what that model derives from), the license still carried.
+mkdir -p hub/models--karpathy--stories260K/snapshots/abc
+cp stories/* hub/models--karpathy--stories260K/snapshots/abc/
+HF_HUB_CACHE=$SCRATCH/hub "$BIN/dist" -q --input s --output "$SCRATCH/h" --model karpathy/stories260K >/dev/null 2>&1
+grep -qx -- '- "karpathy/stories260K"' h/standard/README.md && ! grep -q tinyllamas h/standard/README.md &&
+	grep -qx 'license: "mit"' h/standard/README.md && ok base_model_is_hub_id || fail base_model_is_hub_id "$(sed -n '1,/^# /p' h/standard/README.md | tr '\n' ' ')"
+
 # --- bad input: one line, nothing under the final names ---------------------------------
 nothing_written() { # NAME DIST
 	local left
