@@ -19,7 +19,7 @@ MAKEFLAGS += -r
 
 Q := $(if $(filter 1,$(V)),,@)
 CC ?= cc
-DEP_PKGS := libcjson yaml-0.1 libcrypto libzstd
+DEP_PKGS := libcjson yaml-0.1 libcrypto libzstd libzip
 
 # Missing libraries are installed (Debian/Ubuntu, as root or with sudo) or
 # named with the exact install command before anything is compiled.

@@ -4,10 +4,10 @@
 #   deps.sh install   install what is missing (Debian/Ubuntu: apt, as root or via
 #                     sudo), or print the exact command for this system and exit 1
 set -euo pipefail
-PKGS="libcjson yaml-0.1 libcrypto libzstd"
-DEB="pkg-config libcjson-dev libyaml-dev libssl-dev libzstd-dev"
+PKGS="libcjson yaml-0.1 libcrypto libzstd libzip"
+DEB="pkg-config libcjson-dev libyaml-dev libssl-dev libzstd-dev libzip-dev"
 DEB_TEST="protobuf-compiler clang"   # protoc checks our bytes; clang runs the fuzzers
-BREW="pkg-config cjson libyaml openssl@3 zstd"
+BREW="pkg-config cjson libyaml openssl@3 zstd libzip"
 BREW_TEST="protobuf"                 # clang comes with Xcode's command-line tools
 
 missing() {
@@ -46,8 +46,8 @@ install)
 		DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $pkgs >&2
 		exit 0
 	fi
-	echo "anemake needs the pkg-config modules: $m (cJSON, libyaml, OpenSSL libcrypto, zstd)" >&2
-	echo "on Debian/Ubuntu: apt-get install -y $DEB $DEB_TEST; on Fedora: dnf install -y pkgconf cjson-devel libyaml-devel openssl-devel libzstd-devel protobuf-compiler clang ($DEB_TEST: for make check)" >&2
+	echo "anemake needs the pkg-config modules: $m (cJSON, libyaml, OpenSSL libcrypto, zstd, libzip)" >&2
+	echo "on Debian/Ubuntu: apt-get install -y $DEB $DEB_TEST; on Fedora: dnf install -y pkgconf cjson-devel libyaml-devel openssl-devel libzstd-devel libzip-devel protobuf-compiler clang ($DEB_TEST: for make check)" >&2
 	exit 1 ;;
 *) echo "usage: deps.sh check|install [test]" >&2; exit 2 ;;
 esac

@@ -5,6 +5,7 @@
 #        [SPLIT_ROTATE=1] [FP16_SCALE=<alpha>|auto] [CLAMP=<v>]
 #   make MODEL=... MONOLITHIC=1 [LUT=4] [LUT_EMBED=] [LUT_LMHEAD=] ...
 #   make MODEL=... preflight
+#   make MODEL=... dist [ORG=anemll] [DIST=OUT/hf_dist] [NAME=...]
 #   make MODEL=... plan | why | test | embed | ffn-02 | clean-model ... (README.md: The make interface)
 #
 # Every step has a key (ST/NAME.key: its parameters, the SHA-256 of its
@@ -174,6 +175,19 @@ $(ST)/test.stamp: $(ST)/test.key $(ST)/meta.stamp
 $(ST)/preflight.stamp: $(ST)/preflight.key
 	$(Q)$(STEP) preflight "FP16 preflight" -o '$(OUT)/preflight.json' -- $(PIPE_BIN)/preflight --model '$(MODEL_DIR)' \
 	  $(PROMPT_FLAGS) $(SCALE_FLAGS) $(CLAMP_FLAGS) --json '$(OUT)/preflight.json'
+
+# The Hugging Face distribution (ANEMLL's prepare_hf.sh): DIST/standard (zipped
+# parts) and DIST/ios, with a model card of the smoketest's measurements; after
+# the smoketest, rerun when a part, meta.yaml, a report or a name changes.
+ORG ?= anemll
+DIST ?= $(OUT)/hf_dist
+NAME ?=
+PLAN_ENV += ORG='$(ORG)' DIST='$(DIST)' NAME='$(NAME)'
+$(ST)/dist.stamp: $(ST)/dist.key $(ST)/test.stamp
+	$(Q)$(STEP) dist "distribution" -- $(PIPE_BIN)/dist --input '$(OUT)' --output '$(DIST)' --org '$(ORG)' \
+	  $(if $(NAME),--name '$(NAME)') --model '$(MODEL_DIR)' --max-weight-mb $(MAX_WEIGHT_MB)
+.PHONY: dist
+dist: $(ST)/dist.stamp
 
 .PHONY: convert compile meta test preflight plan why clean-model $(PART_TARGETS)
 convert test: $(ST)/test.stamp

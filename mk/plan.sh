@@ -15,7 +15,8 @@
 # changes, so make restarts only when the plan itself changed).
 # Environment: BIN MODEL OUT ST CONTEXT BATCH LUT1 LUT2 LUT3 CHUNK MAX_CHUNK_MB
 #              PREFIX ARGMAX MAX_WEIGHT_MB STEPS PROMPT PROMPT_IDS SPLIT_ROTATE FP16_SCALE
-#              CLAMP MONOLITHIC LUT LUT_EMBED LUT_LMHEAD MIN_AGREEMENT MAX_KL IGNORED (the variables
+#              CLAMP MONOLITHIC LUT LUT_EMBED LUT_LMHEAD MIN_AGREEMENT MAX_KL ORG DIST NAME
+#              IGNORED (the variables
 #              given on the command line that MONOLITHIC=1 does not use)
 #
 # Before anything else it takes OUT's lock (one run per OUT; ST/lock holds
@@ -221,6 +222,10 @@ args test "param STEPS=$STEPS" "param PROMPT=$PROMPT" "param PROMPT_IDS=$PROMPT_
 	"param MIN_AGREEMENT=${MIN_AGREEMENT:-}" "param MAX_KL=${MAX_KL:-}" "${scaled[@]}" "input $BIN/smoketest" "input $ST/meta.out" "$(model_inputs)" \
 	"$(tokenizer_inputs)"
 args preflight "param PROMPT=$PROMPT" "param PROMPT_IDS=$PROMPT_IDS" "${scaled[@]}" "input $BIN/preflight" "$(model_inputs)" "$(tokenizer_inputs)"
+# dist ships what compile, meta and test wrote, with the source's card (license, base_model).
+args dist "param ORG=${ORG:-}" "param DIST=${DIST:-}" "param NAME=${NAME:-}" "param MAX_WEIGHT_MB=$MAX_WEIGHT_MB" \
+	"input $BIN/dist" "input $ST/compile.out" "input $ST/meta.out" "input $ST/test.out" "input $OUT/preflight.json" \
+	"input $model_dir/README.md" "input $model_dir/config.json" "$(tokenizer_inputs)"
 
 # Steps of an earlier plan that this one has not (another chunk count,
 # another mode, CONTEXT now below the window): their outputs are stale, and

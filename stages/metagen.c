@@ -130,24 +130,11 @@ typedef struct source {
 /* ANEMLL: org-name for .../models--org--name/snapshots/<rev>, else the basename. */
 static char *model_name(const char *dir)
 {
-	char real[PATH_MAX];
-	const char *path = realpath(dir, real) ? real : dir;
-	const char *snap = strstr(path, "/snapshots/"), *start = snap;
-	while (start && start > path && start[-1] != '/')
-		start--;
-	if (snap && strncmp(start, "models--", 8) == 0) {
-		char *repo = xstrndup(start + 8, (size_t)(snap - start - 8)), *sep = strstr(repo, "--");
-		while (sep && strstr(sep + 2, "--"))
-			sep = strstr(sep + 2, "--");
-		if (sep && sep > repo && sep[2]) {
-			*sep = 0;
-			char *name = xasprintf("%s-%s", repo, sep + 2);
-			free(repo);
-			return name;
-		}
-		free(repo);
-	}
-	return path_basename(path);
+	char *id = hf_model_hub_id(dir), real[PATH_MAX];
+	if (!id)
+		return path_basename(realpath(dir, real) ? real : dir);
+	*strchr(id, '/') = '-';
+	return id;
 }
 
 /* What convert_model.sh calls ARCH: jq '.model_type // .architectures[0]', lower-cased. */

@@ -109,6 +109,25 @@ void cleanup_unregister(const char *path)
 /* ------------------------------------------------------------------ */
 /* Paths                                                               */
 
+int file_copy(const char *from, const char *to)
+{
+	FILE *in = fopen(from, "rb"), *out = in ? fopen(to, "wb") : NULL;
+	int rc = !in ? errf("cannot open '%s':", from) : !out ? errf("cannot create '%s':", to) : 0;
+	char *buf = xmalloc(((size_t)1 << 20));
+	for (size_t n; rc == 0 && (n = fread(buf, 1, ((size_t)1 << 20), in)) > 0;)
+		rc = fwrite_all(out, buf, n, to);
+	if (rc == 0 && ferror(in))
+		rc = errf("cannot read '%s':", from);
+	if (rc == 0 && (fflush(out) != 0 || fsync(fileno(out)) != 0))
+		rc = errf("cannot write '%s':", to);
+	if (out && fclose_checked(out, to) != 0)
+		rc = -1;
+	if (in)
+		fclose(in);
+	free(buf);
+	return rc;
+}
+
 int path_exists(const char *path)
 {
 	struct stat st;

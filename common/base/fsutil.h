@@ -26,6 +26,9 @@ int write_file_atomic(const char *path, const void *data, size_t n);
  * write_file_atomic; root is freed either way. 0, or -1 with errf(). */
 struct cJSON;
 int write_json_atomic(const char *path, struct cJSON *root);
+/* Copy a regular file in 1 MiB blocks (fsynced; `to` is not atomic: use it
+ * inside a temporary directory). */
+int file_copy(const char *from, const char *to);
 int path_exists(const char *path);
 int is_dir(const char *path);
 int mkdir_p(const char *path);

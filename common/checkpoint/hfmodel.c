@@ -12,6 +12,7 @@
 #include "base/util.h"
 
 #include <dirent.h>
+#include <limits.h> /* PATH_MAX */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,9 +20,7 @@
 /* ------------------------------------------------------------------ */
 /* Resolving "org/name" in the HuggingFace cache                       */
 
-/* org/name: one slash, neither part empty, hub-legal characters only, and
- * not a path (ANEMLL: no leading '/', '~' or '.'). */
-static int is_repo_id(const char *s)
+int hf_is_repo_id(const char *s)
 {
 	if (!*s || strchr("/~.", s[0]))
 		return 0;
@@ -39,6 +38,23 @@ static const char *env(const char *name)
 {
 	const char *v = getenv(name);
 	return v && *v ? v : NULL;
+}
+
+char *hf_model_hub_id(const char *dir)
+{
+	char real[PATH_MAX];
+	const char *path = realpath(dir, real) ? real : dir;
+	const char *snap = strstr(path, "/snapshots/"), *start = snap;
+	while (start && start > path && start[-1] != '/')
+		start--;
+	if (!snap || strncmp(start, "models--", 8) != 0)
+		return NULL;
+	char *repo = xstrndup(start + 8, (size_t)(snap - start - 8)), *sep = strstr(repo, "--");
+	while (sep && strstr(sep + 2, "--"))
+		sep = strstr(sep + 2, "--");
+	char *id = sep && sep > repo && sep[2] ? (*sep = 0, xasprintf("%s/%s", repo, sep + 2)) : NULL;
+	free(repo);
+	return id;
 }
 
 /* The hub cache directory, as huggingface_hub computes it. */
@@ -150,7 +166,7 @@ int hf_model_resolve(const char *arg, char **dir)
 	}
 	if (path_exists(arg))
 		return errf("model '%s' is not a directory", arg);
-	if (!is_repo_id(arg))
+	if (!hf_is_repo_id(arg))
 		return errf("model directory '%s' does not exist", arg);
 	return from_cache(arg, dir);
 }

@@ -23,8 +23,17 @@
 #include "checkpoint/hfconfig.h"
 #include "checkpoint/safetensors.h"
 
+/* "org/name": one slash, neither part empty, hub-legal characters only
+ * (letters, digits, . _ -), no "..", and not a path (ANEMLL: no leading
+ * '/', '~' or '.'). */
+int hf_is_repo_id(const char *s);
+
 /* Resolve a --model argument to a directory (caller frees *dir). */
 int hf_model_resolve(const char *arg, char **dir);
+
+/* "org/name" when dir (after realpath) is a snapshot in a HuggingFace cache,
+ * .../models--org--name/snapshots/<rev>; else NULL. Caller frees. */
+char *hf_model_hub_id(const char *dir);
 
 typedef struct hf_model {
 	char *dir;                 /* model directory */

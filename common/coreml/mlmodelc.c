@@ -24,8 +24,6 @@
 #include <sys/stat.h> /* mkdir */
 #include <unistd.h>   /* fsync */
 
-#define COPY_BUF ((size_t)1 << 20)
-
 /* ------------------------------------------------------------------ */
 /* model.mil: types and literals                                       */
 
@@ -621,25 +619,6 @@ static int write_mil_file(const char *dir, const ml_model *m)
 	return rc;
 }
 
-static int copy_file(const char *from, const char *to)
-{
-	FILE *in = fopen(from, "rb"), *out = in ? fopen(to, "wb") : NULL;
-	int rc = !in ? errf("cannot open '%s':", from) : !out ? errf("cannot create '%s':", to) : 0;
-	char *buf = xmalloc(COPY_BUF);
-	for (size_t n; rc == 0 && (n = fread(buf, 1, COPY_BUF, in)) > 0;)
-		rc = fwrite_all(out, buf, n, to);
-	if (rc == 0 && ferror(in))
-		rc = errf("cannot read '%s':", from);
-	if (rc == 0 && (fflush(out) != 0 || fsync(fileno(out)) != 0))
-		rc = errf("cannot write '%s':", to);
-	if (out && fclose_checked(out, to) != 0)
-		rc = -1;
-	if (in)
-		fclose(in);
-	free(buf);
-	return rc;
-}
-
 /* weights/: every regular file of the package's weights item, byte for byte. */
 static int copy_weights(const mlpackage *pkg, const char *dir)
 {
@@ -652,7 +631,7 @@ static int copy_weights(const mlpackage *pkg, const char *dir)
 		char *from = path_join(src, e->d_name), *to = path_join(dst, e->d_name);
 		struct stat st;
 		if (e->d_name[0] != '.' && stat(from, &st) == 0 && S_ISREG(st.st_mode))
-			rc = copy_file(from, to);
+			rc = file_copy(from, to);
 		free(from), free(to);
 	}
 	if (d)
