@@ -88,7 +88,7 @@ static void read_front_matter(source_info *s, const char *readme)
 {
 	char *text;
 	size_t n;
-	if (!path_exists(readme) || read_file(readme, &text, &n) != 0)
+	if (!path_exists(readme) || read_file(readme, FS_MAX_TEXT, &text, &n) != 0)
 		return;
 	if (parse_front_matter(s, text, n) != 0)
 		warn("'%s': its front matter is not valid YAML: license and base_model not carried", readme);
@@ -99,7 +99,7 @@ static char *config_name_or_path(const char *dir)
 {
 	char *path = path_join(dir, "config.json"), *text, *id = NULL;
 	size_t n;
-	if (path_exists(path) && read_file(path, &text, &n) == 0) {
+	if (path_exists(path) && read_file(path, FS_MAX_TEXT, &text, &n) == 0) {
 		cJSON *root = cJSON_ParseWithLength(text, n);
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "_name_or_path");
 		if (cJSON_IsString(v) && hf_is_repo_id(v->valuestring))
@@ -148,7 +148,7 @@ static int read_json(const char *path, const char *what, cJSON **out)
 	*out = NULL;
 	if (!path)
 		return 0;
-	if (read_file(path, &text, &n) != 0)
+	if (read_file(path, FS_MAX_TEXT, &text, &n) != 0)
 		return -1;
 	*out = cJSON_ParseWithLength(text, n);
 	free(text);
