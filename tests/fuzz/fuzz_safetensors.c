@@ -4,7 +4,8 @@
  * must either be refused with one line of error or open cleanly; when it
  * opens, every tensor must be findable by name, lie inside the image, and
  * convert without faults, with the fp16 result equal to rounding the exact
- * fp32 result (the two conversion paths agree). Builds under libFuzzer, or
+ * fp32 result (the two conversion paths agree), or, when it holds a NaN or
+ * an infinity, be refused by both in one line. Builds under libFuzzer, or
  * with tests/fuzz/driver.c supplying main.
  */
 #include "base/fp16.h"
@@ -25,7 +26,13 @@ static void convert_all(const st_tensor *t)
 	float *f = xmalloc(xmul(n, sizeof *f));
 	uint16_t *h = xmalloc(xmul(n, sizeof *h));
 	size_t clamped = 0, recount = 0;
-	ASSERT(st_read_f32(t, f) == 0);
+	if (st_read_f32(t, f) != 0) { /* non-finite values: both paths refuse */
+		ASSERT(strstr(errmsg(), "finite weights only") && !strchr(errmsg(), '\n'));
+		ASSERT(st_read_fp16(t, h, &clamped) != 0);
+		free(f);
+		free(h);
+		return;
+	}
 	ASSERT(st_read_fp16(t, h, &clamped) == 0);
 	for (size_t i = 0; i < n; i++) {
 		int of;
