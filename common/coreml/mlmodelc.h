@@ -18,37 +18,29 @@
  *     Built as "X.mlmodelc.tmp.<pid>/" and renamed into place (fsutil.h).
  *     No timestamps anywhere: the same package gives the same bytes.
  *
- *  2. model.mil grammar ([obs] program 1.0 file, [3p] program 1.3 syntax):
- *       program(1.3)
- *       [buildInfo = dict<string, string>({{"k", "v"}, ...})]
- *       {
- *           func <name><ios18>(<type> <input>, ...) {
- *                   <type> <var> = <op>(<param> = <arg>, ...)[name = string("<n>")];
- *               } -> (<output>, ...);
- *       }
- *     Renderings chosen here where the sources leave them open:
- *      - one func per program function, sorted by name (Program.functions is
- *        a proto map, as are an op's parameters and attributes, which are
- *        sorted by name too), a blank line between functions; indentation
- *        4 / 12 / 8 as in the observed file;
- *      - buildInfo: the program's own entries plus {"anemake-version", v},
- *        sorted by key; no coremlc-* keys (we are not coremlc);
- *      - types: rank-0 tensors as the bare dtype (int32, fp16, string,
- *        bool), others tensor<dt, [d, d]>, an unknown dimension "?",
- *        state<tensor<...>> for states, list<T, n>, tuple<A, B>, dict<K, V>;
- *        dtype names fp16 fp32 fp64 bf16 int4/8/16/32/64 uint1/2/3/4/6/8/16/
- *        32/64 bool string fp8e4m3fn fp8e5m2;
- *      - literals: scalars dt(v); tensors tensor<dt, [dims]>([v, v, ...])
- *        flat in row-major order; floats as C99 hex floats (%a: exact, as
- *        in fp16(0x1.5p-17)), inf, -inf, nan; strings "..." with \" \\ \n
- *        \t and \ooo escapes; bools true/false;
- *      - blobs: <type>(BLOBFILE(path = string("<file>"), offset = uint64(N)))
- *        with the package's file name (@model_path/weights/weight.bin);
- *      - several bindings of one parameter (concat's values): (a, b);
- *        several outputs: "T a, T b = op(...)"; an op without outputs
- *        (write_state) has no left-hand side; an op without attributes no
- *        brackets. Ops with nested blocks (cond, while) are refused.
- *
+ *  2. model.mil: the package's program in coremlc's program 1.3 text
+ *     (miltext.h has the grammar; the real files of
+ *     ../shared/reference/mlmodelc-real round-trip through it), plus what
+ *     the compiler adds:
+ *      - buildInfo: the package's own entries and coremlc-component-MIL
+ *        "3600.16.1", coremlc-version "3600.25.1", sorted by key. Why: every
+ *        real file carries exactly the package's keys plus these two and
+ *        nothing else, so a loader may rely on them; the values are those of
+ *        the only compiler whose program 1.3 text we have (and write), so
+ *        they name the dialect of this file. We add no key of our own
+ *        (provenance is in the package's userDefinedMetadata, which
+ *        metadata.json carries).
+ *      - FlexibleShapeInformation on a function with flexible inputs: its
+ *        DefaultShapes (the description's default shape per flexible input)
+ *        and either EnumeratedShapes (one enumerated input: one entry per
+ *        shape, keyed by an 8-hex-digit id, sorted by id) or RangeDims (every
+ *        range input: [lower, upper] per dimension, upper -1 when unbounded).
+ *        The ids are ours (SHA-256 of "<input>:<d>,<d>", first 8 hex
+ *        digits): coremlc's are 8 hex digits of unknown origin. Enumerated
+ *        shapes on more than one input, or mixed with ranges, are refused
+ *        (no evidence of their form).
+ *     Functions are written in name order (a proto map; the one real
+ *     multifunction file is in name order too).
  *  3. coremldata.bin, little-endian ([obs] byte by byte for spec 7):
  *       0x00 u32 502 (the mlProgram Model field number), 0x04 u32 5 (see
  *       below), 0x08 20 zero bytes, 0x1C u64 7, 0x24 "generic", 0x2B u64
@@ -91,9 +83,9 @@
  *     to a single-function model's description (we do, per that emitter);
  *   - analytics/coremldata.bin: the SpecificationDetails section (modelHash
  *     over unknown input, modelName) is left out; whether it is optional;
- *   - model.mil: the exact program(1.3) text for multifunction programs, state
- *     inputs, write_state, scalar/literal/hex-float renderings, unknown
- *     dimensions, function order; whether coremlc-* buildInfo keys are needed;
+ *   - model.mil: the text of state inputs, read_state/write_state and
+ *     constexpr_lut_to_dense (no public compiled stateful or palettized
+ *     model); the EnumeratedShapes ids; RangeDims of an unbounded range;
  *   - metadata.json: the stateSchema entry format ("State (Float16 …)"), the
  *     functions/defaultFunctionName entries and their key order, histogram
  *     key spelling (camelCase, consts excluded; whether the prefix is the
@@ -117,6 +109,9 @@
 #define MLMODELC_MLPROGRAM 502
 /* coremldata.bin offset 4 (unverified: see above). */
 #define MLMODELC_FIELD4 5
+/* The compiler named in model.mil's buildInfo (item 2: why). */
+#define MLMODELC_COREMLC_MIL "3600.16.1"
+#define MLMODELC_COREMLC_VERSION "3600.25.1"
 /* Offset of the embedded ModelDescription in coremldata.bin. */
 #define MLMODELC_DESC_OFFSET 0x53
 
