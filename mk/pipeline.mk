@@ -146,7 +146,7 @@ endif
 
 $(ST)/test.stamp: $(ST)/test.key $(ST)/meta.stamp
 	$(Q)$(STEP) test "smoketest" -o '$(OUT)/smoketest.json' -- $(PIPE_BIN)/smoketest --model '$(MODEL_DIR)' \
-	  --meta '$(OUT)/meta.yaml' --steps $(STEPS) $(PROMPT_FLAGS) $(SCALE_FLAGS) $(CLAMP_FLAGS) --json '$(OUT)/smoketest.json'
+	  --meta '$(OUT)/meta.yaml' --compiled --steps $(STEPS) $(PROMPT_FLAGS) $(SCALE_FLAGS) $(CLAMP_FLAGS) --json '$(OUT)/smoketest.json'
 
 # FP16 range check of the source model (ANEMLL's fp16_preflight.sh): exit 1
 # when its activations overflow fp16 with these FP16_SCALE/CLAMP settings.

@@ -135,4 +135,9 @@ void mlmodelc_analytics(pb_buf *out);
  * whose desc is it (no program). -1 with errf() on anything malformed. */
 int mlmodelc_read_coremldata(const void *data, size_t n, ml_model **out);
 
+/* Read the compiled model in folder dir: its description (coremldata.bin)
+ * and program (model.mil) in one model; weights/weight.bin is left for the
+ * caller. -1 with one errf() line naming the file on failure. */
+int mlmodelc_read(const char *dir, ml_model **out);
+
 #endif
