@@ -76,6 +76,20 @@ static int expect(ps *p, int c, const char *where)
 	return accept(p, c) ? 0 : perr(p, "expected '%c' %s", c, where);
 }
 
+/* "item, item, ... <close>" or "<close>" alone; item(p, ctx) parses one. */
+typedef int (*item_fn)(ps *p, void *ctx);
+
+static int parse_list(ps *p, int close, item_fn item, void *ctx, const char *where)
+{
+	if (accept(p, close))
+		return 0;
+	do
+		if (item(p, ctx) != 0)
+			return -1;
+	while (accept(p, ','));
+	return expect(p, close, where);
+}
+
 static int is_ident_char(int c, int first)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (!first && c >= '0' && c <= '9');
@@ -163,6 +177,17 @@ static int parse_dim(ps *p, mil_dim *d)
 	return unsigned_int(p, &d->size, "a dimension (a number or '?')");
 }
 
+static int add_dim(ps *p, void *tensor)
+{
+	mil_type *t = tensor;
+	mil_dim d;
+	if (parse_dim(p, &d) != 0)
+		return -1;
+	MIL_GROW(p->a, t->dims, t->dims_cap, t->ndims + 1);
+	t->dims[t->ndims++] = d;
+	return 0;
+}
+
 static int parse_tensor_type(ps *p, mil_type **out)
 {
 	const char *w;
@@ -173,42 +198,30 @@ static int parse_tensor_type(ps *p, mil_type **out)
 	if (dt < 0)
 		return perr(p, "expected a dtype (fp16, int32, ...)");
 	mil_type *t = mil_type_tensor(p->a, (mil_dtype)dt, 0, NULL);
-	if (expect(p, ',', "after the dtype") != 0 || expect(p, '[', "before the dimensions") != 0)
+	if (expect(p, ',', "after the dtype") != 0 || expect(p, '[', "before the dimensions") != 0 ||
+	    parse_list(p, ']', add_dim, t, "after the dimensions") != 0)
 		return -1;
-	if (!accept(p, ']')) {
-		do {
-			mil_dim d;
-			if (parse_dim(p, &d) != 0)
-				return -1;
-			MIL_GROW(p->a, t->dims, t->dims_cap, t->ndims + 1);
-			t->dims[t->ndims++] = d;
-		} while (accept(p, ','));
-		if (expect(p, ']', "after the dimensions") != 0)
-			return -1;
-	}
 	t->rank = (int64_t)t->ndims;
 	*out = t;
 	return expect(p, '>', "closing the tensor type");
 }
 
+static int add_member(ps *p, void *tuple)
+{
+	mil_type *t = tuple, *e;
+	if (parse_type(p, &e) != 0)
+		return -1;
+	MIL_GROW(p->a, t->types, t->types_cap, t->ntypes + 1);
+	t->types[t->ntypes++] = e;
+	return 0;
+}
+
 static int parse_tuple_type(ps *p, mil_type **out)
 {
-	mil_type *t = mil_type_tuple(p->a, 0, NULL);
+	*out = mil_type_tuple(p->a, 0, NULL);
 	if (expect(p, '<', "after 'tuple'") != 0)
 		return -1;
-	if (!accept(p, '>')) {
-		do {
-			mil_type *e;
-			if (parse_type(p, &e) != 0)
-				return -1;
-			MIL_GROW(p->a, t->types, t->types_cap, t->ntypes + 1);
-			t->types[t->ntypes++] = e;
-		} while (accept(p, ','));
-		if (expect(p, '>', "closing the tuple type") != 0)
-			return -1;
-	}
-	*out = t;
-	return 0;
+	return parse_list(p, '>', add_member, *out, "closing the tuple type");
 }
 
 /* state<T>, list<T, n>, dict<K, V>: a keyword, then one or two types. */
@@ -583,8 +596,9 @@ static int parse_attrs(ps *p, mil_attrs *m)
 	return expect(p, ']', "closing attributes");
 }
 
-static int parse_binding(ps *p, mil_arg *arg)
+static int parse_binding(ps *p, void *argp)
 {
+	mil_arg *arg = argp;
 	if (type_ahead(p)) {
 		mil_value *v;
 		if (parse_typed_value(p, &v) != 0)
@@ -599,31 +613,19 @@ static int parse_binding(ps *p, mil_arg *arg)
 	return 0;
 }
 
-static int parse_args(ps *p, mil_op *op)
+/* param = binding, or param = (binding, ...) */
+static int parse_arg(ps *p, void *opp)
 {
-	if (accept(p, ')'))
-		return 0;
-	do {
-		const char *param;
-		if (expect_ident(p, &param, "a parameter name") != 0 || expect(p, '=', "after a parameter name") != 0)
-			return -1;
-		if (mil_op_input(op, param))
-			return perr(p, "parameter '%s' bound twice", param);
-		mil_arg *arg = mil_op_arg(op, param);
-		if (accept(p, '(')) {
-			if (!accept(p, ')')) {
-				do
-					if (parse_binding(p, arg) != 0)
-						return -1;
-				while (accept(p, ','));
-				if (expect(p, ')', "closing the bindings") != 0)
-					return -1;
-			}
-		} else if (parse_binding(p, arg) != 0) {
-			return -1;
-		}
-	} while (accept(p, ','));
-	return expect(p, ')', "closing the op's parameters");
+	mil_op *op = opp;
+	const char *param;
+	if (expect_ident(p, &param, "a parameter name") != 0 || expect(p, '=', "after a parameter name") != 0)
+		return -1;
+	if (mil_op_input(op, param))
+		return perr(p, "parameter '%s' bound twice", param);
+	mil_arg *arg = mil_op_arg(op, param);
+	if (accept(p, '('))
+		return parse_list(p, ')', parse_binding, arg, "closing the bindings");
+	return parse_binding(p, arg);
 }
 
 /* Output declarations "T a, T b =", or nothing when the op has none. */
@@ -657,7 +659,7 @@ static int parse_op(ps *p, mil_block *b)
 	mil_op *op = mil_block_add_op(b, type, NULL);
 	for (size_t i = 0; i < nout; i++)
 		mil_op_add_output(op, outs[i].name, outs[i].type);
-	if (parse_args(p, op) != 0)
+	if (parse_list(p, ')', parse_arg, op, "closing the op's parameters") != 0)
 		return -1;
 	if (peek(p) == '[' && parse_attrs(p, &op->attrs) != 0)
 		return -1;
@@ -677,6 +679,25 @@ static const char *opset_of(const char *tag, size_t len)
 	return NULL;
 }
 
+static int add_input(ps *p, void *fn)
+{
+	mil_type *t;
+	const char *in;
+	if (parse_type(p, &t) != 0 || expect_ident(p, &in, "an input name") != 0)
+		return -1;
+	mil_function_add_input(fn, in, t);
+	return 0;
+}
+
+static int add_output(ps *p, void *block)
+{
+	const char *out;
+	if (expect_ident(p, &out, "an output name") != 0)
+		return -1;
+	mil_block_add_output(block, out);
+	return 0;
+}
+
 static int parse_function(ps *p, mil_program *prog)
 {
 	const char *name, *tag;
@@ -693,17 +714,8 @@ static int parse_function(ps *p, mil_program *prog)
 	mil_function *fn = mil_program_add_function(prog, name, opset);
 	if (expect(p, '>', "after the opset") != 0 || expect(p, '(', "opening the function's inputs") != 0)
 		return -1;
-	if (!accept(p, ')')) {
-		do {
-			mil_type *t;
-			const char *in;
-			if (parse_type(p, &t) != 0 || expect_ident(p, &in, "an input name") != 0)
-				return -1;
-			mil_function_add_input(fn, in, t);
-		} while (accept(p, ','));
-		if (expect(p, ')', "closing the function's inputs") != 0)
-			return -1;
-	}
+	if (parse_list(p, ')', add_input, fn, "closing the function's inputs") != 0)
+		return -1;
 	if (peek(p) == '[' && parse_attrs(p, &fn->attrs) != 0)
 		return -1;
 	if (expect(p, '{', "opening the function body") != 0)
@@ -715,16 +727,8 @@ static int parse_function(ps *p, mil_program *prog)
 	if (expect(p, '}', "closing the function body") != 0 || expect(p, '-', "of '->'") != 0 ||
 	    expect(p, '>', "of '->'") != 0 || expect(p, '(', "opening the function's outputs") != 0)
 		return -1;
-	if (!accept(p, ')')) {
-		do {
-			const char *out;
-			if (expect_ident(p, &out, "an output name") != 0)
-				return -1;
-			mil_block_add_output(b, out);
-		} while (accept(p, ','));
-		if (expect(p, ')', "closing the function's outputs") != 0)
-			return -1;
-	}
+	if (parse_list(p, ')', add_output, b, "closing the function's outputs") != 0)
+		return -1;
 	return expect(p, ';', "after the function's outputs");
 }
 
