@@ -82,5 +82,6 @@ fi
 # --- a damaged model.mil fails with the file and line:column -------------------------
 cp -r l6/llama_embeddings.mlmodelc bad.mlmodelc
 printf 'program(1.3)\n{\n    func main<ios99>() {\n' >bad.mlmodelc/model.mil
+expect_fail compiled_needs_meta 2 "--compiled goes with --meta" "$BIN/smoketest" --model ll --dir l6 --compiled
 expect_fail damaged_model_mil 1 "bad.mlmodelc/model.mil: line 3:15: expected an opset" "$BIN/mldump" bad.mlmodelc
 finish
