@@ -292,7 +292,10 @@ static int parse_string(ps *p, const char **out)
 {
 	if (expect(p, '"', "opening a string") != 0)
 		return -1;
-	char *buf = xmalloc(p->n - p->i + 1);
+	size_t span = 0; /* raw bytes up to the closing quote: the unescaped text is no longer */
+	while (p->i + span < p->n && p->s[p->i + span] != '"')
+		span += p->s[p->i + span] == '\\' ? 2 : 1;
+	char *buf = xmalloc(span + 1);
 	size_t len = 0;
 	while (p->i < p->n && p->s[p->i] != '"') {
 		char c = p->s[p->i++];
@@ -368,9 +371,9 @@ static int parse_element(ps *p, int dt, elems *e)
 		} else {
 			x.i = strtoll(tok, &end, 10);
 			int is_signed = dt == MIL_INT8 || dt == MIL_INT16 || dt == MIL_INT32 || dt == MIL_INT64 || dt == MIL_INT4;
-			int64_t lo = is_signed ? -((int64_t)1 << (bits - 1)) : 0;
+			int64_t lo = !is_signed ? 0 : bits >= 64 ? INT64_MIN : -((int64_t)1 << (bits - 1));
 			int64_t hi = bits >= 64 ? INT64_MAX : is_signed ? ((int64_t)1 << (bits - 1)) - 1 : ((int64_t)1 << bits) - 1;
-			if (*end || bits == 0 || x.i < lo || x.i > hi)
+			if (*end || bits == 0 || bits > 64 || x.i < lo || x.i > hi)
 				return perr(p, "expected an integer in the range of %s", mil_dtype_name((mil_dtype)dt));
 		}
 		p->i += len;

@@ -214,6 +214,20 @@ static void errors(void)
 	}
 }
 
+/* The widest integers parse and print back (no shift past 63 bits). */
+static void integer_extremes(void)
+{
+	const char *text = "program(1.3)\n{\n    func main<ios18>() {\n"
+			   "            int64 a = const()[val = int64(-9223372036854775808)];\n"
+			   "            uint64 b = const()[val = uint64(18446744073709551615)];\n"
+			   "            tensor<int4, [2]> c = const()[val = tensor<int4, [2]>([-8, 7])];\n"
+			   "        } -> (a);\n}";
+	mil_text_form form;
+	char *out = reprint(text, strlen(text), &form);
+	CHECKF(out && strcmp(out, text) == 0, "%s", out ? out : errmsg());
+	free(out);
+}
+
 /* Deep nesting is refused, not a stack overflow. */
 static void deep_nesting(void)
 {
@@ -235,6 +249,7 @@ int main(void)
 	RUN(renderings);
 	RUN(program_1_0);
 	RUN(errors);
+	RUN(integer_extremes);
 	RUN(deep_nesting);
 	return test_finish();
 }
