@@ -166,7 +166,7 @@ endif
 
 $(ST)/test.stamp: $(ST)/test.key $(ST)/meta.stamp
 	$(Q)$(STEP) test "smoketest" -o '$(OUT)/smoketest.json' -- $(PIPE_BIN)/smoketest --model '$(MODEL_DIR)' \
-	  --meta '$(OUT)/meta.yaml' --steps $(STEPS) $(PROMPT_FLAGS) $(SCALE_FLAGS) $(CLAMP_FLAGS) --json '$(OUT)/smoketest.json' \
+	  --meta '$(OUT)/meta.yaml' --compiled --steps $(STEPS) $(PROMPT_FLAGS) $(SCALE_FLAGS) $(CLAMP_FLAGS) --json '$(OUT)/smoketest.json' \
 	  $(if $(MIN_AGREEMENT),--min-agreement '$(MIN_AGREEMENT)') $(if $(MAX_KL),--max-kl '$(MAX_KL)')
 	$(Q)$(if $(NEXT_STEPS),mk/next.sh '$(OUT)' '$(PROMPT)' || true)
 

@@ -1,7 +1,8 @@
 /* mldump: print a readable listing of Core ML packages.
  *
- * Input: one or more .mlpackage directories (ours or coremltools') or bare
- * model.mlmodel files. Output on stdout, per model: spec version, functions
+ * Input: one or more .mlpackage directories (ours or coremltools'), compiled
+ * .mlmodelc folders (description from coremldata.bin, program from
+ * model.mil) or bare model.mlmodel files. Output on stdout, per model: spec version, functions
  * with their inputs, outputs and states, metadata, then every program
  * function's ops with their bindings and an op histogram (the format of the
  * ANEMLL reference listings, see common/mldump.h), so two packages can be
@@ -12,6 +13,7 @@
 #include "base/fsutil.h"
 #include "base/util.h"
 #include "coreml/mlmodel.h"
+#include "coreml/mlmodelc.h"
 #include "coreml/mlpackage.h"
 
 #include <stdio.h>
@@ -22,6 +24,14 @@ static ml_model *load_model(const char *path)
 	ml_model *m = NULL;
 	if (!is_dir(path)) {
 		if (ml_model_read(path, &m) != 0)
+			die_err();
+		return m;
+	}
+	char *mil = path_join(path, "model.mil");
+	int compiled = path_exists(mil);
+	free(mil);
+	if (compiled) {
+		if (mlmodelc_read(path, &m) != 0)
 			die_err();
 		return m;
 	}
@@ -38,7 +48,7 @@ int main(int argc, char **argv)
 {
 	set_progname(argv[0]);
 	static const cli_spec spec = {
-		.usage = "mldump PACKAGE.mlpackage|model.mlmodel...",
+		.usage = "mldump PACKAGE.mlpackage|MODEL.mlmodelc|model.mlmodel...",
 		.summary = "Print the description, metadata and MIL program of each Core ML model:\n"
 			   "functions, inputs, outputs, states, then every op with its bindings.",
 		.opts = NULL,

@@ -17,6 +17,7 @@
  */
 #include "base/cli.h"
 #include "base/fsutil.h"
+#include "base/hash.h"
 #include "base/util.h"
 #include "checkpoint/hfmodel.h"
 #include "convert/stage.h"
@@ -36,7 +37,7 @@ typedef struct options {
 	const char *model, *dir, *meta, *prefix, *prompt, *text, *template, *json, *min_agree_s, *max_kl_s;
 	const char *fp16_scale_arg, *clamp_arg;
 	double fp16_scale, clamp;
-	int steps, no_prefill, no_template, threads, lut_embed, lut_ffn, lut_lmhead, anemll_rope;
+	int steps, no_prefill, no_template, threads, lut_embed, lut_ffn, lut_lmhead, anemll_rope, compiled;
 } options;
 
 static void parse_args(int argc, char **argv, options *o)
@@ -45,6 +46,7 @@ static void parse_args(int argc, char **argv, options *o)
 	const cli_opt opts[] = {
 		{"model", "DIR|ORG/NAME", CLI_STRING, &o->model, 1, 0, 0, "the source checkpoint (for the fp32 reference)"},
 		{"meta", "FILE", CLI_STRING, &o->meta, 0, 0, 0, "meta.yaml of a conversion: find the parts as ANEMLL's runtimes do"},
+		{"compiled", NULL, CLI_FLAG, &o->compiled, 0, 0, 0, "with --meta: run the .mlmodelc folders it names (what ANEMLL's Swift runtime loads), not the .mlpackage beside each"},
 		{"dir", "DIR", CLI_STRING, &o->dir, 0, 0, 0, "or: directory holding the converted .mlpackage parts (before combine)"},
 		{"prefix", "NAME", CLI_STRING, &o->prefix, 0, 0, 0, "file-name prefix of the parts (default: the only one there)"},
 		{"lut-embeddings", "BITS", CLI_INT, &o->lut_embed, 0, 0, 8, "use the embeddings part with this LUT (0: none; default: the only one)"},
@@ -74,6 +76,8 @@ static void parse_args(int argc, char **argv, options *o)
 	cli_parse(&spec, argc, argv, NULL, NULL);
 	if (!o->meta == !o->dir)
 		die_usage("give --meta or --dir (one of them)");
+	if (o->compiled && !o->meta)
+		die_usage("--compiled goes with --meta");
 	if (prompt_check_template(o->template) != 0)
 		die_usage("%s", errmsg());
 	if ((o->fp16_scale_arg && stage_fp16_scale(o->model, o->fp16_scale_arg, &o->fp16_scale) != 0) ||
@@ -168,6 +172,13 @@ static void write_report(const char *path, const smoke_parts *p, const smoke_run
 							     run->hidden + (size_t)s * (size_t)p->hidden, p->hidden));
 		cJSON_AddItemToArray(steps, o);
 	}
+	if (run->logits) { /* the parts' logits, bit for bit: equal digests, identical runs */
+		uint8_t digest[32];
+		char hex[65];
+		sha256(run->logits, sizeof(float) * (size_t)run->nsteps * (size_t)p->vocab, digest);
+		sha256_hex(digest, hex);
+		cJSON_AddStringToObject(root, "logits_sha256", hex);
+	}
 	cJSON_AddNumberToObject(root, "top1_agreement", m->steps ? (double)m->agree / m->steps : 0);
 	cJSON_AddNumberToObject(root, "kl_mean", m->kl_mean);
 	cJSON_AddNumberToObject(root, "kl_max", m->kl_max);
@@ -208,7 +219,7 @@ int main(int argc, char **argv)
 	if (prompt_tokens(&ps, tok, &hf.cfg, &prompt, &nprompt) != 0)
 		die_err();
 	smoke_parts parts;
-	if ((o.meta ? smoke_parts_open_meta(&parts, o.meta)
+	if ((o.meta ? (o.compiled ? smoke_parts_open_compiled : smoke_parts_open_meta)(&parts, o.meta)
 		    : smoke_parts_open(&parts, o.dir, o.prefix, o.lut_embed, o.lut_ffn, o.lut_lmhead)) != 0)
 		die_err();
 	if (parts.argmax_in_model && parts.vocab <= 0)

@@ -14,6 +14,7 @@
 #include "base/util.h"
 #include "base/version.h"
 #include "coreml/mil.h"
+#include "coreml/miltext.h"
 #include "coreml/mlpackage.h"
 
 #include <dirent.h>
@@ -24,108 +25,6 @@
 #include <sys/stat.h> /* mkdir */
 #include <unistd.h>   /* fsync */
 
-/* ------------------------------------------------------------------ */
-/* model.mil: types and literals                                       */
-
-/* "fp16" for MIL's float16, and so on (dtype.h names the long forms). */
-static void put_dtype(FILE *f, int dt)
-{
-	const char *n = mil_dtype_name((mil_dtype)dt);
-	if (!n)
-		fprintf(f, "dtype%d", dt);
-	else if (strncmp(n, "float", 5) == 0)
-		fprintf(f, "fp%s", n + 5);
-	else if (strcmp(n, "bfloat16") == 0)
-		fputs("bf16", f);
-	else
-		fputs(n, f);
-}
-
-static void put_type(FILE *f, const mil_type *t);
-
-static void put_dim(FILE *f, const mil_dim *d)
-{
-	if (d->kind == MIL_DIM_CONST)
-		fprintf(f, "%llu", (unsigned long long)d->size);
-	else
-		fputs(d->variadic ? "?*" : "?", f);
-}
-
-static void put_tensor_type(FILE *f, const mil_type *t)
-{
-	if (t->rank == 0 && t->ndims == 0) { /* scalars are written bare in program 1.3 */
-		put_dtype(f, t->dtype);
-		return;
-	}
-	fputs("tensor<", f);
-	put_dtype(f, t->dtype);
-	fputs(", [", f);
-	for (size_t i = 0; i < t->ndims; i++) {
-		fputs(i ? ", " : "", f);
-		put_dim(f, &t->dims[i]);
-	}
-	fputs("]>", f);
-}
-
-static void put_type(FILE *f, const mil_type *t)
-{
-	if (!t) {
-		fputs("?", f);
-		return;
-	}
-	switch (t->kind) {
-	case MIL_TYPE_TENSOR: put_tensor_type(f, t); return;
-	case MIL_TYPE_STATE: fputs("state<", f), put_type(f, t->wrapped), fputs(">", f); return;
-	case MIL_TYPE_LIST:
-		fputs("list<", f), put_type(f, t->wrapped), fputs(", ", f);
-		if (t->has_length)
-			put_dim(f, &t->length);
-		else
-			fputs("?", f);
-		fputs(">", f);
-		return;
-	case MIL_TYPE_TUPLE:
-		fputs("tuple<", f);
-		for (size_t i = 0; i < t->ntypes; i++)
-			fputs(i ? ", " : "", f), put_type(f, t->types[i]);
-		fputs(">", f);
-		return;
-	case MIL_TYPE_DICT:
-		fputs("dict<", f), put_type(f, t->key_type), fputs(", ", f), put_type(f, t->value_type), fputs(">", f);
-		return;
-	default: fputs("?", f); return;
-	}
-}
-
-static void put_quoted(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-		if (*c == '"' || *c == '\\')
-			fprintf(f, "\\%c", *c);
-		else if (*c == '\n')
-			fputs("\\n", f);
-		else if (*c == '\t')
-			fputs("\\t", f);
-		else if (*c < 0x20 || *c == 0x7f)
-			fprintf(f, "\\%03o", *c);
-		else
-			fputc(*c, f);
-	}
-	fputc('"', f);
-}
-
-/* Hex floats are exact and are what program 1.3 text uses (fp16(0x1.5p-17)). */
-static void put_float(FILE *f, double x)
-{
-	if (isnan(x))
-		fputs("nan", f);
-	else if (isinf(x))
-		fputs(x < 0 ? "-inf" : "inf", f);
-	else
-		fprintf(f, "%a", x);
-}
-
 static uint64_t le_bytes(const uint8_t *b, int n)
 {
 	uint64_t v = 0;
@@ -134,273 +33,175 @@ static uint64_t le_bytes(const uint8_t *b, int n)
 	return v;
 }
 
-/* Element i of a raw-bytes immediate (fp16, bf16, int8, uint32, sub-byte...). */
-static void put_byte_element(FILE *f, const uint8_t *b, int dt, size_t i)
-{
-	int bits = mil_dtype_bits((mil_dtype)dt);
-	switch (dt) {
-	case MIL_FP16: put_float(f, fp16_to_f32((uint16_t)le_bytes(b + 2 * i, 2))); return;
-	case MIL_BF16: put_float(f, bf16_to_f32((uint16_t)le_bytes(b + 2 * i, 2))); return;
-	case MIL_INT8: fprintf(f, "%d", (int8_t)b[i]); return;
-	case MIL_INT16: fprintf(f, "%d", (int16_t)le_bytes(b + 2 * i, 2)); return;
-	case MIL_INT32: fprintf(f, "%d", (int32_t)le_bytes(b + 4 * i, 4)); return;
-	default: break;
-	}
-	if (bits >= 8) {
-		fprintf(f, "%llu", (unsigned long long)le_bytes(b + (size_t)(bits / 8) * i, bits / 8));
-		return;
-	}
-	unsigned v = 0; /* sub-byte: LSB-first bit stream (blob.h item 4) */
-	for (int k = 0; k < bits; k++) {
-		size_t bit = i * (size_t)bits + (size_t)k;
-		v |= ((b[bit / 8] >> (bit % 8)) & 1u) << k;
-	}
-	fprintf(f, "%d", dt == MIL_INT4 && (v & 8) ? (int)v - 16 : (int)v);
-}
-
-static void put_element(FILE *f, const mil_value *v, size_t i)
-{
-	const mil_tensor_value *t = &v->tensor;
-	int dt = v->type ? v->type->dtype : 0;
-	switch (t->field) {
-	case MIL_TV_FLOATS: put_float(f, t->u.floats[i]); return;
-	case MIL_TV_DOUBLES: put_float(f, t->u.doubles[i]); return;
-	case MIL_TV_INTS: fprintf(f, "%d", t->u.ints[i]); return;
-	case MIL_TV_LONGINTS:
-		if (dt == MIL_UINT64)
-			fprintf(f, "%llu", (unsigned long long)t->u.longints[i]);
-		else
-			fprintf(f, "%lld", (long long)t->u.longints[i]);
-		return;
-	case MIL_TV_BOOLS: fputs(t->u.bools[i] ? "true" : "false", f); return;
-	case MIL_TV_STRINGS: put_quoted(f, t->u.strings[i]); return;
-	case MIL_TV_BYTES: put_byte_element(f, t->u.bytes, dt, i); return;
-	default: return;
-	}
-}
-
-/* Elements an immediate holds: its type's count, checked against the data. */
-static int tensor_count(const mil_value *v, size_t *n)
-{
-	uint64_t want;
-	const mil_tensor_value *t = &v->tensor;
-	if (!v->type || mil_type_numel(v->type, &want) != 0)
-		want = t->field == MIL_TV_BYTES ? 0 : t->n;
-	int bits = v->type ? mil_dtype_bits((mil_dtype)v->type->dtype) : 0;
-	uint64_t have = t->field != MIL_TV_BYTES ? t->n : bits ? (uint64_t)t->n * 8 / (uint64_t)bits : 0;
-	if (t->field == MIL_TV_NONE)
-		have = 0;
-	if (want > have)
-		return errf("an immediate value holds %llu elements where its type needs %llu",
-			    (unsigned long long)have, (unsigned long long)want);
-	*n = (size_t)want;
-	return 0;
-}
-
-static int put_value(FILE *f, const mil_value *v);
-
-static int put_tensor_value(FILE *f, const mil_value *v)
-{
-	size_t n = 0;
-	if (tensor_count(v, &n) != 0)
-		return -1;
-	int scalar = !v->type || (v->type->rank == 0 && v->type->ndims == 0);
-	put_type(f, v->type);
-	fputs(scalar ? "(" : "([", f);
-	for (size_t i = 0; i < n; i++) {
-		fputs(i ? ", " : "", f);
-		put_element(f, v, i);
-	}
-	fputs(scalar ? ")" : "])", f);
-	return 0;
-}
-
-static int put_value(FILE *f, const mil_value *v)
-{
-	int rc = 0;
-	if (!v) {
-		fputs("?", f);
-		return 0;
-	}
-	switch (v->kind) {
-	case MIL_VAL_BLOB:
-		put_type(f, v->type);
-		fputs("(BLOBFILE(path = string(", f);
-		put_quoted(f, v->file);
-		fprintf(f, "), offset = uint64(%llu)))", (unsigned long long)v->offset);
-		return 0;
-	case MIL_VAL_TENSOR: return put_tensor_value(f, v);
-	case MIL_VAL_DICT:
-		put_type(f, v->type), fputs("({", f);
-		for (size_t i = 0; i < v->n && rc == 0; i++) {
-			fputs(i ? ", {" : "{", f);
-			rc = put_value(f, v->keys[i]);
-			fputs(", ", f);
-			rc = rc ? rc : put_value(f, v->items[i]);
-			fputs("}", f);
-		}
-		fputs("})", f);
-		return rc;
-	case MIL_VAL_TUPLE:
-	case MIL_VAL_LIST:
-		put_type(f, v->type), fputs("([", f);
-		for (size_t i = 0; i < v->n && rc == 0; i++)
-			fputs(i ? ", " : "", f), rc = put_value(f, v->items[i]);
-		fputs("])", f);
-		return rc;
-	default: put_type(f, v->type), fputs("()", f); return 0;
-	}
-}
-
-/* ------------------------------------------------------------------ */
-/* model.mil: ops, functions, program                                  */
-
-static int arg_cmp(const void *x, const void *y)
-{
-	return strcmp((*(const mil_arg *const *)x)->param, (*(const mil_arg *const *)y)->param);
-}
-
-static int attr_cmp(const void *x, const void *y)
-{
-	return strcmp((*(const mil_attr *const *)x)->key, (*(const mil_attr *const *)y)->key);
-}
-
-static int put_binding(FILE *f, const mil_binding *b)
-{
-	if (b->kind == MIL_BIND_NAME) {
-		fputs(b->name, f);
-		return 0;
-	}
-	return put_value(f, b->value);
-}
-
-static int put_args(FILE *f, const mil_op *op)
-{
-	const mil_arg **args = xcalloc(op->ninputs + 1, sizeof *args);
-	for (size_t i = 0; i < op->ninputs; i++)
-		args[i] = op->inputs[i];
-	qsort(args, op->ninputs, sizeof *args, arg_cmp);
-	int rc = 0;
-	for (size_t i = 0; i < op->ninputs && rc == 0; i++) {
-		fprintf(f, "%s%s = %s", i ? ", " : "", args[i]->param, args[i]->n == 1 ? "" : "(");
-		for (size_t j = 0; j < args[i]->n && rc == 0; j++)
-			fputs(j ? ", " : "", f), rc = put_binding(f, &args[i]->v[j]);
-		fputs(args[i]->n == 1 ? "" : ")", f);
-	}
-	free(args);
-	return rc;
-}
-
-/* Attribute entries "k = v" sorted by key, without brackets; skip: a key left
- * out (NULL: none); sep_first: start with ", ". */
-static int put_attr_entries(FILE *f, const mil_attrs *m, const char *skip, int sep_first)
-{
-	const mil_attr **at = xcalloc(m->n + 1, sizeof *at);
-	size_t n = 0;
-	for (size_t i = 0; i < m->n; i++)
-		if (!skip || strcmp(m->v[i].key, skip) != 0)
-			at[n++] = &m->v[i];
-	qsort(at, n, sizeof *at, attr_cmp);
-	int rc = 0;
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		fprintf(f, "%s%s = ", i || sep_first ? ", " : "", at[i]->key);
-		rc = put_value(f, at[i]->value);
-	}
-	free(at);
-	return rc;
-}
-
-static int put_op(FILE *f, const mil_function *fn, const mil_op *op)
-{
-	if (op->nblocks)
-		return errf("function '%s' op '%s' (%s) has nested blocks, which model.mil writing does not support",
-			    fn->name, mil_op_name(op) ? mil_op_name(op) : "?", op->type);
-	fputs("            ", f);
-	for (size_t i = 0; i < op->noutputs; i++) {
-		fputs(i ? ", " : "", f);
-		put_type(f, op->outputs[i].type);
-		fprintf(f, " %s", op->outputs[i].name);
-	}
-	fprintf(f, "%s%s(", op->noutputs ? " = " : "", op->type);
-	int rc = put_args(f, op);
-	fputs(")", f);
-	if (rc == 0 && op->attrs.n) {
-		fputs("[", f);
-		rc = put_attr_entries(f, &op->attrs, NULL, 0);
-		fputs("]", f);
-	}
-	fputs(";\n", f);
-	if (rc != 0)
-		return errf("function '%s' op '%s': %s", fn->name, op->type, errmsg());
-	return 0;
-}
-
-/* "ios18" for CoreML8 and so on; NULL for an opset without a text name. */
-const char *mlmodelc_opset_tag(const char *opset)
-{
-	static const char *const tags[][2] = {
-		{"CoreML5", "ios15"}, {"CoreML6", "ios16"}, {"CoreML7", "ios17"}, {"CoreML8", "ios18"}};
-	for (size_t i = 0; i < sizeof tags / sizeof tags[0]; i++)
-		if (strcmp(opset, tags[i][0]) == 0)
-			return tags[i][1];
-	return NULL;
-}
-
-static int put_function(FILE *f, const mil_function *fn)
-{
-	const char *tag = mlmodelc_opset_tag(fn->opset);
-	const mil_block *b = mil_function_block(fn);
-	if (!tag)
-		return errf("function '%s': opset '%s' has no model.mil name", fn->name, fn->opset);
-	if (!b)
-		return errf("function '%s' has no body", fn->name);
-	fprintf(f, "    func %s<%s>(", fn->name, tag);
-	for (size_t i = 0; i < fn->ninputs; i++) {
-		fputs(i ? ", " : "", f);
-		put_type(f, fn->inputs[i].type);
-		fprintf(f, " %s", fn->inputs[i].name);
-	}
-	fputs(") {\n", f);
-	for (size_t i = 0; i < b->nops; i++)
-		if (put_op(f, fn, b->ops[i]) != 0)
-			return -1;
-	fputs("        } -> (", f);
-	for (size_t i = 0; i < b->noutputs; i++)
-		fprintf(f, "%s%s", i ? ", " : "", b->outputs[i]);
-	fputs(");\n", f);
-	return 0;
-}
-
 typedef struct str_pair {
 	const char *k, *v;
 } str_pair;
 
 static int pair_cmp(const void *x, const void *y) { return strcmp(((const str_pair *)x)->k, ((const str_pair *)y)->k); }
 
-/* [buildInfo = dict<string, string>({{"k", "v"}, ...})] with our version added. */
-static void put_build_info(FILE *f, const mil_value *bi)
+/* ------------------------------------------------------------------ */
+/* model.mil: the program as coremlc prints it (mlmodelc.h item 2)     */
+
+/* buildInfo: the package's entries and the compiler's two, sorted. */
+static mil_value *build_info(mil_arena *a, const mil_value *bi)
 {
 	size_t n = bi && bi->kind == MIL_VAL_DICT ? bi->n : 0, np = 0;
-	str_pair *p = xcalloc(n + 1, sizeof *p);
+	str_pair *p = xcalloc(n + 2, sizeof *p);
 	for (size_t i = 0; i < n; i++) {
 		const char *k = mil_value_as_str(bi->keys[i]), *v = mil_value_as_str(bi->items[i]);
-		if (k && v && strcmp(k, "anemake-version") != 0)
+		if (k && v && strncmp(k, "coremlc-", 8) != 0)
 			p[np++] = (str_pair){k, v};
 	}
-	p[np++] = (str_pair){"anemake-version", ANEMAKE_VERSION};
+	p[np++] = (str_pair){"coremlc-component-MIL", MLMODELC_COREMLC_MIL};
+	p[np++] = (str_pair){"coremlc-version", MLMODELC_COREMLC_VERSION};
 	qsort(p, np, sizeof *p, pair_cmp);
-	fputs("[buildInfo = dict<string, string>({", f);
-	for (size_t i = 0; i < np; i++) {
-		fputs(i ? ", {" : "{", f);
-		put_quoted(f, p[i].k), fputs(", ", f), put_quoted(f, p[i].v), fputs("}", f);
-	}
-	fputs("})", f);
+	mil_value *d = mil_value_dict_str(a);
+	for (size_t i = 0; i < np; i++)
+		mil_value_dict_set_str(a, d, p[i].k, p[i].v);
 	free(p);
+	return d;
 }
 
-static int function_cmp(const void *x, const void *y)
+static mil_value *shape_value(mil_arena *a, const ml_shape *s)
 {
-	return strcmp((*(const mil_function *const *)x)->name, (*(const mil_function *const *)y)->name);
+	int32_t *v = mil_alloc(a, (s->n + 1) * sizeof *v);
+	for (size_t i = 0; i < s->n; i++)
+		v[i] = (int32_t)s->dims[i];
+	return mil_value_i32s(a, s->n, v);
+}
+
+/* The EnumeratedShapes key of one shape: the first 8 hex digits of the
+ * SHA-256 of "<input>:<d>,<d>,..." (coremlc's own key is an 8-hex-digit
+ * hash of unknown input; see MLMODELC_UNVERIFIED). */
+static const char *shape_key(mil_arena *a, const char *input, const ml_shape *s)
+{
+	char *text = xasprintf("%s:", input), key[9];
+	for (size_t i = 0; i < s->n; i++) {
+		char *t = xasprintf("%s%s%lld", text, i ? "," : "", (long long)s->dims[i]);
+		free(text), text = t;
+	}
+	uint8_t h[32];
+	sha256(text, strlen(text), h);
+	snprintf(key, sizeof key, "%02x%02x%02x%02x", h[0], h[1], h[2], h[3]);
+	free(text);
+	return mil_strdup(a, key);
+}
+
+static int key_cmp(const void *x, const void *y)
+{
+	return strcmp(mil_value_as_str(*(mil_value *const *)x), mil_value_as_str(*(mil_value *const *)y));
+}
+
+/* ("EnumeratedShapes", {{key, {{input, [dims]}}}, ...}) for one input, keys sorted. */
+static mil_value *enumerated_value(mil_arena *a, const ml_feature *f)
+{
+	const ml_array_type *at = f->type->array;
+	mil_value *sets = mil_value_seq(a, MIL_VAL_DICT, NULL), **keys = mil_alloc(a, (at->nshapes + 1) * sizeof *keys);
+	for (size_t i = 0; i < at->nshapes; i++)
+		keys[i] = mil_value_str(a, shape_key(a, f->name, &at->shapes[i]));
+	mil_value **order = mil_memdup(a, keys, (at->nshapes + 1) * sizeof *keys);
+	qsort(order, at->nshapes, sizeof *order, key_cmp);
+	for (size_t i = 0; i < at->nshapes; i++) {
+		size_t j = 0;
+		while (keys[j] != order[i])
+			j++;
+		mil_value *one = mil_value_seq(a, MIL_VAL_DICT, NULL);
+		mil_value_dict_add(a, one, mil_value_str(a, f->name), shape_value(a, &at->shapes[j]));
+		mil_value_dict_add(a, sets, order[i], one);
+	}
+	return sets;
+}
+
+/* {{input, [[lo, hi], ...]}} entries of a range input (hi -1: unbounded). */
+static void add_ranges(mil_arena *a, mil_value *dims, const ml_feature *f)
+{
+	const ml_array_type *at = f->type->array;
+	mil_value *l = mil_value_seq(a, MIL_VAL_LIST, NULL);
+	for (size_t i = 0; i < at->nranges; i++) {
+		int32_t r[2] = {(int32_t)at->ranges[i].lower, (int32_t)at->ranges[i].upper};
+		mil_value_push(a, l, mil_value_i32s(a, 2, r));
+	}
+	mil_value_dict_add(a, dims, mil_value_str(a, f->name), l);
+}
+
+/* The type of FlexibleShapeInformation for enumerated or range inputs. */
+static mil_type *flex_type(mil_arena *a, int enumerated)
+{
+	mil_type *str = mil_type_scalar(a, MIL_STRING);
+	mil_type *shape = mil_type_tensor(a, MIL_INT32, 1, (const int64_t[]){-1});
+	mil_type *range = mil_type_list(a, mil_type_tensor(a, MIL_INT32, 1, (const int64_t[]){2}));
+	mil_type *second = enumerated ? mil_type_dict(a, str, mil_type_dict(a, str, shape)) : mil_type_dict(a, str, range);
+	mil_type *parts[2] = {mil_type_tuple(a, 2, (mil_type *[]){str, mil_type_dict(a, str, shape)}),
+			      mil_type_tuple(a, 2, (mil_type *[]){str, second})};
+	return mil_type_tuple(a, 2, parts);
+}
+
+static mil_value *named_pair(mil_arena *a, const char *name, mil_value *v)
+{
+	mil_value *t = mil_value_seq(a, MIL_VAL_TUPLE, NULL);
+	mil_value_push(a, t, mil_value_str(a, name));
+	mil_value_push(a, t, v);
+	return t;
+}
+
+/* The function attribute coremlc adds for flexible inputs: default shapes
+ * and either the enumerated shapes (one input) or every input's ranges.
+ * NULL when no input of fd is flexible. */
+static int flexible_shape_info(mil_arena *a, const ml_function_desc *fd, const char *fn, mil_value **out)
+{
+	mil_value *defaults = mil_value_seq(a, MIL_VAL_DICT, NULL), *ranges = mil_value_seq(a, MIL_VAL_DICT, NULL);
+	mil_value *sets = NULL;
+	size_t nflex = 0, nenum = 0;
+	*out = NULL;
+	for (size_t i = 0; fd && i < fd->input.n; i++) {
+		const ml_feature *f = fd->input.v[i];
+		const ml_array_type *at = f->type && f->type->kind == ML_FEAT_ARRAY ? f->type->array : NULL;
+		if (!at || at->flex == ML_FLEX_NONE)
+			continue;
+		nflex++;
+		mil_value_dict_add(a, defaults, mil_value_str(a, f->name), shape_value(a, &at->shape));
+		if (at->flex == ML_FLEX_ENUMERATED)
+			nenum++, sets = enumerated_value(a, f);
+		else
+			add_ranges(a, ranges, f);
+	}
+	if (!nflex)
+		return 0;
+	if (nenum && nflex > 1)
+		return errf("function '%s': enumerated shapes together with another flexible input have no known "
+			    "model.mil form", fn);
+	mil_value *v = mil_value_seq(a, MIL_VAL_TUPLE, flex_type(a, nenum != 0));
+	mil_value_push(a, v, named_pair(a, "DefaultShapes", defaults));
+	mil_value_push(a, v, nenum ? named_pair(a, "EnumeratedShapes", sets) : named_pair(a, "RangeDims", ranges));
+	*out = v;
+	return 0;
+}
+
+static const ml_function_desc *function_desc(const ml_model *m, const char *name)
+{
+	if (!m->desc)
+		return NULL;
+	if (!m->desc->nfunctions)
+		return &m->desc->top;
+	return ml_model_find_function(m, name);
+}
+
+/* A shallow copy of fn carrying its FlexibleShapeInformation, or fn itself. */
+static int compiled_function(mil_arena *a, const ml_model *m, mil_function *fn, mil_function **out)
+{
+	mil_value *fsi;
+	*out = fn;
+	if (flexible_shape_info(a, function_desc(m, fn->name), fn->name, &fsi) != 0)
+		return -1;
+	if (!fsi)
+		return 0;
+	mil_function *c = mil_memdup(a, fn, sizeof *fn);
+	c->attrs = (mil_attrs){0};
+	for (size_t i = 0; i < fn->attrs.n; i++)
+		mil_attrs_set(a, &c->attrs, fn->attrs.v[i].key, fn->attrs.v[i].value);
+	mil_attrs_set(a, &c->attrs, "FlexibleShapeInformation", fsi);
+	*out = c;
+	return 0;
 }
 
 int mlmodelc_write_mil(FILE *f, const ml_model *m)
@@ -408,24 +209,20 @@ int mlmodelc_write_mil(FILE *f, const ml_model *m)
 	const mil_program *p = m->program;
 	if (!p)
 		return errf("the model is not an ML Program");
-	fputs("program(1.3)\n", f);
-	put_build_info(f, mil_attrs_get(&p->attrs, "buildInfo"));
-	if (put_attr_entries(f, &p->attrs, "buildInfo", 1) != 0)
-		return errf("program attributes: %s", errmsg());
-	fputs("]\n{\n", f);
-	const mil_function **fns = xcalloc(p->nfunctions + 1, sizeof *fns);
-	for (size_t i = 0; i < p->nfunctions; i++)
-		fns[i] = p->functions[i];
-	qsort(fns, p->nfunctions, sizeof *fns, function_cmp);
+	mil_arena *a = mil_arena_new();
+	mil_program view = *p;
+	view.attrs = (mil_attrs){0};
+	for (size_t i = 0; i < p->attrs.n; i++)
+		if (strcmp(p->attrs.v[i].key, "buildInfo") != 0)
+			mil_attrs_set(a, &view.attrs, p->attrs.v[i].key, p->attrs.v[i].value);
+	mil_attrs_set(a, &view.attrs, "buildInfo", build_info(a, mil_attrs_get(&p->attrs, "buildInfo")));
+	view.functions = mil_alloc(a, (p->nfunctions + 1) * sizeof *view.functions);
 	int rc = 0;
-	for (size_t i = 0; i < p->nfunctions && rc == 0; i++) {
-		fputs(i ? "\n" : "", f);
-		rc = put_function(f, fns[i]);
-	}
-	free(fns);
-	fputs("}\n", f);
-	if (rc == 0 && ferror(f))
-		return errf("cannot write model.mil:");
+	for (size_t i = 0; i < p->nfunctions && rc == 0; i++)
+		rc = compiled_function(a, m, p->functions[i], &view.functions[i]);
+	if (rc == 0)
+		rc = miltext_write(f, &view, &(mil_text_form){3, 0});
+	mil_arena_free(a);
 	return rc;
 }
 

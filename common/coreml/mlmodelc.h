@@ -19,37 +19,29 @@
  *     Built as "X.mlmodelc.tmp.<pid>/" and renamed into place (fsutil.h).
  *     No timestamps anywhere: the same package gives the same bytes.
  *
- *  2. model.mil grammar ([obs] program 1.0 file, [3p] program 1.3 syntax):
- *       program(1.3)
- *       [buildInfo = dict<string, string>({{"k", "v"}, ...})]
- *       {
- *           func <name><ios18>(<type> <input>, ...) {
- *                   <type> <var> = <op>(<param> = <arg>, ...)[name = string("<n>")];
- *               } -> (<output>, ...);
- *       }
- *     Renderings chosen here where the sources leave them open:
- *      - one func per program function, sorted by name (Program.functions is
- *        a proto map, as are an op's parameters and attributes, which are
- *        sorted by name too), a blank line between functions; indentation
- *        4 / 12 / 8 as in the observed file;
- *      - buildInfo: the program's own entries plus {"anemake-version", v},
- *        sorted by key; no coremlc-* keys (we are not coremlc);
- *      - types: rank-0 tensors as the bare dtype (int32, fp16, string,
- *        bool), others tensor<dt, [d, d]>, an unknown dimension "?",
- *        state<tensor<...>> for states, list<T, n>, tuple<A, B>, dict<K, V>;
- *        dtype names fp16 fp32 fp64 bf16 int4/8/16/32/64 uint1/2/3/4/6/8/16/
- *        32/64 bool string fp8e4m3fn fp8e5m2;
- *      - literals: scalars dt(v); tensors tensor<dt, [dims]>([v, v, ...])
- *        flat in row-major order; floats as C99 hex floats (%a: exact, as
- *        in fp16(0x1.5p-17)), inf, -inf, nan; strings "..." with \" \\ \n
- *        \t and \ooo escapes; bools true/false;
- *      - blobs: <type>(BLOBFILE(path = string("<file>"), offset = uint64(N)))
- *        with the package's file name (@model_path/weights/weight.bin);
- *      - several bindings of one parameter (concat's values): (a, b);
- *        several outputs: "T a, T b = op(...)"; an op without outputs
- *        (write_state) has no left-hand side; an op without attributes no
- *        brackets. Ops with nested blocks (cond, while) are refused.
- *
+ *  2. model.mil: the package's program in coremlc's program 1.3 text
+ *     (miltext.h has the grammar; the real files of
+ *     ../shared/reference/mlmodelc-real round-trip through it), plus what
+ *     the compiler adds:
+ *      - buildInfo: the package's own entries and coremlc-component-MIL
+ *        "3600.16.1", coremlc-version "3600.25.1", sorted by key. Why: every
+ *        real file carries exactly the package's keys plus these two and
+ *        nothing else, so a loader may rely on them; the values are those of
+ *        the only compiler whose program 1.3 text we have (and write), so
+ *        they name the dialect of this file. We add no key of our own
+ *        (provenance is in the package's userDefinedMetadata, which
+ *        metadata.json carries).
+ *      - FlexibleShapeInformation on a function with flexible inputs: its
+ *        DefaultShapes (the description's default shape per flexible input)
+ *        and either EnumeratedShapes (one enumerated input: one entry per
+ *        shape, keyed by an 8-hex-digit id, sorted by id) or RangeDims (every
+ *        range input: [lower, upper] per dimension, upper -1 when unbounded).
+ *        The ids are ours (SHA-256 of "<input>:<d>,<d>", first 8 hex
+ *        digits): coremlc's are 8 hex digits of unknown origin. Enumerated
+ *        shapes on more than one input, or mixed with ranges, are refused
+ *        (no evidence of their form).
+ *     Functions are written in name order (a proto map; the one real
+ *     multifunction file is in name order too).
  *  3. coremldata.bin, little-endian ([obs]: byte by byte in every real
  *     spec-7 file of ../shared/reference/mlmodelc-real):
  *       0x00 u32 502 (the mlProgram Model field number), 0x04 u32 5 for
@@ -118,6 +110,9 @@
  *   - key order of metadata.json objects whose key sets no real file has
  *     (every ANEMLL part: hash-table order, see item 5);
  *   - histogram prefixes of ios18 functions other than relu's "Ios18.";
+ *   - model.mil: the EnumeratedShapes ids of FlexibleShapeInformation (ours:
+ *     SHA-256 of "<input>:<d>,<d>", first 8 hex digits) and RangeDims of an
+ *     unbounded range (-1);
  *   - whether Core ML loads a .mlmodelc with only these five items.
  */
 #ifndef ANEMAKE_MLMODELC_H
@@ -134,6 +129,9 @@
 #define MLMODELC_MLPROGRAM 502
 /* One trailer record after the description: u32 502 and 12 zero bytes. */
 #define MLMODELC_RECORD 16
+/* The compiler named in model.mil's buildInfo (item 2: why). */
+#define MLMODELC_COREMLC_MIL "3600.16.1"
+#define MLMODELC_COREMLC_VERSION "3600.25.1"
 /* Offset of the embedded ModelDescription in coremldata.bin. */
 #define MLMODELC_DESC_OFFSET 0x53
 
@@ -158,8 +156,6 @@ char *mlmodelc_metadata_json(const ml_model *m, const char *class_name);
 void mlmodelc_analytics(const uint8_t model_hash[32], pb_buf *out);
 /* coremldata.bin offset 4 for a specification version. */
 uint32_t mlmodelc_field4(int spec_version);
-/* "ios18" for opset "CoreML8" and so on; NULL for an opset without a text name. */
-const char *mlmodelc_opset_tag(const char *opset);
 /* The metadata.json histogram key of op in a function of opset ("Ios18.readState"); caller frees. */
 char *mlmodelc_histogram_key(const char *opset, const char *op);
 /* CFStringHash of a UTF-8 string: the hash behind metadata.json's key order. */
@@ -167,5 +163,10 @@ uint64_t mlmodelc_cf_hash(const char *s);
 /* Check a coremldata.bin image and decode its ModelDescription into a model
  * whose desc is it (no program). -1 with errf() on anything malformed. */
 int mlmodelc_read_coremldata(const void *data, size_t n, ml_model **out);
+
+/* Read the compiled model in folder dir: its description (coremldata.bin)
+ * and program (model.mil) in one model; weights/weight.bin is left for the
+ * caller. -1 with one errf() line naming the file on failure. */
+int mlmodelc_read(const char *dir, ml_model **out);
 
 #endif

@@ -16,6 +16,7 @@
 #include "base/util.h"
 #include "coreml/mil.h"
 #include "coreml/mlmodelc.h"
+#include "coreml/miltext.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -408,7 +409,7 @@ static const struct {
 /* "Ios18.sliceByIndex" for slice_by_index in an ios18 function; "Select". */
 char *mlmodelc_histogram_key(const char *opset, const char *op)
 {
-	const char *tag = mlmodelc_opset_tag(opset);
+	const char *tag = miltext_opset_tag(opset);
 	char *own = xasprintf("I%s", tag ? tag + 1 : "os18");
 	const char *prefix = own;
 	for (size_t i = 0; i < sizeof KEY_EXCEPTIONS / sizeof KEY_EXCEPTIONS[0]; i++)

@@ -24,7 +24,9 @@
 
 #include "base/util.h"
 #include "base/workpool.h"
+#include "base/fsutil.h"
 #include "coreml/mlmodel.h"
+#include "coreml/mlmodelc.h"
 #include "coreml/mlpackage.h"
 
 #include <limits.h>
@@ -521,6 +523,7 @@ struct rt_model {
 	mlpackage pkg;
 	int has_pkg;
 	blob_reader *weights;
+	int owns_weights; /* a .mlmodelc's weights/weight.bin, opened here */
 	int nfns;
 	rt_fn *fns;
 	const char *default_fn;
@@ -1525,15 +1528,11 @@ static int default_threads(void)
 	return n < 1 ? 1 : n > 64 ? 64 : (int)n;
 }
 
-/* Decode and load; on failure the model is freed. */
-static int load_model(rt_model *m, const void *bytes, size_t n, rt_model **out)
+/* Load m->mm (decoded already); on failure the model is freed. */
+static int load_decoded(rt_model *m, rt_model **out)
 {
 	*out = NULL;
 	m->threads = default_threads();
-	if (ml_model_decode(bytes, n, &m->mm) != 0) {
-		errf("%s: %s", m->what, errmsg());
-		goto fail;
-	}
 	if (!m->mm->program || m->mm->program->nfunctions == 0) {
 		errf("%s: not an ML Program (no functions)", m->what);
 		goto fail;
@@ -1558,11 +1557,43 @@ fail:
 	return -1;
 }
 
+/* Decode and load; on failure the model is freed. */
+static int load_model(rt_model *m, const void *bytes, size_t n, rt_model **out)
+{
+	if (ml_model_decode(bytes, n, &m->mm) == 0)
+		return load_decoded(m, out);
+	errf("%s: %s", m->what, errmsg());
+	*out = NULL;
+	rt_model_free(m);
+	return -1;
+}
+
+/* A .mlmodelc folder: description and program from mlmodelc_read, blobs from
+ * weights/weight.bin (absent when the program has no blob values). */
+static int open_compiled(rt_model *m, rt_model **out)
+{
+	char *wpath = path_join(m->what, "weights/weight.bin");
+	int rc = mlmodelc_read(m->what, &m->mm);
+	if (rc == 0 && path_exists(wpath) && (rc = blob_reader_open(wpath, &m->weights)) == 0)
+		m->owns_weights = 1;
+	free(wpath);
+	if (rc == 0)
+		return load_decoded(m, out);
+	*out = NULL;
+	rt_model_free(m);
+	return -1;
+}
+
 int rt_model_open(const char *path, rt_model **out)
 {
 	rt_model *m = xcalloc(1, sizeof *m);
 	m->what = xstrdup(path);
 	*out = NULL;
+	char *mil = path_join(path, "model.mil");
+	int compiled = is_dir(path) && path_exists(mil);
+	free(mil);
+	if (compiled)
+		return open_compiled(m, out);
 	if (mlpackage_open(path, &m->pkg) != 0) {
 		free(m->what);
 		free(m);
@@ -1594,6 +1625,8 @@ void rt_model_free(rt_model *m)
 	ml_model_free(m->mm);
 	if (m->has_pkg)
 		mlpackage_close(&m->pkg);
+	if (m->owns_weights)
+		blob_reader_close(m->weights);
 	free(m->what);
 	free(m);
 }

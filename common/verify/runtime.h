@@ -1,9 +1,10 @@
 /* runtime.h: run the MIL program of any .mlpackage on the CPU with Core ML's
  * fp16 semantics, so every conversion can be proven by executing it.
  *
- * What it does. rt_model_open() reads a package (ours or coremltools'),
- * resolves every function's block, turns every binding (var name) into a
- * slot index once, and materialises every constant once:
+ * What it does. rt_model_open() reads a package (ours or coremltools') or
+ * a compiled .mlmodelc, resolves every function's block, turns every
+ * binding (var name) into a slot index once, and materialises every
+ * constant once:
  *  - immediate values are decoded into tensors;
  *  - blob values are used in place from the memory-mapped weight.bin (the
  *    package stays open and mapped for the life of the model);
@@ -111,8 +112,10 @@ rt_tensor *rt_tensors_find(rt_tensor *ts, int n, const char *name);
 typedef struct rt_model rt_model;
 typedef struct rt_state rt_state;
 
-/* Open and load a .mlpackage. -1 with one errf() line naming the package
- * (and the function/op at fault) on any problem. */
+/* Open and load a .mlpackage, or a compiled .mlmodelc folder (model.mil,
+ * coremldata.bin for the description, weights/weight.bin). -1 with one
+ * errf() line naming the package or file (and the function/op at fault) on
+ * any problem. */
 int rt_model_open(const char *path, rt_model **out);
 /* Load from model.mlmodel bytes. Blob values must name
  * "@model_path/weights/weight.bin" and are read from `weights` (NULL when the

@@ -297,11 +297,11 @@ static int open_all(smoke_parts *p, const part_list *l, const char *dir, int lut
 	return finish_open(p, local_window(p));
 }
 
-/* The package of part `name` in dir (the runtime runs .mlpackage, the
- * source of the .mlmodelc that meta.yaml names). */
+/* Part `name` of dir: the .mlmodelc that meta.yaml names when p->compiled,
+ * else the .mlpackage it was compiled from. */
 static rt_model *load_named(smoke_parts *p, const char *dir, const char *name, char **path_out)
 {
-	char *path = metayaml_part_path(dir, name, ".mlpackage");
+	char *path = metayaml_part_path(dir, name, p->compiled ? ".mlmodelc" : ".mlpackage");
 	rt_model *m = path ? load_path(p, path) : NULL;
 	if (path_out)
 		*path_out = path;
@@ -371,9 +371,10 @@ static int open_meta_split(smoke_parts *p, const metayaml *m, const char *dir, c
 	return finish_open(p, meta_window(m));
 }
 
-int smoke_parts_open_meta(smoke_parts *p, const char *meta_path)
+static int open_meta(smoke_parts *p, const char *meta_path, int compiled)
 {
 	memset(p, 0, sizeof *p);
+	p->compiled = compiled;
 	metayaml m;
 	metayaml_init(&m);
 	char *dir = metayaml_dir(meta_path);
@@ -388,6 +389,10 @@ int smoke_parts_open_meta(smoke_parts *p, const char *meta_path)
 		smoke_parts_close(p);
 	return rc;
 }
+
+int smoke_parts_open_meta(smoke_parts *p, const char *meta_path) { return open_meta(p, meta_path, 0); }
+
+int smoke_parts_open_compiled(smoke_parts *p, const char *meta_path) { return open_meta(p, meta_path, 1); }
 
 int smoke_parts_open(smoke_parts *p, const char *dir, const char *prefix, int lut_embed, int lut_ffn, int lut_lmhead)
 {

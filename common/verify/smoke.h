@@ -59,6 +59,7 @@ typedef struct smoke_parts {
 	int argmax_in_model;
 	int lut_bits;                          /* of the FFN chunks (0: none), from metadata */
 	char *embed_path, *lmhead_path, *chunk_desc;
+	int compiled;                          /* the parts are the .mlmodelc folders */
 } smoke_parts;
 
 /* Find and load the parts under dir with file prefix `prefix` (NULL: the only
@@ -76,6 +77,9 @@ int smoke_parts_open(smoke_parts *p, const char *dir, const char *prefix, int lu
  * .mlmodelc. sliding_window as chat.py reads it: the meta.yaml key, else
  * 512 for a model_prefix starting with gemma3. */
 int smoke_parts_open_meta(smoke_parts *p, const char *meta_path);
+/* The same, loading the .mlmodelc folders meta.yaml names (what ANEMLL's
+ * Swift runtime loads) instead of the packages beside them. */
+int smoke_parts_open_compiled(smoke_parts *p, const char *meta_path);
 void smoke_parts_close(smoke_parts *p);
 
 typedef struct smoke_run {

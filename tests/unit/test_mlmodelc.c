@@ -9,7 +9,6 @@
  * parsed with cJSON against the package description, the ModelDescription
  * in coremldata.bin decoded back, determinism and atomic replacement.
  */
-#include "anemll/anemll.h" /* ANEMAKE_VERSION, in buildInfo */
 #include "base/fsutil.h"
 #include "coreml/combine.h"
 #include "coreml/mlmodelc.h"
@@ -76,8 +75,8 @@ static ml_model *sample_model(void)
 
 static const char SAMPLE_MIL[] =
 	"program(1.3)\n"
-	"[buildInfo = dict<string, string>({{\"anemake-version\", \"" ANEMAKE_VERSION "\"}, "
-	"{\"coremltools-version\", \"9.0\"}})]\n"
+	"[buildInfo = dict<string, string>({{\"coremlc-component-MIL\", \"3600.16.1\"}, "
+	"{\"coremlc-version\", \"3600.25.1\"}, {\"coremltools-version\", \"9.0\"}})]\n"
 	"{\n"
 	"    func main<ios18>(tensor<fp16, [1, ?]> x, state<tensor<fp16, [2, 4]>> kv) {\n"
 	"            int32 axis = const()[name = string(\"axis\"), val = int32(-1)];\n"
@@ -95,7 +94,7 @@ static const char SAMPLE_MIL[] =
 	"            tensor<fp16, [1, ?]> p0, tensor<fp16, [1, ?]> p1 = split(x = cat)[name = string(\"parts\")];\n"
 	"            write_state(data = wq, input = kv)[name = string(\"store\")];\n"
 	"        } -> (p0);\n"
-	"}\n";
+	"}";
 
 static void test_mil_renderings(void)
 {
@@ -118,7 +117,37 @@ static void test_mil_functions_sorted(void)
 	char *text = mil_text(m, &rc);
 	const char *a = strstr(text, "func alpha<ios18>"), *mn = strstr(text, "func main<ios18>"), *zz = strstr(text, "func zeta<ios18>");
 	CHECK(rc == 0 && a && mn && zz && a < mn && mn < zz);
-	CHECK(strstr(text, "        } -> (p0);\n\n    func main<ios18>") != NULL);
+	CHECK(strstr(text, "        } -> (p0);\n    func main<ios18>") != NULL); /* no blank line between */
+	free(text);
+	ml_model_free(m);
+}
+
+/* Flexible inputs give the function coremlc's FlexibleShapeInformation. */
+static void test_mil_flexible(void)
+{
+	ml_model *m = sample_model();
+	ml_feature *x = ml_model_add_input(m, NULL, "x", ARRAY_FLOAT16, 2, (const int64_t[]){1, 1});
+	ml_feature_add_enumerated_shape(m, x, 2, (const int64_t[]){1, 1});
+	ml_feature_add_enumerated_shape(m, x, 2, (const int64_t[]){1, 64});
+	int rc;
+	char *text = mil_text(m, &rc);
+	const char *want = "    func main<ios18>(tensor<fp16, [1, ?]> x, state<tensor<fp16, [2, 4]>> kv) "
+			   "[FlexibleShapeInformation = tuple<tuple<string, dict<string, tensor<int32, [?]>>>, "
+			   "tuple<string, dict<string, dict<string, tensor<int32, [?]>>>>>(((\"DefaultShapes\", "
+			   "{{\"x\", [1, 1]}}), (\"EnumeratedShapes\", {{\"570f7d82\", {{\"x\", [1, 64]}}}, "
+			   "{\"a8fc0270\", {{\"x\", [1, 1]}}}})))] {\n";
+	CHECKF(rc == 0 && strstr(text, want), "model.mil:\n%s", text ? text : errmsg());
+	free(text);
+	x->type->array->flex = ML_FLEX_RANGE;
+	x->type->array->ranges = mil_alloc(m->arena, 2 * sizeof *x->type->array->ranges);
+	x->type->array->ranges[0] = (ml_size_range){1, 1};
+	x->type->array->ranges[1] = (ml_size_range){1, -1};
+	x->type->array->nranges = 2;
+	text = mil_text(m, &rc);
+	want = "[FlexibleShapeInformation = tuple<tuple<string, dict<string, tensor<int32, [?]>>>, tuple<string, "
+	       "dict<string, list<tensor<int32, [2]>, ?>>>>(((\"DefaultShapes\", {{\"x\", [1, 1]}}), "
+	       "(\"RangeDims\", {{\"x\", [[1, 1], [1, -1]]}})))] {\n";
+	CHECKF(rc == 0 && strstr(text, want), "model.mil:\n%s", text ? text : errmsg());
 	free(text);
 	ml_model_free(m);
 }
@@ -388,6 +417,11 @@ static void test_compiled_packages(void)
 	CHECK(read_file(p, FS_MAX_MODEL, &mil, &n) == 0 && strstr(mil, "    func infer<ios18>(") && strstr(mil, "    func prefill<ios18>(") &&
 	      strstr(mil, "state<tensor<fp16, [4, 2, 64, 16]>> model_model_kv_cache_0)"));
 	free(mil), free(p);
+	p = xasprintf("%s/c/llama_embeddings.mlmodelc/model.mil", g_tmp); /* input_ids: [1, 1] or [1, 8] */
+	CHECK(read_file(p, FS_MAX_MODEL, &mil, &n) == 0 && strstr(mil, "[FlexibleShapeInformation = tuple<") &&
+	      strstr(mil, "((\"DefaultShapes\", {{\"input_ids\", [1, 1]}}), (\"EnumeratedShapes\", {{\"") &&
+	      strstr(mil, "{{\"input_ids\", [1, 8]}}") && mil[n - 1] == '}');
+	free(mil), free(p);
 	p = xasprintf("%s/c/llama_FFN_PF_lut6_chunk_01of01.mlmodelc/metadata.json", g_tmp);
 	CHECK(read_file(p, FS_MAX_MODEL, &mil, &n) == 0 && strstr(mil, "\"Ios18.constexprLutToDense\" : ") &&
 	      strstr(mil, "\"formattedType\" : \"State (Float16 4 \xc3\x97 2 \xc3\x97 64 \xc3\x97 16)\""));
@@ -437,6 +471,7 @@ int main(void)
 {
 	RUN(test_mil_renderings);
 	RUN(test_mil_functions_sorted);
+	RUN(test_mil_flexible);
 	RUN(test_mil_refusals);
 	RUN(test_coremldata_layout);
 	RUN(test_coremldata_multifunction);

@@ -49,7 +49,7 @@ static char *real_file(const char *folder, const char *item)
 static char *slurp(const char *folder, const char *item, size_t *n)
 {
 	char *p = real_file(folder, item), *data = NULL;
-	if (read_file(p, &data, n) != 0)
+	if (read_file(p, FS_MAX_MODEL, &data, n) != 0)
 		CHECKF(0, "%s: %s", p, errmsg());
 	free(p);
 	return data;
