@@ -65,8 +65,7 @@ if have_shared; then
 	[ "$(desc "$L")" = "$(desc x.txt)" ] && [ "$(metakeys "$L")" = "$(metakeys x.txt)" ] &&
 		[ "$(grep shortDescription "$L")" = "$(grep shortDescription x.txt)" ] && ok ref_interface ||
 		fail ref_interface "$(diff <(desc "$L"; metakeys "$L") <(desc x.txt; metakeys x.txt) | head -n 4 | tr '\n' ' ')"
-	d=$(diff <(grep -vE '^# (Generated|model_path|output_dir|command_line|converter):' "$MREF/meta.yaml") \
-		<(grep -vE '^# (Generated|model_path|output_dir|command_line|converter):' ref/meta.yaml))
+	d=$(diff <(as_runtimes_read "$MREF/meta.yaml") <(as_runtimes_read ref/meta.yaml))
 	[ -z "$d" ] && ok ref_meta_yaml_as_anemll || fail ref_meta_yaml_as_anemll "$(echo "$d" | head -n 6 | tr '\n' ' ')"
 else
 	skip ref_monolithic "needs ../shared"
