@@ -165,7 +165,9 @@ char *mlmodelc_histogram_key(const char *opset, const char *op);
 /* CFStringHash of a UTF-8 string: the hash behind metadata.json's key order. */
 uint64_t mlmodelc_cf_hash(const char *s);
 /* Check a coremldata.bin image and decode its ModelDescription into a model
- * whose desc is it (no program). -1 with errf() on anything malformed. */
+ * whose desc is it (no program). Accepted: the header of item 3 with 5 or
+ * the spec version at offset 4, then exactly one trailer record per
+ * function (one without a functions list). -1 with errf() otherwise. */
 int mlmodelc_read_coremldata(const void *data, size_t n, ml_model **out);
 
 #endif
