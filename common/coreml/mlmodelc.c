@@ -327,10 +327,12 @@ int mlmodelc_read_coremldata(const void *data, size_t n, ml_model **out)
 	if (le_bytes(b, 4) != MLMODELC_MLPROGRAM || le_bytes(b + 0x1c, 8) != 7 || memcmp(b + 0x24, "generic", 7) != 0)
 		return errf("coremldata.bin: not an ML Program header (502, \"generic\")");
 	uint64_t spec = le_bytes(b + 0x2b, 8), len = le_bytes(b + 0x4b, 8);
-	if (spec > 1000 || le_bytes(b + 4, 4) != mlmodelc_field4((int)spec))
-		return errf("coremldata.bin: offset 4 holds %llu, not %u for specification version %llu",
-			    (unsigned long long)le_bytes(b + 4, 4), (unsigned)mlmodelc_field4((int)(spec > 1000 ? 0 : spec)),
-			    (unsigned long long)spec);
+	/* offset 4: 5 (spec 7) or the spec version (spec 9); either is accepted
+	 * for any version, as no spec-8 file shows which one coremlc writes */
+	uint64_t f4 = le_bytes(b + 4, 4);
+	if (spec > 1000 || (f4 != 5 && f4 != spec))
+		return errf("coremldata.bin: offset 4 holds %llu, neither 5 nor the specification version %llu",
+			    (unsigned long long)f4, (unsigned long long)spec);
 	if (len > n - MLMODELC_DESC_OFFSET - MLMODELC_RECORD)
 		return errf("coremldata.bin: description length %llu does not fit %zu bytes", (unsigned long long)len, n);
 	size_t records = 0;

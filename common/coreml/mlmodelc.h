@@ -77,12 +77,14 @@
  *     default function's.
  *     Object key order: the order observed in a real file with the same key
  *     set; otherwise the enumeration order of Foundation's hash table
- *     (CFStringHash, table sizes 3, 7, 13, 23, 41..., linear probing) with
- *     keys inserted in the order above, which every real object whose keys
- *     do not collide follows. Where keys collide, Apple's order depends on
- *     an insertion order that is not a function of the key set (the three
- *     coremltools userDefinedMetadata keys come in three orders), so it is
- *     not reproducible there: userDefinedMetadata is written in the
+ *     (CFStringHash, table sizes 3, 7, 13, 23, 41... by key count, linear
+ *     probing) with keys inserted in the order above. Every one of the 144
+ *     objects of the 17 real metadata.json files is in such an order
+ *     (test_mlmodelc_real). Where keys collide, the order depends on the
+ *     insertion order, which is not a function of the key set (the three
+ *     coremltools userDefinedMetadata keys come in three orders; two top-
+ *     level key sets need opposite orders of one pair), so Apple's order is
+ *     not deterministic there: userDefinedMetadata is written in the
  *     description's order, histogram keys in order of first use.
  *     Histogram keys: "<function opset>.<op in lowerCamelCase>" ("Ios18.mul"),
  *     consts not counted, with the exceptions real ios16/ios17 files show
@@ -160,8 +162,14 @@ uint32_t mlmodelc_field4(int spec_version);
 char *mlmodelc_histogram_key(const char *opset, const char *op);
 /* CFStringHash of a UTF-8 string: the hash behind metadata.json's key order. */
 uint64_t mlmodelc_cf_hash(const char *s);
+/* The size of Foundation's hash table for n keys (3, 7, 13, 23, 41, ...); 0 beyond the table. */
+size_t mlmodelc_table_size(size_t n);
+/* idx[0..n): keys as such a table enumerates them, inserted in the order given. */
+void mlmodelc_hash_order(const char *const *keys, size_t n, size_t *idx);
 /* Check a coremldata.bin image and decode its ModelDescription into a model
- * whose desc is it (no program). -1 with errf() on anything malformed. */
+ * whose desc is it (no program). Accepted: the header of item 3 with 5 or
+ * the spec version at offset 4, then exactly one trailer record per
+ * function (one without a functions list). -1 with errf() otherwise. */
 int mlmodelc_read_coremldata(const void *data, size_t n, ml_model **out);
 
 /* Read the compiled model in folder dir: its description (coremldata.bin)

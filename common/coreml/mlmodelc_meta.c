@@ -113,22 +113,27 @@ uint64_t mlmodelc_cf_hash(const char *s)
 static const size_t TABLE_SIZE[] = {3, 7, 13, 23, 41, 71, 127, 191, 251, 383, 631, 1087, 1723, 2803};
 static const size_t TABLE_HOLDS[] = {3, 6, 11, 19, 32, 52, 85, 118, 155, 237, 390, 672, 1065, 1732};
 
-/* idx[0..n): members in hash-table order, inserted in member order. */
-static void hash_order(const jn *o, size_t *idx)
+size_t mlmodelc_table_size(size_t n)
 {
 	size_t t = 0, nt = sizeof TABLE_SIZE / sizeof TABLE_SIZE[0];
-	while (t + 1 < nt && TABLE_HOLDS[t] < o->n)
+	while (t + 1 < nt && TABLE_HOLDS[t] < n)
 		t++;
-	if (TABLE_HOLDS[t] < o->n) { /* beyond any real file: keep insertion order */
-		for (size_t i = 0; i < o->n; i++)
+	return TABLE_HOLDS[t] < n ? 0 : TABLE_SIZE[t];
+}
+
+void mlmodelc_hash_order(const char *const *keys, size_t n, size_t *idx)
+{
+	size_t size = mlmodelc_table_size(n), k = 0;
+	if (!size) { /* beyond any real file: keep insertion order */
+		for (size_t i = 0; i < n; i++)
 			idx[i] = i;
 		return;
 	}
-	size_t size = TABLE_SIZE[t], *slot = xmalloc(size * sizeof *slot), k = 0;
+	size_t *slot = xmalloc(size * sizeof *slot);
 	for (size_t s = 0; s < size; s++)
 		slot[s] = SIZE_MAX;
-	for (size_t i = 0; i < o->n; i++) {
-		size_t s = (size_t)(mlmodelc_cf_hash(o->keys[i]) % size);
+	for (size_t i = 0; i < n; i++) {
+		size_t s = (size_t)(mlmodelc_cf_hash(keys[i]) % size);
 		while (slot[s] != SIZE_MAX)
 			s = (s + 1) % size;
 		slot[s] = i;
@@ -208,7 +213,7 @@ static int observed_order(const jn *o, size_t *idx)
 static void member_order(const jn *o, size_t *idx)
 {
 	if (!observed_order(o, idx))
-		hash_order(o, idx);
+		mlmodelc_hash_order((const char *const *)o->keys, o->n, idx);
 }
 
 /* ------------------------------------------------------------------ */

@@ -224,8 +224,11 @@ static void test_coremldata_layout(void)
 	b.data[0] = 0;
 	CHECK(mlmodelc_read_coremldata(b.data, b.len, &back) != 0 && strstr(errmsg(), "not an ML Program"));
 	b.data[0] = 0xf6;
-	b.data[4] = 5;
-	CHECK(mlmodelc_read_coremldata(b.data, b.len, &back) != 0 && strstr(errmsg(), "offset 4 holds 5"));
+	b.data[4] = 5; /* 5 or the spec version: either is accepted */
+	CHECK(mlmodelc_read_coremldata(b.data, b.len, &back) == 0 && back);
+	ml_model_free(back);
+	b.data[4] = 8;
+	CHECK(mlmodelc_read_coremldata(b.data, b.len, &back) != 0 && strstr(errmsg(), "offset 4 holds 8, neither 5 nor"));
 	b.data[4] = 9;
 	b.data[0x4b] ^= 1;
 	CHECK(mlmodelc_read_coremldata(b.data, b.len, &back) != 0 && strstr(errmsg(), "not whole 16-byte records"));

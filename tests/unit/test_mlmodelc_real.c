@@ -17,7 +17,9 @@
 #include "coreml/pb.h"
 #include "test.h"
 
+#include <cjson/cJSON.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 static const char *const REAL[] = {
@@ -32,6 +34,7 @@ static const char *const REAL[] = {
 #define NREAL (sizeof REAL / sizeof REAL[0])
 
 static char *g_dir;
+static char g_tmpdir[] = "/tmp/anemake-mlmodelc-real-XXXXXX";
 
 static uint64_t le64(const uint8_t *b)
 {
@@ -332,6 +335,87 @@ static void test_real_metadata(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* Key order: Foundation's hash table                                  */
+
+static int str_cmp(const void *x, const void *y) { return strcmp(*(const char *const *)x, *(const char *const *)y); }
+
+/* Are keys, in this order, what a hash table of the size for their count
+ * enumerates when they are inserted in this order or in sorted order? */
+static int fits_hash_table(const char *const *keys, size_t n)
+{
+	const char **sorted = xcalloc(n + 1, sizeof *sorted);
+	size_t *idx = xcalloc(n + 1, sizeof *idx);
+	memcpy(sorted, keys, n * sizeof *keys);
+	qsort(sorted, n, sizeof *sorted, str_cmp);
+	int fits = 0;
+	for (int pass = 0; pass < 2 && !fits; pass++) {
+		const char *const *ins = pass ? sorted : keys;
+		mlmodelc_hash_order(ins, n, idx);
+		fits = 1;
+		for (size_t i = 0; i < n && fits; i++)
+			fits = ins[idx[i]] == keys[i];
+	}
+	free(sorted), free(idx);
+	return mlmodelc_table_size(n) && fits;
+}
+
+/* Every object in j (itself and nested) fits; counts into *objects. */
+static int objects_fit(const cJSON *j, const char *file, int *objects)
+{
+	int ok = 1;
+	if (cJSON_IsObject(j)) {
+		size_t n = (size_t)cJSON_GetArraySize(j), k = 0;
+		const char **keys = xcalloc(n + 1, sizeof *keys);
+		for (const cJSON *c = j->child; c; c = c->next)
+			keys[k++] = c->string;
+		if (n > 1) {
+			(*objects)++;
+			ok = fits_hash_table(keys, n);
+			CHECKF(ok, "%s: the order of %s, %s, ... fits no hash-table insertion", file, keys[0], keys[1]);
+		}
+		free(keys);
+	}
+	for (const cJSON *c = j->child; c && (cJSON_IsObject(j) || cJSON_IsArray(j)); c = c->next)
+		ok &= objects_fit(c, file, objects);
+	return ok;
+}
+
+/* Every object of every real metadata.json (top level, features,
+ * histograms of up to 28 ops, availability, userDefinedMetadata) is
+ * ordered as a Foundation hash table of the expected size filled in some
+ * order (its own, or sorted for availability): the model mlmodelc_meta.c
+ * uses for key sets no real file shows. */
+static void test_real_key_order(void)
+{
+	char *list = xasprintf("find '%s/reference/mlmodelc-real' -name '*metadata.json' | sort > '%s/list'", g_dir,
+			       g_tmpdir);
+	CHECK(test_sh("%s", list) == 0);
+	char *lp = path_join(g_tmpdir, "list"), *text = NULL;
+	size_t n;
+	int files = 0, objects = 0;
+	CHECK(read_file(lp, &text, &n) == 0);
+	for (char *f = text ? strtok(text, "\n") : NULL; f; f = strtok(NULL, "\n")) {
+		char *json = NULL;
+		size_t nj;
+		cJSON *doc = read_file(f, &json, &nj) == 0 ? cJSON_Parse(json) : NULL;
+		CHECKF(doc, "%s does not parse", f);
+		if (doc)
+			objects_fit(doc, f, &objects), files++;
+		cJSON_Delete(doc);
+		free(json);
+	}
+	CHECK(files >= 17);
+	/* the check can fail: add_model's top-level keys reversed fit no insertion order */
+	static const char *const reversed[] = {"method", "generatedClassName", "inputSchema", "userDefinedMetadata",
+					       "modelType", "availability", "stateSchema", "isUpdatable",
+					       "computePrecision", "mlProgramOperationTypeHistogram", "specificationVersion",
+					       "modelParameters", "outputSchema", "metadataOutputVersion"};
+	CHECK(!fits_hash_table(reversed, sizeof reversed / sizeof reversed[0]));
+	printf("# %d objects in %d real metadata.json files, every one in a hash-table order\n", objects, files);
+	free(text), free(lp), free(list);
+}
+
+/* ------------------------------------------------------------------ */
 /* Pieces named by the real files                                      */
 
 static void test_histogram_keys(void)
@@ -363,6 +447,10 @@ int main(void)
 	RUN(test_real_coremldata);
 	RUN(test_real_analytics);
 	RUN(test_real_metadata);
+	if (mkdtemp(g_tmpdir)) {
+		RUN(test_real_key_order);
+		rm_rf(g_tmpdir);
+	}
 	free(g_dir);
 	return test_finish();
 }
