@@ -12,6 +12,8 @@
 #include "coreml/miltext.h"
 #include "test.h"
 
+#include <unistd.h> /* getpid */
+
 static char *print_program(const mil_program *p, const mil_text_form *form, int *rc)
 {
 	char *text = NULL;

@@ -393,11 +393,11 @@ static void test_real_key_order(void)
 	char *lp = path_join(g_tmpdir, "list"), *text = NULL;
 	size_t n;
 	int files = 0, objects = 0;
-	CHECK(read_file(lp, &text, &n) == 0);
+	CHECK(read_file(lp, FS_MAX_TEXT, &text, &n) == 0);
 	for (char *f = text ? strtok(text, "\n") : NULL; f; f = strtok(NULL, "\n")) {
 		char *json = NULL;
 		size_t nj;
-		cJSON *doc = read_file(f, &json, &nj) == 0 ? cJSON_Parse(json) : NULL;
+		cJSON *doc = read_file(f, FS_MAX_MODEL, &json, &nj) == 0 ? cJSON_Parse(json) : NULL;
 		CHECKF(doc, "%s does not parse", f);
 		if (doc)
 			objects_fit(doc, f, &objects), files++;
