@@ -23,6 +23,7 @@
 
 declare -A cache=() statof=()
 cache_new=
+# A file this large (MB) is named while it is hashed (ANEMAKE_HASH_NOTE_MB: tests set 0).
 HASH_NOTE_MB=${ANEMAKE_HASH_NOTE_MB:-256}
 if command -v sha256sum >/dev/null 2>&1; then SHA=(sha256sum); else SHA=(shasum -a 256); fi
 if stat -c %s / >/dev/null 2>&1; then STATFMT=(-c $'%n\t%s %.9Y %.9Z %i'); else STATFMT=(-f $'%N\t%z %Fm %Fc %i'); fi
