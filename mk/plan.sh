@@ -216,16 +216,27 @@ else
 	meta_params=("param SPLIT_ROTATE=$SPLIT_ROTATE")
 fi
 # meta.yaml records FP16_SCALE and CLAMP in its comments.
-args meta "${meta_params[@]}" "${scaled[@]}" "input $BIN/metagen" "input $ST/compile.out" \
-	"input $model_dir/config.json" "$(tokenizer_inputs)"
+args meta "${meta_params[@]}" "${scaled[@]}" "program $BIN/metagen" "step compile" \
+	"input $model_dir/config.json" "$tinputs"
 args test "param STEPS=$STEPS" "param PROMPT=$PROMPT" "param PROMPT_IDS=$PROMPT_IDS" \
-	"param MIN_AGREEMENT=${MIN_AGREEMENT:-}" "param MAX_KL=${MAX_KL:-}" "${scaled[@]}" "input $BIN/smoketest" "input $ST/meta.out" "$(model_inputs)" \
-	"$(tokenizer_inputs)"
-args preflight "param PROMPT=$PROMPT" "param PROMPT_IDS=$PROMPT_IDS" "${scaled[@]}" "input $BIN/preflight" "$(model_inputs)" "$(tokenizer_inputs)"
-# dist ships what compile, meta and test wrote, with the source's card (license, base_model).
+	"param MIN_AGREEMENT=${MIN_AGREEMENT:-}" "param MAX_KL=${MAX_KL:-}" "${scaled[@]}" "program $BIN/smoketest" \
+	"step meta" "$minputs" "$tinputs"
+args preflight "param PROMPT=$PROMPT" "param PROMPT_IDS=$PROMPT_IDS" "${scaled[@]}" "program $BIN/preflight" "$minputs" "$tinputs"
+# dist ships what compile, meta and test wrote, with the source's card (license, base_model)
+# and the preflight's report when there is one.
 args dist "param ORG=${ORG:-}" "param DIST=${DIST:-}" "param NAME=${NAME:-}" "param MAX_WEIGHT_MB=$MAX_WEIGHT_MB" \
-	"input $BIN/dist" "input $ST/compile.out" "input $ST/meta.out" "input $ST/test.out" "input $OUT/preflight.json" \
-	"input $model_dir/README.md" "input $model_dir/config.json" "$(tokenizer_inputs)"
+	"program $BIN/dist" "step compile" "step meta" "step test" "input $OUT/preflight.json" \
+	"input $model_dir/README.md" "input $model_dir/config.json" "$tinputs"
+
+# Every input stat'ed at once, then every key from the cache: planning reads
+# no file twice and starts no process per step.
+cache_load
+declare -A inputs=()
+for step in "${planned[@]}"; do
+	while read -r kind rest; do [[ $kind != program && $kind != input ]] || inputs[$rest]=1; done <"$ST/$step.args"
+done
+stat_files "${!inputs[@]}"
+for step in "${planned[@]}"; do key_refresh "$step"; done
 
 # Steps of an earlier plan that this one has not (another chunk count,
 # another mode, CONTEXT now below the window): their outputs are stale, and
