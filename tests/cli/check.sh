@@ -30,8 +30,8 @@ printf '#!/bin/sh\necho Linux\n' >nolibs/uname
 chmod +x nolibs/*
 run env PATH="$SCRATCH/nolibs:$PATH" bash "$SRC/mk/deps.sh" install
 [ "$rc" = 1 ] && [ "$(grep -c '' <<<"$err")" = 2 ] &&
-	grep -qx 'anemake needs: libcjson yaml-0.1 libcrypto libzstd' <<<"$err" &&
-	grep -q '^install with:  sudo apt-get install -y pkg-config .*libzstd-dev protobuf-compiler clang ' <<<"$err" &&
+	grep -qx 'anemake needs: libcjson yaml-0.1 libcrypto libzstd libzip' <<<"$err" &&
+	grep -q '^install with:  sudo apt-get install -y pkg-config .*libzstd-dev libzip-dev protobuf-compiler clang ' <<<"$err" &&
 	ok deps_message_one_line || fail deps_message_one_line "rc $rc: $err"
 
 # --- the bundled models' READMEs name only folders that are there -----------------------
