@@ -179,9 +179,10 @@ $(ST)/preflight.stamp: $(ST)/preflight.key
 # The Hugging Face distribution (ANEMLL's prepare_hf.sh): DIST/standard (zipped
 # parts) and DIST/ios, with a model card of the smoketest's measurements; after
 # the smoketest, rerun when a part, meta.yaml, a report or a name changes.
+# NAME only from the command line or a makefile: some shells export NAME (the host name).
 ORG ?= anemll
 DIST ?= $(OUT)/hf_dist
-NAME ?=
+override NAME := $(if $(filter environment,$(origin NAME)),,$(NAME))
 PLAN_ENV += ORG='$(ORG)' DIST='$(DIST)' NAME='$(NAME)'
 $(ST)/dist.stamp: $(ST)/dist.key $(ST)/test.stamp
 	$(Q)$(STEP) dist "distribution" -- $(PIPE_BIN)/dist --input '$(OUT)' --output '$(DIST)' --org '$(ORG)' \

@@ -84,6 +84,11 @@ printf '%s\n' "$err" >s3.log
 [ "$(steps_run s3.log)" = distribution ] && grep -q 'hf upload me/my-model ' s3.log && grep -qx '# my-model' s/hf_dist/standard/README.md &&
 	ok name_reruns_dist_only || fail name_reruns_dist_only "$(steps_run s3.log | tr '\n' ,) $(grep upload s3.log)"
 
+# NAME from the environment (some shells export the host name as NAME) is not the repository's.
+NAME=envhost pipe "${S[@]}" dist >/dev/null 2>&1
+grep -qx '# anemll-stories-ctx128_0.3.5' s/hf_dist/standard/README.md && ok name_not_from_environment ||
+	fail name_not_from_environment "$(grep -m1 '^# ' s/hf_dist/standard/README.md)"
+
 # A preflight report appears: dist reruns (alone) and the card states its verdict.
 pipe "${S[@]}" preflight >/dev/null 2>&1
 run pipe "${S[@]}" NAME=my-model ORG=me dist
