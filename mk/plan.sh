@@ -106,6 +106,15 @@ to_make_vars() {
 MAKE_PID=${MAKE_PID:-$PPID}
 err=$(mkdir -p "$ST" 2>&1) || die "cannot create $ST: ${err##*: }"
 lock_out
+# make records and checks what each step writes inside OUT only (and never
+# removes anything outside it), so dist's folder is one of OUT's.
+abs_path() { case $1 in /*) REPLY=$1 ;; *) REPLY=$PWD/$1 ;; esac; REPLY=${REPLY%/}; }
+if [ -n "${DIST:-}" ]; then
+	abs_path "$OUT"; out_abs=$REPLY
+	abs_path "$DIST"
+	[[ $REPLY == "$out_abs"/* && /$REPLY/ != */../* && /$REPLY/ != */./* ]] ||
+		die "DIST=$DIST is not inside OUT=$OUT: give a folder in it (the default is OUT/hf_dist) and copy it from there"
+fi
 remove_dead_temporaries
 [[ $CONTEXT =~ ^[0-9]+$ ]] || die "CONTEXT=$CONTEXT is not a number"
 if [ -n "$MONOLITHIC" ]; then

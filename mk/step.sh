@@ -63,18 +63,24 @@ else
 	mapfile -t printed <"$ST/$name.printed.tmp.$$"
 fi
 
-# What the stage wrote, relative to OUT: every output is an entry of OUT.
+# What the stage wrote, relative to OUT: every output is an entry of OUT,
+# or inside one (dist's DIST/standard: the entry is DIST's folder in OUT).
 real=
 rels=()
 for p in "${printed[@]}"; do
 	r=${p##*/}
 	if [ "$p" != "$OUT/$r" ]; then
 		real=${real:-$(cd "$OUT" && pwd -P)}
-		[ "$(cd "$(dirname -- "$p")" 2>/dev/null && pwd -P)" = "$real" ] ||
-			{ echo "anemake: BUG: $label wrote $p, outside $OUT" >&2; exit 1; }
+		d=$(cd "$(dirname -- "$p")" 2>/dev/null && pwd -P) ||
+			{ echo "anemake: BUG: $label wrote $p, which is not there" >&2; exit 1; }
+		case $d/ in
+		"$real"/) ;;
+		"$real"/*) r=${d#"$real"/} r=${r%%/*} ;;
+		*) echo "anemake: BUG: $label wrote $p, outside $OUT" >&2; exit 1 ;;
+		esac
 	fi
 	out_name "$r" || { echo "anemake: BUG: $label wrote $p, not an entry of $OUT" >&2; exit 1; }
-	rels+=("$r")
+	[[ " ${rels[*]} " == *" $r "* ]] || rels+=("$r")
 done
 # What this step wrote last time and not now (another LUT, another chunk
 # count) is stale: remove it so no runtime picks it up by mistake.

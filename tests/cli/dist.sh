@@ -148,7 +148,7 @@ nothing_written weight_over_limit_writes_nothing b3
 cp -r s s_stale
 rm -rf s_stale/hf_dist
 sed -i 's/lm_head_lut6/lm_head_lut4/' s_stale/smoketest.json
-expect_fail stale_smoketest 1 "tested 'llama_lm_head_lut4.mlpackage', which meta.yaml does not name" \
+expect_fail stale_smoketest 1 "tested 'llama_lm_head_lut4.mlmodelc', which meta.yaml does not name" \
 	"$BIN/dist" -q --input s_stale --output "$SCRATCH/b4"
 nothing_written stale_smoketest_writes_nothing b4
 expect_fail bad_name 2 "--name: 'a/b' is not" "$BIN/dist" --input s --name a/b
@@ -209,4 +209,11 @@ cmp -s want_gemma.json g/hf_dist/ios/config.json && ok gemma_config_json || fail
 card_has split_rotate_card g/hf_dist/standard/README.md '| layout | 2 FFN chunks, each in two files (split rotate) |' \
 	'| rotate functions of FFN chunk 2 |' 'does not load: use `chat.py`' '| sliding window | 32 |' 'SPLIT_ROTATE=1' \
 	'## FP16 range'
+# Last, as it moves s's distribution: DIST is a folder of OUT (make records and checks only what is in OUT): a nested
+# one works, one outside is refused by the plan before anything runs.
+run pipe "${S[@]}" DIST="$SCRATCH/s/ship/here" dist
+[ "$rc" = 0 ] && [ -f s/ship/here/standard/meta.yaml ] && ok dist_nested_in_out || fail dist_nested_in_out "exit $rc: $(tail -n 2 <<<"$err")"
+run pipe "${S[@]}" DIST="$SCRATCH/elsewhere" dist
+[ "$rc" != 0 ] && grep -q "^anemake: DIST=$SCRATCH/elsewhere is not inside OUT=" <<<"$err" && [ ! -e elsewhere ] &&
+	ok dist_outside_out_refused || fail dist_outside_out_refused "exit $rc: $err"
 finish
