@@ -85,7 +85,7 @@ static void parse_args(int argc, char **argv, options *o)
 		{"model", "DIR|ORG/NAME", CLI_STRING, &o->model, 1, 0, 0, "the source checkpoint (model name, model_type, sliding window, tokenizer files)"},
 		{"output", "DIR", CLI_STRING, &o->output, 1, 0, 0, "directory holding the converted parts; meta.yaml is written there"},
 		{"prefix", "NAME", CLI_STRING, &o->prefix, 0, 0, 0, "file-name prefix of the parts (default by architecture: llama, qwen, qwen25, gemma3)"},
-		{"model-name", "NAME", CLI_STRING, &o->model_name, 0, 0, 0, "name in model_info (default: org-name for an HF cache snapshot, else the directory name)"},
+		{"model-name", "NAME", CLI_STRING, &o->model_name, 0, 0, 0, "name in model_info (default: org-name of the HF cache snapshot or of config.json's _name_or_path, else the directory name)"},
 		{"command-line", "TEXT", CLI_STRING, &o->command_line, 0, 0, 0, "the conversion command, recorded in the troubleshooting comments"},
 		{"lut-embeddings", "SPEC", CLI_STRING, &o->lut_embed.arg, 0, 0, 0, "use the embeddings with this LUT (BITS[,GROUP] or none) when several are present"},
 		{"lut-ffn", "SPEC", CLI_STRING, &o->lut_ffn.arg, 0, 0, 0, "use the FFN chunks with this LUT when several are present"},
@@ -127,10 +127,11 @@ typedef struct source {
 	char *architecture;  /* config.json model_type (or architectures[0]), lower case */
 } source;
 
-/* ANEMLL: org-name for .../models--org--name/snapshots/<rev>, else the basename. */
+/* org-name for a model with an identity (an HF cache snapshot, as ANEMLL
+ * names it, or config.json's _name_or_path), else the directory's name. */
 static char *model_name(const char *dir)
 {
-	char *id = hf_model_hub_id(dir), real[PATH_MAX];
+	char *id = hf_model_identity(dir), real[PATH_MAX];
 	if (!id)
 		return path_basename(realpath(dir, real) ? real : dir);
 	*strchr(id, '/') = '-';

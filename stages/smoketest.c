@@ -151,8 +151,12 @@ static void write_report(const char *path, const smoke_parts *p, const smoke_run
 			 const float *ref_hidden, const smoke_metrics *m, int passed, cJSON *preflight)
 {
 	cJSON *root = cJSON_CreateObject(), *steps = cJSON_AddArrayToObject(root, "steps");
-	cJSON_AddStringToObject(root, "embeddings", p->embed_path);
-	cJSON_AddStringToObject(root, "lm_head", p->lmhead_path);
+	/* Names, not paths: the parts lie beside meta.yaml, and a report that
+	 * users share should not carry where a folder was on this machine. */
+	char *embed = path_basename(p->embed_path), *lmhead = path_basename(p->lmhead_path);
+	cJSON_AddStringToObject(root, "embeddings", embed);
+	cJSON_AddStringToObject(root, "lm_head", lmhead);
+	free(embed), free(lmhead);
 	cJSON_AddNumberToObject(root, "chunks", p->nchunks);
 	cJSON_AddItemToObject(root, "prompt", cJSON_CreateIntArray(run->tokens, run->nprompt));
 	cJSON_AddItemToObject(root, "generated", cJSON_CreateIntArray(run->tokens + run->nprompt, run->nsteps));

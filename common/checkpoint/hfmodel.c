@@ -11,6 +11,7 @@
 #include "base/fsutil.h"
 #include "base/util.h"
 
+#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <limits.h> /* PATH_MAX */
 #include <stdio.h>
@@ -54,6 +55,27 @@ char *hf_model_hub_id(const char *dir)
 		sep = strstr(sep + 2, "--");
 	char *id = sep && sep > repo && sep[2] ? (*sep = 0, xasprintf("%s/%s", repo, sep + 2)) : NULL;
 	free(repo);
+	return id;
+}
+
+/* A copy of a model directory under another name is the same model: its
+ * converted names must not change with the folder's name. */
+char *hf_model_identity(const char *dir)
+{
+	char *id = hf_model_hub_id(dir);
+	if (id)
+		return id;
+	char *path = path_join(dir, "config.json"), *text;
+	size_t n;
+	if (path_exists(path) && read_file(path, FS_MAX_TEXT, &text, &n) == 0) {
+		cJSON *root = cJSON_ParseWithLength(text, n);
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "_name_or_path");
+		if (cJSON_IsString(v) && hf_is_repo_id(v->valuestring))
+			id = xstrdup(v->valuestring);
+		cJSON_Delete(root);
+		free(text);
+	}
+	free(path);
 	return id;
 }
 

@@ -35,6 +35,11 @@ int hf_model_resolve(const char *arg, char **dir);
  * .../models--org--name/snapshots/<rev>; else NULL. Caller frees. */
 char *hf_model_hub_id(const char *dir);
 
+/* The model's identity where it has one, as "org/name": its HF cache id,
+ * else config.json's _name_or_path when that is a repo id; NULL otherwise
+ * (then the directory's name is all there is). Caller frees. */
+char *hf_model_identity(const char *dir);
+
 typedef struct hf_model {
 	char *dir;                 /* model directory */
 	hf_config cfg;

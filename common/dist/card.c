@@ -95,22 +95,6 @@ static void read_front_matter(source_info *s, const char *readme)
 	free(text);
 }
 
-static char *config_name_or_path(const char *dir)
-{
-	char *path = path_join(dir, "config.json"), *text, *id = NULL;
-	size_t n;
-	if (path_exists(path) && read_file(path, FS_MAX_TEXT, &text, &n) == 0) {
-		cJSON *root = cJSON_ParseWithLength(text, n);
-		const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "_name_or_path");
-		if (cJSON_IsString(v) && hf_is_repo_id(v->valuestring))
-			id = xstrdup(v->valuestring);
-		cJSON_Delete(root);
-		free(text);
-	}
-	free(path);
-	return id;
-}
-
 static void read_source(source_info *s, const char *dir)
 {
 	*s = (source_info){0};
@@ -124,7 +108,7 @@ static void read_source(source_info *s, const char *dir)
 		s->nbase = 0;
 		add_base(s, hub);
 	} else if (!s->nbase) {
-		char *id = config_name_or_path(dir);
+		char *id = hf_model_identity(dir);
 		add_base(s, id);
 		free(id);
 	}

@@ -75,6 +75,13 @@ if [ -x "$BIN/combine" ] && [ -x "$BIN/compile" ]; then
 	"$BIN/metagen" --model fx_llama --output o_llama >/dev/null 2>&1 && cp $M first.yaml &&
 		"$BIN/metagen" --model fx_llama --output o_llama >/dev/null 2>&1 && cmp -s first.yaml $M &&
 		! grep -q Generated $M && ok deterministic || fail deterministic "reruns differ or carry a time"
+	# The name comes from the model's identity where it has one (config.json's
+	# _name_or_path), so a copy of the model under another folder name converts alike.
+	cp -r fx_llama "renamed copy"
+	sed -i 's/^{/{"_name_or_path": "acme\/Tiny-1", /' "renamed copy/config.json"
+	"$BIN/metagen" --model "renamed copy" --output o_llama >/dev/null 2>&1 && grep -q '^  name: anemll-acme-Tiny-1-ctx' $M &&
+		ok name_from_identity || fail name_from_identity "$(grep -m1 'name:' $M)"
+	"$BIN/metagen" --model fx_llama --output o_llama >/dev/null 2>&1
 	printf '{"mine": true}\n' >o_llama/config.json
 	"$BIN/metagen" --model fx_llama --output o_llama >/dev/null 2>&1
 	unchanged config_json_kept o_llama/config.json '{"mine": true}'
