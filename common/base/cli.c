@@ -17,7 +17,7 @@ void cli_print_help(const cli_spec *spec)
 		printf("  %-26s %s%s\n", left, o->help, o->required ? " (required)" : "");
 	}
 	printf("  %-26s %s\n", "--quiet", "print errors only");
-	printf("  %-26s %s\n", "--verbose", "print more progress detail");
+	printf("  %-26s %s\n", "--verbose", "also print each tensor as it is written: its LUT and error, or fp16");
 	printf("  %-26s %s\n", "--help", "show this help and exit");
 	if (spec->epilog)
 		printf("\n%s\n", spec->epilog);

@@ -73,6 +73,7 @@ static const char *emit_dense(weights_ctx *w, mil_block *b, const char *name, co
 	mil_block_add_const(b, name, mil_value_blob(b->arena, t, NULL, off));
 	w->n_dense++;
 	w->dense_bytes += n * 2;
+	info(2, "%s: fp16, %zu values", name, n); /* --verbose: every tensor as it is written */
 	return mil_strdup(b->arena, name);
 }
 
@@ -85,6 +86,7 @@ static void record_quality(weights_ctx *w, const char *name, const lut_result *r
 	q->group = w->lut.group;
 	q->rel_rms = r->rel_rms;
 	q->snr_db = r->snr_db;
+	info(2, "%s: LUT%d group %d, relative RMS error %.4g", name, r->bits, w->lut.group, r->rel_rms);
 }
 
 /* Quantize through the cache: a valid entry is used, anything else recomputed and stored. */

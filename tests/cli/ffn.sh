@@ -157,4 +157,10 @@ golden golden_ffn_qwen2 g1.txt ffn_qwen2_chunk02of02.txt
 "$BIN/prefill" --model g_qwen3 --output g --context-length 64 --batch-size 8 --lut 4 -q >/dev/null
 "$BIN/mldump" g/qwen_prefill_lut4_chunk_01of01.mlpackage >g2.txt
 golden golden_prefill_qwen3 g2.txt prefill_qwen3_lut4.txt
+# --verbose prints every tensor as it is written (its LUT and error, or fp16); the default does not.
+run "$BIN/ffn" --model fx_qwen3 --output verb --context-length 64 --lut 6 --chunk 2 --verbose
+[ "$rc" = 0 ] && grep -Eq '^ffn: model_model_layers_0_mlp_gate_proj_weight: LUT6 group [0-9]+, relative RMS error ' <<<"$err" &&
+	grep -Eq '^ffn: .*: fp16, [0-9]+ values$' <<<"$err" && ok verbose_prints_tensors || fail verbose_prints_tensors "exit $rc: $(head -n 3 <<<"$err")"
+run "$BIN/ffn" --model fx_qwen3 --output quiet_default --context-length 64 --lut 6 --chunk 2
+[ "$rc" = 0 ] && ! grep -q 'group [0-9]*, relative RMS error' <<<"$err" && ok default_not_verbose || fail default_not_verbose "$err"
 finish
