@@ -14,4 +14,4 @@ demo: $(if $(PIPE_BIN),,all)
 	@echo "demo: ANEMLL's layout is in $(DEMO_OUT)/ (meta.yaml, *.mlmodelc, *.mlpackage); the story it tells:"
 	$(Q)$(DEMO_BIN)/smoketest --model $(DEMO_MODEL) --meta $(DEMO_OUT)/meta.yaml --text "Once upon a time" --steps 48 -q \
 	  | sed -n 's/^text: *//p'
-	$(Q)mk/next.sh $(DEMO_OUT) "Once upon a time"
+	$(Q)mk/next.sh $(DEMO_OUT) "Once upon a time" 'make $(DEMO_FLAGS) dist'

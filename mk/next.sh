@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # next.sh: after a conversion, say how to use it.
 #
-#   next.sh OUT [PROMPT]
+#   next.sh OUT [PROMPT [DIST_COMMAND]]
 # Prints the commands that run OUT/meta.yaml with ANEMLL's runtimes (chat.py
 # and the Swift CLI, anemll-interface.md 7.2, 7.3) and what the smoketest
 # checked, from OUT/smoketest.json. Paths are absolute: the commands run
 # from ANEMLL's checkout.
 set -euo pipefail
-out=${1:?usage: next.sh OUT [PROMPT]} prompt=${2:-}
+out=${1:?usage: next.sh OUT [PROMPT [DIST_COMMAND]]} prompt=${2:-} dist_cmd=${3:-}
 meta=$(cd "$out" && pwd)/meta.yaml
 [ -f "$meta" ] || { echo "next.sh: no $meta: convert first" >&2; exit 1; }
 [ -n "$prompt" ] || prompt="Who are you?"
@@ -44,4 +44,11 @@ else
 	echo "  or with ANEMLL's Swift CLI (macOS, in its anemll-swift-cli/ folder):"
 	echo "    swift run -c release anemllcli --meta $(q "$meta") --prompt $(q "$prompt")"
 fi
+if [ -n "$dist_cmd" ]; then
+	echo "  pack it for Hugging Face as ANEMLL's prepare_hf.sh does:"
+	echo "    $dist_cmd"
+else
+	echo "  pack it for Hugging Face as ANEMLL's prepare_hf.sh does: the same make command with the target dist"
+fi
+echo "    (writes $(q "$out/hf_dist")/standard and ios, with a model card of what was measured; prints the hf upload command)"
 echo "  checked here: $(checked)"

@@ -7,6 +7,7 @@ steps_run() { sed -n 's/^anemake: \(.*\) \.\.\.$/\1/p' <<<"$1"; }
 next_steps() { # NAME: the "what next" block names the commands and what was checked
 	grep -qxF "    python3 tests/chat.py --meta $SCRATCH/demo/meta.yaml --prompt 'Once upon a time'" <<<"$out" &&
 		grep -qxF "    swift run -c release anemllcli --meta $SCRATCH/demo/meta.yaml --prompt 'Once upon a time'" <<<"$out" &&
+		grep -qE '^    make MODEL=.* OUT=.* dist$' <<<"$out" &&
 		grep -qE '^    48 generated tokens, top-1 agreement [0-9.]+%, mean KL [0-9.e+-]+: passed' <<<"$out" &&
 		ok "$1" || fail "$1" "$out"
 }

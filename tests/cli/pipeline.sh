@@ -36,6 +36,7 @@ grep -qE '"passed":[[:space:]]*true' s/smoketest.json && ok stories_smoketest_pa
 printf '%s\n' "$out" | grep -q '^text: *Once upon a time, there was' && ok stories_tells_a_story || fail stories_tells_a_story "$out"
 grep -qxF "    python3 tests/chat.py --meta $SCRATCH/s/meta.yaml --prompt 'Once upon a time'" <<<"$out" &&
 	grep -q '^    swift run -c release anemllcli --meta ' <<<"$out" && grep -qE '^    24 generated tokens, .*: passed' <<<"$out" &&
+	grep -q '^  pack it for Hugging Face .*: the same make command with the target dist$' <<<"$out" &&
 	ok stories_says_what_next || fail stories_says_what_next "$out"
 "$BIN/mldump" s/llama_FFN_PF_lut6_chunk_01of02.mlpackage | grep -q '^function "prefill"' && ok stories_combined || fail stories_combined "no prefill function"
 
