@@ -4,7 +4,8 @@
 #   make check           build with ASan+UBSan and run every test
 #   make demo            convert the bundled stories260K end to end
 #   make bench           speed and memory figures (never part of check)
-#   make fuzz            run each fuzz target longer (FUZZ_SECONDS=60)
+#   make fuzz            each fuzz target until its coverage stops growing
+#                        (FUZZ_ROUND=30 FUZZ_MAX_SECONDS=600; FUZZ_SECONDS=N: N each)
 #   V=1                  show compiler command lines
 
 # bash with -e so a failing line inside a multi-line recipe stops it.
@@ -48,5 +49,5 @@ clean:
 	rm -rf build bin
 
 help:
-	@sed -n '3,8p' Makefile | cut -c2-
-	@sed -n '3,8p' mk/pipeline.mk | cut -c2-
+	@sed -n '3,9p' Makefile | cut -c2-
+	@sed -n '3,12p' mk/pipeline.mk | cut -c2-

@@ -1,4 +1,4 @@
-# pipeline.mk: convert a model with the eight stages, resumable step by step.
+# pipeline.mk: convert a model with the stages, resumable step by step (then dist).
 #
 #   make MODEL=<dir|org/name> [OUT=out/<name>] [CONTEXT=512] [BATCH=64] [LUT1=]
 #        [LUT2=4] [LUT3=6] [CHUNK=2|auto] [MAX_CHUNK_MB=950] [PREFIX=] [ARGMAX=]
@@ -6,6 +6,8 @@
 #   make MODEL=... MONOLITHIC=1 [LUT=4] [LUT_EMBED=] [LUT_LMHEAD=] ...
 #   make MODEL=... preflight
 #   make MODEL=... dist [ORG=anemll] [DIST=OUT/hf_dist] [NAME=...]
+#   smoketest: [STEPS=16] [PROMPT=text | PROMPT_IDS=1,2,3] [MIN_AGREEMENT=<percent>] [MAX_KL=<x>]
+#     (thresholds: 85 and 0.3 with a LUT, else 100 and 0.01); compile: [MAX_WEIGHT_MB=1024]
 #   make MODEL=... plan | why | test | embed | ffn-02 | clean-model ... (README.md: The make interface)
 #
 # Every step has a key (ST/NAME.key: its parameters, the SHA-256 of its

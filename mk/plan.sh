@@ -129,6 +129,19 @@ fi
 # `ffn --plan` checks every value against the model (naming make's variables)
 # before any stage runs; its notes and its refusal are shown as anemake's.
 [[ $BATCH =~ ^[0-9]+$ ]] || die "BATCH=$BATCH is not a number"
+# The later steps' values, checked now rather than after the conversion.
+[[ $STEPS =~ ^[1-9][0-9]*$ ]] || die "STEPS=$STEPS is not a positive whole number"
+number='^([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$'
+for v in MIN_AGREEMENT MAX_KL MAX_WEIGHT_MB; do
+	[ -z "${!v:-}" ] || [[ ${!v} =~ $number ]] || die "$v=${!v} is not a non-negative number"
+done
+[ -z "${MIN_AGREEMENT:-}" ] || awk -v a="$MIN_AGREEMENT" 'BEGIN { exit !(a <= 100) }' ||
+	die "MIN_AGREEMENT=$MIN_AGREEMENT is a percentage: 0 to 100"
+[ -z "$PROMPT_IDS" ] || [[ $PROMPT_IDS =~ ^[0-9]+(,[0-9]+)*$ ]] || die "PROMPT_IDS=$PROMPT_IDS is not token ids (1,2,3)"
+for v in ORG NAME; do # Hugging Face's user, organisation and repository names
+	[ -z "${!v:-}" ] || [[ ${!v} =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] ||
+		die "$v=${!v} is not a Hugging Face name (letters, digits, '.', '_', '-')"
+done
 plan=$("$BIN/ffn" --plan --make-names --model "$MODEL" --context-length "$CONTEXT" --batch-size "$BATCH" \
 	"${part_args[@]}" ${PREFIX:+--prefix "$PREFIX"} ${FP16_SCALE:+--fp16-scale "$FP16_SCALE"} \
 	2>"$ST/plan.txt") || { sed 's/^ffn: /anemake: /' "$ST/plan.txt" >&2; exit 1; }

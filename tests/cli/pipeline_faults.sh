@@ -224,6 +224,13 @@ run pipe MODEL="$STORIES" OUT="$SCRATCH/w" "${W[@]}" CHUNK=1 why
 	ok why_only_this_plan || fail why_only_this_plan "$out"
 run make -C "$SRC" --no-print-directory help
 printf '%s\n' "$out" | grep -q 'make MODEL=<dir|org/name>' && ok help_shows_model || fail help_shows_model "$out"
+# Every make variable README's make-interface table documents is named by make help too.
+missing=
+for v in $(sed -n '/^## The make interface/,/^## /p' "$SRC/README.md" | grep -oE '^\| `[A-Z_0-9]+`(, `[A-Z_0-9]+`)*' |
+	grep -oE '[A-Z_0-9]+' | sort -u); do
+	grep -qw "$v" <<<"$out" || missing+=" $v"
+done
+[ -z "$missing" ] && ok help_names_every_variable || fail help_names_every_variable "make help lacks:$missing"
 expect_fail plan_needs_model 2 'make plan needs MODEL=' make -C "$SRC" --no-print-directory plan
 run pipe MODEL="$STORIES" OUT="$SCRATCH/bad" LUT2=7
 [ "$rc" != 0 ] && printf '%s\n' "$err" | grep -q 'LUT2' && ! printf '%s\n' "$err" | grep -q -- '--lut' &&

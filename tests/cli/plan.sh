@@ -35,6 +35,14 @@ refused lut3_group_3 '^anemake: LUT3=6,3: model\.embed_tokens\.weight rows 0-63 
 	MODEL="$STORIES" LUT3=6,3
 refused mono_lut_embed '^anemake: LUT_EMBED=4,3: model\.embed_tokens\.weight has 512 output channels; groups that divide it: 1, 2; try LUT_EMBED=4,2$' \
 	MODEL="$STORIES" MONOLITHIC=1 LUT_EMBED=4,3
+# The values of the later steps (smoketest, compile, dist) are checked by the plan too.
+refused steps_not_number '^anemake: STEPS=x is not a positive whole number$' MODEL="$STORIES" STEPS=x
+refused min_agreement_not_number '^anemake: MIN_AGREEMENT=abc is not a non-negative number$' MODEL="$STORIES" MIN_AGREEMENT=abc
+refused min_agreement_over_100 '^anemake: MIN_AGREEMENT=150 is a percentage: 0 to 100$' MODEL="$STORIES" MIN_AGREEMENT=150
+refused max_kl_negative '^anemake: MAX_KL=-1 is not a non-negative number$' MODEL="$STORIES" MAX_KL=-1
+refused max_weight_not_number '^anemake: MAX_WEIGHT_MB=1e is not a non-negative number$' MODEL="$STORIES" MAX_WEIGHT_MB=1e
+refused prompt_ids_not_ids '^anemake: PROMPT_IDS=1,a is not token ids \(1,2,3\)$' MODEL="$STORIES" PROMPT_IDS=1,a
+refused org_not_hub_name "^anemake: ORG=a/b is not a Hugging Face name" MODEL="$STORIES" ORG=a/b
 refused batch_above_context '^anemake: BATCH=64 exceeds CONTEXT=32: a prefill batch must fit in the context$' MODEL="$STORIES" CONTEXT=32
 refused chunks_above_layers '^anemake: CHUNK=9: .*stories260K/config\.json has only 5 layers \(num_hidden_layers\)$' MODEL="$STORIES" CHUNK=9
 refused context_above_max_position '^anemake: CONTEXT=1024 exceeds the model.s max_position_embeddings 512 ' MODEL="$STORIES" CONTEXT=1024
