@@ -92,23 +92,30 @@ stat_files() {
 declare -A tree=()
 tree_loaded=
 files_under() {
-	local d=$1
-	if [ -n "$tree_loaded" ] && [ "${d%/*}" = "$OUT" ]; then
+	local d=$1 rel=${1#"$OUT/"}
+	if [ -n "$tree_loaded" ] && { [ "${d%/*}" = "$OUT" ] || [ "${d%/*}" = "$OUT/.anemake/build" ]; }; then
 		FILES=()
-		[ -z "${tree[${d##*/}]:-}" ] || mapfile -t FILES <<<"${tree[${d##*/}]%$'\n'}"
+		[ -z "${tree[$rel]:-}" ] || mapfile -t FILES <<<"${tree[$rel]%$'\n'}"
 	else
 		mapfile -t FILES < <(find "$d" -type f ! -name '*.tmp.*' | LC_ALL=C sort)
 	fi
 }
-# preload_out: every file of OUT (but .anemake) listed and stat'ed at once,
-# for checking every step's outputs with two processes instead of two each
+# preload_out: every file of OUT (but .anemake, except its build folder)
+# listed and stat'ed at once, for checking every step's outputs with two
+# processes instead of two each; tree[ENTRY]: the files of each entry that a
+# step may record (out_name)
 preload_out() {
 	local f top all=()
-	mapfile -t all < <(find "$OUT" -mindepth 1 \( -path "$ST" -o -name '*.tmp.*' \) -prune -o -type f -print |
-		LC_ALL=C sort)
+	mapfile -t all < <({
+		find "$OUT" -mindepth 1 \( -path "$ST" -o -name '*.tmp.*' \) -prune -o -type f -print
+		[ ! -d "$ST/build" ] || find "$ST/build" -mindepth 1 -name '*.tmp.*' -prune -o -type f -print
+	} | LC_ALL=C sort)
 	for f in "${all[@]}"; do
 		top=${f#"$OUT/"}
-		top=${top%%/*}
+		case $top in
+		.anemake/build/*) top=${top#.anemake/build/} top=.anemake/build/${top%%/*} ;;
+		*) top=${top%%/*} ;;
+		esac
 		tree[$top]+=$f$'\n'
 	done
 	stat_files "${all[@]}"
@@ -170,8 +177,12 @@ key_refresh() {
 }
 
 # out_name REL: true when REL is what a step may record and remove: one
-# entry directly inside OUT (no "/", not "..", not .anemake)
-out_name() { [[ -n $1 && $1 != */* && $1 != . && $1 != .. && $1 != .anemake ]]; }
+# entry directly inside OUT (no "/", not "..", not .anemake), or one inside
+# OUT's intermediates folder, .anemake/build
+out_name() {
+	local n=${1#.anemake/build/}
+	[[ -n $n && $n != */* && $n != . && $n != .. && $1 != .anemake ]]
+}
 
 # read_outputs NAME: RELS = the step's recorded outputs, each inside OUT.
 # A record of an older anemake (NAME.paths, paths as the stage printed them)
@@ -193,10 +204,14 @@ read_outputs() {
 	fi
 }
 
-# remove_output REL: an output (and its quality report) that no step writes any more
+# remove_output REL: an output that no step writes any more, with its quality
+# report: beside it, or for a part in OUT, in .anemake/build (unless that
+# report belongs to a package of the same name there: an earlier layout's part)
 remove_output() {
 	out_name "$1" || return 0
-	rm -rf -- "${OUT:?}/$1" "$OUT/${1%.mlpackage}.quality.json"
+	local base=${1%.mlpackage}
+	rm -rf -- "${OUT:?}/$1" "$OUT/$base.quality.json"
+	[[ $1 == */* || -e $OUT/.anemake/build/$1 ]] || rm -f -- "$OUT/.anemake/build/$base.quality.json"
 }
 
 # outputs_state REL...: OUT_HASH over the outputs, OUT_SIG their files' stat lines

@@ -41,6 +41,9 @@ ifneq ($(findstring ',$(MODEL)),)
 $(error anemake: MODEL=$(MODEL) has a quote; rename the folder or link it under another name)
 endif
 ST := $(OUT)/.anemake
+# Intermediates (the FFN and prefill packages before combine, every part's
+# .quality.json) live apart from what ships (README.md: The output folder).
+BUILD := $(ST)/build
 # The programs the pipeline runs (tests point this at the sanitizer build).
 PIPE_BIN ?= bin
 ARGMAX ?=
@@ -84,7 +87,10 @@ $(ST)/plan.mk: $(if $(MAKE_RESTARTS),,FORCE) $(if $(filter bin,$(PIPE_BIN)),all)
 	$(Q)MAKE_PID=$(MAKE_PID) $(PLAN_ENV) mk/plan.sh
 
 STEP = mk/step.sh $(ST)
-COMMON_FLAGS = --model '$(MODEL_DIR)' --output '$(OUT)' --prefix $(PREFIX_EFF) --context-length $(CONTEXT)
+COMMON_FLAGS = --model '$(MODEL_DIR)' --prefix $(PREFIX_EFF) --context-length $(CONTEXT) --lut-cache '$(ST)/lutcache'
+# embed and lmhead write parts that ship; ffn and prefill write what combine reads.
+SHIP_FLAGS = --output '$(OUT)' --quality-dir '$(BUILD)'
+BUILD_FLAGS = --output '$(BUILD)'
 SCALE_FLAGS = $(if $(FP16_SCALE),--fp16-scale $(FP16_SCALE))
 CLAMP_FLAGS = $(if $(CLAMP),--clamp $(CLAMP))
 # The smoketest's and the preflight's prompt: text, or token ids (a checkpoint without tokenizer.json).
@@ -101,24 +107,24 @@ label = $(subst ffn,FFN,$(subst _, ,$(1)))
 ifeq ($(MONOLITHIC),)
 # --- chunked (ANEMLL's convert_model.sh) ---------------------------------------------
 $(ST)/embed.stamp: $(ST)/embed.key
-	$(Q)$(STEP) embed "embeddings" -- $(PIPE_BIN)/embed $(COMMON_FLAGS) --batch-size $(BATCH) \
+	$(Q)$(STEP) embed "embeddings" -- $(PIPE_BIN)/embed $(COMMON_FLAGS) $(SHIP_FLAGS) --batch-size $(BATCH) \
 	  $(if $(LUT1),--lut $(LUT1)) $(SCALE_FLAGS) $(CLAMP_FLAGS)
 
 $(ST)/lmhead.stamp: $(ST)/lmhead.key
-	$(Q)$(STEP) lmhead "LM head" -- $(PIPE_BIN)/lmhead $(COMMON_FLAGS) $(if $(LUT3),--lut $(LUT3)) \
+	$(Q)$(STEP) lmhead "LM head" -- $(PIPE_BIN)/lmhead $(COMMON_FLAGS) $(SHIP_FLAGS) $(if $(LUT3),--lut $(LUT3)) \
 	  $(if $(ARGMAX),--argmax) $(CLAMP_FLAGS)
 
 # ffn-01of02, prefill-01of02, ffn_rotate-01of02, prefill_rotate-01of02: one rule each
 define chunk_rule
 $$(ST)/$(1)-%.stamp: $$(ST)/$(1)-%.key
-	$$(Q)$$(STEP) $(1)-$$* "$(call label,$(1)) chunk $$*" -- $$(PIPE_BIN)/$(call stage_prog,$(1)) $$(COMMON_FLAGS) \
+	$$(Q)$$(STEP) $(1)-$$* "$(call label,$(1)) chunk $$*" -- $$(PIPE_BIN)/$(call stage_prog,$(1)) $$(COMMON_FLAGS) $$(BUILD_FLAGS) \
 	  --batch-size $$(BATCH) $(call rotate_flag,$(1)) --chunk $$(NCHUNK) --chunk-no $$(call chunk_no,$$*) \
 	  $$(if $$(LUT2),--lut $$(LUT2)) $$(SCALE_FLAGS) $$(CLAMP_FLAGS)
 endef
 $(foreach s,ffn prefill ffn_rotate prefill_rotate,$(eval $(call chunk_rule,$(s))))
 
 $(ST)/combine-%.stamp: $(ST)/combine-%.key $(foreach s,$(CHUNK_STAGES),$(ST)/$(s)-%.stamp)
-	$(Q)$(STEP) combine-$* "combine chunk $*" -- $(PIPE_BIN)/combine --input '$(OUT)' --prefix $(PREFIX_EFF) \
+	$(Q)$(STEP) combine-$* "combine chunk $*" -- $(PIPE_BIN)/combine --input '$(BUILD)' --output '$(OUT)' --prefix $(PREFIX_EFF) \
 	  $(if $(LUT2),--lut $(LUT2),--lut none) $(if $(SPLIT_ROTATE),--split-rotate) \
 	  --chunk $(NCHUNK) --chunk-no $(call chunk_no,$*)
 
@@ -146,11 +152,11 @@ MONO_STAMPS = $(foreach p,monolithic monolithic_prefill monolithic_rotate monoli
 
 $(MONO_STAMPS): $(ST)/%.stamp: $(ST)/%.key
 	$(Q)$(STEP) $* "$(call label,$*)" -- $(PIPE_BIN)/$(call stage_prog,$*) --monolithic $(call rotate_flag,$*) \
-	  $(COMMON_FLAGS) --batch-size $(BATCH) $(MONO_FLAGS) $(if $(ARGMAX),$(if $(findstring prefill,$*),,--argmax)) \
+	  $(COMMON_FLAGS) $(BUILD_FLAGS) --batch-size $(BATCH) $(MONO_FLAGS) $(if $(ARGMAX),$(if $(findstring prefill,$*),,--argmax)) \
 	  $(SCALE_FLAGS) $(CLAMP_FLAGS)
 
 $(ST)/combine.stamp: $(ST)/combine.key $(foreach p,$(MONO_PARTS),$(ST)/$(p).stamp)
-	$(Q)$(STEP) combine "combine" -- $(PIPE_BIN)/combine --monolithic --input '$(OUT)' --prefix $(PREFIX_EFF) \
+	$(Q)$(STEP) combine "combine" -- $(PIPE_BIN)/combine --monolithic --input '$(BUILD)' --output '$(OUT)' --prefix $(PREFIX_EFF) \
 	  --lut $(or $(LUT),none)
 
 $(ST)/compile.stamp: $(ST)/compile.key $(ST)/combine.stamp

@@ -63,18 +63,23 @@ else
 	mapfile -t printed <"$ST/$name.printed.tmp.$$"
 fi
 
-# What the stage wrote, relative to OUT: every output is an entry of OUT,
-# or inside one (dist's DIST/standard: the entry is DIST's folder in OUT).
+# What the stage wrote, relative to OUT: every output is an entry of OUT or
+# of its intermediates folder (.anemake/build), or inside an entry of OUT
+# (dist's DIST/standard: the entry is DIST's folder in OUT).
 real=
 rels=()
 for p in "${printed[@]}"; do
 	r=${p##*/}
-	if [ "$p" != "$OUT/$r" ]; then
+	if [ "$p" = "$ST/build/$r" ]; then
+		r=.anemake/build/$r
+	elif [ "$p" != "$OUT/$r" ]; then
 		real=${real:-$(cd "$OUT" && pwd -P)}
 		d=$(cd "$(dirname -- "$p")" 2>/dev/null && pwd -P) ||
 			{ echo "anemake: BUG: $label wrote $p, which is not there" >&2; exit 1; }
 		case $d/ in
 		"$real"/) ;;
+		"$real"/.anemake/build/) r=.anemake/build/$r ;;
+		"$real"/.anemake/*) echo "anemake: BUG: $label wrote $p, inside $ST" >&2; exit 1 ;;
 		"$real"/*) r=${d#"$real"/} r=${r%%/*} ;;
 		*) echo "anemake: BUG: $label wrote $p, outside $OUT" >&2; exit 1 ;;
 		esac
@@ -86,6 +91,11 @@ done
 # count) is stale: remove it so no runtime picks it up by mistake.
 for f in "${old[@]}"; do
 	[[ " ${rels[*]} " == *" $f "* ]] || remove_output "$f"
+done
+# An OUT of an earlier layout kept each part's quality report beside it: it is in .anemake/build now.
+for r in "${rels[@]}"; do
+	q=${r%.mlpackage}.quality.json
+	if [[ $r != */* && $r == *.mlpackage && -f $ST/build/$q ]]; then rm -f "$OUT/$q"; fi
 done
 statof=() # the stage rewrote them
 record_outputs "$name" "${rels[@]}"

@@ -27,6 +27,7 @@ static void parse_args(int argc, char **argv, stage_opts *o, int *argmax)
 	const cli_opt opts[] = {
 		STAGE_OPT_MODEL(o),
 		STAGE_OPT_OUTPUT(o, 1),
+		STAGE_OPT_QUALITY_DIR(o),
 		STAGE_OPT_PREFIX(o),
 		STAGE_OPT_CONTEXT(o, "context length recorded in the metadata"),
 		{"argmax", NULL, CLI_FLAG, argmax, 0, 0, 0, "output argmax_idx/argmax_val per head instead of the logits"},

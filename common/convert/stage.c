@@ -91,7 +91,7 @@ void stage_open(stage_opts *o)
 		    "(Gemma 3 only)",
 		    c->path ? c->path : o->model_dir, c->arch->name);
 	o->prefix_eff = o->prefix ? o->prefix : c->arch->prefix;
-	if (o->output && mkdir_p(o->output) != 0)
+	if ((o->output && mkdir_p(o->output) != 0) || (o->quality_dir && mkdir_p(o->quality_dir) != 0))
 		die_err();
 }
 
@@ -119,7 +119,7 @@ void stage_part_paths(const stage_opts *o, const char *part, int chunk, int nchu
 	char *base = anemll_part_name(o->prefix_eff, part, o->lut.bits, chunk, nchunks);
 	char *pkg = xasprintf("%s.mlpackage", base), *quality = xasprintf("%s.quality.json", base);
 	p->package = path_join(o->output, pkg);
-	p->quality = path_join(o->output, quality);
+	p->quality = path_join(o->quality_dir ? o->quality_dir : o->output, quality);
 	p->cache_dir = weights_cache_dir(o->output, o->lut_cache);
 	free(base), free(pkg), free(quality);
 }
@@ -220,6 +220,7 @@ static void parse_chunk_args(int argc, char **argv, chunk_opts *o)
 	const cli_opt opts[] = {
 		STAGE_OPT_MODEL(&o->s),
 		STAGE_OPT_OUTPUT(&o->s, 0),
+		STAGE_OPT_QUALITY_DIR(&o->s),
 		STAGE_OPT_PREFIX(&o->s),
 		STAGE_OPT_CONTEXT(&o->s, "context length C: KV cache length and causal_mask width"),
 		STAGE_OPT_BATCH(&o->s, "prefill batch B (tokens per prefill call; ffn accepts it for symmetry)"),

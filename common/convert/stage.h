@@ -20,7 +20,7 @@
 
 typedef struct stage_opts {
 	/* flags */
-	const char *model, *output, *prefix, *lut_arg, *lut_cache;
+	const char *model, *output, *quality_dir, *prefix, *lut_arg, *lut_cache;
 	const char *fp16_scale_arg, *clamp_arg;
 	int context, batch, threads;
 	/* set by stage_open */
@@ -34,6 +34,7 @@ typedef struct stage_opts {
 
 #define STAGE_OPT_MODEL(o) {"model", "DIR|ORG/NAME", CLI_STRING, &(o)->model, 1, 0, 0, "HuggingFace model directory, or an id in the local HF cache (never downloaded)"}
 #define STAGE_OPT_OUTPUT(o, required) {"output", "DIR", CLI_STRING, &(o)->output, required, 0, 0, "directory to write into (created if missing)"}
+#define STAGE_OPT_QUALITY_DIR(o) {"quality-dir", "DIR", CLI_STRING, &(o)->quality_dir, 0, 0, 0, "where each part's <name>.quality.json goes (default: --output; created if missing)"}
 #define STAGE_OPT_PREFIX(o) {"prefix", "NAME", CLI_STRING, &(o)->prefix, 0, 0, 0, "file-name prefix (default by architecture: llama, qwen, qwen25, gemma3)"}
 #define STAGE_OPT_CONTEXT(o, help) {"context-length", "N", CLI_INT, &(o)->context, 0, 1, 1 << 20, help " (default 512)"}
 #define STAGE_OPT_BATCH(o, help) {"batch-size", "N", CLI_INT, &(o)->batch, 0, 1, 4096, help " (default 64)"}
@@ -56,8 +57,8 @@ int stage_clamp(const char *arg, double *v);
 /* Defaults: context 512, batch 64, everything else unset. */
 void stage_opts_init(stage_opts *o);
 /* Parse the LUT spec, --fp16-scale and --clamp (usage errors exit 2),
- * resolve and open the model, pick the prefix, create the output directory
- * (when set). Dies with one line on bad input. --fp16-scale on a model
+ * resolve and open the model, pick the prefix, create the output and
+ * quality directories (when set). Dies with one line on bad input. --fp16-scale on a model
  * without Gemma's post norms is bad data (exit 1). */
 void stage_open(stage_opts *o);
 void stage_close(stage_opts *o);
@@ -67,7 +68,7 @@ typedef enum stage_lut_part { STAGE_LUT_EMBED, STAGE_LUT_HEAD } stage_lut_part;
 void stage_resolve_lut(stage_opts *o, stage_lut_part part);
 
 /* Files of part `part` (e.g. "FFN", chunk k of n; 0, 0 for unchunked):
- * "<output>/<base>.mlpackage" and "<output>/<base>.quality.json". */
+ * "<output>/<base>.mlpackage" and "<quality-dir or output>/<base>.quality.json". */
 typedef struct stage_part {
 	char *package, *quality, *cache_dir;
 } stage_part;

@@ -26,6 +26,11 @@ protoc_ok lut4_protoc lut/llama_embeddings_lut4.mlpackage
 diff -r t1 t2 >/dev/null && ok lut_threads_identical || fail lut_threads_identical "1 vs 2 threads differ"
 [ -f lut/llama_embeddings_lut4.quality.json ] && grep -q '"rel_rms"' lut/llama_embeddings_lut4.quality.json &&
 	ok lut_quality_sidecar || fail lut_quality_sidecar "no quality json"
+expect_ok lut_quality_dir "$BIN/embed" --model "$STORIES" --output qd --quality-dir qd_reports --lut 4 --lut-cache none
+[ -f qd_reports/llama_embeddings_lut4.quality.json ] && [ ! -e qd/llama_embeddings_lut4.quality.json ] &&
+	cmp -s qd_reports/llama_embeddings_lut4.quality.json lut/llama_embeddings_lut4.quality.json &&
+	diff -r qd/llama_embeddings_lut4.mlpackage lut/llama_embeddings_lut4.mlpackage >/dev/null &&
+	ok quality_dir_holds_the_report || fail quality_dir_holds_the_report "$(ls qd qd_reports 2>&1 | tr '\n' ' ')"
 cp -r lut/llama_embeddings_lut4.mlpackage lut_first.mlpackage
 expect_ok lut_cache_hit "$BIN/embed" --model "$STORIES" --output lut --lut 4
 printf '%s' "$err" | grep -q '1 from cache' && diff -r lut_first.mlpackage lut/llama_embeddings_lut4.mlpackage >/dev/null &&

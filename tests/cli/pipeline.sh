@@ -40,6 +40,28 @@ grep -qxF "    python3 tests/chat.py --meta $SCRATCH/s/meta.yaml --prompt 'Once 
 	ok stories_says_what_next || fail stories_says_what_next "$out"
 "$BIN/mldump" s/llama_FFN_PF_lut6_chunk_01of02.mlpackage | grep -q '^function "prefill"' && ok stories_combined || fail stories_combined "no prefill function"
 
+# what ships is OUT but .anemake; the chunks before combine and the quality reports are intermediates
+ships="config.json generation_config.json llama_FFN_PF_lut6_chunk_01of02.mlmodelc llama_FFN_PF_lut6_chunk_01of02.mlpackage"
+ships+=" llama_FFN_PF_lut6_chunk_02of02.mlmodelc llama_FFN_PF_lut6_chunk_02of02.mlpackage llama_embeddings.mlmodelc"
+ships+=" llama_embeddings.mlpackage llama_lm_head_lut6.mlmodelc llama_lm_head_lut6.mlpackage meta.yaml smoketest.json"
+ships+=" tokenizer.json tokenizer_config.json"
+[ "$(ls s | tr '\n' ' ')" = "$ships " ] && ok stories_out_holds_what_ships || fail stories_out_holds_what_ships "$(ls s | tr '\n' ' ')"
+built=$(cd s/.anemake/build && ls | LC_ALL=C sort | tr '\n' ' ')
+want_built=$(for k in FFN_lut6 prefill_lut6; do for c in 01 02; do printf 'llama_%s_chunk_%sof02.%s\n' $k $c mlpackage $k $c quality.json; done; done
+	echo llama_lm_head_lut6.quality.json)
+[ "$built" = "$(LC_ALL=C sort <<<"$want_built" | tr '\n' ' ')" ] && ok stories_intermediates_apart || fail stories_intermediates_apart "$built"
+
+# an OUT of the earlier layout (chunks and reports beside the parts): once its steps
+# rerun, the chunks and reports move into .anemake/build and nothing stale stays
+cp -a s old
+for f in old/.anemake/build/*; do mv "$f" old/; done
+for f in old/.anemake/*.outputs; do sed -i 's|^\.anemake/build/||' "$f"; done
+for f in old/.anemake/*.done; do echo stale >"$f"; done # another anemake version: every key differs
+rm old/.anemake/*.stamp
+run pipe MODEL="$STORIES" OUT="$SCRATCH/old" LUT2=6,4 LUT3=6 CHUNK=2 CONTEXT=128 BATCH=16 STEPS=24 PROMPT="Once upon a time"
+[ "$rc" = 0 ] && [ "$(ls old | tr '\n' ' ')" = "$ships " ] && [ "$(cd old/.anemake/build && ls | tr '\n' ' ')" = "$(cd s/.anemake/build && ls | tr '\n' ' ')" ] &&
+	ok old_layout_moves_apart || fail old_layout_moves_apart "exit $rc: $(ls old | tr '\n' ' ')"
+
 # a second make does nothing, and says so to make -q
 run pipe MODEL="$STORIES" OUT="$SCRATCH/s" LUT2=6,4 LUT3=6 CHUNK=2 CONTEXT=128 BATCH=16 STEPS=24 PROMPT="Once upon a time"
 printf '%s\n' "$err" >s2.log
@@ -59,7 +81,8 @@ run pipe MODEL="$SCRATCH/stories_copy" OUT="$SCRATCH/c" LUT2=6,4 LUT3=4 CHUNK=2 
 printf '%s\n' "$err" >c3.log
 want=$(printf '%s\n' "LM head" compile meta.yaml smoketest | sort) # everything else: not even looked at
 [ "$(steps_run c3.log)" = "$want" ] && ok lut3_reruns_head_and_after || fail lut3_reruns_head_and_after "$(steps_run c3.log | tr '\n' ',')"
-[ ! -e c/llama_lm_head_lut6.mlpackage ] && [ -e c/llama_lm_head_lut4.mlpackage ] && ok stale_head_removed || fail stale_head_removed "$(ls c)"
+[ ! -e c/llama_lm_head_lut6.mlpackage ] && [ -e c/llama_lm_head_lut4.mlpackage ] && [ ! -e c/.anemake/build/llama_lm_head_lut6.quality.json ] &&
+	[ -e c/.anemake/build/llama_lm_head_lut4.quality.json ] && ok stale_head_removed || fail stale_head_removed "$(ls c c/.anemake/build)"
 
 # the smoketest's thresholds are make variables: only the smoketest reruns, judged by them
 run pipe MODEL="$SCRATCH/stories_copy" OUT="$SCRATCH/c" LUT2=6,4 LUT3=4 CHUNK=2 CONTEXT=128 BATCH=16 STEPS=8 MIN_AGREEMENT=100 MAX_KL=0

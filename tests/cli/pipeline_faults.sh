@@ -62,11 +62,11 @@ pipe -q MODEL="$STORIES" OUT="$SCRATCH/a" "${F[@]}" 2>/dev/null
 run pipe MODEL="$STORIES" OUT="$SCRATCH/a" "${F[@]}"
 [ "$rc" = 0 ] && [ "$(steps)" = compile ] && [ -s a/$PF.mlmodelc/weights/weight.bin ] &&
 	ok deleted_compiled_weight_rewritten || fail deleted_compiled_weight_rewritten "exit $rc, ran: $(steps)"
-rm -r a/.anemake/ffn-01of01.stamp a/llama_FFN_lut6_chunk_01of01.mlpackage
+rm -r a/.anemake/ffn-01of01.stamp a/.anemake/build/llama_FFN_lut6_chunk_01of01.mlpackage
 pipe -q MODEL="$STORIES" OUT="$SCRATCH/a" "${F[@]}" 2>/dev/null
 [ $? != 0 ] && ok deleted_stamp_and_package_q || fail deleted_stamp_and_package_q "make -q returned 0"
 run pipe MODEL="$STORIES" OUT="$SCRATCH/a" "${F[@]}"
-[ "$rc" = 0 ] && [ "$(steps)" = "FFN chunk 01of01" ] && [ -d a/llama_FFN_lut6_chunk_01of01.mlpackage ] &&
+[ "$rc" = 0 ] && [ "$(steps)" = "FFN chunk 01of01" ] && [ -d a/.anemake/build/llama_FFN_lut6_chunk_01of01.mlpackage ] &&
 	ok deleted_stamp_and_package_rewritten || fail deleted_stamp_and_package_rewritten "exit $rc, ran: $(steps)"
 pipe -q MODEL="$STORIES" OUT="$SCRATCH/a" "${F[@]}" 2>/dev/null
 [ $? = 0 ] && ok repaired_up_to_date || fail repaired_up_to_date "make -q says out of date"

@@ -2,8 +2,8 @@
 #
 # A tiny gemma3_text fixture (3 layers: local, local, global; window 32)
 # converted at CONTEXT 64 > window for CHUNK=1, 2 and 3: per chunk ffn,
-# prefill, ffn_rotate and prefill_rotate steps feed combine; the tree holds
-# exactly ANEMLL's files, every FFN_PF chunk has the four functions and both
+# prefill, ffn_rotate and prefill_rotate steps feed combine; OUT holds
+# what ships of ANEMLL's files (the chunks before combine in .anemake/build), every FFN_PF chunk has the four functions and both
 # KV states, meta.yaml has the reference's key set (../shared), the
 # smoketest passes with decoding past the window, make -q is 0 afterwards.
 # ANEMLL's own tiny Gemma 3 with its flags gives its package names and
@@ -28,15 +28,18 @@ if ! "$BIN/ffn" --help | grep -q -- '--rotate'; then
 fi
 "$TESTBIN/mkfixture" --arch gemma3_text --out g3 --layers 3 --layer-types s,s,f --sliding-window 32 --seed 4 >/dev/null
 
-# files OUT N: the files ANEMLL's convert_model.sh leaves for N chunks (no LUT)
+# files N: what ships of the files ANEMLL's convert_model.sh leaves for N chunks (no LUT)
 files() {
-	local c id
+	local c
 	printf '%s\n' meta.yaml config.json tokenizer_config.json smoketest.json \
 		gemma3_embeddings.mlpackage gemma3_embeddings.mlmodelc gemma3_lm_head.mlpackage gemma3_lm_head.mlmodelc
+	for ((c = 1; c <= $1; c++)); do printf 'gemma3_FFN_PF_chunk_%02dof%02d.%s\n' "$c" "$1" mlpackage "$c" "$1" mlmodelc; done
+}
+# built N: the intermediates, the four parts of each chunk before combine
+built() {
+	local c p
 	for ((c = 1; c <= $1; c++)); do
-		id=$(printf 'chunk_%02dof%02d' "$c" "$1")
-		printf '%s\n' gemma3_FFN_PF_$id.mlpackage gemma3_FFN_PF_$id.mlmodelc gemma3_FFN_$id.mlpackage \
-			gemma3_prefill_$id.mlpackage gemma3_FFN_rotate_$id.mlpackage gemma3_prefill_rotate_$id.mlpackage
+		for p in FFN prefill FFN_rotate prefill_rotate; do printf 'gemma3_%s_chunk_%02dof%02d.mlpackage\n' "$p" "$c" "$1"; done
 	done
 }
 
@@ -46,6 +49,7 @@ for n in 1 2 3; do
 	printf '%s\n' "$err" >$o.log
 	if [ "$rc" = 0 ]; then ok "chunk${n}_converts"; else fail "chunk${n}_converts" "exit $rc: $(grep -v '^anemake' $o.log | tail -n 4)"; continue; fi
 	d=$(diff <(files $n | sort) <(ls $o | sort))
+	d+=$(diff <(built $n | sort) <(ls $o/.anemake/build | sort))
 	[ -z "$d" ] && ok "chunk${n}_anemll_files" || fail "chunk${n}_anemll_files" "$(echo "$d" | tr '\n' ' ')"
 	bad=
 	for f in $o/gemma3_FFN_PF_chunk_*.mlpackage; do
@@ -73,7 +77,7 @@ labels=$(steps_run o2.log | tr '\n' ',')
 if have_shared; then
 	run pipe MODEL="$REF/model" OUT="$SCRATCH/ref" CONTEXT=128 BATCH=32 LUT1= LUT2=6 LUT3=6 CHUNK=2 meta
 	[ "$rc" = 0 ] && ok ref_converts || fail ref_converts "exit $rc: $(printf '%s\n' "$err" | grep -v '^anemake' | tail -n 3)"
-	d=$(diff <(ls "$REF/listings" | sed 's/\.txt$//' | sort) <(ls ref | sed -n 's/\.mlpackage$//p' | sort))
+	d=$(diff <(ls "$REF/listings" | sed 's/\.txt$//' | sort) <(ls ref ref/.anemake/build | sed -n 's/\.mlpackage$//p' | sort))
 	[ -z "$d" ] && ok ref_package_names || fail ref_package_names "$(echo "$d" | tr '\n' ' ')"
 	bad=
 	for n in gemma3_FFN_PF_lut6_chunk_01of02 gemma3_FFN_PF_lut6_chunk_02of02 gemma3_embeddings gemma3_lm_head_lut6; do
@@ -137,7 +141,7 @@ run pipe MODEL="$SCRATCH/g3" OUT="$SCRATCH/bad" CHUNK=1 "${G[@]}" BATCH=12 meta
 run pipe MODEL="$SCRATCH/g3" OUT="$SCRATCH/o1" CHUNK=1 "${G[@]}" CONTEXT=32 STEPS=8 PROMPT_IDS=2,17,33
 printf '%s\n' "$err" >w.log
 [ "$rc" = 0 ] && ok window_context_converts || fail window_context_converts "exit $rc: $(grep -v '^anemake' w.log | tail -n 3)"
-[ -z "$(steps_run w.log | grep rotate)" ] && [ -z "$(ls o1 | grep rotate)" ] && ok window_context_no_rotate ||
+[ -z "$(steps_run w.log | grep rotate)" ] && [ -z "$(ls o1 o1/.anemake/build | grep rotate)" ] && ok window_context_no_rotate ||
 	fail window_context_no_rotate "$(steps_run w.log | tr '\n' ',') / $(ls o1 | grep rotate | tr '\n' ' ')"
 "$BIN/mldump" o1/gemma3_FFN_PF_chunk_01of01.mlpackage | grep -E '^function' | tr '\n' ' ' >fn.txt
 [ "$(cat fn.txt)" = 'function "infer" function "prefill" ' ] && ok window_context_two_functions || fail window_context_two_functions "$(cat fn.txt)"

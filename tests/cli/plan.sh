@@ -70,7 +70,7 @@ printf '%s\n' "$err" >d.log
 if [ "$rc" = 0 ]; then ok defaults_convert; else fail defaults_convert "exit $rc: $(tail -n 3 d.log)"; fi
 [ "$(grep -c '^anemake: LUT2=4: group 8 does not divide model\.layers\.0\.mlp\.gate_proj\.weight (172 output channels): using LUT2=4,4$' d.log)" = 1 ] &&
 	ok defaults_group_said_once || fail defaults_group_said_once "$(grep -i group d.log)"
-grep -q '"group":[[:space:]]*4,' d/llama_FFN_lut4_chunk_01of02.quality.json && grep -q '"group":[[:space:]]*4,' d/llama_prefill_lut4_chunk_02of02.quality.json &&
-	! grep -q '"group":[[:space:]]*8' d/llama_FFN_lut4_chunk_0*.quality.json && ok defaults_group_4 || fail defaults_group_4 "$(ls d)"
-grep -q '"group":[[:space:]]*8,' d/llama_lm_head_lut6.quality.json && ok defaults_head_keeps_8 || fail defaults_head_keeps_8 "$(head -c 200 d/llama_lm_head_lut6.quality.json)"
+grep -q '"group":[[:space:]]*4,' d/.anemake/build/llama_FFN_lut4_chunk_01of02.quality.json && grep -q '"group":[[:space:]]*4,' d/.anemake/build/llama_prefill_lut4_chunk_02of02.quality.json &&
+	! grep -q '"group":[[:space:]]*8' d/.anemake/build/llama_FFN_lut4_chunk_0*.quality.json && ok defaults_group_4 || fail defaults_group_4 "$(ls d)"
+grep -q '"group":[[:space:]]*8,' d/.anemake/build/llama_lm_head_lut6.quality.json && ok defaults_head_keeps_8 || fail defaults_head_keeps_8 "$(head -c 200 d/.anemake/build/llama_lm_head_lut6.quality.json)"
 finish
