@@ -194,6 +194,43 @@ static int ring_window_mask(graph_ctx *g, const graph_kv *kv, int B, int dtype, 
 	return 0;
 }
 
+/* The mask of sliding-window layers in the unified cache (graph_band_window:
+ * Mistral, Phi3, Qwen with use_sliding_window): causal_mask plus -inf where
+ * row i (position p + i, p = current_pos) would see slot t at or beyond the
+ * window, p + i - t >= W. Computed from current_pos as t - (i - W + 1) >= p:
+ * a [1,1,1,C] slot index less a [1,1,S,1] row offset, compared, selected
+ * (the operands broadcast to [1,1,S,C] by themselves, as in
+ * ring_window_mask), and added. The cache keeps all C slots. */
+static int band_mask(graph_ctx *g, const chunk_io *in, int S, int C, int W, graph_kv *kv, int dtype)
+{
+	int32_t *slot = xmalloc(xmul((size_t)C, sizeof *slot)), *row = xmalloc(xmul((size_t)S, sizeof *row));
+	for (int t = 0; t < C; t++)
+		slot[t] = t;
+	for (int i = 0; i < S; i++)
+		row[i] = i - W + 1;
+	int64_t slots[4] = {1, 1, 1, C}, rows[4] = {1, 1, S, 1};
+	graph_val sv = graph_i32_const(g, "band_slot_index", slot, 4, slots);
+	graph_val rv = graph_i32_const(g, "band_row_offset", row, 4, rows);
+	free(slot), free(row);
+	graph_val reach = graph_binary(g, "sub", "band_reach", sv, rv);
+	graph_val vis = graph_compare(g, "greater_equal", "band_visible", reach, in->current_pos);
+	uint16_t *zeros = xcalloc((size_t)S, sizeof *zeros), *ninfs = xmalloc(xmul((size_t)C, sizeof *ninfs));
+	for (int t = 0; t < C; t++)
+		ninfs[t] = 0xfc00; /* -inf, as chat.py's causal mask */
+	graph_val zero, ninf;
+	int rc = graph_fp16_const(g, "band_shown", zeros, 4, rows, &zero);
+	if (rc == 0)
+		rc = graph_fp16_const(g, "band_hidden", ninfs, 4, slots, &ninf);
+	free(zeros), free(ninfs);
+	if (rc != 0)
+		return -1;
+	graph_val band = graph_select(g, "band_window", vis, zero, ninf);
+	band = graph_binary(g, "add", "band_mask", in->mask, band);
+	kv->band = dtype == MIL_FP16 ? band : graph_cast(g, "band_mask_fp32", band, dtype);
+	kv->has_band = 1;
+	return 0;
+}
+
 /* One cache's RoPE rows: local layers use base rope_local_base_freq without
  * scaling; the others rope_theta with rope_scaling (ANEMLL ignores it). */
 static int kv_rope(graph_ctx *g, const graph_chunk_opts *o, graph_val positions, int kind, graph_kv *kv)
@@ -261,6 +298,11 @@ static int chunk_prologue(graph_ctx *g, const chunk_io *in, const graph_chunk_op
 	for (int k = 0; k < 2; k++)
 		if (want[k] && kv_setup(g, in, o, k, &io->kv[k]) != 0)
 			return -1;
+	int W = graph_band_window(g->c, o->context), banded = 0;
+	for (int l = first; W && l < first + count; l++)
+		banded |= hf_config_layer_sliding(g->c, l);
+	if (banded && band_mask(g, in, S, o->context, W, &io->kv[KV_GLOBAL], g->c->arch->attn_fp32 ? MIL_FP32 : MIL_FP16))
+		return -1;
 	return 0;
 }
 
@@ -393,7 +435,9 @@ static int head_split(graph_ctx *g, graph_val x, int k, int64_t row0, int64_t n,
 	int check = g->w->check_only; /* the plan: shapes only, no data */
 	uint16_t *buf = check ? NULL : xmalloc(xmul(xmul((size_t)n, (size_t)H), 2));
 	size_t clamped = 0;
-	int rc = check ? 0 : st_read_rows_fp16(t, (uint64_t)row0, (uint64_t)n, buf, &clamped);
+	/* Granite divides the logits by logits_scaling: folded into the rows */
+	double ls = g->c->logits_scaling > 0 ? g->c->logits_scaling : 1.0;
+	int rc = check ? 0 : graph_read_rows_scaled(t, (uint64_t)row0, (uint64_t)n, 1.0 / ls, buf, &clamped);
 	const char *w = NULL;
 	if (rc == 0) {
 		if (clamped)
@@ -495,10 +539,14 @@ int graph_build_lm_head(ml_model *m, weights_ctx *w, const hf_model *hf, int arg
 /* ------------------------------------------------------------------ */
 /* Monolithic                                                          */
 
-/* The embedding table [V,H] (x alpha when scaling, in fp32, rounded once)
- * gathered at input_ids, times sqrt(H) for Gemma: hidden [1,S,H]. */
+/* The embedding table [V,H] (x alpha when scaling, x Granite's
+ * embedding_multiplier, in fp32, rounded once) gathered at input_ids, times
+ * sqrt(H) for Gemma: hidden [1,S,H]. */
 static int mono_embed(graph_ctx *g, graph_val ids, double alpha, graph_val *out)
 {
+	double em = g->c->embedding_multiplier;
+	if (em > 0 && em != 1.0)
+		alpha = (alpha > 0 ? alpha : 1.0) * em;
 	const st_tensor *t = g->hf->embed;
 	int64_t V = (int64_t)t->shape[0], H = (int64_t)t->shape[1];
 	int check = g->w->check_only; /* the plan: shapes only, no data */

@@ -404,8 +404,10 @@ static void cross_check_ex(const char *name, const char *args, int window, doubl
 		hf.cfg.sliding_window = window;
 		hf.cfg.layer_sliding[hf.cfg.num_hidden_layers - 1] = 1;
 	}
-	if (qpas > 0)
+	if (qpas > 0) {
 		hf.cfg.query_pre_attn_scalar = qpas;
+		hf.cfg.attn_scale = pow(qpas, -0.5);
+	}
 	int V = hf.cfg.vocab_size, H = hf.cfg.hidden_size;
 	float *a = xmalloc((size_t)SEQ * V * sizeof *a), *b = xmalloc((size_t)SEQ * V * sizeof *b);
 	float *ha = xmalloc((size_t)SEQ * H * sizeof *ha), *hb = xmalloc((size_t)SEQ * H * sizeof *hb);
