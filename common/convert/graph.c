@@ -146,6 +146,31 @@ static int batch_mask(graph_ctx *g, int B, graph_val *out)
 	return rc;
 }
 
+/* An additive mask [1,1,S,W] from a bool vis of that shape: 0 where
+ * visible, -inf (as chat.py's causal mask) elsewhere. select's a and b
+ * broadcast to its output by themselves (0 per row, -inf per slot), as
+ * coremltools infers select's shape from a and b alone. Consts
+ * <tag>_shown / <tag>_hidden, the select <tag>_mask. */
+static int visible_mask(graph_ctx *g, const char *tag, graph_val vis, int S, int W, graph_val *out)
+{
+	int64_t slots[4] = {1, 1, 1, W}, rows[4] = {1, 1, S, 1};
+	uint16_t *zeros = xcalloc((size_t)S, sizeof *zeros), *ninfs = xmalloc(xmul((size_t)W, sizeof *ninfs));
+	for (int s = 0; s < W; s++)
+		ninfs[s] = 0xfc00;
+	char n[3][48];
+	snprintf(n[0], sizeof n[0], "%s_shown", tag);
+	snprintf(n[1], sizeof n[1], "%s_hidden", tag);
+	snprintf(n[2], sizeof n[2], "%s_mask", tag);
+	graph_val zero, ninf;
+	int rc = graph_fp16_const(g, n[0], zeros, 4, rows, &zero);
+	if (rc == 0)
+		rc = graph_fp16_const(g, n[1], ninfs, 4, slots, &ninf);
+	free(zeros), free(ninfs);
+	if (rc == 0)
+		*out = graph_select(g, n[2], vis, zero, ninf);
+	return rc;
+}
+
 /* prefill_rotate's local mask [1,1,B,W+B] over the keys its local layers
  * attend: the W ring slots as they were before this call, then the B new
  * rows (positions p..p+B-1, p = current_pos >= W). Before the call slot s
@@ -172,21 +197,8 @@ static int ring_window_mask(graph_ctx *g, const graph_kv *kv, int B, int dtype, 
 	graph_val age = graph_binary(g, "add", "local_slot_age_raw", sv, shift);
 	age = graph_binary(g, "mod", "local_slot_age", age, wv);
 	graph_val vis = graph_compare(g, "greater_equal", "local_old_visible", age, nv);
-	/* select's a and b broadcast to its [1,1,B,W] output by themselves (0
-	 * per row, -inf per slot), as coremltools infers select's shape from a
-	 * and b alone; -inf as in chat.py's causal mask */
-	uint16_t *zeros = xcalloc((size_t)B, sizeof *zeros), *ninfs = xmalloc(xmul((size_t)W, sizeof *ninfs));
-	for (int s = 0; s < W; s++)
-		ninfs[s] = 0xfc00;
-	graph_val zero, ninf, parts[2] = {{0}, {0}};
-	int rc = graph_fp16_const(g, "local_old_shown", zeros, 4, rows, &zero);
-	if (rc == 0)
-		rc = graph_fp16_const(g, "local_old_hidden", ninfs, 4, slots, &ninf);
-	free(zeros), free(ninfs);
-	if (rc != 0)
-		return -1;
-	parts[0] = graph_select(g, "local_old_mask", vis, zero, ninf);
-	if (batch_mask(g, B, &parts[1]) != 0)
+	graph_val parts[2] = {{0}, {0}};
+	if (visible_mask(g, "local_old", vis, B, W, &parts[0]) != 0 || batch_mask(g, B, &parts[1]) != 0)
 		return -1;
 	*out = graph_concat(g, "local_window_mask", 3, 2, parts);
 	if (dtype != MIL_FP16)
@@ -198,9 +210,8 @@ static int ring_window_mask(graph_ctx *g, const graph_kv *kv, int B, int dtype, 
  * Mistral, Phi3, Qwen with use_sliding_window): causal_mask plus -inf where
  * row i (position p + i, p = current_pos) would see slot t at or beyond the
  * window, p + i - t >= W. Computed from current_pos as t - (i - W + 1) >= p:
- * a [1,1,1,C] slot index less a [1,1,S,1] row offset, compared, selected
- * (the operands broadcast to [1,1,S,C] by themselves, as in
- * ring_window_mask), and added. The cache keeps all C slots. */
+ * a [1,1,1,C] slot index less a [1,1,S,1] row offset, compared, made
+ * additive (visible_mask) and added. The cache keeps all C slots. */
 static int band_mask(graph_ctx *g, const chunk_io *in, int S, int C, int W, graph_kv *kv, int dtype)
 {
 	int32_t *slot = xmalloc(xmul((size_t)C, sizeof *slot)), *row = xmalloc(xmul((size_t)S, sizeof *row));
@@ -213,18 +224,9 @@ static int band_mask(graph_ctx *g, const chunk_io *in, int S, int C, int W, grap
 	graph_val rv = graph_i32_const(g, "band_row_offset", row, 4, rows);
 	free(slot), free(row);
 	graph_val reach = graph_binary(g, "sub", "band_reach", sv, rv);
-	graph_val vis = graph_compare(g, "greater_equal", "band_visible", reach, in->current_pos);
-	uint16_t *zeros = xcalloc((size_t)S, sizeof *zeros), *ninfs = xmalloc(xmul((size_t)C, sizeof *ninfs));
-	for (int t = 0; t < C; t++)
-		ninfs[t] = 0xfc00; /* -inf, as chat.py's causal mask */
-	graph_val zero, ninf;
-	int rc = graph_fp16_const(g, "band_shown", zeros, 4, rows, &zero);
-	if (rc == 0)
-		rc = graph_fp16_const(g, "band_hidden", ninfs, 4, slots, &ninf);
-	free(zeros), free(ninfs);
-	if (rc != 0)
+	graph_val vis = graph_compare(g, "greater_equal", "band_visible", reach, in->current_pos), band;
+	if (visible_mask(g, "band_window", vis, S, C, &band) != 0)
 		return -1;
-	graph_val band = graph_select(g, "band_window", vis, zero, ninf);
 	band = graph_binary(g, "add", "band_mask", in->mask, band);
 	kv->band = dtype == MIL_FP16 ? band : graph_cast(g, "band_mask_fp32", band, dtype);
 	kv->has_band = 1;
