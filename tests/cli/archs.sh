@@ -3,17 +3,18 @@
 #
 # Each family's tiny fixture (mkfixture; 3 layers, SmolLM3 4 so one has no
 # RoPE) is converted by the stages at context 64 for 1, 2 and 3 chunks and
-# monolithically, without LUT; the smoketest runs an 11-token prompt
-# (prefill, batch 8) and 40 decode steps to position 51 against the fp32
-# reference: 100% top-1 agreement and KL under its default bound. The
-# positions pass Mistral's window 16, Phi3's window 24 and Phi3's longrope
-# switch to the long factors at 32. Every feature matters: against the
-# reference of the config without it the same parts' KL grows 100-fold or
-# more (the window, each Granite multiplier, the NoPE layers, the long
-# factors). make MODEL=... (LUT2=4, LUT3=6) writes ANEMLL's layout under the
-# family's prefix with meta.yaml, preflight.json and a smoketest passing the
-# LUT bounds; SmolLM3 with the Llama
-# 3.1 tokenizer of ../shared (its vocabulary) takes --text through the chat
+# monolithically without LUT; the smoketest runs an 11-token prompt (prefill,
+# batch 8) and 40 decode steps to position 51 against the fp32 reference:
+# 100% top-1 agreement and KL under its default bound. The positions pass
+# Mistral's window 16, Phi3's window 24 and Phi3's longrope switch to the
+# long factors at 32; a 40-token prompt crosses them in prefill. Monolithic
+# LUT 6 passes the LUT bounds. Every feature matters: against the reference
+# of the config without it the same parts' KL grows 100-fold or more (the
+# window, each Granite multiplier, the NoPE layers, the long factors; Qwen
+# 2.5's use_sliding_window too). make MODEL=... (LUT2=4, LUT3=6) writes
+# ANEMLL's layout under the family's prefix with meta.yaml, preflight.json
+# and a smoketest passing the LUT bounds; SmolLM3 with the Llama 3.1
+# tokenizer of ../shared (its vocabulary) takes --text through the chat
 # template; field variants we do not build are refused in one line.
 . "$SRC/tests/cli/lib.sh"
 pipe() { make -C "$SRC" --no-print-directory PIPE_BIN="$BIN" "$@"; }
@@ -35,17 +36,25 @@ conv() {
 		"$BIN/ffn" --model "$m" --output "$o" --batch-size 8 --context-length 64 --chunk "$n" -q "$@" >/dev/null &&
 		"$BIN/prefill" --model "$m" --output "$o" --batch-size 8 --context-length 64 --chunk "$n" -q "$@" >/dev/null
 }
-# mono MODEL OUT: the monolithic parts, combined
+# mono MODEL OUT LUT: the monolithic parts, combined
 mono() {
-	"$BIN/ffn" --model "$1" --output "$2" --monolithic --batch-size 8 --context-length 64 --lut none -q >/dev/null &&
-		"$BIN/prefill" --model "$1" --output "$2" --monolithic --batch-size 8 --context-length 64 --lut none -q >/dev/null &&
+	"$BIN/ffn" --model "$1" --output "$2" --monolithic --batch-size 8 --context-length 64 --lut "$3" -q >/dev/null &&
+		"$BIN/prefill" --model "$1" --output "$2" --monolithic --batch-size 8 --context-length 64 --lut "$3" -q >/dev/null &&
 		"$BIN/combine" --input "$2" --monolithic -q >/dev/null
 }
 kl() { printf '%s\n' "$out" | sed -n 's/.*KL mean \([0-9.e+-]*\) .*/\1/p'; }
-# smoke NAME MODEL DIR: the smoketest passes with 100% agreement and KL within bounds
+# smoke NAME MODEL DIR [smoketest flags]: 100% top-1 agreement and KL within the default bound
 smoke() {
+	local name=$1 m=$2 d=$3
+	shift 3
+	run "$BIN/smoketest" --model "$m" --dir "$d" "${P[@]}" "$@"
+	[ "$rc" = 0 ] && printf '%s\n' "$out" | grep -q '^top-1 agreement 100.0% ([0-9]*/[0-9]*, first disagreement: none)' &&
+		ok "$name" || fail "$name" "exit $rc: $(printf '%s\n' "$out" | grep -E 'top-1|FAIL') $(printf '%s' "$err" | tail -n 2)"
+}
+# smoke_lut NAME MODEL DIR: the smoketest passes its LUT bounds (85%, KL 0.3)
+smoke_lut() {
 	run "$BIN/smoketest" --model "$2" --dir "$3" "${P[@]}"
-	[ "$rc" = 0 ] && printf '%s\n' "$out" | grep -q '^top-1 agreement 100.0% (40/40' && ok "$1" ||
+	[ "$rc" = 0 ] && printf '%s\n' "$out" | grep -q '^PASS (thresholds: agreement >= 85%' && ok "$1" ||
 		fail "$1" "exit $rc: $(printf '%s\n' "$out" | grep -E 'top-1|FAIL') $(printf '%s' "$err" | tail -n 2)"
 }
 # without NAME MODEL DIR SED: against the reference of the config edited by
@@ -73,7 +82,12 @@ for f in $FAMILIES; do
 			fail "${f}_chunks${n}_agree" "the stages failed"
 	done
 	[ -d c_${f}_2/${f}_FFN_chunk_02of02.mlpackage ] && ok "${f}_prefix" || fail "${f}_prefix" "$(ls c_${f}_2 | tr '\n' ' ')"
-	mono $f m_$f && smoke "${f}_monolithic_agree" $f m_$f || fail "${f}_monolithic_agree" "the stages failed"
+	mono $f m_$f none && smoke "${f}_monolithic_agree" $f m_$f || fail "${f}_monolithic_agree" "the stages failed"
+	mono $f ml_$f 6 && smoke_lut "${f}_monolithic_lut6" $f ml_$f || fail "${f}_monolithic_lut6" "the stages failed"
+done
+# a 40-token prompt: prefill batches cross the windows (and Phi3's longrope switch at 32)
+for f in mistral phi3; do
+	smoke "${f}_prefill_past_window" $f c_${f}_2 --prompt "$(seq -s, 10 49)" --steps 8
 done
 
 # Qwen 2.5 with use_sliding_window: its sliding layers (max_window_layers on) mask the same way
