@@ -21,7 +21,12 @@
  * biases), o_proj_linear (Llama's o_proj is a `linear`), attn_fp32 (Qwen
  * 2.5: scores, softmax and P.V in fp32), norm_plus_one and four_norms
  * (Gemma's (1+w) gains and post-attention / feed-forward norms, scaled by
- * the FP16 alpha), softmax_op (Gemma: MIL softmax), act.
+ * the FP16 alpha), softmax_op (Gemma: MIL softmax), act; post_norms and
+ * qk_norm_full (OLMo 2: norms after the sublayers, q/k norms over the whole
+ * projection), NoPE layers (SmolLM3), a partial rotary width (Phi3),
+ * fused_proj (Phi3's qkv_proj / gate_up_proj read by rows), Granite's
+ * residual_multiplier folded into o_proj and down_proj, and the band mask
+ * of sliding layers in the unified cache (graph.c).
  */
 #include "convert/graph_internal.h"
 
