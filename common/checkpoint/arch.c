@@ -41,9 +41,10 @@ static const char *const phi3_classes[] = {"phi3forcausallm", NULL};
  * and Phi3Config, except Gemma3's flat-config sliding window, which is
  * ANEMLL's 512 (HF writes the field in every flat config anyway).
  * The families ANEMLL does not have are named by their model_type; their
- * LM heads split like ANEMLL's: 8 for Llama-sized vocabularies (Mistral
- * 32768, Phi-3 32064), 16 for large ones (Granite 49155, OLMo 2 100352,
- * SmolLM3 128256). They project with 1x1 convs throughout (o_proj_linear
+ * LM heads split like ANEMLL's: 16 for large vocabularies (Granite 49155,
+ * OLMo 2 100352, SmolLM3 128256); Mistral and Phi3, whose models span both,
+ * by size: 8 for Mistral 7B's 32768 and Phi-3's 32064, 16 for
+ * Mistral-Nemo's 131072 and Phi-4-mini's 200064. They project with 1x1 convs throughout (o_proj_linear
  * is an ANEMLL Llama quirk kept for byte compatibility only). */
 static const arch_info g_arch[ARCH_COUNT] = {
 	[ARCH_LLAMA] = {
@@ -89,7 +90,7 @@ static const arch_info g_arch[ARCH_COUNT] = {
 	[ARCH_MISTRAL] = {
 		.id = ARCH_MISTRAL, .name = "mistral", .prefix = "mistral",
 		.model_types = mistral_types, .classes = mistral_classes,
-		.lm_head_splits = 8, .o_bias_with_attention_bias = 1, .act = ACT_SILU,
+		.lm_head_splits = 0, .o_bias_with_attention_bias = 1, .act = ACT_SILU,
 		.tensor_prefix = "model.", .window_when_set = 1,
 		.def = {.rope_theta = 10000.0, .rms_norm_eps = 1e-6, .max_position_embeddings = 131072,
 			.sliding_window = 4096, .hidden_act = "silu"},
@@ -121,7 +122,7 @@ static const arch_info g_arch[ARCH_COUNT] = {
 	[ARCH_PHI3] = {
 		.id = ARCH_PHI3, .name = "phi3", .prefix = "phi3",
 		.model_types = phi3_types, .classes = phi3_classes,
-		.lm_head_splits = 8, .o_bias_with_attention_bias = 1, .act = ACT_SILU,
+		.lm_head_splits = 0, .o_bias_with_attention_bias = 1, .act = ACT_SILU,
 		.tensor_prefix = "model.", .window_when_set = 1, .fused_proj = 1,
 		.def = {.rope_theta = 10000.0, .rms_norm_eps = 1e-5, .max_position_embeddings = 4096,
 			.original_max_position_embeddings = 4096, .hidden_act = "silu"},
@@ -240,6 +241,13 @@ const arch_info *arch_detect(const char *model_type, const char *architecture, c
 		     why ? why : "unsupported architecture", arch_supported_list());
 	}
 	return a && from_type && conflicting_class(a, architecture, label) ? NULL : a;
+}
+
+int arch_lm_head_splits(const arch_info *a, int vocab)
+{
+	if (a->lm_head_splits)
+		return a->lm_head_splits;
+	return vocab > 65536 ? 16 : 8;
 }
 
 /* ------------------------------------------------------------------ */

@@ -61,7 +61,8 @@ typedef struct arch_info {
 	                                   the family name for the others */
 	const char *const *model_types; /* accepted model_type values, NULL-terminated */
 	const char *const *classes;     /* accepted architectures[0], lower-cased, NULL-terminated */
-	int lm_head_splits;             /* 8 Llama-like vocabularies (<= 64K), 16 large ones */
+	int lm_head_splits;             /* 8 Llama, 16 Qwen/Gemma; 0: by vocabulary
+	                                   (arch_lm_head_splits) */
 	int qk_norm;                    /* per-head RMSNorm on q and k before RoPE */
 	int o_bias_with_attention_bias; /* attention_bias also gives o_proj a bias (not Qwen2) */
 	int norm_plus_one;              /* RMSNorm gain is (1 + w), not w */
@@ -106,6 +107,11 @@ const arch_info *arch_detect(const char *model_type, const char *architecture, c
 
 /* "llama, qwen2, qwen3, gemma3, gemma3_text, mistral, ...": for messages. */
 const char *arch_supported_list(void);
+
+/* The LM-head split count of a model of vocab rows: the row's
+ * lm_head_splits, or for families whose models span both sizes (0 in the
+ * table) ANEMLL's convention by size: 8 up to 65536 rows, 16 above. */
+int arch_lm_head_splits(const arch_info *a, int vocab);
 
 /* Activation from a config's hidden_act / hidden_activation string:
  * 0 and *out set, or -1 (no error recorded) when the string is unknown. */

@@ -445,7 +445,7 @@ static int head_split(graph_ctx *g, graph_val x, int k, int64_t row0, int64_t n,
 		if (clamped)
 			warn("tensor '%s': %zu values beyond fp16 range clamped to +-65504", t->name, clamped);
 		char name[48], *source = xasprintf("%s rows %lld-%lld (LM-head split %d of %d)", t->name, (long long)row0,
-						   (long long)(row0 + n - 1), k, g->c->arch->lm_head_splits);
+						   (long long)(row0 + n - 1), k, arch_lm_head_splits(g->c->arch, g->c->vocab_size));
 		int64_t shape[4] = {n, H, 1, 1};
 		snprintf(name, sizeof name, "lm_head_weight_%d", k);
 		w = weights_emit(g->w, g->b, name, source, buf, 4, shape);
@@ -520,7 +520,7 @@ int graph_build_lm_head(ml_model *m, weights_ctx *w, const hf_model *hf, int arg
 {
 	const hf_config *c = &hf->cfg;
 	w->lut_min_elements = c->arch->lut_min_elements;
-	int K = c->arch->lm_head_splits, V = c->vocab_size;
+	int K = arch_lm_head_splits(c->arch, c->vocab_size), V = c->vocab_size;
 	if (V < K)
 		return errf("vocab_size %d is smaller than the %d LM-head splits", V, K);
 	int *sizes = xmalloc(xmul((size_t)K, sizeof *sizes));
@@ -650,7 +650,7 @@ int graph_build_monolithic(ml_model *m, weights_ctx *w, const hf_model *hf, cons
 		return -1;
 	if (o->argmax && o->mode != GRAPH_DECODE)
 		return errf("--argmax: only the monolithic infer function computes the argmax");
-	int K = c->arch->lm_head_splits, S = o->mode == GRAPH_DECODE ? 1 : o->batch;
+	int K = arch_lm_head_splits(c->arch, c->vocab_size), S = o->mode == GRAPH_DECODE ? 1 : o->batch;
 	if (c->vocab_size < K)
 		return errf("vocab_size %d is smaller than the %d LM-head splits", c->vocab_size, K);
 	w->lut_min_elements = c->arch->lut_min_elements;
@@ -736,7 +736,7 @@ int graph_write_chunk(const char *path, const hf_model *hf, const graph_chunk_op
 int graph_write_lm_head(const char *path, const hf_model *hf, int context, int argmax, graph_write_opts *wo)
 {
 	const hf_config *c = &hf->cfg;
-	int K = c->arch->lm_head_splits;
+	int K = arch_lm_head_splits(c->arch, c->vocab_size);
 	if (c->vocab_size < K)
 		return errf("vocab_size %d is smaller than the %d LM-head splits", c->vocab_size, K);
 	int *sizes = xmalloc(xmul((size_t)K, sizeof *sizes));
@@ -753,7 +753,7 @@ int graph_write_lm_head(const char *path, const hf_model *hf, int context, int a
 int graph_write_monolithic(const char *path, const hf_model *hf, const graph_mono_opts *o, graph_write_opts *wo)
 {
 	const hf_config *c = &hf->cfg;
-	int K = c->arch->lm_head_splits, prefill = o->mode == GRAPH_PREFILL;
+	int K = arch_lm_head_splits(c->arch, c->vocab_size), prefill = o->mode == GRAPH_PREFILL;
 	if (c->vocab_size < K)
 		return errf("vocab_size %d is smaller than the %d LM-head splits", c->vocab_size, K);
 	int *sizes = xmalloc(xmul((size_t)K, sizeof *sizes));

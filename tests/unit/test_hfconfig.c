@@ -269,7 +269,11 @@ static void test_new_families(void)
 	       errmsg());
 	CHECK(c.use_sliding_window && c.sliding_window == 16 && hf_config_layer_sliding(&c, 0) &&
 	      hf_config_layer_sliding(&c, 1) && c.head_dim == 32 && strcmp(c.arch->prefix, "mistral") == 0 &&
-	      c.arch->lm_head_splits == 8 && fabs(c.attn_scale - pow(32, -0.5)) < 1e-15);
+	      fabs(c.attn_scale - pow(32, -0.5)) < 1e-15);
+	/* Mistral 7B's vocabulary splits 8 ways, Mistral-Nemo's 16; the fixed rows keep theirs */
+	CHECK(arch_lm_head_splits(c.arch, 32768) == 8 && arch_lm_head_splits(c.arch, 131072) == 16 &&
+	      arch_lm_head_splits(arch_get(ARCH_PHI3), 200064) == 16 && arch_lm_head_splits(arch_get(ARCH_LLAMA), 128256) == 8 &&
+	      arch_lm_head_splits(arch_get(ARCH_GRANITE), 49155) == 16);
 	hf_config_release(&c);
 	CHECK(parse(&c, "{\"model_type\":\"mistral\",\"sliding_window\":null," LLAMA_SIZES "}") == 0);
 	CHECK(!c.use_sliding_window && !hf_config_layer_sliding(&c, 1));
