@@ -96,12 +96,17 @@ sed -i 's/"use_sliding_window":[[:space:]]*false/"use_sliding_window": true/; s/
 conv q2w c_q2w_2 2 --lut none && smoke qwen2_sliding_layers_agree q2w c_q2w_2 || fail qwen2_sliding_layers_agree "the stages failed"
 without qwen2_window_matters q2w c_q2w_2 's/"use_sliding_window":[[:space:]]*true/"use_sliding_window": false/'
 
-# LM-head splits: 8 for Llama-sized vocabularies (Mistral, Phi-3), 16 for large ones
+# LM-head splits: 8 for Llama-sized vocabularies (Mistral 7B, Phi-3), 16 for large ones
 splits() { "$BIN/mldump" "$1" | grep -c '^  output "logits[0-9]*"'; }
 [ "$(splits c_mistral_1/mistral_lm_head.mlpackage)" = 8 ] && [ "$(splits c_phi3_1/phi3_lm_head.mlpackage)" = 8 ] &&
 	[ "$(splits c_granite_1/granite_lm_head.mlpackage)" = 16 ] && [ "$(splits c_olmo2_1/olmo2_lm_head.mlpackage)" = 16 ] &&
 	[ "$(splits c_smollm3_1/smollm3_lm_head.mlpackage)" = 16 ] && ok lm_head_splits ||
 	fail lm_head_splits "$(for f in $FAMILIES; do printf '%s:%s ' $f "$(splits c_${f}_1/${f}_lm_head.mlpackage)"; done)"
+# Mistral and Phi3 by size: a Mistral-Nemo-sized vocabulary (131072) splits 16 ways
+"$TESTBIN/mkfixture" --arch mistral --out nemo --vocab 131072 --hidden 16 --heads 2 --kv-heads 1 --intermediate 32 >/dev/null &&
+	"$BIN/lmhead" --model nemo --output nemo_head --lut none -q >/dev/null
+[ "$(splits nemo_head/mistral_lm_head.mlpackage)" = 16 ] && ok lm_head_splits_by_vocab ||
+	fail lm_head_splits_by_vocab "$(splits nemo_head/mistral_lm_head.mlpackage)"
 
 # --- each feature changes the numbers: without it the same parts disagree ------------------
 without mistral_window_matters mistral c_mistral_2 's/"sliding_window":[^,]*,/"sliding_window": null,/'
