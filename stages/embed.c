@@ -144,7 +144,11 @@ int main(int argc, char **argv)
 		stage_resolve_lut(&o, STAGE_LUT_EMBED);
 	stage_part p;
 	stage_part_paths(&o, "embeddings", 0, 0, &p);
-	embed_job j = {&o, read_table(&o.hf, o.fp16_scale)};
+	/* Granite's embedding_multiplier is folded into the table, as FP16 scaling's alpha */
+	double em = o.hf.cfg.embedding_multiplier, alpha = o.fp16_scale;
+	if (em > 0 && em != 1.0)
+		alpha = (alpha > 0 ? alpha : 1.0) * em;
+	embed_job j = {&o, read_table(&o.hf, alpha)};
 	anemll_meta meta = {.part_title = "Embeddings", .context_length = o.context, .lut_bits = o.lut.bits};
 	graph_write_opts wo = stage_write_opts(&o, &p);
 	if (o.fp16_scale > 0 && o.lut.bits) {

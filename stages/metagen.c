@@ -84,7 +84,7 @@ static void parse_args(int argc, char **argv, options *o)
 	const cli_opt opts[] = {
 		{"model", "DIR|ORG/NAME", CLI_STRING, &o->model, 1, 0, 0, "the source checkpoint (model name, model_type, sliding window, tokenizer files)"},
 		{"output", "DIR", CLI_STRING, &o->output, 1, 0, 0, "directory holding the converted parts; meta.yaml is written there"},
-		{"prefix", "NAME", CLI_STRING, &o->prefix, 0, 0, 0, "file-name prefix of the parts (default by architecture: llama, qwen, qwen25, gemma3)"},
+		{"prefix", "NAME", CLI_STRING, &o->prefix, 0, 0, 0, "file-name prefix of the parts (default by architecture: llama, qwen, qwen25, gemma3; the model_type for mistral, granite, olmo2, smollm3, phi3)"},
 		{"model-name", "NAME", CLI_STRING, &o->model_name, 0, 0, 0, "name in model_info (default: org-name of the HF cache snapshot or of config.json's _name_or_path, else the directory name)"},
 		{"command-line", "TEXT", CLI_STRING, &o->command_line, 0, 0, 0, "the conversion command, recorded in the troubleshooting comments"},
 		{"lut-embeddings", "SPEC", CLI_STRING, &o->lut_embed.arg, 0, 0, 0, "use the embeddings with this LUT (BITS[,GROUP] or none) when several are present"},

@@ -1,7 +1,7 @@
 /* arch.c: the table of supported architectures (see arch.h).
  *
  * Adding an architecture means adding one row here; everything that differs
- * between models is a field of that row. Detection is by config model_type
+ * between models is a field of that row (README, "Adding an architecture"). Detection is by config model_type
  * (or architectures[0]), with ANEMLL's loose rules kept for compatibility:
  * "qwen2" or anything containing "qwen2forcausallm" is Qwen2, any other
  * "qwen*" is the Qwen3 family, "gemma3*" is Gemma3.
@@ -25,10 +25,27 @@ static const char *const qwen3_types[] = {"qwen3", NULL};
 static const char *const qwen3_classes[] = {"qwen3forcausallm", NULL};
 static const char *const gemma3_types[] = {"gemma3_text", "gemma3", NULL};
 static const char *const gemma3_classes[] = {"gemma3forcausallm", "gemma3forconditionalgeneration", NULL};
+static const char *const mistral_types[] = {"mistral", NULL};
+static const char *const mistral_classes[] = {"mistralforcausallm", NULL};
+static const char *const granite_types[] = {"granite", NULL};
+static const char *const granite_classes[] = {"graniteforcausallm", NULL};
+static const char *const olmo2_types[] = {"olmo2", NULL};
+static const char *const olmo2_classes[] = {"olmo2forcausallm", NULL};
+static const char *const smollm3_types[] = {"smollm3", NULL};
+static const char *const smollm3_classes[] = {"smollm3forcausallm", NULL};
+static const char *const phi3_types[] = {"phi3", NULL};
+static const char *const phi3_classes[] = {"phi3forcausallm", NULL};
 
-/* Defaults are those of transformers' LlamaConfig, Qwen2Config, Qwen3Config
- * and Gemma3TextConfig, except Gemma3's flat-config sliding window, which is
- * ANEMLL's 512 (HF writes the field in every flat config anyway). */
+/* Defaults are those of transformers' LlamaConfig, Qwen2Config, Qwen3Config,
+ * Gemma3TextConfig, MistralConfig, GraniteConfig, Olmo2Config, SmolLM3Config
+ * and Phi3Config, except Gemma3's flat-config sliding window, which is
+ * ANEMLL's 512 (HF writes the field in every flat config anyway).
+ * The families ANEMLL does not have are named by their model_type; their
+ * LM heads split like ANEMLL's: 16 for large vocabularies (Granite 49155,
+ * OLMo 2 100352, SmolLM3 128256); Mistral and Phi3, whose models span both,
+ * by size: 8 for Mistral 7B's 32768 and Phi-3's 32064, 16 for
+ * Mistral-Nemo's 131072 and Phi-4-mini's 200064. They project with 1x1 convs throughout (o_proj_linear
+ * is an ANEMLL Llama quirk kept for byte compatibility only). */
 static const arch_info g_arch[ARCH_COUNT] = {
 	[ARCH_LLAMA] = {
 		.id = ARCH_LLAMA, .name = "llama", .prefix = "llama",
@@ -70,6 +87,46 @@ static const arch_info g_arch[ARCH_COUNT] = {
 			.num_key_value_heads = 4, .head_dim = 256,
 			.nested_sliding_window = 4096},
 	},
+	[ARCH_MISTRAL] = {
+		.id = ARCH_MISTRAL, .name = "mistral", .prefix = "mistral",
+		.model_types = mistral_types, .classes = mistral_classes,
+		.lm_head_splits = 0, .o_bias_with_attention_bias = 1, .act = ACT_SILU,
+		.tensor_prefix = "model.", .window_when_set = 1,
+		.def = {.rope_theta = 10000.0, .rms_norm_eps = 1e-6, .max_position_embeddings = 131072,
+			.sliding_window = 4096, .hidden_act = "silu"},
+	},
+	[ARCH_GRANITE] = {
+		.id = ARCH_GRANITE, .name = "granite", .prefix = "granite",
+		.model_types = granite_types, .classes = granite_classes,
+		.lm_head_splits = 16, .o_bias_with_attention_bias = 1, .act = ACT_SILU,
+		.tensor_prefix = "model.", .mup_multipliers = 1,
+		.def = {.rope_theta = 10000.0, .rms_norm_eps = 1e-6, .max_position_embeddings = 2048,
+			.hidden_act = "silu"},
+	},
+	[ARCH_OLMO2] = {
+		.id = ARCH_OLMO2, .name = "olmo2", .prefix = "olmo2",
+		.model_types = olmo2_types, .classes = olmo2_classes,
+		.lm_head_splits = 16, .o_bias_with_attention_bias = 1, .act = ACT_SILU,
+		.tensor_prefix = "model.", .post_norms = 1, .qk_norm_full = 1,
+		.def = {.rope_theta = 10000.0, .rms_norm_eps = 1e-5, .max_position_embeddings = 2048,
+			.hidden_act = "silu"},
+	},
+	[ARCH_SMOLLM3] = {
+		.id = ARCH_SMOLLM3, .name = "smollm3", .prefix = "smollm3",
+		.model_types = smollm3_types, .classes = smollm3_classes,
+		.lm_head_splits = 16, .o_bias_with_attention_bias = 1, .act = ACT_SILU,
+		.tensor_prefix = "model.", .nope_layers = 1,
+		.def = {.tie_word_embeddings = 1, .rope_theta = 2000000.0, .rms_norm_eps = 1e-6,
+			.max_position_embeddings = 32768, .hidden_act = "silu"},
+	},
+	[ARCH_PHI3] = {
+		.id = ARCH_PHI3, .name = "phi3", .prefix = "phi3",
+		.model_types = phi3_types, .classes = phi3_classes,
+		.lm_head_splits = 0, .o_bias_with_attention_bias = 1, .act = ACT_SILU,
+		.tensor_prefix = "model.", .window_when_set = 1, .fused_proj = 1,
+		.def = {.rope_theta = 10000.0, .rms_norm_eps = 1e-5, .max_position_embeddings = 4096,
+			.original_max_position_embeddings = 4096, .hidden_act = "silu"},
+	},
 };
 
 const arch_info *arch_get(arch_id id)
@@ -88,7 +145,7 @@ const arch_info *arch_by_name(const char *name)
 
 const char *arch_supported_list(void)
 {
-	return "llama, qwen2, qwen3, gemma3, gemma3_text";
+	return "llama, qwen2, qwen3, gemma3, gemma3_text, mistral, granite, olmo2, smollm3, phi3";
 }
 
 /* ------------------------------------------------------------------ */
@@ -184,6 +241,13 @@ const arch_info *arch_detect(const char *model_type, const char *architecture, c
 		     why ? why : "unsupported architecture", arch_supported_list());
 	}
 	return a && from_type && conflicting_class(a, architecture, label) ? NULL : a;
+}
+
+int arch_lm_head_splits(const arch_info *a, int vocab)
+{
+	if (a->lm_head_splits)
+		return a->lm_head_splits;
+	return vocab > 65536 ? 16 : 8;
 }
 
 /* ------------------------------------------------------------------ */

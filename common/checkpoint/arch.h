@@ -19,6 +19,11 @@ typedef enum arch_id {
 	ARCH_QWEN2,  /* Qwen2 / Qwen2.5: ANEMLL's "qwen25" */
 	ARCH_QWEN3,  /* Qwen3: ANEMLL's "qwen" */
 	ARCH_GEMMA3, /* Gemma 3 text model (gemma3_text, or gemma3 with text_config) */
+	ARCH_MISTRAL,/* Mistral, Mistral-Nemo, Ministral */
+	ARCH_GRANITE,/* IBM Granite 3.x dense */
+	ARCH_OLMO2,  /* AI2 OLMo 2 */
+	ARCH_SMOLLM3,/* HF SmolLM3 */
+	ARCH_PHI3,   /* Phi-3, Phi-3.5-mini, Phi-4-mini */
 	ARCH_COUNT
 } arch_id;
 
@@ -46,15 +51,18 @@ typedef struct arch_defaults {
 	int vocab_size, hidden_size, intermediate_size, num_hidden_layers;
 	int num_attention_heads, num_key_value_heads, head_dim;
 	int nested_sliding_window;
+	int original_max_position_embeddings; /* longrope's pretrained context (Phi3) */
 } arch_defaults;
 
 typedef struct arch_info {
 	arch_id id;
-	const char *name;               /* "llama", "qwen2", "qwen3", "gemma3" */
-	const char *prefix;             /* ANEMLL file-name prefix: llama, qwen25, qwen, gemma3 */
+	const char *name;               /* "llama", "qwen2", "qwen3", "gemma3", "mistral", ... */
+	const char *prefix;             /* ANEMLL file-name prefix: llama, qwen25, qwen, gemma3, and
+	                                   the family name for the others */
 	const char *const *model_types; /* accepted model_type values, NULL-terminated */
 	const char *const *classes;     /* accepted architectures[0], lower-cased, NULL-terminated */
-	int lm_head_splits;             /* 8 Llama, 16 Qwen/Gemma */
+	int lm_head_splits;             /* 8 Llama, 16 Qwen/Gemma; 0: by vocabulary
+	                                   (arch_lm_head_splits) */
 	int qk_norm;                    /* per-head RMSNorm on q and k before RoPE */
 	int o_bias_with_attention_bias; /* attention_bias also gives o_proj a bias (not Qwen2) */
 	int norm_plus_one;              /* RMSNorm gain is (1 + w), not w */
@@ -69,6 +77,19 @@ typedef struct arch_info {
 	                                   (0: coremltools' 2048; ANEMLL's Gemma 3 converter: 8192) */
 	int softmax_op;                 /* attention uses the MIL softmax op, not its expansion */
 	const char *tensor_prefix;      /* decoder tensors live under this name ("model.") */
+	int window_when_set;            /* a set sliding_window applies to every layer, without
+	                                   use_sliding_window (Mistral, Phi3) */
+	int mup_multipliers;            /* Granite: embedding_multiplier, residual_multiplier,
+	                                   attention_multiplier (the attention scale) and
+	                                   logits_scaling from the config */
+	int post_norms;                 /* OLMo 2: no pre-norms; post_attention_layernorm and
+	                                   post_feedforward_layernorm normalise the sublayer outputs */
+	int qk_norm_full;               /* OLMo 2: RMSNorm over the whole q / k projection,
+	                                   before the split into heads */
+	int nope_layers;                /* SmolLM3: no_rope_layers / no_rope_layer_interval name
+	                                   layers without RoPE */
+	int fused_proj;                 /* Phi3: self_attn.qkv_proj and mlp.gate_up_proj hold
+	                                   q,k,v and gate,up stacked by rows (split at conversion) */
 	arch_defaults def;
 } arch_info;
 
@@ -84,8 +105,13 @@ const arch_info *arch_by_name(const char *name);
  * config file) and the supported list, and returns NULL. */
 const arch_info *arch_detect(const char *model_type, const char *architecture, const char *label);
 
-/* "llama, qwen2, qwen3, gemma3, gemma3_text": for messages. */
+/* "llama, qwen2, qwen3, gemma3, gemma3_text, mistral, ...": for messages. */
 const char *arch_supported_list(void);
+
+/* The LM-head split count of a model of vocab rows: the row's
+ * lm_head_splits, or for families whose models span both sizes (0 in the
+ * table) ANEMLL's convention by size: 8 up to 65536 rows, 16 above. */
+int arch_lm_head_splits(const arch_info *a, int vocab);
 
 /* Activation from a config's hidden_act / hidden_activation string:
  * 0 and *out set, or -1 (no error recorded) when the string is unknown. */

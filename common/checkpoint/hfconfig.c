@@ -297,9 +297,54 @@ static int rope_llama3(const cJSON *rs, const char *lbl, hf_rope_scaling *r)
 	return 0;
 }
 
+/* A longrope factor list: n positive numbers. */
+static int factor_list(const cJSON *rs, const char *lbl, const char *key, int n, double **out)
+{
+	const cJSON *j = field(rs, key), *e;
+	if (!j)
+		return errf("%s: rope_scaling of type longrope needs %s", lbl, key);
+	if (!cJSON_IsArray(j) || cJSON_GetArraySize(j) != n)
+		return errf("%s: rope_scaling %s must list %d numbers (rotary dimensions / 2)", lbl, key, n);
+	*out = xcalloc((size_t)n, sizeof **out);
+	int i = 0;
+	cJSON_ArrayForEach(e, j) {
+		if (!cJSON_IsNumber(e) || !(e->valuedouble > 0) || !isfinite(e->valuedouble))
+			return errf("%s: rope_scaling %s[%d] must be a positive number", lbl, key, i);
+		(*out)[i++] = e->valuedouble;
+	}
+	return 0;
+}
+
+/* Phi3's longrope (HF _compute_longrope_parameters): factor lists of
+ * rotary_dim / 2, the pretrained context (in rope_scaling, else the
+ * config's top level, else the class default), and the cos/sin factor
+ * sqrt(1 + ln(s) / ln(original)) for s = factor, or else
+ * max_position_embeddings / original, when s > 1. */
+static int rope_longrope(const cJSON *rs, const cJSON *o, const char *lbl, const hf_config *c, hf_rope_scaling *r)
+{
+	r->kind = ROPE_LONGROPE;
+	r->n_factors = c->rotary_dim / 2;
+	if (factor_list(rs, lbl, "short_factor", r->n_factors, &r->short_factor) ||
+	    factor_list(rs, lbl, "long_factor", r->n_factors, &r->long_factor))
+		return -1;
+	int orig = c->arch->def.original_max_position_embeddings;
+	int k = get_int(rs, lbl, "original_max_position_embeddings", 1, INT32_MAX, &orig);
+	if (k == 0)
+		k = get_int(o, lbl, "original_max_position_embeddings", 1, INT32_MAX, &orig);
+	if (k < 0)
+		return -1;
+	r->original_max_position_embeddings = orig ? orig : c->max_position_embeddings;
+	double factor = (double)c->max_position_embeddings / r->original_max_position_embeddings;
+	if (get_pos(rs, lbl, "factor", &factor) < 0)
+		return -1;
+	r->factor = factor;
+	r->attention_factor = factor <= 1 ? 1.0 : sqrt(1 + log(factor) / log((double)r->original_max_position_embeddings));
+	return get_pos(rs, lbl, "attention_factor", &r->attention_factor) < 0 ? -1 : 0;
+}
+
 /* rope_scaling (or a v5 rope_parameters object): `what` names it. */
-static int parse_rope_scaling(const cJSON *rs, const char *lbl, const char *what,
-                              hf_rope_scaling *r)
+static int parse_rope_scaling(const cJSON *rs, const cJSON *o, const char *lbl, const char *what,
+                              const hf_config *c, hf_rope_scaling *r)
 {
 	memset(r, 0, sizeof *r);
 	if (!rs)
@@ -323,6 +368,8 @@ static int parse_rope_scaling(const cJSON *rs, const char *lbl, const char *what
 		r->kind = ROPE_LLAMA3;
 		return rope_llama3(rs, lbl, r);
 	}
+	if (strcmp(type, "longrope") == 0 || strcmp(type, "su") == 0) /* "su": Phi-3's first name for it */
+		return rope_longrope(rs, o, lbl, c, r);
 	r->kind = ROPE_OTHER; /* yarn, dynamic, longrope...: the stage decides */
 	return get_pos(rs, lbl, "factor", &r->factor) < 0 ? -1 : 0;
 }
@@ -347,8 +394,21 @@ static int parse_rope(const cJSON *o, const char *lbl, hf_config *c)
 		k = get_pos(full, lbl, "rope_theta", &c->rope_theta);
 	if (k < 0)
 		return -1;
+	/* Phi3 rotates the first head_dim * partial_rotary_factor dims of each head */
+	double prf = 1.0;
+	k = get_pos(o, lbl, "partial_rotary_factor", &prf);
+	if (k == 0 && full)
+		k = get_pos(full, lbl, "partial_rotary_factor", &prf);
+	if (k < 0)
+		return -1;
+	if (prf > 1)
+		return errf("%s: partial_rotary_factor %g must be in (0, 1]", lbl, prf);
+	c->rotary_dim = (int)(c->head_dim * prf);
+	if (prf != 1.0 && (c->rotary_dim < 2 || c->rotary_dim % 2))
+		return errf("%s: partial_rotary_factor %g gives %d rotary dimensions: RoPE needs an even number",
+		            lbl, prf, c->rotary_dim);
 	const cJSON *rs = field(o, "rope_scaling");
-	if (parse_rope_scaling(rs ? rs : full, lbl, rs ? "rope_scaling" : "rope_parameters",
+	if (parse_rope_scaling(rs ? rs : full, o, lbl, rs ? "rope_scaling" : "rope_parameters", c,
 	                       &c->rope_scaling) != 0)
 		return -1;
 	/* architectures without local RoPE: the same base everywhere */
@@ -437,10 +497,19 @@ static int parse_window(const cJSON *o, const char *lbl, int nested, hf_config *
 	int use = 0;
 	if (get_bool(o, lbl, "use_sliding_window", &use) < 0)
 		return -1;
-	c->use_sliding_window = c->arch->always_sliding_window || use;
 	int w = 0, k = get_int(o, lbl, "sliding_window", 1, INT32_MAX, &w);
 	if (k < 0)
 		return -1;
+	if (c->arch->window_when_set) {
+		/* Mistral, Phi3: a window whenever one is set (an absent key is the
+		 * class default, JSON null is none) */
+		if (!k && !cJSON_GetObjectItemCaseSensitive(o, "sliding_window"))
+			w = d->sliding_window;
+		c->use_sliding_window = w > 0;
+		c->sliding_window = w;
+		return 0;
+	}
+	c->use_sliding_window = c->arch->always_sliding_window || use;
 	if (!c->use_sliding_window)
 		c->sliding_window = 0;
 	else if (k)
@@ -463,6 +532,10 @@ static int default_layer_types(const cJSON *o, const char *lbl, hf_config *c)
 			return -1;
 		for (int i = 0; i < n; i++)
 			c->layer_sliding[i] = (i + 1) % pattern != 0;
+		return 0;
+	}
+	if (c->arch->window_when_set) {
+		memset(c->layer_sliding, c->use_sliding_window, (size_t)n);
 		return 0;
 	}
 	int from = QWEN_MAX_WINDOW_LAYERS;
@@ -508,7 +581,51 @@ static int parse_gemma(const cJSON *o, const char *lbl, hf_config *c)
 	c->has_final_logit_softcapping = k;
 	k = get_pos(o, lbl, "attn_logit_softcapping", &c->attn_logit_softcapping);
 	c->has_attn_logit_softcapping = k > 0;
+	c->attn_scale = pow(c->query_pre_attn_scalar, -0.5);
 	return k < 0 ? -1 : 0;
+}
+
+/* Granite's muP multipliers (GraniteConfig defaults: all 1.0). */
+static int parse_granite(const cJSON *o, const char *lbl, hf_config *c)
+{
+	c->embedding_multiplier = c->residual_multiplier = c->logits_scaling = 1.0;
+	if (!c->arch->mup_multipliers)
+		return 0;
+	c->attn_scale = 1.0;
+	return get_pos(o, lbl, "embedding_multiplier", &c->embedding_multiplier) < 0 ||
+	       get_pos(o, lbl, "residual_multiplier", &c->residual_multiplier) < 0 ||
+	       get_pos(o, lbl, "attention_multiplier", &c->attn_scale) < 0 ||
+	       get_pos(o, lbl, "logits_scaling", &c->logits_scaling) < 0 ? -1 : 0;
+}
+
+/* SmolLM3's NoPE layers: no_rope_layers (1 = RoPE, 0 = none, at least one
+ * entry per layer), else every no_rope_layer_interval-th layer (default 4). */
+static int parse_nope(const cJSON *o, const char *lbl, hf_config *c)
+{
+	int n = c->num_hidden_layers;
+	c->layer_nope = xcalloc((size_t)n, 1);
+	if (!c->arch->nope_layers)
+		return 0;
+	const cJSON *list = field(o, "no_rope_layers"), *e;
+	if (list) {
+		if (!cJSON_IsArray(list) || cJSON_GetArraySize(list) < n)
+			return errf("%s: no_rope_layers must list 0 or 1 for each of the %d layers", lbl, n);
+		int i = 0;
+		cJSON_ArrayForEach(e, list) {
+			if (!cJSON_IsNumber(e) || (e->valuedouble != 0 && e->valuedouble != 1))
+				return errf("%s: no_rope_layers[%d] must be 0 or 1", lbl, i);
+			if (i < n)
+				c->layer_nope[i] = e->valuedouble == 0;
+			i++;
+		}
+		return 0;
+	}
+	int every = 4;
+	if (get_int(o, lbl, "no_rope_layer_interval", 1, MAX_LAYERS, &every) < 0)
+		return -1;
+	for (int i = 0; i < n; i++)
+		c->layer_nope[i] = (i + 1) % every == 0;
+	return 0;
 }
 
 static int sanity(const char *lbl, const hf_config *c)
@@ -540,7 +657,8 @@ static int parse_object(hf_config *c, cJSON *root, const char *lbl)
 	int rc = parse_arch(o, lbl, c) || parse_sizes(o, lbl, nested, c) || parse_rope(o, lbl, c) ||
 	         parse_flags(o, lbl, c) || parse_act(o, lbl, c) || parse_tokens(o, lbl, c) ||
 	         parse_window(o, lbl, nested, c) || sanity(lbl, c) ||
-	         parse_layer_types(o, lbl, c) || parse_gemma(o, lbl, c);
+	         parse_layer_types(o, lbl, c) || parse_gemma(o, lbl, c) || parse_granite(o, lbl, c) ||
+	         parse_nope(o, lbl, c);
 	if (o != root)
 		cJSON_Delete(o);
 	return rc ? -1 : 0;
@@ -589,6 +707,9 @@ void hf_config_release(hf_config *c)
 	free(c->path);
 	free(c->model_type);
 	free(c->rope_scaling.type);
+	free(c->rope_scaling.short_factor);
+	free(c->rope_scaling.long_factor);
+	free(c->layer_nope);
 	free(c->hidden_act);
 	free(c->eos_token_ids);
 	free(c->torch_dtype);
@@ -600,4 +721,15 @@ int hf_config_layer_sliding(const hf_config *c, int layer)
 {
 	ASSERT(layer >= 0 && layer < c->num_hidden_layers);
 	return c->layer_sliding[layer];
+}
+
+int hf_config_rotary_dim(const hf_config *c)
+{
+	return c->rotary_dim ? c->rotary_dim : c->head_dim;
+}
+
+int hf_config_layer_rope(const hf_config *c, int layer)
+{
+	ASSERT(layer >= 0 && layer < c->num_hidden_layers);
+	return !c->layer_nope || !c->layer_nope[layer];
 }

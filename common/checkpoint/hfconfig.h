@@ -28,6 +28,7 @@ typedef enum hf_rope_kind {
 	ROPE_NONE,   /* null, absent or "default" */
 	ROPE_LINEAR, /* positions divided by factor */
 	ROPE_LLAMA3, /* Llama 3.1 frequency bands */
+	ROPE_LONGROPE, /* Phi3 longrope ("su"): per-frequency short/long factors */
 	ROPE_OTHER,  /* anything else: type kept in .type for the stage to refuse */
 } hf_rope_kind;
 
@@ -37,7 +38,13 @@ typedef struct hf_rope_scaling {
 	double factor;                     /* linear, llama3 (0 if absent for other kinds) */
 	double low_freq_factor;            /* llama3 */
 	double high_freq_factor;           /* llama3 */
-	int original_max_position_embeddings; /* llama3 */
+	int original_max_position_embeddings; /* llama3, longrope */
+	/* longrope: inv_freq[i] / short_factor[i] at positions below
+	 * original_max_position_embeddings, / long_factor[i] from there on (as
+	 * HF computes it token by token), cos and sin times attention_factor */
+	double *short_factor, *long_factor; /* [n_factors] = rotary_dim / 2 */
+	int n_factors;
+	double attention_factor;
 } hf_rope_scaling;
 
 typedef struct hf_config {
@@ -57,6 +64,9 @@ typedef struct hf_config {
 	double rms_norm_eps;
 	double rope_theta;
 	hf_rope_scaling rope_scaling;
+	int rotary_dim;              /* rotated dims per head: head_dim * partial_rotary_factor */
+	double attn_scale;           /* attention logits scale: query_pre_attn_scalar ** -0.5
+	                                (head_dim for most), Granite's attention_multiplier */
 	int tie_word_embeddings;
 	int attention_bias;          /* q/k/v (and, per arch, o) projections have biases */
 	int mlp_bias;
@@ -72,6 +82,14 @@ typedef struct hf_config {
 	int use_sliding_window;      /* effective: Gemma3 always, others if use_sliding_window */
 	int sliding_window;          /* window in tokens, 0 when no sliding window */
 	unsigned char *layer_sliding;/* [num_hidden_layers]: 1 sliding, 0 full attention */
+
+	/* Granite (arch mup_multipliers; 1 for everyone else) */
+	double embedding_multiplier; /* embeddings times this */
+	double residual_multiplier;  /* each sublayer's output times this before the residual add */
+	double logits_scaling;       /* logits divided by this */
+
+	/* SmolLM3 (arch nope_layers) */
+	unsigned char *layer_nope;   /* [num_hidden_layers]: 1 for a layer without RoPE */
 
 	/* Gemma3 */
 	double query_pre_attn_scalar;/* attention scale is 1/sqrt(this) */
@@ -94,5 +112,11 @@ void hf_config_release(hf_config *c);
 
 /* 1 when layer i uses sliding-window attention. */
 int hf_config_layer_sliding(const hf_config *c, int layer);
+
+/* Dims of each head RoPE rotates: rotary_dim, or head_dim when unset. */
+int hf_config_rotary_dim(const hf_config *c);
+
+/* 1 when layer i rotates q and k (every layer but SmolLM3's NoPE ones). */
+int hf_config_layer_rope(const hf_config *c, int layer);
 
 #endif

@@ -227,24 +227,31 @@ static int check_layer(const hf_model *m, int layer)
 	uint64_t H = (uint64_t)c->hidden_size, I = (uint64_t)c->intermediate_size;
 	uint64_t D = (uint64_t)c->head_dim, Q = (uint64_t)c->num_attention_heads * D;
 	uint64_t KV = (uint64_t)c->num_key_value_heads * D;
-	int ab = c->attention_bias, mb = c->mlp_bias;
+	int ab = c->attention_bias, mb = c->mlp_bias, split = !a->fused_proj;
+	if (a->fused_proj && (ab || mb))
+		return errf("%s: %s is true: biases of the fused qkv_proj / gate_up_proj are not supported",
+		            c->path, ab ? "attention_bias" : "mlp_bias");
 	const want w[] = {
-		{"input_layernorm.weight", 1, 1, H, 0},
+		{"input_layernorm.weight", !a->post_norms, 1, H, 0},
 		{"post_attention_layernorm.weight", 1, 1, H, 0},
 		{"pre_feedforward_layernorm.weight", a->four_norms, 1, H, 0},
-		{"post_feedforward_layernorm.weight", a->four_norms, 1, H, 0},
-		{"self_attn.q_proj.weight", 1, 2, Q, H},
-		{"self_attn.k_proj.weight", 1, 2, KV, H},
-		{"self_attn.v_proj.weight", 1, 2, KV, H},
+		{"post_feedforward_layernorm.weight", a->four_norms || a->post_norms, 1, H, 0},
+		{"self_attn.q_proj.weight", split, 2, Q, H},
+		{"self_attn.k_proj.weight", split, 2, KV, H},
+		{"self_attn.v_proj.weight", split, 2, KV, H},
+		{"self_attn.qkv_proj.weight", !split, 2, Q + 2 * KV, H},
 		{"self_attn.o_proj.weight", 1, 2, H, Q},
 		{"self_attn.q_norm.weight", a->qk_norm, 1, D, 0},
 		{"self_attn.k_norm.weight", a->qk_norm, 1, D, 0},
+		{"self_attn.q_norm.weight", a->qk_norm_full, 1, Q, 0},
+		{"self_attn.k_norm.weight", a->qk_norm_full, 1, KV, 0},
 		{"self_attn.q_proj.bias", ab, 1, Q, 0},
 		{"self_attn.k_proj.bias", ab, 1, KV, 0},
 		{"self_attn.v_proj.bias", ab, 1, KV, 0},
 		{"self_attn.o_proj.bias", ab && a->o_bias_with_attention_bias, 1, H, 0},
-		{"mlp.gate_proj.weight", 1, 2, I, H},
-		{"mlp.up_proj.weight", 1, 2, I, H},
+		{"mlp.gate_proj.weight", split, 2, I, H},
+		{"mlp.up_proj.weight", split, 2, I, H},
+		{"mlp.gate_up_proj.weight", !split, 2, 2 * I, H},
 		{"mlp.down_proj.weight", 1, 2, H, I},
 		{"mlp.gate_proj.bias", mb, 1, I, 0},
 		{"mlp.up_proj.bias", mb, 1, I, 0},
@@ -362,5 +369,25 @@ const st_tensor *hf_layer_tensor(const hf_model *m, int layer, const char *suffi
 	char *s = xasprintf("layers.%d.%s", layer, suffix);
 	const st_tensor *t = hf_model_tensor(m, s);
 	free(s);
+	return t;
+}
+
+const st_tensor *hf_layer_proj(const hf_model *m, int layer, const char *suffix, uint64_t *row0, uint64_t *rows)
+{
+	const hf_config *c = &m->cfg;
+	uint64_t D = (uint64_t)c->head_dim, Q = (uint64_t)c->num_attention_heads * D;
+	uint64_t KV = (uint64_t)c->num_key_value_heads * D, I = (uint64_t)c->intermediate_size;
+	static const char *const parts[] = {"self_attn.q_proj.weight", "self_attn.k_proj.weight",
+	                                    "self_attn.v_proj.weight", "mlp.gate_proj.weight", "mlp.up_proj.weight"};
+	const uint64_t begin[] = {0, Q, Q + KV, 0, I}, len[] = {Q, KV, KV, I, I};
+	for (int i = 0; c->arch->fused_proj && i < 5; i++)
+		if (streq(suffix, parts[i])) {
+			*row0 = begin[i];
+			*rows = len[i];
+			return hf_layer_tensor(m, layer, i < 3 ? "self_attn.qkv_proj.weight" : "mlp.gate_up_proj.weight");
+		}
+	const st_tensor *t = hf_layer_tensor(m, layer, suffix);
+	*row0 = 0;
+	*rows = t ? t->shape[0] : 0;
 	return t;
 }

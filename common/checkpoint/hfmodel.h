@@ -65,4 +65,12 @@ const st_tensor *hf_model_tensor(const hf_model *m, const char *suffix);
 /* "<prefix>layers.<layer>.<suffix>", e.g. suffix "self_attn.q_proj.weight". */
 const st_tensor *hf_layer_tensor(const hf_model *m, int layer, const char *suffix);
 
+/* A projection weight of layer `layer` by its unfused name
+ * ("self_attn.q_proj.weight", "mlp.up_proj.weight", ...): the tensor that
+ * holds it and its rows [*row0, *row0 + *rows) there. Phi3 (arch
+ * fused_proj) stacks q, k, v in self_attn.qkv_proj and gate, up in
+ * mlp.gate_up_proj; the converter splits them by rows. NULL with errf()
+ * when the tensor is missing. */
+const st_tensor *hf_layer_proj(const hf_model *m, int layer, const char *suffix, uint64_t *row0, uint64_t *rows);
+
 #endif

@@ -146,6 +146,31 @@ static int batch_mask(graph_ctx *g, int B, graph_val *out)
 	return rc;
 }
 
+/* An additive mask [1,1,S,W] from a bool vis of that shape: 0 where
+ * visible, -inf (as chat.py's causal mask) elsewhere. select's a and b
+ * broadcast to its output by themselves (0 per row, -inf per slot), as
+ * coremltools infers select's shape from a and b alone. Consts
+ * <tag>_shown / <tag>_hidden, the select <tag>_mask. */
+static int visible_mask(graph_ctx *g, const char *tag, graph_val vis, int S, int W, graph_val *out)
+{
+	int64_t slots[4] = {1, 1, 1, W}, rows[4] = {1, 1, S, 1};
+	uint16_t *zeros = xcalloc((size_t)S, sizeof *zeros), *ninfs = xmalloc(xmul((size_t)W, sizeof *ninfs));
+	for (int s = 0; s < W; s++)
+		ninfs[s] = 0xfc00;
+	char n[3][48];
+	snprintf(n[0], sizeof n[0], "%s_shown", tag);
+	snprintf(n[1], sizeof n[1], "%s_hidden", tag);
+	snprintf(n[2], sizeof n[2], "%s_mask", tag);
+	graph_val zero, ninf;
+	int rc = graph_fp16_const(g, n[0], zeros, 4, rows, &zero);
+	if (rc == 0)
+		rc = graph_fp16_const(g, n[1], ninfs, 4, slots, &ninf);
+	free(zeros), free(ninfs);
+	if (rc == 0)
+		*out = graph_select(g, n[2], vis, zero, ninf);
+	return rc;
+}
+
 /* prefill_rotate's local mask [1,1,B,W+B] over the keys its local layers
  * attend: the W ring slots as they were before this call, then the B new
  * rows (positions p..p+B-1, p = current_pos >= W). Before the call slot s
@@ -172,25 +197,39 @@ static int ring_window_mask(graph_ctx *g, const graph_kv *kv, int B, int dtype, 
 	graph_val age = graph_binary(g, "add", "local_slot_age_raw", sv, shift);
 	age = graph_binary(g, "mod", "local_slot_age", age, wv);
 	graph_val vis = graph_compare(g, "greater_equal", "local_old_visible", age, nv);
-	/* select's a and b broadcast to its [1,1,B,W] output by themselves (0
-	 * per row, -inf per slot), as coremltools infers select's shape from a
-	 * and b alone; -inf as in chat.py's causal mask */
-	uint16_t *zeros = xcalloc((size_t)B, sizeof *zeros), *ninfs = xmalloc(xmul((size_t)W, sizeof *ninfs));
-	for (int s = 0; s < W; s++)
-		ninfs[s] = 0xfc00;
-	graph_val zero, ninf, parts[2] = {{0}, {0}};
-	int rc = graph_fp16_const(g, "local_old_shown", zeros, 4, rows, &zero);
-	if (rc == 0)
-		rc = graph_fp16_const(g, "local_old_hidden", ninfs, 4, slots, &ninf);
-	free(zeros), free(ninfs);
-	if (rc != 0)
-		return -1;
-	parts[0] = graph_select(g, "local_old_mask", vis, zero, ninf);
-	if (batch_mask(g, B, &parts[1]) != 0)
+	graph_val parts[2] = {{0}, {0}};
+	if (visible_mask(g, "local_old", vis, B, W, &parts[0]) != 0 || batch_mask(g, B, &parts[1]) != 0)
 		return -1;
 	*out = graph_concat(g, "local_window_mask", 3, 2, parts);
 	if (dtype != MIL_FP16)
 		*out = graph_cast(g, "local_window_mask_fp32", *out, dtype);
+	return 0;
+}
+
+/* The mask of sliding-window layers in the unified cache (graph_band_window:
+ * Mistral, Phi3, Qwen with use_sliding_window): causal_mask plus -inf where
+ * row i (position p + i, p = current_pos) would see slot t at or beyond the
+ * window, p + i - t >= W. Computed from current_pos as t - (i - W + 1) >= p:
+ * a [1,1,1,C] slot index less a [1,1,S,1] row offset, compared, made
+ * additive (visible_mask) and added. The cache keeps all C slots. */
+static int band_mask(graph_ctx *g, const chunk_io *in, int S, int C, int W, graph_kv *kv, int dtype)
+{
+	int32_t *slot = xmalloc(xmul((size_t)C, sizeof *slot)), *row = xmalloc(xmul((size_t)S, sizeof *row));
+	for (int t = 0; t < C; t++)
+		slot[t] = t;
+	for (int i = 0; i < S; i++)
+		row[i] = i - W + 1;
+	int64_t slots[4] = {1, 1, 1, C}, rows[4] = {1, 1, S, 1};
+	graph_val sv = graph_i32_const(g, "band_slot_index", slot, 4, slots);
+	graph_val rv = graph_i32_const(g, "band_row_offset", row, 4, rows);
+	free(slot), free(row);
+	graph_val reach = graph_binary(g, "sub", "band_reach", sv, rv);
+	graph_val vis = graph_compare(g, "greater_equal", "band_visible", reach, in->current_pos), band;
+	if (visible_mask(g, "band_window", vis, S, C, &band) != 0)
+		return -1;
+	band = graph_binary(g, "add", "band_mask", in->mask, band);
+	kv->band = dtype == MIL_FP16 ? band : graph_cast(g, "band_mask_fp32", band, dtype);
+	kv->has_band = 1;
 	return 0;
 }
 
@@ -261,6 +300,11 @@ static int chunk_prologue(graph_ctx *g, const chunk_io *in, const graph_chunk_op
 	for (int k = 0; k < 2; k++)
 		if (want[k] && kv_setup(g, in, o, k, &io->kv[k]) != 0)
 			return -1;
+	int W = graph_band_window(g->c, o->context), banded = 0;
+	for (int l = first; W && l < first + count; l++)
+		banded |= hf_config_layer_sliding(g->c, l);
+	if (banded && band_mask(g, in, S, o->context, W, &io->kv[KV_GLOBAL], g->c->arch->attn_fp32 ? MIL_FP32 : MIL_FP16))
+		return -1;
 	return 0;
 }
 
@@ -393,13 +437,15 @@ static int head_split(graph_ctx *g, graph_val x, int k, int64_t row0, int64_t n,
 	int check = g->w->check_only; /* the plan: shapes only, no data */
 	uint16_t *buf = check ? NULL : xmalloc(xmul(xmul((size_t)n, (size_t)H), 2));
 	size_t clamped = 0;
-	int rc = check ? 0 : st_read_rows_fp16(t, (uint64_t)row0, (uint64_t)n, buf, &clamped);
+	/* Granite divides the logits by logits_scaling: folded into the rows */
+	double ls = g->c->logits_scaling > 0 ? g->c->logits_scaling : 1.0;
+	int rc = check ? 0 : graph_read_rows_scaled(t, (uint64_t)row0, (uint64_t)n, 1.0 / ls, buf, &clamped);
 	const char *w = NULL;
 	if (rc == 0) {
 		if (clamped)
 			warn("tensor '%s': %zu values beyond fp16 range clamped to +-65504", t->name, clamped);
 		char name[48], *source = xasprintf("%s rows %lld-%lld (LM-head split %d of %d)", t->name, (long long)row0,
-						   (long long)(row0 + n - 1), k, g->c->arch->lm_head_splits);
+						   (long long)(row0 + n - 1), k, arch_lm_head_splits(g->c->arch, g->c->vocab_size));
 		int64_t shape[4] = {n, H, 1, 1};
 		snprintf(name, sizeof name, "lm_head_weight_%d", k);
 		w = weights_emit(g->w, g->b, name, source, buf, 4, shape);
@@ -474,7 +520,7 @@ int graph_build_lm_head(ml_model *m, weights_ctx *w, const hf_model *hf, int arg
 {
 	const hf_config *c = &hf->cfg;
 	w->lut_min_elements = c->arch->lut_min_elements;
-	int K = c->arch->lm_head_splits, V = c->vocab_size;
+	int K = arch_lm_head_splits(c->arch, c->vocab_size), V = c->vocab_size;
 	if (V < K)
 		return errf("vocab_size %d is smaller than the %d LM-head splits", V, K);
 	int *sizes = xmalloc(xmul((size_t)K, sizeof *sizes));
@@ -495,10 +541,14 @@ int graph_build_lm_head(ml_model *m, weights_ctx *w, const hf_model *hf, int arg
 /* ------------------------------------------------------------------ */
 /* Monolithic                                                          */
 
-/* The embedding table [V,H] (x alpha when scaling, in fp32, rounded once)
- * gathered at input_ids, times sqrt(H) for Gemma: hidden [1,S,H]. */
+/* The embedding table [V,H] (x alpha when scaling, x Granite's
+ * embedding_multiplier, in fp32, rounded once) gathered at input_ids, times
+ * sqrt(H) for Gemma: hidden [1,S,H]. */
 static int mono_embed(graph_ctx *g, graph_val ids, double alpha, graph_val *out)
 {
+	double em = g->c->embedding_multiplier;
+	if (em > 0 && em != 1.0)
+		alpha = (alpha > 0 ? alpha : 1.0) * em;
 	const st_tensor *t = g->hf->embed;
 	int64_t V = (int64_t)t->shape[0], H = (int64_t)t->shape[1];
 	int check = g->w->check_only; /* the plan: shapes only, no data */
@@ -600,7 +650,7 @@ int graph_build_monolithic(ml_model *m, weights_ctx *w, const hf_model *hf, cons
 		return -1;
 	if (o->argmax && o->mode != GRAPH_DECODE)
 		return errf("--argmax: only the monolithic infer function computes the argmax");
-	int K = c->arch->lm_head_splits, S = o->mode == GRAPH_DECODE ? 1 : o->batch;
+	int K = arch_lm_head_splits(c->arch, c->vocab_size), S = o->mode == GRAPH_DECODE ? 1 : o->batch;
 	if (c->vocab_size < K)
 		return errf("vocab_size %d is smaller than the %d LM-head splits", c->vocab_size, K);
 	w->lut_min_elements = c->arch->lut_min_elements;
@@ -686,7 +736,7 @@ int graph_write_chunk(const char *path, const hf_model *hf, const graph_chunk_op
 int graph_write_lm_head(const char *path, const hf_model *hf, int context, int argmax, graph_write_opts *wo)
 {
 	const hf_config *c = &hf->cfg;
-	int K = c->arch->lm_head_splits;
+	int K = arch_lm_head_splits(c->arch, c->vocab_size);
 	if (c->vocab_size < K)
 		return errf("vocab_size %d is smaller than the %d LM-head splits", c->vocab_size, K);
 	int *sizes = xmalloc(xmul((size_t)K, sizeof *sizes));
@@ -703,7 +753,7 @@ int graph_write_lm_head(const char *path, const hf_model *hf, int context, int a
 int graph_write_monolithic(const char *path, const hf_model *hf, const graph_mono_opts *o, graph_write_opts *wo)
 {
 	const hf_config *c = &hf->cfg;
-	int K = c->arch->lm_head_splits, prefill = o->mode == GRAPH_PREFILL;
+	int K = arch_lm_head_splits(c->arch, c->vocab_size), prefill = o->mode == GRAPH_PREFILL;
 	if (c->vocab_size < K)
 		return errf("vocab_size %d is smaller than the %d LM-head splits", c->vocab_size, K);
 	int *sizes = xmalloc(xmul((size_t)K, sizeof *sizes));

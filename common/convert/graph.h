@@ -120,11 +120,13 @@ void graph_chunk_layers(int n_layers, int n_chunks, int chunk, int *first, int *
  * vocab mod splits heads, so they sum to vocab. sizes has `splits` entries. */
 void graph_lm_head_sizes(int vocab, int splits, int *sizes);
 
-/* RoPE inverse frequencies theta^(-2i/d), i < head_dim/2, adjusted by
- * rope_scaling as HF does: linear divides by factor; llama3 divides the low
- * band (wavelength > original_max / low_freq_factor) by factor, keeps the
- * high band (wavelength < original_max / high_freq_factor) and blends in
- * between. An unknown scaling type is an error naming it. */
+/* RoPE inverse frequencies theta^(-2i/d), i < d/2 (d: the rotary dims of a
+ * head), adjusted by rope_scaling as HF does: linear divides by factor;
+ * llama3 divides the low band (wavelength > original_max / low_freq_factor)
+ * by factor, keeps the high band (wavelength < original_max /
+ * high_freq_factor) and blends in between; longrope divides by its short
+ * factors (the tables use the long ones from original_max on and scale
+ * cos/sin by attention_factor). An unknown scaling type is an error naming it. */
 int graph_rope_inv_freq(const hf_rope_scaling *rs, double theta, int head_dim, double *inv_freq);
 
 /* cos and sin tables, [rows][head_dim] fp16 each, row p column j =
@@ -138,6 +140,13 @@ int graph_rope_tables_base(const hf_rope_scaling *rs, double theta, int d, int r
 /* Slots of Gemma 3's local cache at context C: min(sliding_window, C)
  * (ANEMLL instead raises the context to the window); 0 without a split cache. */
 int graph_local_len(const hf_config *c, int context);
+
+/* The window W of sliding-window layers in the unified cache (Mistral,
+ * Phi3, Qwen with use_sliding_window) when it hides something at context C
+ * (W < C), else 0. Such layers keep all C slots and attend position t from
+ * position q only when q - t < W (HF's window): a band mask computed in the
+ * graph from current_pos and added to causal_mask. */
+int graph_band_window(const hf_config *c, int context);
 
 /* Where layer `layer` keeps K in its cache (V at the result + *n_of_type):
  * the number of earlier layers of the same type (local/global with a split

@@ -68,8 +68,14 @@ int graph_rope_inv_freq(const hf_rope_scaling *rs, double theta, int head_dim, d
 	case ROPE_LLAMA3:
 		llama3_bands(rs, half, inv_freq);
 		return 0;
+	case ROPE_LONGROPE: /* the short factors: positions below the original context */
+		if (rs->n_factors != half)
+			return errf("rope_scaling longrope has %d factors for %d rotary dimensions", rs->n_factors, head_dim);
+		for (int i = 0; i < half; i++)
+			inv_freq[i] /= rs->short_factor[i];
+		return 0;
 	default:
-		return errf("rope_scaling type '%s' is not supported (supported: default, linear, llama3)",
+		return errf("rope_scaling type '%s' is not supported (supported: default, linear, llama3, longrope)",
 			    rs->type ? rs->type : "?");
 	}
 }
@@ -95,31 +101,48 @@ int graph_rope_tables_base(const hf_rope_scaling *rs, double theta, int d, int r
 			   uint16_t *sin_tab)
 {
 	int half = d / 2;
-	double *inv = xmalloc(xmul((size_t)(half > 0 ? half : 1), sizeof *inv));
+	size_t n = (size_t)(half > 0 ? half : 1);
+	double *inv = xmalloc(xmul(n, sizeof *inv)), *inv_long = xmalloc(xmul(n, sizeof *inv_long));
 	if (graph_rope_inv_freq(rs, theta, d, inv) != 0) {
 		free(inv);
+		free(inv_long);
 		return -1;
 	}
+	/* longrope: HF switches to the long factors once the sequence passes
+	 * the original context; token by token that is per position, and its
+	 * cos/sin carry attention_factor */
+	int longrope = rs && rs->kind == ROPE_LONGROPE, from = longrope ? rs->original_max_position_embeddings : rows;
+	double mscale = longrope ? rs->attention_factor : 1.0;
+	for (int i = 0; i < half; i++)
+		inv_long[i] = longrope ? inv[i] * rs->short_factor[i] / rs->long_factor[i] : inv[i];
 	for (int p = 0; p < rows; p++)
 		for (int j = 0; j < half; j++) {
-			double a = p * inv[j];
+			double a = p * (p < from ? inv[j] : inv_long[j]);
 			size_t at = (size_t)p * (size_t)d + (size_t)j;
-			cos_tab[at] = cos_tab[at + (size_t)half] = fp16_nearest(cos(a));
-			sin_tab[at] = sin_tab[at + (size_t)half] = fp16_nearest(sin(a));
+			cos_tab[at] = cos_tab[at + (size_t)half] = fp16_nearest(cos(a) * mscale);
+			sin_tab[at] = sin_tab[at + (size_t)half] = fp16_nearest(sin(a) * mscale);
 		}
 	free(inv);
+	free(inv_long);
 	return 0;
 }
 
 int graph_rope_tables(const hf_config *c, int rows, uint16_t *cos_tab, uint16_t *sin_tab)
 {
-	if (graph_rope_tables_base(&c->rope_scaling, c->rope_theta, c->head_dim, rows, cos_tab, sin_tab) != 0) {
+	if (graph_rope_tables_base(&c->rope_scaling, c->rope_theta, hf_config_rotary_dim(c), rows, cos_tab, sin_tab) != 0) {
 		char *msg = xstrdup(errmsg());
 		errf("%s: %s", c->path ? c->path : "config", msg);
 		free(msg);
 		return -1;
 	}
 	return 0;
+}
+
+int graph_band_window(const hf_config *c, int context)
+{
+	if (c->arch->split_kv_cache || !c->use_sliding_window || c->sliding_window <= 0 || c->sliding_window >= context)
+		return 0;
+	return c->sliding_window;
 }
 
 int graph_local_len(const hf_config *c, int context)
@@ -167,8 +190,8 @@ int graph_check_model(const hf_config *c, int context)
 {
 	const char *cfg = c->path ? c->path : "config";
 	if (c->rope_scaling.kind == ROPE_OTHER)
-		return errf("%s: rope_scaling type '%s' is not supported (supported: default, linear, llama3)", cfg,
-			    c->rope_scaling.type ? c->rope_scaling.type : "?");
+		return errf("%s: rope_scaling type '%s' is not supported (supported: default, linear, llama3, longrope)",
+			    cfg, c->rope_scaling.type ? c->rope_scaling.type : "?");
 	if (c->head_dim < 2 || c->head_dim % 2)
 		return errf("%s: head_dim %d must be even for RoPE", cfg, c->head_dim);
 	if (c->num_key_value_heads < 1 || c->num_attention_heads % c->num_key_value_heads)
@@ -176,10 +199,8 @@ int graph_check_model(const hf_config *c, int context)
 			    c->num_attention_heads, c->num_key_value_heads);
 	if (c->arch->split_kv_cache)
 		return check_split_cache(c, cfg);
-	/* A window at least as long as the context never hides anything. */
-	if (c->use_sliding_window && c->sliding_window > 0 && c->sliding_window < context)
-		return errf("%s: sliding-window attention (window %d < context %d) is not supported", cfg,
-			    c->sliding_window, context);
+	/* Other sliding-window layers keep the one cache and mask outside their
+	 * window (graph_band_window) */
 	return 0;
 }
 

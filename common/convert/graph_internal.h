@@ -153,6 +153,8 @@ typedef struct graph_kv {
 	graph_val mask;         /* additive mask [1,1,S,len] in the attention dtype
 	                         * (prefill_rotate: [1,1,S,len+S], graph.c) */
 	graph_rope rope;
+	graph_val band;         /* the mask of sliding-window layers (graph_band_window), when has_band */
+	int has_band;
 	int used;               /* set up by the function's prologue */
 } graph_kv;
 
@@ -178,6 +180,13 @@ graph_val graph_softmax_op(graph_ctx *g, const char *what, graph_val x);
 /* A projection weight of layer `layer` (HF [out,in]) as a conv weight
  * [out,in,1,1], or 2-D for a linear; NULL with errf() on failure. */
 const char *graph_proj_weight(graph_ctx *g, int layer, const char *suffix, int as_conv);
+/* The same times scale (Granite's residual_multiplier folded into o_proj
+ * and down_proj). Phi3's fused tensors are split here (hf_layer_proj). */
+const char *graph_proj_weight_scaled(graph_ctx *g, int layer, const char *suffix, int as_conv, double scale);
+/* Rows [row0, row0 + rows) of a 2-D tensor as fp16, times scale (in fp32,
+ * rounded once) unless scale is 1; *clamped counts values beyond fp16. */
+int graph_read_rows_scaled(const st_tensor *t, uint64_t row0, uint64_t rows, double scale, uint16_t *buf,
+			   size_t *clamped);
 /* A 1-D checkpoint tensor (bias) as an fp16 const; NULL when absent. */
 const char *graph_vector(graph_ctx *g, int layer, const char *suffix, int plus_one, int *err);
 /* The same with every value multiplied by scale after the plus one. */

@@ -21,7 +21,12 @@
  * biases), o_proj_linear (Llama's o_proj is a `linear`), attn_fp32 (Qwen
  * 2.5: scores, softmax and P.V in fp32), norm_plus_one and four_norms
  * (Gemma's (1+w) gains and post-attention / feed-forward norms, scaled by
- * the FP16 alpha), softmax_op (Gemma: MIL softmax), act.
+ * the FP16 alpha), softmax_op (Gemma: MIL softmax), act; post_norms and
+ * qk_norm_full (OLMo 2: norms after the sublayers, q/k norms over the whole
+ * projection), NoPE layers (SmolLM3), a partial rotary width (Phi3),
+ * fused_proj (Phi3's qkv_proj / gate_up_proj read by rows), Granite's
+ * residual_multiplier folded into o_proj and down_proj, and the band mask
+ * of sliding layers in the unified cache (graph.c).
  */
 #include "convert/graph_internal.h"
 
@@ -64,19 +69,44 @@ static void warn_clamped(const st_tensor *t, size_t clamped)
 
 const char *graph_proj_weight(graph_ctx *g, int layer, const char *suffix, int as_conv)
 {
-	const st_tensor *t = hf_layer_tensor(g->hf, layer, suffix);
+	return graph_proj_weight_scaled(g, layer, suffix, as_conv, 1.0);
+}
+
+int graph_read_rows_scaled(const st_tensor *t, uint64_t row0, uint64_t rows, double scale, uint16_t *buf,
+			    size_t *clamped)
+{
+	if (scale == 1.0)
+		return st_read_rows_fp16(t, row0, rows, buf, clamped);
+	size_t n = xmul((size_t)rows, (size_t)t->shape[1]);
+	float *f = xmalloc(xmul(n, sizeof *f));
+	int rc = st_read_rows_f32(t, row0, rows, f);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		f[i] = (float)(f[i] * scale);
+	if (rc == 0)
+		*clamped += f32_array_to_fp16(f, buf, n);
+	free(f);
+	return rc;
+}
+
+const char *graph_proj_weight_scaled(graph_ctx *g, int layer, const char *suffix, int as_conv, double scale)
+{
+	uint64_t row0, rows;
+	const st_tensor *t = hf_layer_proj(g->hf, layer, suffix, &row0, &rows);
 	if (!t)
 		return NULL;
 	ASSERT(t->rank == 2);
 	int check = g->w->check_only; /* the plan: shapes only, no data */
-	uint16_t *buf = check ? NULL : xmalloc(xmul((size_t)t->numel, 2));
+	uint16_t *buf = check ? NULL : xmalloc(xmul(xmul((size_t)rows, (size_t)t->shape[1]), 2));
 	size_t clamped = 0;
 	const char *v = NULL;
-	if (check || st_read_fp16(t, buf, &clamped) == 0) {
+	if (check || graph_read_rows_scaled(t, row0, rows, scale, buf, &clamped) == 0) {
 		warn_clamped(t, clamped);
-		int64_t shape[4] = {(int64_t)t->shape[0], (int64_t)t->shape[1], 1, 1};
+		int64_t shape[4] = {(int64_t)rows, (int64_t)t->shape[1], 1, 1};
 		char *name = weight_name(layer, suffix);
-		v = weights_emit(g->w, g->b, name, t->name, buf, as_conv ? 4 : 2, shape);
+		char *source = rows == t->shape[0] ? NULL
+			: xasprintf("%s rows %llu-%llu", t->name, (unsigned long long)row0, (unsigned long long)(row0 + rows - 1));
+		v = weights_emit(g->w, g->b, name, source ? source : t->name, buf, as_conv ? 4 : 2, shape);
+		free(source);
 		free(name);
 	}
 	free(buf);
@@ -203,7 +233,7 @@ int graph_rms_norm_scaled(graph_ctx *g, const char *what, graph_val x, int layer
 int graph_rope_rows(graph_ctx *g, graph_val positions, int rows, const hf_rope_scaling *rs, double theta,
 		    const char *tag, graph_rope *out)
 {
-	int d = g->c->head_dim;
+	int d = hf_config_rotary_dim(g->c);
 	size_t n = xmul((size_t)rows, (size_t)d);
 	uint16_t *cos_tab = xmalloc(xmul(n, 2)), *sin_tab = xmalloc(xmul(n, 2));
 	int rc = graph_rope_tables_base(rs, theta, d, rows, cos_tab, sin_tab);
@@ -235,11 +265,22 @@ int graph_rope_rows(graph_ctx *g, graph_val positions, int rows, const hf_rope_s
 	return 0;
 }
 
-/* x [1,n,S,d] rotated: (x1 cos - x2 sin, x2 cos + x1 sin), halves x1, x2. */
+/* x [1,n,S,d] rotated: (x1 cos - x2 sin, x2 cos + x1 sin), halves x1, x2
+ * of its first r dims (the tables' width: all of d but with Phi3's
+ * partial_rotary_factor); the other d - r dims pass through. */
 static graph_val rotate(graph_ctx *g, const char *what, graph_val x, const graph_rope *r)
 {
 	char b[6][64];
-	int64_t d = x.d[3];
+	int64_t d = r->cos_h.d[3] * 2;
+	if (d < x.d[3]) {
+		char in[64], rn[64], pn[64];
+		snprintf(in, sizeof in, "%s_in", what);
+		snprintf(rn, sizeof rn, "%s_rot", what);
+		snprintf(pn, sizeof pn, "%s_pass", what);
+		graph_val parts[2] = {rotate(g, rn, graph_slice_last(g, in, x, 0, d), r),
+				      graph_slice_last(g, pn, x, d, x.d[3])};
+		return graph_concat(g, what, -1, 2, parts);
+	}
 	const char *sfx[6] = {"x1", "x2", "x1c", "x2s", "x2c", "x1s"};
 	for (int i = 0; i < 6; i++)
 		snprintf(b[i], sizeof b[i], "%s_%s", what, sfx[i]);
@@ -256,19 +297,20 @@ static graph_val rotate(graph_ctx *g, const char *what, graph_val x, const graph
 /* ------------------------------------------------------------------ */
 /* Attention                                                           */
 
-/* A 1x1-conv projection of xc with the layer's `name` weight (and bias). */
+/* A 1x1-conv projection of xc with the layer's `name` weight (and bias),
+ * both times scale. */
 static int project(graph_ctx *g, int layer, const char *name, int has_bias, graph_val xc, int64_t cout,
-		   graph_val *out)
+		   double scale, graph_val *out)
 {
 	char suffix[64];
 	snprintf(suffix, sizeof suffix, "%s.weight", name);
-	const char *w = graph_proj_weight(g, layer, suffix, 1);
+	const char *w = graph_proj_weight_scaled(g, layer, suffix, 1, scale);
 	if (!w)
 		return -1;
 	const char *bias = NULL;
 	if (has_bias) {
 		snprintf(suffix, sizeof suffix, "%s.bias", name);
-		if (!(bias = required_vector(g, layer, suffix, 0, 1.0)))
+		if (!(bias = required_vector(g, layer, suffix, 0, scale)))
 			return -1;
 	}
 	const char *dot = strrchr(name, '.');
@@ -350,27 +392,49 @@ static graph_val kv_read(graph_ctx *g, const graph_kv *kv, const char *what, int
 	return kv_expand(g, what, graph_slice(g, b, kv->cache, begin, end), dtype);
 }
 
+/* OLMo 2's q/k norm over the whole projection x [1,n*d,1,S] (channels). */
+static int norm_full(graph_ctx *g, const char *what, graph_val x, int layer, const char *tensor, graph_val *out)
+{
+	char b[64];
+	snprintf(b, sizeof b, "%s_seq", what);
+	graph_val y = graph_to_sequence(g, b, x);
+	snprintf(b, sizeof b, "%s_out", what);
+	if (graph_rms_norm(g, what, y, layer, tensor, &y) != 0)
+		return -1;
+	*out = graph_to_channels(g, b, y);
+	return 0;
+}
+
 /* q, k, v [1,n,S,d] after norms and RoPE; k and v go to the cache. */
 static int attention_inputs(graph_ctx *g, const graph_rope *rope, int layer, graph_val h, graph_val qkv[3])
 {
 	const hf_config *c = g->c;
+	const arch_info *a = c->arch;
 	int64_t nh = c->num_attention_heads, kv = c->num_key_value_heads, d = c->head_dim;
-	graph_val xn, q, k, v;
-	if (graph_rms_norm(g, "attn_norm", h, layer, "input_layernorm.weight", &xn) != 0)
+	graph_val xn = h, q, k, v;
+	if (!a->post_norms && graph_rms_norm(g, "attn_norm", h, layer, "input_layernorm.weight", &xn) != 0)
 		return -1;
 	graph_val xc = graph_to_channels(g, "attn_in", xn);
 	int ab = c->attention_bias;
-	if (project(g, layer, "self_attn.q_proj", ab, xc, nh * d, &q) != 0 ||
-	    project(g, layer, "self_attn.k_proj", ab, xc, kv * d, &k) != 0 ||
-	    project(g, layer, "self_attn.v_proj", ab, xc, kv * d, &v) != 0)
+	if (project(g, layer, "self_attn.q_proj", ab, xc, nh * d, 1.0, &q) != 0 ||
+	    project(g, layer, "self_attn.k_proj", ab, xc, kv * d, 1.0, &k) != 0 ||
+	    project(g, layer, "self_attn.v_proj", ab, xc, kv * d, 1.0, &v) != 0)
+		return -1;
+	if (a->qk_norm_full && (norm_full(g, "q_norm", q, layer, "self_attn.q_norm.weight", &q) != 0 ||
+				norm_full(g, "k_norm", k, layer, "self_attn.k_norm.weight", &k) != 0))
 		return -1;
 	q = to_heads(g, "q", q, nh, d);
 	k = to_heads(g, "k", k, kv, d);
 	qkv[2] = to_heads(g, "v", v, kv, d);
-	if (c->arch->qk_norm &&
+	if (a->qk_norm &&
 	    (graph_rms_norm(g, "q_norm", q, layer, "self_attn.q_norm.weight", &q) != 0 ||
 	     graph_rms_norm(g, "k_norm", k, layer, "self_attn.k_norm.weight", &k) != 0))
 		return -1;
+	if (!hf_config_layer_rope(c, layer)) { /* SmolLM3's NoPE layers */
+		qkv[0] = q;
+		qkv[1] = k;
+		return 0;
+	}
 	qkv[0] = rotate(g, "q_rope", q, rope);
 	qkv[1] = rotate(g, "k_rope", k, rope);
 	return 0;
@@ -394,10 +458,11 @@ static int output_projection(graph_ctx *g, int layer, graph_val o, graph_val *ou
 	const hf_config *c = g->c;
 	int64_t n = o.d[1], s = o.d[2], d = o.d[3], H = c->hidden_size;
 	const char *bias = NULL;
+	double rm = c->residual_multiplier > 0 ? c->residual_multiplier : 1.0; /* Granite */
 	if (c->attention_bias && c->arch->o_bias_with_attention_bias &&
-	    !(bias = required_vector(g, layer, "self_attn.o_proj.bias", 0, 1.0)))
+	    !(bias = required_vector(g, layer, "self_attn.o_proj.bias", 0, rm)))
 		return -1;
-	const char *w = graph_proj_weight(g, layer, "self_attn.o_proj.weight", !c->arch->o_proj_linear);
+	const char *w = graph_proj_weight_scaled(g, layer, "self_attn.o_proj.weight", !c->arch->o_proj_linear, rm);
 	if (!w)
 		return -1;
 	if (c->arch->o_proj_linear) {
@@ -448,8 +513,9 @@ static int attention(graph_ctx *g, graph_layer_io *io, int layer, graph_val h, g
 	graph_val V = vx.name ? kv_expand(g, "v_cache", vx, dt) : kv_read(g, kv, "v_cache", vi, dt);
 	graph_val q = dt == MIL_FP32 ? graph_cast(g, "q_fp32", qkv[0], dt) : qkv[0];
 	graph_val s = graph_matmul(g, "scores", q, K, 1);
-	s = graph_scale(g, "scores_scaled", s, 1.0 / sqrt(c->query_pre_attn_scalar));
-	s = graph_binary(g, "add", "scores_masked", s, kv->mask);
+	s = graph_scale(g, "scores_scaled", s, c->attn_scale > 0 ? c->attn_scale : 1.0 / sqrt(c->query_pre_attn_scalar));
+	int band = kv->has_band && hf_config_layer_sliding(c, layer);
+	s = graph_binary(g, "add", "scores_masked", s, band ? kv->band : kv->mask);
 	graph_val p = c->arch->softmax_op ? graph_softmax_op(g, "probs", s) : graph_softmax(g, "probs", s);
 	graph_val o = graph_matmul(g, "attn", p, V, 0);
 	if (dt == MIL_FP32)
@@ -457,8 +523,9 @@ static int attention(graph_ctx *g, graph_layer_io *io, int layer, graph_val h, g
 	graph_val y;
 	if (output_projection(g, layer, o, &y) != 0)
 		return -1;
-	if (c->arch->four_norms && graph_rms_norm_scaled(g, "attn_post_norm", y, layer, "post_attention_layernorm.weight",
-							 io->post_norm_scale, &y) != 0)
+	if ((c->arch->four_norms || c->arch->post_norms) &&
+	    graph_rms_norm_scaled(g, "attn_post_norm", y, layer, "post_attention_layernorm.weight", io->post_norm_scale,
+				  &y) != 0)
 		return -1;
 	*out = y;
 	return 0;
@@ -473,20 +540,23 @@ static int mlp(graph_ctx *g, const graph_layer_io *io, int layer, graph_val h, g
 	const arch_info *a = c->arch;
 	int64_t I = c->intermediate_size, H = c->hidden_size;
 	int mb = c->mlp_bias;
-	graph_val xn, gate, up, down;
+	graph_val xn = h, gate, up, down;
 	const char *norm = a->four_norms ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight";
-	if (graph_rms_norm(g, "mlp_norm", h, layer, norm, &xn) != 0)
+	if (!a->post_norms && graph_rms_norm(g, "mlp_norm", h, layer, norm, &xn) != 0)
 		return -1;
 	graph_val xc = graph_to_channels(g, "mlp_in", xn);
-	if (project(g, layer, "mlp.gate_proj", mb, xc, I, &gate) != 0 || project(g, layer, "mlp.up_proj", mb, xc, I, &up) != 0)
+	if (project(g, layer, "mlp.gate_proj", mb, xc, I, 1.0, &gate) != 0 ||
+	    project(g, layer, "mlp.up_proj", mb, xc, I, 1.0, &up) != 0)
 		return -1;
 	graph_val act = a->act == ACT_GELU_TANH ? graph_gelu_tanh(g, "gate_act", gate) : graph_unary(g, "silu", "gate_act", gate);
 	graph_val prod = graph_binary(g, "mul", "gated", act, up);
-	if (project(g, layer, "mlp.down_proj", mb, prod, H, &down) != 0)
+	double rm = c->residual_multiplier > 0 ? c->residual_multiplier : 1.0; /* Granite */
+	if (project(g, layer, "mlp.down_proj", mb, prod, H, rm, &down) != 0)
 		return -1;
 	graph_val y = graph_to_sequence(g, "mlp_out", down);
-	if (a->four_norms && graph_rms_norm_scaled(g, "mlp_post_norm", y, layer, "post_feedforward_layernorm.weight",
-						   io->post_norm_scale, &y) != 0)
+	if ((a->four_norms || a->post_norms) &&
+	    graph_rms_norm_scaled(g, "mlp_post_norm", y, layer, "post_feedforward_layernorm.weight", io->post_norm_scale,
+				  &y) != 0)
 		return -1;
 	*out = y;
 	return 0;

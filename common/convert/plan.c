@@ -24,6 +24,8 @@ uint64_t plan_layer_bytes(const hf_config *c)
 		p += 2 * i + h;
 	if (c->arch->qk_norm)
 		p += 2 * d;
+	if (c->arch->qk_norm_full)
+		p += q + kv;
 	p += 2 * h + (c->arch->four_norms ? 2 * h : 0);
 	return p * 2;
 }

@@ -35,7 +35,7 @@ typedef struct stage_opts {
 #define STAGE_OPT_MODEL(o) {"model", "DIR|ORG/NAME", CLI_STRING, &(o)->model, 1, 0, 0, "HuggingFace model directory, or an id in the local HF cache (never downloaded)"}
 #define STAGE_OPT_OUTPUT(o, required) {"output", "DIR", CLI_STRING, &(o)->output, required, 0, 0, "directory to write into (created if missing)"}
 #define STAGE_OPT_QUALITY_DIR(o) {"quality-dir", "DIR", CLI_STRING, &(o)->quality_dir, 0, 0, 0, "where each part's <name>.quality.json goes (default: --output; created if missing)"}
-#define STAGE_OPT_PREFIX(o) {"prefix", "NAME", CLI_STRING, &(o)->prefix, 0, 0, 0, "file-name prefix (default by architecture: llama, qwen, qwen25, gemma3)"}
+#define STAGE_OPT_PREFIX(o) {"prefix", "NAME", CLI_STRING, &(o)->prefix, 0, 0, 0, "file-name prefix (default by architecture: llama, qwen, qwen25, gemma3; the model_type for mistral, granite, olmo2, smollm3, phi3)"}
 #define STAGE_OPT_CONTEXT(o, help) {"context-length", "N", CLI_INT, &(o)->context, 0, 1, 1 << 20, help " (default 512)"}
 #define STAGE_OPT_BATCH(o, help) {"batch-size", "N", CLI_INT, &(o)->batch, 0, 1, 4096, help " (default 64)"}
 #define STAGE_OPT_LUT(o, what) {"lut", "SPEC", CLI_STRING, &(o)->lut_arg, 0, 0, 0, "palettize " what ": BITS[,GROUP] (GROUP 0|t|tensor: per tensor; default group 8), or none"}

@@ -166,11 +166,13 @@ typedef struct ref_layer {
 	ref_mat q, k, v, o, gate, up, down;
 	float *in_norm, *post_norm;          /* [hidden] gains */
 	float *pre_ff_norm, *post_ff_norm;   /* [hidden] gains (four_norms) or NULL */
-	float *q_norm, *k_norm;              /* [head_dim] gains (qk_norm) or NULL */
+	float *q_norm, *k_norm;              /* [head_dim] gains (qk_norm), [heads * head_dim]
+	                                      * (qk_norm_full: OLMo 2) or NULL */
 	float *q_bias, *k_bias, *v_bias, *o_bias;
 	float *gate_bias, *up_bias, *down_bias;
 	int window;                          /* sliding window in tokens, 0: full attention */
 	int local_rope;                      /* rotates with the local (sliding-layer) RoPE */
+	int nope;                            /* no RoPE at all (SmolLM3) */
 } ref_layer;
 
 struct ref_model {
@@ -179,7 +181,12 @@ struct ref_model {
 	float eps;
 	float attn_scale;                    /* query_pre_attn_scalar ** -0.5 (head_dim
 	                                      * except Gemma3) */
-	float embed_scale;                   /* 1, or sqrt(hidden) (Gemma) */
+	float embed_scale;                   /* 1, sqrt(hidden) (Gemma) or embedding_multiplier (Granite) */
+	float residual_mult, logits_scaling; /* Granite, else 1 */
+	int rot_dim;                         /* rotated dims per head (Phi3: partial_rotary_factor) */
+	float *inv_long;                     /* longrope: the long factors' frequencies, used */
+	int long_from;                       /* from this position on */
+	float rope_mscale;                   /* longrope attention_factor on cos/sin, else 1 */
 	arch_act act;
 	ref_mat lm_head;                     /* [vocab, hidden]; may be the embedding matrix */
 	const st_tensor *embed;
@@ -281,6 +288,26 @@ static int bind_vec(const st_tensor *t, int n, int plus_one, float scale, float 
 	return 0;
 }
 
+/* A matrix that may be rows of a fused tensor (hf_layer_proj). */
+static int bind_rows(const hf_model *hf, int l, const char *suffix, int rows, int cols, ref_mat *out)
+{
+	uint64_t row0, n;
+	const st_tensor *t = hf_layer_proj(hf, l, suffix, &row0, &n);
+	if (!t)
+		return -1;
+	if (n == t->shape[0])
+		return bind_mat(t, rows, cols, out);
+	if (t->rank != 2 || t->shape[1] != (uint64_t)cols || n != (uint64_t)rows || row0 + n > t->shape[0])
+		return errf("%s: tensor '%s' cannot hold rows %llu-%llu of %d columns", t->file, t->name,
+		            (unsigned long long)row0, (unsigned long long)(row0 + n - 1), cols);
+	int rc = bind_mat(t, (int)t->shape[0], cols, out);
+	if (rc == 0) {
+		out->data += (size_t)row0 * out->row_bytes;
+		out->rows = rows;
+	}
+	return rc;
+}
+
 /* One tensor a layer may have: bound when `on`. */
 typedef struct ref_part {
 	const char *suffix;
@@ -299,20 +326,23 @@ static int bind_layer(ref_model *m, int l)
 	ref_layer *y = &m->layer[l];
 	int H = m->hidden, I = m->inter, D = m->head_dim;
 	int Q = m->heads * D, KV = m->kv_heads * D;
-	int ab = c->attention_bias, mb = c->mlp_bias, four = a->four_norms;
+	int ab = c->attention_bias, mb = c->mlp_bias, four = a->four_norms, post = a->post_norms;
 	/* with four norms post_attention_layernorm is the attention output's
-	 * norm, scaled by fp16_scale; otherwise it is the MLP's input norm */
+	 * norm, scaled by fp16_scale; otherwise it is the MLP's input norm
+	 * (OLMo 2's post norms: the attention output's, unscaled) */
 	const ref_part parts[] = {
-		{"input_layernorm.weight", 1, NULL, &y->in_norm, H, 0, 1, 0},
+		{"input_layernorm.weight", !post, NULL, &y->in_norm, H, 0, 1, 0},
 		{"post_attention_layernorm.weight", 1, NULL, &y->post_norm, H, 0, 1, four},
 		{"pre_feedforward_layernorm.weight", four, NULL, &y->pre_ff_norm, H, 0, 1, 0},
-		{"post_feedforward_layernorm.weight", four, NULL, &y->post_ff_norm, H, 0, 1, 1},
+		{"post_feedforward_layernorm.weight", four || post, NULL, &y->post_ff_norm, H, 0, 1, four},
 		{"self_attn.q_proj.weight", 1, &y->q, NULL, Q, H, 0, 0},
 		{"self_attn.k_proj.weight", 1, &y->k, NULL, KV, H, 0, 0},
 		{"self_attn.v_proj.weight", 1, &y->v, NULL, KV, H, 0, 0},
 		{"self_attn.o_proj.weight", 1, &y->o, NULL, H, Q, 0, 0},
 		{"self_attn.q_norm.weight", a->qk_norm, NULL, &y->q_norm, D, 0, 1, 0},
 		{"self_attn.k_norm.weight", a->qk_norm, NULL, &y->k_norm, D, 0, 1, 0},
+		{"self_attn.q_norm.weight", a->qk_norm_full, NULL, &y->q_norm, Q, 0, 1, 0},
+		{"self_attn.k_norm.weight", a->qk_norm_full, NULL, &y->k_norm, KV, 0, 1, 0},
 		{"self_attn.q_proj.bias", ab, NULL, &y->q_bias, Q, 0, 0, 0},
 		{"self_attn.k_proj.bias", ab, NULL, &y->k_bias, KV, 0, 0, 0},
 		{"self_attn.v_proj.bias", ab, NULL, &y->v_bias, KV, 0, 0, 0},
@@ -328,15 +358,15 @@ static int bind_layer(ref_model *m, int l)
 		const ref_part *p = &parts[i];
 		if (!p->on)
 			continue;
-		const st_tensor *t = hf_layer_tensor(m->hf, l, p->suffix);
-		int rc = p->mat ? bind_mat(t, p->rows, p->cols, p->mat)
-		                : bind_vec(t, p->rows, p->gain && a->norm_plus_one,
+		int rc = p->mat ? bind_rows(m->hf, l, p->suffix, p->rows, p->cols, p->mat)
+		                : bind_vec(hf_layer_tensor(m->hf, l, p->suffix), p->rows, p->gain && a->norm_plus_one,
 		                           p->scaled ? m->alpha : 1.0f, p->vec);
 		if (rc)
 			return -1;
 	}
 	y->window = hf_config_layer_sliding(c, l) ? c->sliding_window : 0;
 	y->local_rope = y->window && m->inv_local;
+	y->nope = !hf_config_layer_rope(c, l);
 	return 0;
 }
 
@@ -361,6 +391,7 @@ static int check_sizes(const ref_model *m, const hf_config *c)
 }
 
 static void inv_freq_of(double base, const hf_rope_scaling *rs, int d, float *inv_freq);
+static void longrope_inv_freq(double base, const double *factors, int d, float *inv_freq);
 
 static int set_fp16_options(ref_model *m, const hf_config *c, const ref_options *opt)
 {
@@ -410,6 +441,17 @@ static int set_options(ref_model *m, const hf_config *c, const ref_options *opt)
 		m->inv_local = xcalloc((size_t)m->head_dim / 2, sizeof(float));
 		inv_freq_of(c->rope_local_base_freq, NULL, m->head_dim, m->inv_local);
 	}
+	m->rope_mscale = 1.0f;
+	m->long_from = INT32_MAX;
+	const hf_rope_scaling *rs = &c->rope_scaling;
+	if (rs->kind == ROPE_LONGROPE && !(opt && opt->rope_anemll_compat)) {
+		/* HF switches to the long factors once the sequence passes the
+		 * original context: token by token, from that position on */
+		m->inv_long = xcalloc((size_t)m->head_dim / 2, sizeof(float));
+		longrope_inv_freq(c->rope_theta, rs->long_factor, m->rot_dim, m->inv_long);
+		m->long_from = rs->original_max_position_embeddings;
+		m->rope_mscale = (float)rs->attention_factor;
+	}
 	return ref_rope_inv_freq(c, opt && opt->rope_anemll_compat, m->inv_freq);
 }
 
@@ -458,9 +500,14 @@ ref_model *ref_open(const hf_model *hf, const ref_options *opt)
 	m->eps = (float)c->rms_norm_eps;
 	/* config value ** -0.5 in double, as Python evaluates it (hfconfig sets
 	 * query_pre_attn_scalar = head_dim for every architecture but Gemma3) */
-	m->attn_scale = (float)pow(c->query_pre_attn_scalar, -0.5);
+	m->attn_scale = c->attn_scale > 0 ? (float)c->attn_scale : (float)pow(c->query_pre_attn_scalar, -0.5);
 	/* HF keeps sqrt(hidden) as a scalar and multiplies in the activation dtype */
 	m->embed_scale = c->arch->embed_scale_sqrt_hidden ? (float)sqrt((double)m->hidden) : 1.0f;
+	if (c->embedding_multiplier > 0) /* Granite */
+		m->embed_scale *= (float)c->embedding_multiplier;
+	m->residual_mult = c->residual_multiplier > 0 ? (float)c->residual_multiplier : 1.0f;
+	m->logits_scaling = c->logits_scaling > 0 ? (float)c->logits_scaling : 1.0f;
+	m->rot_dim = hf_config_rotary_dim(c);
 	m->act = c->act;
 	if (check_sizes(m, c) != 0) {
 		free(m);
@@ -503,6 +550,7 @@ void ref_close(ref_model *m)
 	free(m->layer);
 	free(m->final_norm);
 	free(m->inv_freq);
+	free(m->inv_long);
 	free(m->cos);
 	free(m->sin);
 	free(m->inv_local);
@@ -602,19 +650,32 @@ static void inv_freq_of(double base, const hf_rope_scaling *rs, int d, float *in
 	}
 }
 
+/* HF's longrope: 1 / (factor * base ** (2i/d)), in float32. */
+static void longrope_inv_freq(double base, const double *factors, int d, float *inv_freq)
+{
+	float fbase = (float)base;
+	for (int i = 0; i < d / 2; i++) {
+		float p = (float)pow((double)fbase, (double)((float)(2 * i) / (float)d));
+		inv_freq[i] = 1.0f / ((float)factors[i] * p);
+	}
+}
+
 int ref_rope_inv_freq(const hf_config *c, int anemll_compat, float *inv_freq)
 {
 	const hf_rope_scaling *rs = &c->rope_scaling;
-	int d = c->head_dim;
+	int d = hf_config_rotary_dim(c);
 	double base = c->rope_theta;
 	hf_rope_kind kind = rs->kind;
 	if (anemll_compat) {
 		if (anemll_scales_base(c->arch) && rs->factor > 0)
 			base *= rs->factor;
 		kind = ROPE_NONE;
+	} else if (kind == ROPE_LONGROPE) { /* the short factors: positions below the original context */
+		longrope_inv_freq(base, rs->short_factor, d, inv_freq);
+		return 0;
 	} else if (kind == ROPE_OTHER) {
 		return errf("%s: rope_scaling type '%s' is not supported by the reference forward "
-		            "pass (supported: linear, llama3)", c->path, rs->type ? rs->type : "?");
+		            "pass (supported: linear, llama3, longrope)", c->path, rs->type ? rs->type : "?");
 	}
 	inv_freq_of(base, kind == ROPE_NONE ? NULL : rs, d, inv_freq);
 	return 0;
@@ -691,18 +752,25 @@ static void attend_head(ref_model *m, int l, int h, int t0, int pos)
 		out[i] = (float)m->acc[i];
 }
 
-/* q or k heads [n][D]: per-head norm after projection (Qwen3, Gemma3), then RoPE. */
+/* q or k heads [n][D]: per-head norm after projection (Qwen3, Gemma3), or
+ * one norm over all n heads (OLMo 2), then RoPE on the first rot_dim dims
+ * of each head (none in SmolLM3's NoPE layers). */
 static void qk_heads(const ref_model *m, const ref_layer *y, float *x, int n, const float *gain)
 {
-	int D = m->head_dim;
+	int D = m->head_dim, full = m->hf->cfg.arch->qk_norm_full;
 	const float *cs = y->local_rope ? m->cos_l : m->cos, *sn = y->local_rope ? m->sin_l : m->sin;
+	if (gain && full) {
+		rmsnorm(x, x, gain, n * D, m->eps);
+		store(m, x, n * D);
+	}
 	for (int h = 0; h < n; h++) {
 		float *xh = x + (size_t)h * D;
-		if (gain) {
+		if (gain && !full) {
 			rmsnorm(xh, xh, gain, D, m->eps);
 			store(m, xh, D);
 		}
-		rope(xh, cs, sn, D);
+		if (!y->nope)
+			rope(xh, cs, sn, m->rot_dim);
 		store(m, xh, D);
 	}
 }
@@ -770,6 +838,8 @@ static void residual_add(ref_model *m, const float *post_norm)
 	int H = m->hidden;
 	if (post_norm)
 		norm_store(m, m->tmp, m->tmp, post_norm);
+	for (int i = 0; m->residual_mult != 1.0f && i < H; i++)
+		m->tmp[i] *= m->residual_mult; /* Granite: residual + out * residual_multiplier */
 	float c = m->clamp;
 	for (int i = 0; i < H; i++) {
 		float v = m->x[i] + m->tmp[i];
@@ -793,14 +863,15 @@ static void record_layer(ref_model *m, int l)
 		m->first_bad = l;
 }
 
-/* cos/sin of position pos for one set of inverse frequencies. */
-static void rope_table(const float *inv, int half, int pos, float *cs, float *sn)
+/* cos/sin of position pos for one set of inverse frequencies, times
+ * mscale (longrope's attention_factor, else 1). */
+static void rope_table(const float *inv, int half, int pos, float mscale, float *cs, float *sn)
 {
 	/* HF: freqs = inv_freq * position in fp32, then cos/sin of that */
 	for (int i = 0; i < half; i++) {
 		float angle = inv[i] * (float)pos;
-		cs[i] = cosf(angle);
-		sn[i] = sinf(angle);
+		cs[i] = cosf(angle) * mscale;
+		sn[i] = sinf(angle) * mscale;
 	}
 }
 
@@ -815,7 +886,7 @@ int ref_forward(ref_model *m, int32_t token, int pos, float *logits_out, float *
 	if (pos < 0 || pos > m->filled || pos >= m->ctx)
 		return errf("reference forward pass: position %d out of range (%d cached, context %d)",
 		            pos, m->filled, m->ctx);
-	int H = m->hidden, half = m->head_dim / 2;
+	int H = m->hidden, half = m->rot_dim / 2;
 	if (st_read_rows_f32(m->embed, (uint64_t)token, 1, m->x) != 0)
 		return -1;
 	for (int i = 0; m->alpha != 1.0f && i < H; i++)
@@ -823,21 +894,29 @@ int ref_forward(ref_model *m, int32_t token, int pos, float *logits_out, float *
 	for (int i = 0; m->embed_scale != 1.0f && i < H; i++)
 		m->x[i] *= m->embed_scale;
 	store(m, m->x, H);
-	rope_table(m->inv_freq, half, pos, m->cos, m->sin);
+	rope_table(m->inv_long && pos >= m->long_from ? m->inv_long : m->inv_freq, half, pos, m->rope_mscale, m->cos,
+	           m->sin);
 	if (m->inv_local)
-		rope_table(m->inv_local, half, pos, m->cos_l, m->sin_l);
+		rope_table(m->inv_local, half, pos, 1.0f, m->cos_l, m->sin_l);
 	for (int l = 0; l < m->layers; l++) {
 		const ref_layer *y = &m->layer[l];
-		int four = y->pre_ff_norm != NULL;
+		int four = y->pre_ff_norm != NULL, post = y->in_norm == NULL;
 		/* pre-norm layers: h += attn(in(h)); h += mlp(post_attention(h));
 		 * four norms: post_attention normalises the attention output and
-		 * pre/post_feedforward wrap the MLP */
-		norm_store(m, m->xn, m->x, y->in_norm);
+		 * pre/post_feedforward wrap the MLP; post norms only (OLMo 2):
+		 * h += post_attention(attn(h)); h += post_feedforward(mlp(h)) */
+		if (post)
+			memcpy(m->xn, m->x, (size_t)H * sizeof *m->x);
+		else
+			norm_store(m, m->xn, m->x, y->in_norm);
 		attention(m, l, pos);
-		residual_add(m, four ? y->post_norm : NULL);
-		norm_store(m, m->xn, m->x, four ? y->pre_ff_norm : y->post_norm);
+		residual_add(m, four || post ? y->post_norm : NULL);
+		if (post)
+			memcpy(m->xn, m->x, (size_t)H * sizeof *m->x);
+		else
+			norm_store(m, m->xn, m->x, four ? y->pre_ff_norm : y->post_norm);
 		mlp(m, l);
-		residual_add(m, four ? y->post_ff_norm : NULL);
+		residual_add(m, four || post ? y->post_ff_norm : NULL);
 		record_layer(m, l);
 	}
 	m->filled = pos + 1;
@@ -846,6 +925,8 @@ int ref_forward(ref_model *m, int32_t token, int pos, float *logits_out, float *
 		memcpy(hidden_out, m->xn, (size_t)H * sizeof *hidden_out);
 	if (logits_out) {
 		matvec(m, &m->lm_head, m->xn, logits_out);
+		for (int i = 0; m->logits_scaling != 1.0f && i < m->vocab; i++)
+			logits_out[i] /= m->logits_scaling; /* Granite */
 		store(m, logits_out, m->vocab);
 	}
 	return 0;

@@ -131,8 +131,13 @@ expect_fail prefill_unknown_rope_type 1 "^prefill: .*'yarn'" "$BIN/prefill" --mo
 expect_fail gemma3_no_local_layer 1 "^ffn: .*config.json: layer_types has no sliding_attention layer" "$BIN/ffn" --model fx_gemma --output bad
 "$TESTBIN/mkfixture" --arch qwen2 --out fx_swa --sliding-window 32 >/dev/null
 sed -i 's/"use_sliding_window":[[:space:]]*false/"use_sliding_window": true/' fx_swa/config.json
-expect_fail sliding_window_refused 1 "^ffn: .*sliding-window attention \(window 32 < context 64\) is not supported" \
-	"$BIN/ffn" --model fx_swa --output bad --context-length 64
+sed -i 's/"max_window_layers":[[:space:]]*[0-9]*/"max_window_layers": 1/' fx_swa/config.json
+# a window below the context: the sliding layer (only) masks outside it (numbers: archs.sh)
+expect_ok sliding_window_band "$BIN/ffn" --model fx_swa --output swa_band --context-length 64
+"$BIN/mldump" swa_band/qwen25_FFN_chunk_01of01.mlpackage >band.txt
+grep -q ' layers_1_scores_masked = add(x=layers_1_scores_scaled, y=band_mask_fp32)' band.txt &&
+	grep -q ' layers_0_scores_masked = add(x=layers_0_scores_scaled, y=causal_mask_fp32)' band.txt && ok sliding_window_band_layers ||
+	fail sliding_window_band_layers "$(grep scores_masked band.txt | head -n 2)"
 expect_ok sliding_window_covers_context "$BIN/ffn" --model fx_swa --output swa --context-length 32
 expect_fail too_many_chunks 1 "^ffn: --chunk 6: fx_llama/config.json has only 5 layers \(num_hidden_layers\)$" "$BIN/ffn" --model fx_llama --output bad --chunk 6
 expect_fail chunk_no_beyond 2 "^ffn: --chunk-no 4 is beyond --chunk 3" "$BIN/ffn" --model fx_llama --output bad --chunk 3 --chunk-no 4

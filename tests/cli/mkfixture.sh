@@ -63,6 +63,10 @@ expect_names() { # DIR: a sorted list of what each arch must (not) contain
 	qwen3) want=24; has='self_attn.q_norm.weight'; hasnt='bias|feedforward' ;;
 	gemma3_text) want=80; has='pre_feedforward_layernorm.weight'; hasnt='bias|lm_head' ;;
 	gemma3) want=84; has='language_model.model.layers.5.post_feedforward_layernorm.weight'; hasnt='^model\.|^lm_head' ;;
+	mistral | granite) want=20; has='self_attn.q_proj.weight'; hasnt='bias|q_norm|feedforward' ;;
+	olmo2) want=24; has='post_feedforward_layernorm.weight'; hasnt='input_layernorm|bias|pre_feedforward' ;;
+	smollm3) want=38; has='layers.3.self_attn.q_proj.weight'; hasnt='bias|q_norm|feedforward' ;;
+	phi3) want=14; has='self_attn.qkv_proj.weight'; hasnt='self_attn.q_proj|mlp.gate_proj|mlp.up_proj|bias' ;;
 	esac
 	local n
 	n=$(printf '%s\n' "$list" | grep -c .)
@@ -73,7 +77,7 @@ expect_names() { # DIR: a sorted list of what each arch must (not) contain
 	printf '%s\n' "$list" | grep -q 'model.norm.weight$' || { echo "no model.norm"; return 1; }
 }
 
-for arch in llama qwen2 qwen3 gemma3_text gemma3; do
+for arch in llama qwen2 qwen3 gemma3_text gemma3 mistral granite olmo2 smollm3 phi3; do
 	d=a_$arch
 	if ! "$MK" --arch "$arch" --out "$d" 2>err; then fail "arch_$arch" "exit $?: $(cat err)"; continue; fi
 	if [ ! -s "$d/config.json" ] || [ ! -s "$d/model.safetensors" ] || [ ! -s "$d/tokenizer_config.json" ]; then
@@ -258,7 +262,7 @@ expect_fail() { # NAME STATUS ARGS...: exit STATUS with exactly one stderr line
 	else ok "$name"; fi
 }
 expect_fail err_unknown_flag 2 --arch llama --out e --bogus
-expect_fail err_unknown_arch 2 --arch mistral --out e
+expect_fail err_unknown_arch 2 --arch mixtral --out e
 expect_fail err_no_arch 2 --out e
 expect_fail err_no_out 2 --arch llama
 expect_fail err_missing_value 2 --arch llama --out

@@ -141,9 +141,9 @@ printf '%s\n' "$out" | grep -q '^recommended' && ok make_plan || fail make_plan 
 run pipe MODEL="$SCRATCH/nowhere" OUT="$SCRATCH/bad1"
 [ "$rc" != 0 ] && printf '%s\n' "$err" | grep -q "^anemake: .*nowhere" && ok unknown_model || fail unknown_model "exit $rc: $err"
 "$TESTBIN/mkfixture" --arch llama --out mist >/dev/null
-sed -i 's/"llama"/"mistral"/; s/LlamaForCausalLM/MistralForCausalLM/' mist/config.json
+sed -i 's/"llama"/"mixtral"/; s/LlamaForCausalLM/MixtralForCausalLM/' mist/config.json
 run pipe MODEL="$SCRATCH/mist" OUT="$SCRATCH/bad2"
-[ "$rc" != 0 ] && printf '%s\n' "$err" | grep -q "mistral" && ok unsupported_architecture || fail unsupported_architecture "exit $rc: $err"
+[ "$rc" != 0 ] && printf '%s\n' "$err" | grep -q "mixtral" && ok unsupported_architecture || fail unsupported_architecture "exit $rc: $err"
 run pipe MODEL="$STORIES" OUT="$SCRATCH/bad3" LUT2=7
 [ "$rc" != 0 ] && printf '%s\n' "$err" | grep -q "^anemake: LUT2: .*'7'" && ok bad_lut_spec || fail bad_lut_spec "exit $rc: $err"
 run pipe MODEL="$STORIES" OUT="$SCRATCH/bad4" LUT2=6,4 CHUNK=1 CONTEXT=64 BATCH=8 MAX_WEIGHT_MB=0.01

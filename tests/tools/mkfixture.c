@@ -6,7 +6,11 @@
  * llama, qwen2 (Qwen 2.5), qwen3, gemma3_text and the multimodal gemma3
  * (Gemma3ForConditionalGeneration: text model in "text_config", tensors under
  * "language_model.model.*" as in the original google/gemma-3-*-it uploads,
- * plus a few vision-tower stubs a converter must skip).
+ * plus a few vision-tower stubs a converter must skip), mistral, granite
+ * (muP multipliers), olmo2 (post norms, q/k norms over the projection),
+ * smollm3 (every 4th layer without RoPE) and phi3 (fused qkv_proj and
+ * gate_up_proj, partial_rotary_factor 0.75, longrope with an original
+ * context of 32 so that short tests pass it).
  *
  * Values are deterministic: every tensor has its own PRNG stream seeded from
  * (--seed, tensor name without the multimodal prefix), so the same arguments
@@ -40,6 +44,15 @@
 /* ------------------------------------------------------------------ */
 /* Architectures                                                       */
 
+typedef enum family {
+	FAM_BASE,    /* llama, qwen*, gemma3*: the flags below say it all */
+	FAM_MISTRAL, /* sliding_window on every layer when set */
+	FAM_GRANITE, /* embedding/residual/attention multipliers, logits_scaling */
+	FAM_OLMO2,   /* post norms only; q_norm/k_norm over the whole projection */
+	FAM_SMOLLM3, /* no_rope_layers: every 4th layer without RoPE */
+	FAM_PHI3,    /* fused qkv_proj / gate_up_proj; partial rotary; longrope */
+} family;
+
 typedef struct arch_info {
 	const char *name;       /* --arch value and config model_type */
 	const char *hf_class;   /* config architectures[0] */
@@ -50,22 +63,30 @@ typedef struct arch_info {
 	int qk_norm;            /* self_attn.q_norm/k_norm (Qwen3, Gemma3) */
 	int gemma;              /* 4 norms per layer, gains stored as w in (1+w) */
 	int multimodal;         /* text_config + language_model.* names */
+	family fam;
 } arch_info;
 
 /* Gemma3 defaults to 6 layers: with HF's pattern (every 6th layer global)
  * that is the smallest model that has a global layer at all. */
 static const arch_info ARCHS[] = {
-	{"llama", "LlamaForCausalLM", 500000.0, 1e-5, 2, 0, 0, 0, 0},
-	{"qwen2", "Qwen2ForCausalLM", 1000000.0, 1e-6, 2, 1, 0, 0, 0},
-	{"qwen3", "Qwen3ForCausalLM", 1000000.0, 1e-6, 2, 0, 1, 0, 0},
-	{"gemma3_text", "Gemma3ForCausalLM", 1000000.0, 1e-6, 6, 0, 1, 1, 0},
-	{"gemma3", "Gemma3ForConditionalGeneration", 1000000.0, 1e-6, 6, 0, 1, 1, 1},
+	{"llama", "LlamaForCausalLM", 500000.0, 1e-5, 2, 0, 0, 0, 0, FAM_BASE},
+	{"qwen2", "Qwen2ForCausalLM", 1000000.0, 1e-6, 2, 1, 0, 0, 0, FAM_BASE},
+	{"qwen3", "Qwen3ForCausalLM", 1000000.0, 1e-6, 2, 0, 1, 0, 0, FAM_BASE},
+	{"gemma3_text", "Gemma3ForCausalLM", 1000000.0, 1e-6, 6, 0, 1, 1, 0, FAM_BASE},
+	{"gemma3", "Gemma3ForConditionalGeneration", 1000000.0, 1e-6, 6, 0, 1, 1, 1, FAM_BASE},
+	{"mistral", "MistralForCausalLM", 1000000.0, 1e-5, 2, 0, 0, 0, 0, FAM_MISTRAL},
+	{"granite", "GraniteForCausalLM", 10000.0, 1e-5, 2, 0, 0, 0, 0, FAM_GRANITE},
+	{"olmo2", "Olmo2ForCausalLM", 500000.0, 1e-6, 2, 0, 0, 0, 0, FAM_OLMO2},
+	{"smollm3", "SmolLM3ForCausalLM", 5000000.0, 1e-6, 4, 0, 0, 0, 0, FAM_SMOLLM3},
+	{"phi3", "Phi3ForCausalLM", 10000.0, 1e-5, 2, 0, 0, 0, 0, FAM_PHI3},
 };
 #define NARCHS (sizeof ARCHS / sizeof ARCHS[0])
 
 #define MM_PREFIX "language_model."
 #define VISION_HIDDEN 32       /* width of the vision stubs */
 #define GEMMA_GLOBAL_EVERY 6   /* HF default: layer i is global when (i+1) % 6 == 0 */
+#define NOPE_EVERY 4           /* SmolLM3: layer i has no RoPE when (i+1) % 4 == 0 */
+#define PHI3_ORIGINAL_CONTEXT 32 /* longrope switches to its long factors here */
 
 /* ------------------------------------------------------------------ */
 /* Options                                                             */
@@ -102,13 +123,15 @@ static const char USAGE[] =
 	"files; a different --seed gives different values.\n"
 	"\n"
 	"  --arch ARCH          llama | qwen2 (Qwen 2.5) | qwen3 | gemma3_text |\n"
-	"                       gemma3 (multimodal: text_config, language_model.* names)\n"
+	"                       gemma3 (multimodal: text_config, language_model.* names) |\n"
+	"                       mistral | granite | olmo2 | smollm3 | phi3\n"
 	"  --out DIR            output directory, created if missing; model*.safetensors\n"
 	"                       and the index left there by an earlier run are replaced\n"
 	"  --seed N             PRNG seed (default 1)\n"
 	"  --hidden N           hidden_size (default 64)\n"
 	"  --intermediate N     intermediate_size (default 128)\n"
-	"  --layers N           num_hidden_layers (default 2; gemma3*: 6, one global)\n"
+	"  --layers N           num_hidden_layers (default 2; gemma3*: 6, one global;\n"
+	"                       smollm3: 4, one without RoPE)\n"
 	"  --heads N            num_attention_heads (default 4)\n"
 	"  --kv-heads N         num_key_value_heads, must divide --heads (default 2)\n"
 	"  --head-dim N         head_dim, even (default hidden/heads)\n"
@@ -122,7 +145,7 @@ static const char USAGE[] =
 	"  --rope-scaling K     none | linear | llama3 (default none)\n"
 	"  --rope-factor F      rope_scaling.factor (default 8 linear, 32 llama3)\n"
 	"  --sliding-window N   sliding_window for qwen2 (default = context),\n"
-	"                       qwen3 (default null), gemma3* (default 64)\n"
+	"                       qwen3, mistral, phi3 (default null), gemma3* (default 64)\n"
 	"  --layer-types LIST   gemma3*: one per layer, comma separated,\n"
 	"                       sliding_attention|full_attention (or s|f);\n"
 	"                       default: every 6th layer full_attention\n"
@@ -226,7 +249,8 @@ static const arch_info *parse_arch(const char *s)
 	for (size_t i = 0; i < NARCHS; i++)
 		if (streq(s, ARCHS[i].name))
 			return &ARCHS[i];
-	die_usage("unknown --arch '%s' (llama, qwen2, qwen3, gemma3_text, gemma3)", s);
+	die_usage("unknown --arch '%s' (llama, qwen2, qwen3, gemma3_text, gemma3, mistral, granite, olmo2, smollm3, "
+		  "phi3)", s);
 }
 
 /* The option as the user typed it, for "unknown option" messages. */
@@ -324,8 +348,13 @@ static void check_options(options *o)
 		die_usage("--rope-factor needs --rope-scaling linear or llama3");
 	if (o->rope_factor == 0)
 		o->rope_factor = o->rope == ROPE_LLAMA3 ? 32.0 : 8.0;
-	if (o->sliding_window && streq(o->arch->name, "llama"))
-		die_usage("--sliding-window does not apply to llama");
+	family f = o->arch->fam;
+	if (o->sliding_window && (streq(o->arch->name, "llama") || f == FAM_GRANITE || f == FAM_OLMO2 || f == FAM_SMOLLM3))
+		die_usage("--sliding-window does not apply to %s", o->arch->name);
+	if (o->rope != ROPE_NONE && f == FAM_PHI3)
+		die_usage("--rope-scaling: phi3 fixtures always use longrope");
+	if (f == FAM_PHI3 && o->head_dim % 8)
+		die_usage("--head-dim %d: phi3 rotates 3/4 of each head, in pairs: give a multiple of 8", o->head_dim);
 	if (o->layer_types && !o->arch->gemma)
 		die_usage("--layer-types applies to gemma3 and gemma3_text only");
 	if (o->post_norm_gain != 0 && !o->arch->gemma)
@@ -431,9 +460,17 @@ static void plan_layer(tensor_list *tl, const options *o, int i)
 	uint64_t h = (uint64_t)o->hidden, in = (uint64_t)o->intermediate;
 	uint64_t q = (uint64_t)o->heads * (uint64_t)o->head_dim;
 	uint64_t kv = (uint64_t)o->kv_heads * (uint64_t)o->head_dim;
-	add_matrix(tl, o, LAYER("self_attn.q_proj.weight"), q, h, 1.0);
-	add_matrix(tl, o, LAYER("self_attn.k_proj.weight"), kv, h, 1.0);
-	add_matrix(tl, o, LAYER("self_attn.v_proj.weight"), kv, h, 1.0);
+	family f = o->arch->fam;
+	if (f == FAM_PHI3) {
+		add_matrix(tl, o, LAYER("self_attn.qkv_proj.weight"), q + 2 * kv, h, 1.0);
+		add_matrix(tl, o, LAYER("mlp.gate_up_proj.weight"), 2 * in, h, 1.0);
+	} else {
+		add_matrix(tl, o, LAYER("self_attn.q_proj.weight"), q, h, 1.0);
+		add_matrix(tl, o, LAYER("self_attn.k_proj.weight"), kv, h, 1.0);
+		add_matrix(tl, o, LAYER("self_attn.v_proj.weight"), kv, h, 1.0);
+		add_matrix(tl, o, LAYER("mlp.gate_proj.weight"), in, h, 1.0);
+		add_matrix(tl, o, LAYER("mlp.up_proj.weight"), in, h, 1.0);
+	}
 	add_matrix(tl, o, LAYER("self_attn.o_proj.weight"), h, q, 1.0);
 	if (o->arch->qkv_bias) {
 		add_bias(tl, o, LAYER("self_attn.q_proj.bias"), q);
@@ -444,11 +481,16 @@ static void plan_layer(tensor_list *tl, const options *o, int i)
 		add_gain(tl, o, LAYER("self_attn.q_norm.weight"), (uint64_t)o->head_dim);
 		add_gain(tl, o, LAYER("self_attn.k_norm.weight"), (uint64_t)o->head_dim);
 	}
-	add_matrix(tl, o, LAYER("mlp.gate_proj.weight"), in, h, 1.0);
-	add_matrix(tl, o, LAYER("mlp.up_proj.weight"), in, h, 1.0);
+	if (f == FAM_OLMO2) { /* over the whole projection */
+		add_gain(tl, o, LAYER("self_attn.q_norm.weight"), q);
+		add_gain(tl, o, LAYER("self_attn.k_norm.weight"), kv);
+	}
 	add_matrix(tl, o, LAYER("mlp.down_proj.weight"), h, in, 1.0);
-	add_gain(tl, o, LAYER("input_layernorm.weight"), h);
+	if (f != FAM_OLMO2) /* OLMo 2 has no pre-norms */
+		add_gain(tl, o, LAYER("input_layernorm.weight"), h);
 	add_gain(tl, o, LAYER("post_attention_layernorm.weight"), h);
+	if (f == FAM_OLMO2)
+		add_gain(tl, o, LAYER("post_feedforward_layernorm.weight"), h);
 	if (o->arch->gemma) {
 		add_gain(tl, o, LAYER("pre_feedforward_layernorm.weight"), h);
 		add_gain(tl, o, LAYER("post_feedforward_layernorm.weight"), h);
@@ -802,7 +844,8 @@ static void config_common(cJSON *c, const options *o)
 	cJSON_AddNumberToObject(c, "max_position_embeddings", o->context);
 	cJSON_AddNumberToObject(c, "rms_norm_eps", o->arch->rms_eps);
 	cJSON_AddNumberToObject(c, "rope_theta", o->arch->rope_theta);
-	add_rope_scaling(c, o);
+	if (o->arch->fam != FAM_PHI3)
+		add_rope_scaling(c, o);
 	cJSON_AddBoolToObject(c, "tie_word_embeddings", o->tied);
 	cJSON_AddNumberToObject(c, "attention_dropout", 0.0);
 	cJSON_AddNumberToObject(c, "initializer_range", 0.02);
@@ -815,12 +858,13 @@ static void config_llama_qwen(cJSON *c, const options *o)
 {
 	const char *a = o->arch->name;
 	cJSON_AddStringToObject(c, "hidden_act", "silu");
-	if (streq(a, "llama")) {
+	if (streq(a, "llama") || o->arch->fam != FAM_BASE) {
 		cJSON_AddNumberToObject(c, "bos_token_id", 1);
 		cJSON_AddNumberToObject(c, "eos_token_id", 2);
 		cJSON_AddBoolToObject(c, "attention_bias", 0);
 		cJSON_AddBoolToObject(c, "mlp_bias", 0);
-		cJSON_AddNumberToObject(c, "pretraining_tp", 1);
+		if (streq(a, "llama"))
+			cJSON_AddNumberToObject(c, "pretraining_tp", 1);
 		return;
 	}
 	cJSON_AddNumberToObject(c, "bos_token_id", o->vocab - 3);
@@ -835,6 +879,63 @@ static void config_llama_qwen(cJSON *c, const options *o)
 		cJSON_AddNullToObject(c, "sliding_window");
 	if (streq(a, "qwen3"))
 		cJSON_AddBoolToObject(c, "attention_bias", 0);
+}
+
+/* SmolLM3's list: 1 for a layer with RoPE, 0 for every NOPE_EVERY-th. */
+static cJSON *nope_list(const options *o)
+{
+	cJSON *l = cJSON_CreateArray();
+	for (int i = 0; i < o->layers; i++)
+		cJSON_AddItemToArray(l, cJSON_CreateNumber((i + 1) % NOPE_EVERY != 0));
+	return l;
+}
+
+/* Phi3's longrope: distinct short and long factors per frequency, so a
+ * converter that swaps or ignores them is caught; max_position_embeddings
+ * over the original context gives attention_factor > 1. */
+static void add_longrope(cJSON *c, const options *o)
+{
+	int half = o->head_dim * 3 / 4 / 2;
+	cJSON *r = cJSON_AddObjectToObject(c, "rope_scaling"), *sf = cJSON_CreateArray(), *lf = cJSON_CreateArray();
+	for (int i = 0; i < half; i++) {
+		cJSON_AddItemToArray(sf, cJSON_CreateNumber(1.0 + 0.25 * i / half));
+		cJSON_AddItemToArray(lf, cJSON_CreateNumber(2.0 + 6.0 * i / half));
+	}
+	cJSON_AddStringToObject(r, "type", "longrope");
+	cJSON_AddItemToObject(r, "short_factor", sf);
+	cJSON_AddItemToObject(r, "long_factor", lf);
+	cJSON_AddNumberToObject(c, "original_max_position_embeddings", PHI3_ORIGINAL_CONTEXT);
+	cJSON_AddNumberToObject(c, "partial_rotary_factor", 0.75);
+}
+
+/* What the families beyond llama/qwen/gemma add to a Llama-like config. */
+static void config_family(cJSON *c, const options *o)
+{
+	switch (o->arch->fam) {
+	case FAM_MISTRAL:
+	case FAM_PHI3:
+		if (o->sliding_window)
+			cJSON_AddNumberToObject(c, "sliding_window", o->sliding_window);
+		else
+			cJSON_AddNullToObject(c, "sliding_window");
+		if (o->arch->fam == FAM_PHI3)
+			add_longrope(c, o);
+		break;
+	case FAM_GRANITE: /* moderate values: each multiplier matters, logits stay peaked */
+		cJSON_AddNumberToObject(c, "embedding_multiplier", 2.0);
+		cJSON_AddNumberToObject(c, "residual_multiplier", 0.5);
+		cJSON_AddNumberToObject(c, "attention_multiplier", 0.2);
+		cJSON_AddNumberToObject(c, "logits_scaling", 2.0);
+		break;
+	case FAM_SMOLLM3:
+		cJSON_AddItemToObject(c, "no_rope_layers", nope_list(o));
+		cJSON_AddNumberToObject(c, "no_rope_layer_interval", NOPE_EVERY);
+		cJSON_AddBoolToObject(c, "use_sliding_window", 0);
+		cJSON_AddNullToObject(c, "sliding_window");
+		break;
+	default:
+		break;
+	}
 }
 
 static cJSON *gemma_eos(const options *o)
@@ -871,6 +972,7 @@ static cJSON *text_config(const options *o)
 		config_gemma(c, o);
 	else
 		config_llama_qwen(c, o);
+	config_family(c, o);
 	if (o->arch->multimodal)
 		cJSON_AddStringToObject(c, "model_type", "gemma3_text");
 	return c;

@@ -152,6 +152,33 @@ static void test_rope_llama3_bands(void)
 	CHECK(fabs(inv[1] - exp(-log(500000.0 * 32) / 8.0)) > 1e-3);
 }
 
+/* longrope: short factors below the original context, long from there on,
+ * cos/sin times attention_factor; band windows only for unified caches. */
+static void test_rope_longrope(void)
+{
+	double sf[2] = {1.0, 1.5}, lf[2] = {2.0, 8.0};
+	hf_rope_scaling rs = {.kind = ROPE_LONGROPE, .type = "longrope", .short_factor = sf, .long_factor = lf,
+			      .n_factors = 2, .original_max_position_embeddings = 8, .attention_factor = 1.25};
+	double inv[2];
+	CHECK(graph_rope_inv_freq(&rs, 10000.0, 4, inv) == 0 && fabs(inv[1] - 0.01 / 1.5) < 1e-15);
+	uint16_t cs[16 * 4], sn[16 * 4];
+	CHECK(graph_rope_tables_base(&rs, 10000.0, 4, 16, cs, sn) == 0);
+	for (int p = 0; p < 16; p++)
+		for (int j = 0; j < 4; j++) {
+			double a = p * pow(10000.0, -2.0 * (j % 2) / 4) / (p < 8 ? sf[j % 2] : lf[j % 2]);
+			CHECKF(fabs(fp16_to_f32(cs[p * 4 + j]) - 1.25 * cos(a)) <= 1e-3 &&
+			       fabs(fp16_to_f32(sn[p * 4 + j]) - 1.25 * sin(a)) <= 1e-3, "p=%d j=%d", p, j);
+		}
+	rs.n_factors = 1;
+	CHECK(graph_rope_inv_freq(&rs, 10000.0, 4, inv) == -1);
+	unsigned char slide[2] = {1, 1};
+	hf_config c = {.path = "x/config.json", .arch = arch_get(ARCH_MISTRAL), .head_dim = 8, .num_hidden_layers = 2,
+		       .use_sliding_window = 1, .sliding_window = 16, .layer_sliding = slide};
+	CHECK(graph_band_window(&c, 64) == 16 && graph_band_window(&c, 16) == 0);
+	c.arch = arch_get(ARCH_GEMMA3);
+	CHECK(graph_band_window(&c, 64) == 0); /* Gemma 3: its ring buffer */
+}
+
 static void test_rope_unknown_type(void)
 {
 	hf_rope_scaling rs = {.kind = ROPE_OTHER, .type = "yarn", .factor = 4};
@@ -1350,6 +1377,7 @@ int main(void)
 	RUN(test_rope_llama3_bands);
 	RUN(test_rope_unknown_type);
 	RUN(test_rope_tables);
+	RUN(test_rope_longrope);
 	RUN(test_programs_well_formed);
 	RUN(test_named_functions);
 	RUN(test_coremltools_loadable);

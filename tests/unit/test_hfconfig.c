@@ -14,6 +14,7 @@
 #include "test.h"
 #include "base/util.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -229,7 +230,12 @@ static void test_detection(void)
 		{"{\"model_type\":\"Qwen2\"," LLAMA_SIZES "}", ARCH_QWEN2},
 		{"{\"model_type\":\"qwen3\",\"architectures\":[\"Qwen3ForCausalLM\"]," LLAMA_SIZES "}",
 		 ARCH_QWEN3},
-		{"{\"model_type\":\"llama\",\"architectures\":[\"MistralForCausalLM\"]," LLAMA_SIZES "}", ARCH_LLAMA},
+		{"{\"model_type\":\"llama\",\"architectures\":[\"MistralLikeForCausalLM\"]," LLAMA_SIZES "}", ARCH_LLAMA},
+		{"{\"architectures\":[\"MistralForCausalLM\"]," LLAMA_SIZES "}", ARCH_MISTRAL},
+		{"{\"model_type\":\"granite\"," LLAMA_SIZES "}", ARCH_GRANITE},
+		{"{\"architectures\":[\"Olmo2ForCausalLM\"]," LLAMA_SIZES "}", ARCH_OLMO2},
+		{"{\"model_type\":\"smollm3\"," LLAMA_SIZES "}", ARCH_SMOLLM3},
+		{"{\"model_type\":\"phi3\",\"architectures\":[\"Phi3ForCausalLM\"]," LLAMA_SIZES "}", ARCH_PHI3},
 		{"{\"model_type\":\"gemma3\",\"architectures\":[\"Gemma3ForCausalLM\"],\"head_dim\":16," LLAMA_SIZES "}",
 		 ARCH_GEMMA3},
 		{"{\"model_type\":\"gemma3_text\",\"head_dim\":16," LLAMA_SIZES "}", ARCH_GEMMA3},
@@ -240,17 +246,84 @@ static void test_detection(void)
 		CHECKF(c.arch && c.arch->id == ok[i].id, "case %zu", i);
 		hf_config_release(&c);
 	}
-	CHECK(arch_by_name("qwen3") == arch_get(ARCH_QWEN3) && arch_by_name("mistral") == NULL);
-	expect_fail("{\"model_type\":\"mistral\"," LLAMA_SIZES "}",
-	            "test/config.json: model_type 'mistral': unsupported architecture (supported: "
-	            "llama, qwen2, qwen3, gemma3, gemma3_text)");
+	CHECK(arch_by_name("qwen3") == arch_get(ARCH_QWEN3) && arch_by_name("mistral") == arch_get(ARCH_MISTRAL) &&
+	      arch_by_name("olmo") == NULL);
+	expect_fail("{\"model_type\":\"olmo\"," LLAMA_SIZES "}",
+	            "test/config.json: model_type 'olmo': unsupported architecture (supported: "
+	            "llama, qwen2, qwen3, gemma3, gemma3_text, mistral, granite, olmo2, smollm3, phi3)");
 	expect_fail("{\"model_type\":\"qwen3_moe\"," LLAMA_SIZES "}", "mixture-of-experts");
-	expect_fail("{\"architectures\":[\"MistralForCausalLM\"]," LLAMA_SIZES "}",
-	            "architectures[0] 'MistralForCausalLM': unsupported");
+	expect_fail("{\"architectures\":[\"MixtralForCausalLM\"]," LLAMA_SIZES "}",
+	            "architectures[0] 'MixtralForCausalLM': unsupported");
 	expect_fail("{" LLAMA_SIZES "}", "no model_type or architectures");
 	/* Both name a known architecture, not the same one: say so (the tensors would not match). */
 	expect_fail("{\"model_type\":\"qwen3\",\"architectures\":[\"LlamaForCausalLM\"]," LLAMA_SIZES "}",
 	            "test/config.json: model_type says qwen3 but architectures[0] 'LlamaForCausalLM' is llama: they conflict");
+}
+
+/* The families ANEMLL lacks: their traits and the config fields they read. */
+static void test_new_families(void)
+{
+	hf_config c;
+	/* Mistral: a set window slides every layer; null is none; absent is 4096 */
+	CHECKF(parse(&c, "{\"model_type\":\"mistral\",\"sliding_window\":16,\"head_dim\":32," LLAMA_SIZES "}") == 0, "%s",
+	       errmsg());
+	CHECK(c.use_sliding_window && c.sliding_window == 16 && hf_config_layer_sliding(&c, 0) &&
+	      hf_config_layer_sliding(&c, 1) && c.head_dim == 32 && strcmp(c.arch->prefix, "mistral") == 0 &&
+	      fabs(c.attn_scale - pow(32, -0.5)) < 1e-15);
+	/* Mistral 7B's vocabulary splits 8 ways, Mistral-Nemo's 16; the fixed rows keep theirs */
+	CHECK(arch_lm_head_splits(c.arch, 32768) == 8 && arch_lm_head_splits(c.arch, 131072) == 16 &&
+	      arch_lm_head_splits(arch_get(ARCH_PHI3), 200064) == 16 && arch_lm_head_splits(arch_get(ARCH_LLAMA), 128256) == 8 &&
+	      arch_lm_head_splits(arch_get(ARCH_GRANITE), 49155) == 16);
+	hf_config_release(&c);
+	CHECK(parse(&c, "{\"model_type\":\"mistral\",\"sliding_window\":null," LLAMA_SIZES "}") == 0);
+	CHECK(!c.use_sliding_window && !hf_config_layer_sliding(&c, 1));
+	hf_config_release(&c);
+	CHECK(parse(&c, "{\"model_type\":\"mistral\"," LLAMA_SIZES "}") == 0);
+	CHECK(c.sliding_window == 4096);
+	hf_config_release(&c);
+	/* Granite: the four multipliers; attention_multiplier replaces 1/sqrt(d) */
+	CHECKF(parse(&c, "{\"model_type\":\"granite\",\"embedding_multiplier\":12,\"residual_multiplier\":0.22,"
+			 "\"attention_multiplier\":0.015625,\"logits_scaling\":8," LLAMA_SIZES "}") == 0, "%s", errmsg());
+	CHECK(c.embedding_multiplier == 12 && c.residual_multiplier == 0.22 && c.attn_scale == 0.015625 &&
+	      c.logits_scaling == 8 && c.arch->lm_head_splits == 16);
+	hf_config_release(&c);
+	CHECK(parse(&c, "{\"model_type\":\"granite\"," LLAMA_SIZES "}") == 0);
+	CHECK(c.attn_scale == 1.0 && c.embedding_multiplier == 1.0); /* GraniteConfig's defaults */
+	hf_config_release(&c);
+	/* other families ignore the multipliers: Llama's scale stays 1/sqrt(d) */
+	CHECK(parse(&c, "{\"model_type\":\"llama\",\"attention_multiplier\":3," LLAMA_SIZES "}") == 0);
+	CHECK(c.attn_scale == 0.25 && c.residual_multiplier == 1.0);
+	hf_config_release(&c);
+	/* OLMo 2 */
+	CHECK(parse(&c, "{\"model_type\":\"olmo2\"," LLAMA_SIZES "}") == 0);
+	CHECK(c.arch->post_norms && c.arch->qk_norm_full && !c.arch->qk_norm && c.rms_norm_eps == 1e-5);
+	hf_config_release(&c);
+	/* SmolLM3: the list (1 = RoPE), else every interval-th layer */
+	CHECK(parse(&c, "{\"model_type\":\"smollm3\",\"no_rope_layers\":[0,1]," LLAMA_SIZES "}") == 0);
+	CHECK(!hf_config_layer_rope(&c, 0) && hf_config_layer_rope(&c, 1));
+	hf_config_release(&c);
+	CHECK(parse(&c, "{\"model_type\":\"smollm3\",\"no_rope_layer_interval\":2," LLAMA_SIZES "}") == 0);
+	CHECK(hf_config_layer_rope(&c, 0) && !hf_config_layer_rope(&c, 1));
+	hf_config_release(&c);
+	CHECK(parse(&c, "{\"model_type\":\"llama\",\"no_rope_layers\":[0,0]," LLAMA_SIZES "}") == 0);
+	CHECK(hf_config_layer_rope(&c, 0)); /* not Llama's field */
+	hf_config_release(&c);
+	expect_fail("{\"model_type\":\"smollm3\",\"no_rope_layers\":[1]," LLAMA_SIZES "}",
+		    "no_rope_layers must list 0 or 1 for each of the 2 layers");
+	expect_fail("{\"model_type\":\"smollm3\",\"no_rope_layers\":[1,2]," LLAMA_SIZES "}", "no_rope_layers[1] must be 0 or 1");
+	/* Phi3: partial rotary, longrope (original context from the top level) */
+	const char *phi = "{\"model_type\":\"phi3\",\"partial_rotary_factor\":0.75,\"max_position_embeddings\":131072,"
+			  "\"original_max_position_embeddings\":4096,\"rope_scaling\":{\"type\":\"longrope\","
+			  "\"short_factor\":[1,1,1,1,1,1],\"long_factor\":[2,3,4,5,6,7]}," LLAMA_SIZES "}";
+	CHECKF(parse(&c, phi) == 0, "%s", errmsg());
+	CHECK(c.rotary_dim == 12 && c.rope_scaling.kind == ROPE_LONGROPE && c.rope_scaling.n_factors == 6 &&
+	      c.rope_scaling.long_factor[2] == 4 && c.rope_scaling.original_max_position_embeddings == 4096 &&
+	      fabs(c.rope_scaling.attention_factor - sqrt(1 + log(32.0) / log(4096.0))) < 1e-12 && !c.use_sliding_window);
+	hf_config_release(&c);
+	expect_fail("{\"model_type\":\"phi3\",\"rope_scaling\":{\"type\":\"longrope\",\"short_factor\":[1],"
+		    "\"long_factor\":[2]}," LLAMA_SIZES "}", "rope_scaling short_factor must list 8 numbers");
+	expect_fail("{\"model_type\":\"phi3\",\"partial_rotary_factor\":0.2," LLAMA_SIZES "}",
+		    "partial_rotary_factor 0.2 gives 3 rotary dimensions");
 }
 
 static void test_rope_variants(void)
@@ -594,6 +667,7 @@ int main(void)
 	RUN(test_qwen2);
 	RUN(test_qwen3);
 	RUN(test_detection);
+	RUN(test_new_families);
 	RUN(test_rope_variants);
 	RUN(test_refusals);
 	RUN(test_intermediate_list);

@@ -211,16 +211,19 @@ static void norm(float *y, const float *x, const float *w, int n, double eps)
 }
 
 /* inv_freq in double, straight from HF's definitions; local: Gemma3's
- * sliding-layer rotary embedding (rope_local_base_freq, no scaling). */
-static void naive_inv_freq(const hf_config *c, int local, double *inv)
+ * sliding-layer rotary embedding (rope_local_base_freq, no scaling); long:
+ * longrope's long factors (else its short ones). */
+static void naive_inv_freq(const hf_config *c, int local, int long_factors, double *inv)
 {
 	hf_rope_scaling none = {.kind = ROPE_NONE};
 	const hf_rope_scaling *rs = local ? &none : &c->rope_scaling;
 	double base = local ? c->rope_local_base_freq : c->rope_theta;
-	int d = c->head_dim;
+	int d = hf_config_rotary_dim(c);
 	for (int i = 0; i < d / 2; i++) {
 		double f = 1.0 / pow(base, 2.0 * i / d);
-		if (rs->kind == ROPE_LINEAR) {
+		if (rs->kind == ROPE_LONGROPE) {
+			f /= long_factors ? rs->long_factor[i] : rs->short_factor[i];
+		} else if (rs->kind == ROPE_LINEAR) {
 			f /= rs->factor;
 		} else if (rs->kind == ROPE_LLAMA3) {
 			double old = rs->original_max_position_embeddings;
@@ -237,10 +240,11 @@ static void naive_inv_freq(const hf_config *c, int local, double *inv)
 	}
 }
 
-static void naive_rope(float *x, const double *inv, int d, int pos)
+/* The first d dims of x rotated; cos and sin times mscale (longrope). */
+static void naive_rope(float *x, const double *inv, int d, int pos, double mscale)
 {
 	for (int i = 0; i < d / 2; i++) {
-		double c = cos(pos * inv[i]), s = sin(pos * inv[i]);
+		double c = cos(pos * inv[i]) * mscale, s = sin(pos * inv[i]) * mscale;
 		float a = x[i], b = x[i + d / 2];
 		x[i] = (float)(a * c - b * s);
 		x[i + d / 2] = (float)(b * c + a * s);
@@ -276,10 +280,19 @@ static void naive_forward(const hf_model *hf, const int32_t *tokens, int n, floa
 	}
 	float *fnorm = load(hf, "norm.weight");
 	plus_one(c, fnorm, H);
+	const arch_info *a = c->arch;
+	const hf_rope_scaling *rs = &c->rope_scaling;
+	int R = hf_config_rotary_dim(c), longrope = rs->kind == ROPE_LONGROPE;
 	double *inv = xmalloc((size_t)D / 2 * sizeof *inv), *inv_local = xmalloc((size_t)D / 2 * sizeof *inv);
-	naive_inv_freq(c, 0, inv);
-	naive_inv_freq(c, 1, inv_local);
+	double *inv_long = xmalloc((size_t)D / 2 * sizeof *inv);
+	naive_inv_freq(c, 0, 0, inv);
+	naive_inv_freq(c, 1, 0, inv_local);
+	naive_inv_freq(c, 0, 1, inv_long);
+	double mscale = longrope ? rs->attention_factor : 1.0;
 	float embed_scale = c->arch->embed_scale_sqrt_hidden ? sqrtf((float)H) : 1;
+	if (a->mup_multipliers)
+		embed_scale *= (float)c->embedding_multiplier;
+	float rm = a->mup_multipliers ? (float)c->residual_multiplier : 1.0f;
 	float *x = xcalloc((size_t)n * H, sizeof *x), *xn = xcalloc((size_t)H, sizeof *xn);
 	float *q = xcalloc((size_t)n * NH * D, sizeof *q), *att = xcalloc((size_t)NH * D, sizeof *att);
 	float *k = xcalloc((size_t)n * NKV * D, sizeof *k), *v = xcalloc((size_t)n * NKV * D, sizeof *v);
@@ -295,24 +308,41 @@ static void naive_forward(const hf_model *hf, const int32_t *tokens, int n, floa
 			if (i <= K_NORM)
 				plus_one(c, w[i], i >= Q_NORM ? D : H);
 		}
-		int window = c->layer_sliding[l] ? c->sliding_window : 0;
+		if (a->fused_proj) { /* Phi3: q, k, v and gate, up are rows of two tensors */
+			w[WQ] = load_layer(hf, l, "self_attn.qkv_proj.weight");
+			w[WK] = w[WQ] + (size_t)NH * D * H;
+			w[WV] = w[WK] + (size_t)NKV * D * H;
+			w[WG] = load_layer(hf, l, "mlp.gate_up_proj.weight");
+			w[WU] = w[WG] + (size_t)I * H;
+		}
+		int window = c->layer_sliding[l] ? c->sliding_window : 0, rope_on = hf_config_layer_rope(c, l);
 		const double *li = window && c->arch->def.rope_local_base_freq ? inv_local : inv;
 		/* projections, qk-norm and RoPE for the whole sequence */
 		for (int s = 0; s < n; s++) {
-			norm(xn, x + (size_t)s * H, w[IN_NORM], H, c->rms_norm_eps);
+			if (w[IN_NORM])
+				norm(xn, x + (size_t)s * H, w[IN_NORM], H, c->rms_norm_eps);
+			else /* OLMo 2: no pre-norm */
+				memcpy(xn, x + (size_t)s * H, (size_t)H * sizeof *xn);
 			float *qs = q + (size_t)s * NH * D, *ks = k + (size_t)s * NKV * D;
 			linear(qs, w[WQ], w[BQ], xn, NH * D, H);
 			linear(ks, w[WK], w[BK], xn, NKV * D, H);
 			linear(v + (size_t)s * NKV * D, w[WV], w[BV], xn, NKV * D, H);
+			if (a->qk_norm_full) {
+				norm(qs, qs, w[Q_NORM], NH * D, c->rms_norm_eps);
+				norm(ks, ks, w[K_NORM], NKV * D, c->rms_norm_eps);
+			}
+			const double *ri = longrope && s >= rs->original_max_position_embeddings ? inv_long : li;
 			for (int h = 0; h < NH; h++) {
-				if (w[Q_NORM])
+				if (w[Q_NORM] && !a->qk_norm_full)
 					norm(qs + h * D, qs + h * D, w[Q_NORM], D, c->rms_norm_eps);
-				naive_rope(qs + h * D, li, D, s);
+				if (rope_on)
+					naive_rope(qs + h * D, ri, R, s, mscale);
 			}
 			for (int h = 0; h < NKV; h++) {
-				if (w[K_NORM])
+				if (w[K_NORM] && !a->qk_norm_full)
 					norm(ks + h * D, ks + h * D, w[K_NORM], D, c->rms_norm_eps);
-				naive_rope(ks + h * D, li, D, s);
+				if (rope_on)
+					naive_rope(ks + h * D, ri, R, s, mscale);
 			}
 		}
 		/* causal attention, every query against every allowed key */
@@ -325,7 +355,9 @@ static void naive_forward(const hf_model *hf, const int32_t *tokens, int n, floa
 					float dot = 0;
 					for (int i = 0; i < D; i++)
 						dot += q[((size_t)s * NH + h) * D + i] * k[((size_t)j * NKV + kh) * D + i];
-					p[j] = visible ? dot / sqrtf((float)c->query_pre_attn_scalar) : -INFINITY;
+					float scaled = a->mup_multipliers ? dot * (float)c->attn_scale
+									  : dot / sqrtf((float)c->query_pre_attn_scalar);
+					p[j] = visible ? scaled : -INFINITY;
 					mx = fmaxf(mx, p[j]);
 				}
 				for (int j = 0; j < n; j++)
@@ -339,11 +371,14 @@ static void naive_forward(const hf_model *hf, const int32_t *tokens, int n, floa
 			}
 			float *xs = x + (size_t)s * H;
 			linear(t, w[WO], w[BO], att, H, NH * D);
-			if (w[PRE_FF]) /* Gemma3: the attention output is normalised */
+			if (w[PRE_FF] || !w[IN_NORM]) /* Gemma3, OLMo 2: the attention output is normalised */
 				norm(t, t, w[POST_NORM], H, c->rms_norm_eps);
 			for (int i = 0; i < H; i++)
-				xs[i] += t[i];
-			norm(xn, xs, w[PRE_FF] ? w[PRE_FF] : w[POST_NORM], H, c->rms_norm_eps);
+				xs[i] += t[i] * rm;
+			if (w[IN_NORM])
+				norm(xn, xs, w[PRE_FF] ? w[PRE_FF] : w[POST_NORM], H, c->rms_norm_eps);
+			else
+				memcpy(xn, xs, (size_t)H * sizeof *xn);
 			linear(g, w[WG], w[BG], xn, I, H);
 			linear(u, w[WU], w[BU], xn, I, H);
 			for (int i = 0; i < I; i++)
@@ -352,14 +387,18 @@ static void naive_forward(const hf_model *hf, const int32_t *tokens, int n, floa
 			if (w[POST_FF])
 				norm(t, t, w[POST_FF], H, c->rms_norm_eps);
 			for (int i = 0; i < H; i++)
-				xs[i] += t[i];
+				xs[i] += t[i] * rm;
 		}
+		if (a->fused_proj) /* rows of w[WQ] and w[WG] */
+			w[WK] = w[WV] = w[WU] = NULL;
 		for (int i = 0; i < NPARTS; i++)
 			free(w[i]);
 	}
 	for (int s = 0; s < n; s++) {
 		norm(hidden + (size_t)s * H, x + (size_t)s * H, fnorm, H, c->rms_norm_eps);
 		linear(logits + (size_t)s * V, head, NULL, hidden + (size_t)s * H, V, H);
+		for (int i = 0; a->mup_multipliers && i < V; i++)
+			logits[(size_t)s * V + i] /= (float)c->logits_scaling;
 	}
 	if (head != emb)
 		free(head);
@@ -367,6 +406,7 @@ static void naive_forward(const hf_model *hf, const int32_t *tokens, int n, floa
 	free(fnorm);
 	free(inv);
 	free(inv_local);
+	free(inv_long);
 	free(x);
 	free(xn);
 	free(q);
@@ -394,7 +434,8 @@ static int run_seq(ref_model *m, int V, float *logits, float *hidden, int H)
 /* Cached step-by-step logits vs the naive recomputation, plus determinism
  * (a second pass after ref_reset is bit-identical). `window` > 0 makes
  * the last layer slide over that many tokens; qpas > 0 overrides
- * query_pre_attn_scalar (mkfixture writes head_dim). */
+ * query_pre_attn_scalar (mkfixture writes head_dim), qpas < 0 moves
+ * longrope's original context to -qpas. */
 static void cross_check_ex(const char *name, const char *args, int window, double qpas)
 {
 	hf_model hf;
@@ -404,8 +445,12 @@ static void cross_check_ex(const char *name, const char *args, int window, doubl
 		hf.cfg.sliding_window = window;
 		hf.cfg.layer_sliding[hf.cfg.num_hidden_layers - 1] = 1;
 	}
-	if (qpas > 0)
+	if (qpas > 0) {
 		hf.cfg.query_pre_attn_scalar = qpas;
+		hf.cfg.attn_scale = pow(qpas, -0.5);
+	} else if (qpas < 0) { /* longrope: the original context moved to -qpas */
+		hf.cfg.rope_scaling.original_max_position_embeddings = (int)-qpas;
+	}
 	int V = hf.cfg.vocab_size, H = hf.cfg.hidden_size;
 	float *a = xmalloc((size_t)SEQ * V * sizeof *a), *b = xmalloc((size_t)SEQ * V * sizeof *b);
 	float *ha = xmalloc((size_t)SEQ * H * sizeof *ha), *hb = xmalloc((size_t)SEQ * H * sizeof *hb);
@@ -457,6 +502,17 @@ static void test_gemma3_nested(void)
 	cross_check_ex("gemma3-mm", "--arch gemma3 --seed 9 --layers 2 --layer-types s,f --sliding-window 4 "
 	               "--head-dim 24", 0, 0);
 }
+
+/* The families ANEMLL lacks. Mistral: explicit head_dim, a window of 3
+ * crossed by the 6 tokens; Granite: the four multipliers; OLMo 2: post
+ * norms, q/k norms over the projection; SmolLM3: layer 3 without RoPE;
+ * Phi3: fused projections, 3/4 of each head rotated, longrope with its
+ * original context moved to 3 so that positions 3-5 take the long factors. */
+static void test_mistral(void) { cross_check("mistral", "--arch mistral --seed 10 --head-dim 32 --sliding-window 3", 0); }
+static void test_granite(void) { cross_check("granite", "--arch granite --seed 11", 0); }
+static void test_olmo2(void) { cross_check("olmo2", "--arch olmo2 --seed 12", 0); }
+static void test_smollm3(void) { cross_check("smollm3", "--arch smollm3 --seed 13", 0); }
+static void test_phi3(void) { cross_check_ex("phi3", "--arch phi3 --seed 14 --sliding-window 4", 0, -3); }
 
 /* Logits of g_seq for fixture `name`, with `opt`; NULL on failure. */
 static float *seq_logits(const char *name, const char *args, const ref_options *opt, int *V)
@@ -567,7 +623,7 @@ static void test_rope_inv_freq(void)
 	 * llama3 bands (high-freq kept, 2048..8192 interpolated, long slowed). */
 	if (parse_cfg(&c, "llama", l3) == 0) {
 		CHECK(ref_rope_inv_freq(&c, 0, got) == 0);
-		naive_inv_freq(&c, 0, want);
+		naive_inv_freq(&c, 0, 0, want);
 		check_freqs(got, want, 8, 3e-7, "llama3");
 		/* the bands by hand: i = 0 kept, i = 7 slowed 32x, i = 4 in between */
 		CHECK(got[0] == 1.0f);
@@ -946,6 +1002,11 @@ int main(void)
 	RUN(test_qwen3);
 	RUN(test_gemma3);
 	RUN(test_gemma3_nested);
+	RUN(test_mistral);
+	RUN(test_granite);
+	RUN(test_olmo2);
+	RUN(test_smollm3);
+	RUN(test_phi3);
 	RUN(test_gemma3_anemll_rope);
 	RUN(test_fp16_rounding);
 	RUN(test_fp16_overflow);

@@ -1,0 +1,156 @@
+# archs.sh: the families ANEMLL does not have, end to end: mistral, granite,
+# olmo2, smollm3, phi3.
+#
+# Each family's tiny fixture (mkfixture; 3 layers, SmolLM3 4 so one has no
+# RoPE) is converted by the stages at context 64 for 1, 2 and 3 chunks and
+# monolithically without LUT; the smoketest runs an 11-token prompt (prefill,
+# batch 8) and 40 decode steps to position 51 against the fp32 reference:
+# 100% top-1 agreement and KL under its default bound. The positions pass
+# Mistral's window 16, Phi3's window 24 and Phi3's longrope switch to the
+# long factors at 32; a 40-token prompt crosses them in prefill. Monolithic
+# LUT 6 passes the LUT bounds. Every feature matters: against the reference
+# of the config without it the same parts' KL grows 100-fold or more (the
+# window, each Granite multiplier, the NoPE layers, the long factors; Qwen
+# 2.5's use_sliding_window too). make MODEL=... (LUT2=4, LUT3=6) writes
+# ANEMLL's layout under the family's prefix with meta.yaml, preflight.json
+# and a smoketest passing the LUT bounds; SmolLM3 with the Llama 3.1
+# tokenizer of ../shared (its vocabulary) takes --text through the chat
+# template; field variants we do not build are refused in one line.
+. "$SRC/tests/cli/lib.sh"
+pipe() { make -C "$SRC" --no-print-directory PIPE_BIN="$BIN" "$@"; }
+PROMPT=1,5,9,13,17,21,25,29,33,37,41
+P=(--prompt $PROMPT --steps 40)
+FAMILIES="mistral granite olmo2 smollm3 phi3"
+
+# conv MODEL OUT CHUNKS [flags]: the four chunked stages, as make runs them
+# (embeddings and LM head copied from OUT_1 when there)
+conv() {
+	local m=$1 o=$2 n=$3
+	shift 3
+	if [ -d "${o%_*}_1" ] && [ "$o" != "${o%_*}_1" ]; then
+		mkdir -p "$o" && cp -r "${o%_*}_1"/*_embeddings.mlpackage "${o%_*}_1"/*_lm_head.mlpackage "$o"/
+	else
+		"$BIN/embed" --model "$m" --output "$o" --batch-size 8 --context-length 64 -q "$@" >/dev/null &&
+			"$BIN/lmhead" --model "$m" --output "$o" --context-length 64 -q "$@" >/dev/null
+	fi &&
+		"$BIN/ffn" --model "$m" --output "$o" --batch-size 8 --context-length 64 --chunk "$n" -q "$@" >/dev/null &&
+		"$BIN/prefill" --model "$m" --output "$o" --batch-size 8 --context-length 64 --chunk "$n" -q "$@" >/dev/null
+}
+# mono MODEL OUT LUT: the monolithic parts, combined
+mono() {
+	"$BIN/ffn" --model "$1" --output "$2" --monolithic --batch-size 8 --context-length 64 --lut "$3" -q >/dev/null &&
+		"$BIN/prefill" --model "$1" --output "$2" --monolithic --batch-size 8 --context-length 64 --lut "$3" -q >/dev/null &&
+		"$BIN/combine" --input "$2" --monolithic -q >/dev/null
+}
+kl() { printf '%s\n' "$out" | sed -n 's/.*KL mean \([0-9.e+-]*\) .*/\1/p'; }
+# smoke NAME MODEL DIR [smoketest flags]: 100% top-1 agreement and KL within the default bound
+smoke() {
+	local name=$1 m=$2 d=$3
+	shift 3
+	run "$BIN/smoketest" --model "$m" --dir "$d" "${P[@]}" "$@"
+	[ "$rc" = 0 ] && printf '%s\n' "$out" | grep -q '^top-1 agreement 100.0% ([0-9]*/[0-9]*, first disagreement: none)' &&
+		ok "$name" || fail "$name" "exit $rc: $(printf '%s\n' "$out" | grep -E 'top-1|FAIL') $(printf '%s' "$err" | tail -n 2)"
+}
+# smoke_lut NAME MODEL DIR: the smoketest passes its LUT bounds (85%, KL 0.3)
+smoke_lut() {
+	run "$BIN/smoketest" --model "$2" --dir "$3" "${P[@]}"
+	[ "$rc" = 0 ] && printf '%s\n' "$out" | grep -q '^PASS (thresholds: agreement >= 85%' && ok "$1" ||
+		fail "$1" "exit $rc: $(printf '%s\n' "$out" | grep -E 'top-1|FAIL') $(printf '%s' "$err" | tail -n 2)"
+}
+# without NAME MODEL DIR SED: against the reference of the config edited by
+# SED the parts' mean KL is at least 100 times what it is against the model's
+without() {
+	run "$BIN/smoketest" --model "$2" --dir "$3" "${P[@]}"
+	local with
+	with=$(kl)
+	rm -rf "$2.without" && cp -r "$2" "$2.without" && sed -i -E "$4" "$2.without/config.json"
+	run "$BIN/smoketest" --model "$2.without" --dir "$3" "${P[@]}" --min-agreement 0 --max-kl 1e9
+	awk -v a="$with" -v b="$(kl)" 'BEGIN { exit !(a != "" && b != "" && b + 0 >= 100 * a) }' && ok "$1" ||
+		fail "$1" "KL mean $with with, $(kl) without (config.json edited by $4): exit $rc $err"
+}
+
+fx() { "$TESTBIN/mkfixture" --arch "$1" --out "$1" --seed 7 "${@:2}" >/dev/null; }
+fx mistral --layers 3 --sliding-window 16 --head-dim 32
+fx granite --layers 3
+fx olmo2 --layers 3
+fx smollm3
+fx phi3 --layers 3 --sliding-window 24
+
+for f in $FAMILIES; do
+	for n in 1 2 3; do
+		conv $f c_${f}_$n $n --lut none && smoke "${f}_chunks${n}_agree" $f c_${f}_$n ||
+			fail "${f}_chunks${n}_agree" "the stages failed"
+	done
+	[ -d c_${f}_2/${f}_FFN_chunk_02of02.mlpackage ] && ok "${f}_prefix" || fail "${f}_prefix" "$(ls c_${f}_2 | tr '\n' ' ')"
+	mono $f m_$f none && smoke "${f}_monolithic_agree" $f m_$f || fail "${f}_monolithic_agree" "the stages failed"
+	mono $f ml_$f 6 && smoke_lut "${f}_monolithic_lut6" $f ml_$f || fail "${f}_monolithic_lut6" "the stages failed"
+done
+# a 40-token prompt: prefill batches cross the windows (and Phi3's longrope switch at 32)
+for f in mistral phi3; do
+	smoke "${f}_prefill_past_window" $f c_${f}_2 --prompt "$(seq -s, 10 49)" --steps 8
+done
+
+# Qwen 2.5 with use_sliding_window: its sliding layers (max_window_layers on) mask the same way
+"$TESTBIN/mkfixture" --arch qwen2 --out q2w --layers 3 --sliding-window 16 --seed 7 >/dev/null
+sed -i 's/"use_sliding_window":[[:space:]]*false/"use_sliding_window": true/; s/"max_window_layers":[[:space:]]*[0-9]*/"max_window_layers": 1/' q2w/config.json
+conv q2w c_q2w_2 2 --lut none && smoke qwen2_sliding_layers_agree q2w c_q2w_2 || fail qwen2_sliding_layers_agree "the stages failed"
+without qwen2_window_matters q2w c_q2w_2 's/"use_sliding_window":[[:space:]]*true/"use_sliding_window": false/'
+
+# LM-head splits: 8 for Llama-sized vocabularies (Mistral 7B, Phi-3), 16 for large ones
+splits() { "$BIN/mldump" "$1" | grep -c '^  output "logits[0-9]*"'; }
+[ "$(splits c_mistral_1/mistral_lm_head.mlpackage)" = 8 ] && [ "$(splits c_phi3_1/phi3_lm_head.mlpackage)" = 8 ] &&
+	[ "$(splits c_granite_1/granite_lm_head.mlpackage)" = 16 ] && [ "$(splits c_olmo2_1/olmo2_lm_head.mlpackage)" = 16 ] &&
+	[ "$(splits c_smollm3_1/smollm3_lm_head.mlpackage)" = 16 ] && ok lm_head_splits ||
+	fail lm_head_splits "$(for f in $FAMILIES; do printf '%s:%s ' $f "$(splits c_${f}_1/${f}_lm_head.mlpackage)"; done)"
+# Mistral and Phi3 by size: a Mistral-Nemo-sized vocabulary (131072) splits 16 ways
+"$TESTBIN/mkfixture" --arch mistral --out nemo --vocab 131072 --hidden 16 --heads 2 --kv-heads 1 --intermediate 32 >/dev/null &&
+	"$BIN/lmhead" --model nemo --output nemo_head --lut none -q >/dev/null
+[ "$(splits nemo_head/mistral_lm_head.mlpackage)" = 16 ] && ok lm_head_splits_by_vocab ||
+	fail lm_head_splits_by_vocab "$(splits nemo_head/mistral_lm_head.mlpackage)"
+
+# --- each feature changes the numbers: without it the same parts disagree ------------------
+without mistral_window_matters mistral c_mistral_2 's/"sliding_window":[^,]*,/"sliding_window": null,/'
+without phi3_window_matters phi3 c_phi3_2 's/"sliding_window":[^,]*,/"sliding_window": null,/'
+without phi3_long_factors_matter phi3 c_phi3_2 's/"original_max_position_embeddings":[^,]*,/"original_max_position_embeddings": 4096,/'
+without smollm3_nope_layers_matter smollm3 c_smollm3_2 's/"no_rope_layers":[^]]*\]/"no_rope_layers": [1, 1, 1, 1]/'
+for k in embedding_multiplier residual_multiplier attention_multiplier logits_scaling; do
+	without granite_${k}_matters granite c_granite_2 "s/\"$k\":[^,]*,/\"$k\": 1,/"
+done
+
+# --- make: ANEMLL's layout, meta.yaml, preflight, LUT, a passing smoketest ------------------
+for f in $FAMILIES; do
+	run pipe MODEL="$SCRATCH/$f" OUT="$SCRATCH/o_$f" CONTEXT=64 BATCH=8 CHUNK=2 STEPS=40 PROMPT_IDS=$PROMPT
+	r1=$rc e1=$err
+	run pipe MODEL="$SCRATCH/$f" OUT="$SCRATCH/o_$f" CONTEXT=64 BATCH=8 CHUNK=2 STEPS=40 PROMPT_IDS=$PROMPT preflight
+	err="$e1 $err"
+	[ "$r1" = 0 ] && [ "$rc" = 0 ] && [ -d o_$f/${f}_FFN_PF_lut4_chunk_02of02.mlmodelc ] && [ -d o_$f/${f}_lm_head_lut6.mlmodelc ] &&
+		grep -qx "    model_prefix: $f" o_$f/meta.yaml && grep -qx '    num_chunks: 2' o_$f/meta.yaml &&
+		grep -qE '"passed":[[:space:]]*true' o_$f/smoketest.json &&
+		grep -q '"ane_compatible":[[:space:]]*true' o_$f/preflight.json && ok "${f}_make" ||
+		fail "${f}_make" "exit $rc: $(printf '%s\n' "$err" | grep -v '^anemake' | tail -n 3) $(ls o_$f 2>/dev/null | tr '\n' ' ')"
+done
+
+# --- SmolLM3 with a real tokenizer: its vocabulary is Llama 3's --------------------------
+if have_shared; then
+	"$TESTBIN/mkfixture" --arch smollm3 --out st --vocab 128256 --seed 3 >/dev/null &&
+		cp "$SHARED"/tokenizers/llama3_1/tokenizer.json "$SHARED"/tokenizers/llama3_1/tokenizer_config.json st/ &&
+		conv st st_parts 1 --lut none && ok smollm3_tokenizer_converts || fail smollm3_tokenizer_converts "stages failed"
+	run "$BIN/smoketest" --model st --dir st_parts --text Hello --steps 4
+	[ "$rc" = 0 ] && printf '%s\n' "$out" | grep -q '^prompt:    128000,128006,882,128007,271,9906,128009,128006,78191,128007,271$' &&
+		ok smollm3_chat_template || fail smollm3_chat_template "exit $rc: $out $err"
+else
+	skip smollm3_chat_template "needs ../shared"
+fi
+
+# --- refusals: one line naming the field --------------------------------------------------
+cp -r phi3 phi3_yarn && sed -i 's/"type":[[:space:]]*"longrope"/"type": "yarn"/' phi3_yarn/config.json
+expect_fail phi3_rope_type_refused 1 "rope_scaling type 'yarn' is not supported \(supported: default, linear, llama3, longrope\)" \
+	"$BIN/ffn" --model phi3_yarn --output bad --context-length 64
+cp -r phi3 phi3_bias && sed -i 's/"attention_bias":[[:space:]]*false/"attention_bias": true/' phi3_bias/config.json
+expect_fail phi3_fused_bias_refused 1 "attention_bias is true: biases of the fused qkv_proj / gate_up_proj are not supported" \
+	"$BIN/ffn" --model phi3_bias --output bad --context-length 64
+cp -r smollm3 smollm3_short && sed -i -E 's/"no_rope_layers":[^]]*\]/"no_rope_layers": [1]/' smollm3_short/config.json
+expect_fail smollm3_nope_list_refused 1 "no_rope_layers must list 0 or 1 for each of the 4 layers" \
+	"$BIN/ffn" --model smollm3_short --output bad --context-length 64
+[ -z "$(ls bad 2>/dev/null)" ] && ok refusals_write_nothing || fail refusals_write_nothing "$(ls bad)"
+finish
