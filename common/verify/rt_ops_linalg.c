@@ -127,23 +127,6 @@ typedef struct gemm {
 
 static size_t pad8(size_t k) { return (k + 7) & ~(size_t)7; }
 
-/* Row n of a palettized B as fp32 (fp16 tables through their halves, so
- * the values are the ones a dequantized weight gives). */
-static void b_row_lut(const gemm *g, size_t n, float *row)
-{
-	size_t off = g->b_off + n * g->ldb;
-	if (g->b_lut->dtype == MIL_FP32) {
-		rt_lut_expand(g->b_lut, off, g->K, row);
-		return;
-	}
-	uint16_t h[512];
-	for (size_t k = 0; k < g->K; k += 512) {
-		size_t c = g->K - k < 512 ? g->K - k : 512;
-		rt_lut_expand(g->b_lut, off + k, c, h);
-		rt_h2f_n(h, row + k, c);
-	}
-}
-
 /* Output channels [n0, n1): four weight rows at a time. */
 static void gemm_part(void *ctx, size_t n0, size_t n1)
 {
@@ -154,8 +137,8 @@ static void gemm_part(void *ctx, size_t n0, size_t n1)
 		int nb = n1 - n < 4 ? (int)(n1 - n) : 4;
 		for (int j = 0; j < nb; j++) {
 			float *row = bt + (size_t)j * g->Kp;
-			if (g->b_lut)
-				b_row_lut(g, n + (size_t)j, row);
+			if (g->b_lut) /* exact: every fp16 entry is an fp32 */
+				rt_lut_expand_f32(g->b_lut, g->b_off + (n + (size_t)j) * g->ldb, g->K, row);
 			else if (g->b_dtype == MIL_FP16)
 				rt_h2f_n((const uint16_t *)g->B + (n + (size_t)j) * g->ldb, row, g->K);
 			else

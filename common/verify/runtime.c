@@ -226,21 +226,12 @@ void rt_set(rt_val *v, size_t i, double x)
  * reads element by element; only the rare non-GEMM paths do that). */
 static void lut_load_f32(const rt_lut *l, size_t off, size_t stride, size_t n, float *dst)
 {
-	uint16_t h[256];
-	float f;
-	for (size_t i = 0; i < n;) {
-		size_t c = stride == 1 ? (n - i < 128 ? n - i : 128) : 1;
-		if (l->dtype == MIL_FP16) {
-			rt_lut_expand(l, off + i * stride, c, h);
-			rt_h2f_n(h, dst + i, c);
-		} else if (c == 1) {
-			rt_lut_expand(l, off + i * stride, 1, &f);
-			dst[i] = f;
-		} else {
-			rt_lut_expand(l, off + i, c, dst + i);
-		}
-		i += c;
+	if (stride == 1) {
+		rt_lut_expand_f32(l, off, n, dst);
+		return;
 	}
+	for (size_t i = 0; i < n; i++)
+		rt_lut_expand_f32(l, off + i * stride, 1, dst + i);
 }
 
 void rt_load_f32(const rt_val *v, size_t off, size_t stride, size_t n, float *dst)
@@ -897,6 +888,66 @@ void rt_lut_expand(const rt_lut *l, size_t off, size_t n, void *dst)
 		off += c;
 		n -= c;
 		d += c * l->es;
+	}
+}
+
+/* n indices from element e (a multiple of 8 / 4 for 4- and 6-bit ones)
+ * looked up in tf: unpacking and lookup in one pass, the GEMM's inner
+ * loop for a palettized weight. */
+static size_t lookup_packed(const uint8_t *p, int bits, size_t e, size_t n, const float *tf, float *d)
+{
+	size_t i = 0;
+	if (bits == 8) {
+		for (p += e; i < n; i++)
+			d[i] = tf[p[i]];
+	} else if (bits == 6 && e % 4 == 0) {
+		const uint8_t *q = p + e / 4 * 3;
+		for (; i + 4 <= n; i += 4, q += 3) {
+			uint32_t w = (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16;
+			d[i] = tf[w & 63];
+			d[i + 1] = tf[(w >> 6) & 63];
+			d[i + 2] = tf[(w >> 12) & 63];
+			d[i + 3] = tf[w >> 18];
+		}
+	} else if (bits == 4 && e % 2 == 0) {
+		const uint8_t *q = p + e / 2;
+		for (; i + 2 <= n; i += 2, q++) {
+			d[i] = tf[*q & 15];
+			d[i + 1] = tf[*q >> 4];
+		}
+	}
+	return i;
+}
+
+/* As rt_lut_expand, into fp32 (exact: every fp16 is an fp32). Each run's
+ * table is converted once; the indices go through lookup_packed. */
+void rt_lut_expand_f32(const rt_lut *l, size_t off, size_t n, float *dst)
+{
+	float tf[256];
+	const uint8_t *last = NULL;
+	uint8_t ix[256];
+	while (n) {
+		size_t pos = off % l->inner, c = l->inner - pos;
+		c = c < n ? c : n;
+		const uint8_t *table = lut_table(l, off / l->inner);
+		if (table != last) {
+			if (l->dtype == MIL_FP16)
+				rt_h2f_n((const uint16_t *)(const void *)table, tf, l->np);
+			else
+				memcpy(tf, table, l->np * sizeof(float));
+			last = table;
+		}
+		size_t i = lookup_packed(l->idx, l->bits, off, c, tf, dst);
+		while (i < c) {
+			size_t k = c - i < sizeof ix ? c - i : sizeof ix;
+			unpack_indices(l->idx, l->bits, off + i, k, ix);
+			for (size_t j = 0; j < k; j++)
+				dst[i + j] = tf[ix[j]];
+			i += k;
+		}
+		off += c;
+		n -= c;
+		dst += c;
 	}
 }
 

@@ -219,6 +219,8 @@ typedef struct rt_lut {
 
 /* Dense elements [off, off + n) of l, in l's dtype, into dst. */
 void rt_lut_expand(const rt_lut *l, size_t off, size_t n, void *dst);
+/* The same as fp32. */
+void rt_lut_expand_f32(const rt_lut *l, size_t off, size_t n, float *dst);
 
 /* A value during a run: a tensor whose data either belongs to a buffer
  * (buf != NULL, shared by views such as reshape) or is borrowed read-only
