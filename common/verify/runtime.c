@@ -891,9 +891,11 @@ void rt_lut_expand(const rt_lut *l, size_t off, size_t n, void *dst)
 	}
 }
 
-/* n indices from element e (a multiple of 8 / 4 for 4- and 6-bit ones)
+/* n indices from element e (a multiple of 4 / 2 for 6- and 4-bit ones)
  * looked up in tf: unpacking and lookup in one pass, the GEMM's inner
- * loop for a palettized weight. */
+ * loop for a palettized weight; returns how many it did (the rest goes
+ * through unpack_indices). Plain loads beat AVX2 gathers here (measured:
+ * 1.4 against 1.5 CPU s per token on a 1B-shaped LUT6 model). */
 static size_t lookup_packed(const uint8_t *p, int bits, size_t e, size_t n, const float *tf, float *d)
 {
 	size_t i = 0;

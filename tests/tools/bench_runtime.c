@@ -24,12 +24,17 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now(void)
+static double clock_s(clockid_t id)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(id, &ts);
 	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+static double now(void) { return clock_s(CLOCK_MONOTONIC); }
+/* CPU seconds of the whole process: on a busy machine the wall clock says
+ * how much of the cores we got, this how much work a token takes. */
+static double cpu(void) { return clock_s(CLOCK_PROCESS_CPUTIME_ID); }
 
 /* "VmHWM 1234 MB, RssAnon 56 MB" from /proc/self/status (Linux). */
 static void print_memory(void)
@@ -66,10 +71,12 @@ static void bench(const char *meta, hf_model *hf, int threads, int steps, int vo
 		p.vocab = vocab_hint;
 	const int32_t prompt[1] = {1};
 	out->nlogits = (size_t)steps * (size_t)p.vocab;
+	double c0 = cpu();
 	if (smoke_generate(&p, prompt, 1, steps, 1, &out->run) != 0)
 		die_err();
-	printf("runtime %d thread%s: load %.1f s, %.2f tokens/s (%d steps)\n", threads, threads > 1 ? "s" : " ", load,
-	       out->run.nsteps / out->run.seconds, out->run.nsteps);
+	printf("runtime %d thread%s: load %.1f s, %.2f tokens/s, %.2f CPU s per token (%d steps)\n", threads,
+	       threads > 1 ? "s" : " ", load, out->run.nsteps / out->run.seconds, (cpu() - c0) / out->run.nsteps,
+	       out->run.nsteps);
 	if (hf) {
 		ref_options ro = {.context = p.context, .threads = threads};
 		ref_model *ref = ref_open(hf, &ro);
@@ -77,16 +84,17 @@ static void bench(const char *meta, hf_model *hf, int threads, int steps, int vo
 		out->ref_logits = xmalloc(nl * sizeof(float));
 		float *both = xmalloc(nl * sizeof(float));
 		t0 = now();
+		double c1 = cpu();
 		if (!ref || smoke_reference(ref, &out->run, p.vocab, out->ref_logits) != 0)
 			die_err();
-		double tr = now() - t0;
+		double tr = now() - t0, cr = cpu() - c1;
 		smoke_run r2;
 		t0 = now();
 		if (smoke_generate_checked(&p, prompt, 1, steps, 1, ref, both, 0, NULL, &r2) != 0)
 			die_err();
 		double tb = now() - t0;
-		printf("reference %d thread%s: %.2f tokens/s; parts and reference side by side: %.2f tokens/s\n", threads,
-		       threads > 1 ? "s" : " ", steps / tr, steps / tb);
+		printf("reference %d thread%s: %.2f tokens/s, %.2f CPU s per token; parts and reference side by side: "
+		       "%.2f tokens/s\n", threads, threads > 1 ? "s" : " ", steps / tr, cr / steps, steps / tb);
 		if (memcmp(both, out->ref_logits, nl * sizeof(float)) != 0 ||
 		    memcmp(r2.tokens, out->run.tokens, (size_t)(1 + steps) * sizeof(int32_t)) != 0)
 			die("side by side gave other results than one after the other");
