@@ -105,6 +105,7 @@ DEFINE_DOT(dot_bf16, ld_bf16, 2)
 DEFINE_DOT(dot_f16, ld_f16, 2)
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
 #include <immintrin.h>
 #define REF_AVX2 1
 /* The same sums with AVX2, lane for lane: a[0..3] and a[4..7] are two
@@ -144,10 +145,13 @@ DEFINE_DOT_AVX2(dot_f32_avx2, LD8_F32, ld_f32, 4)
 DEFINE_DOT_AVX2(dot_bf16_avx2, LD8_BF16, ld_bf16, 2)
 DEFINE_DOT_AVX2(dot_f16_avx2, LD8_F16, ld_f16, 2)
 
+/* avx2 also tells the OS saves the YMM state; F16C from cpuid (clang's
+ * __builtin_cpu_supports does not know it). */
 static int have_avx2(void)
 {
+	unsigned a, b, c, d;
 	__builtin_cpu_init();
-	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+	return __builtin_cpu_supports("avx2") && __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
 }
 #else
 static int have_avx2(void) { return 0; }
