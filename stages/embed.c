@@ -7,7 +7,8 @@
  *   output hidden_states  fp16 [1,S,H]  (= embed_tokens[input_ids]; Gemma 3
  *                                        multiplies by sqrt(H))
  * The table is vocab x hidden fp16 (up to ~1.3 GB for a 262K-token Gemma),
- * palettized with --lut. --fp16-scale ALPHA|auto (Gemma 3) multiplies the
+ * palettized with --lut; unpalettized it is streamed from the checkpoint a
+ * block of rows at a time, so memory stays a few MB whatever its size. --fp16-scale ALPHA|auto (Gemma 3) multiplies the
  * table by alpha (in fp32, rounded once), ANEMLL's FP16 residual scaling;
  * the scaled table is never palettized, as ANEMLL (--lut then only names
  * the file, with a warning). --clamp is accepted and ignored (it applies to
@@ -46,40 +47,36 @@ static void parse_args(int argc, char **argv, stage_opts *o)
 	cli_parse(&spec, argc, argv, NULL, NULL);
 }
 
-/* Rows at a time through fp32 when scaling, so each value is rounded once. */
-static void read_scaled(const st_tensor *t, double alpha, uint16_t *table, size_t *clamped)
-{
-	uint64_t rows = t->shape[0], cols = t->numel / (rows ? rows : 1), step = 256;
-	float *buf = xmalloc(xmul((size_t)(step * cols), sizeof *buf));
-	for (uint64_t r = 0; r < rows; r += step) {
-		uint64_t n = rows - r < step ? rows - r : step;
-		if (st_read_rows_f32(t, r, n, buf) != 0)
-			die_err();
-		for (size_t i = 0; i < (size_t)(n * cols); i++)
-			buf[i] = (float)(buf[i] * alpha);
-		*clamped += f32_array_to_fp16(buf, table + r * cols, (size_t)(n * cols));
-	}
-	free(buf);
-}
+/* The table, read a block of rows at a time as the package is written
+ * (it is the largest tensor of most models: never held whole unless it is
+ * palettized). Scaled rows go through fp32, so each value is rounded once. */
+typedef struct table_reader {
+	const st_tensor *t;
+	double alpha;     /* > 0: --fp16-scale */
+	float *f32;
+	size_t f32_cap;
+	size_t clamped;   /* values beyond fp16's range */
+} table_reader;
 
-static uint16_t *read_table(const hf_model *hf, double alpha)
+static int read_rows(void *ctx, uint64_t row0, uint64_t n, uint16_t *dst)
 {
-	const st_tensor *t = hf->embed;
-	uint16_t *table = xmalloc(xmul((size_t)t->numel, 2));
-	size_t clamped = 0;
-	if (alpha > 0)
-		read_scaled(t, alpha, table, &clamped);
-	else if (st_read_fp16(t, table, &clamped) != 0)
-		die_err();
-	if (clamped)
-		warn("tensor '%s': %zu values beyond fp16 range clamped to +-65504", t->name, clamped);
-	return table;
+	table_reader *r = ctx;
+	if (r->alpha <= 0)
+		return st_read_rows_fp16(r->t, row0, n, dst, &r->clamped);
+	size_t m = (size_t)(n * (r->t->numel / r->t->shape[0]));
+	GROW(r->f32, r->f32_cap, m);
+	if (st_read_rows_f32(r->t, row0, n, r->f32) != 0)
+		return -1;
+	for (size_t i = 0; i < m; i++)
+		r->f32[i] = (float)(r->f32[i] * r->alpha);
+	r->clamped += f32_array_to_fp16(r->f32, dst, m);
+	return 0;
 }
 
 /* What the build callback needs. */
 typedef struct embed_job {
 	const stage_opts *o;
-	const uint16_t *table;
+	table_reader table;
 } embed_job;
 
 /* Description: what ANEMLL's runtimes see of the model. */
@@ -95,9 +92,8 @@ static void describe(ml_model *m, int batch)
 /* Program: hidden_states = gather(table, input_ids) [* sqrt(H)]. */
 static int build_program(ml_model *m, weights_ctx *w, const void *ctx)
 {
-	const embed_job *j = ctx;
+	embed_job *j = (embed_job *)ctx; /* the reader counts clamped values */
 	const hf_model *hf = &j->o->hf;
-	const uint16_t *table = j->table;
 	mil_arena *a = m->arena;
 	w->lut_min_elements = hf->cfg.arch->lut_min_elements;
 	describe(m, j->o->batch);
@@ -106,7 +102,7 @@ static int build_program(ml_model *m, weights_ctx *w, const void *ctx)
 	mil_function_add_input(fn, "input_ids", mil_type_tensor(a, MIL_INT32, 2, ids_dims));
 	mil_block *b = mil_function_block(fn);
 	int64_t shape[2] = {(int64_t)hf->embed->shape[0], (int64_t)hf->embed->shape[1]};
-	const char *tv = weights_emit(w, b, "embed_tokens_weight", hf->embed->name, table, 2, shape);
+	const char *tv = weights_emit_rows(w, b, "embed_tokens_weight", hf->embed->name, read_rows, &j->table, 2, shape);
 	if (!tv)
 		return -1;
 	mil_block_add_const(b, "gather_axis_0", mil_value_i32(a, 0));
@@ -148,7 +144,7 @@ int main(int argc, char **argv)
 	double em = o.hf.cfg.embedding_multiplier, alpha = o.fp16_scale;
 	if (em > 0 && em != 1.0)
 		alpha = (alpha > 0 ? alpha : 1.0) * em;
-	embed_job j = {&o, read_table(&o.hf, alpha)};
+	embed_job j = {&o, {.t = o.hf.embed, .alpha = alpha}};
 	anemll_meta meta = {.part_title = "Embeddings", .context_length = o.context, .lut_bits = o.lut.bits};
 	graph_write_opts wo = stage_write_opts(&o, &p);
 	if (o.fp16_scale > 0 && o.lut.bits) {
@@ -158,11 +154,13 @@ int main(int argc, char **argv)
 	}
 	if (graph_write_package(p.package, build_program, &j, &meta, &wo) != 0)
 		die_err();
+	if (j.table.clamped)
+		warn("tensor '%s': %zu values beyond fp16 range clamped to +-65504", o.hf.embed->name, j.table.clamped);
 	info(1, "%s: %s", p.package, wo.summary);
 	printf("%s\n", p.package);
 	if (stdout_close_checked() != 0)
 		die_err();
-	free((void *)j.table);
+	free(j.table.f32);
 	stage_part_release(&p);
 	stage_close(&o);
 	return 0;

@@ -233,14 +233,15 @@ int main(int argc, char **argv)
 	int lut = parts.lut_bits > 0;
 	double min_agree = parse_number("min-agreement", o.min_agree_s, lut ? 85 : 100);
 	double max_kl = parse_number("max-kl", o.max_kl_s, lut ? 0.3 : 0.01);
-	smoke_run run;
-	if (smoke_generate(&parts, prompt, nprompt, o.steps, !o.no_prefill, &run) != 0)
-		die_err();
 	ref_options ropt = {.context = parts.context, .threads = o.threads, .rope_anemll_compat = o.anemll_rope};
 	ref_model *ref = ref_open(&hf, &ropt);
+	if (!ref)
+		die_err();
 	float *ref_logits = xmalloc(sizeof(float) * (size_t)o.steps * (size_t)parts.vocab);
 	float *ref_hidden = xmalloc(sizeof(float) * (size_t)o.steps * (size_t)parts.hidden);
-	if (!ref || smoke_reference_hidden(ref, &run, parts.vocab, ref_logits, parts.hidden, ref_hidden) != 0)
+	smoke_run run;
+	if (smoke_generate_checked(&parts, prompt, nprompt, o.steps, !o.no_prefill, ref, ref_logits, parts.hidden,
+				   ref_hidden, &run) != 0)
 		die_err();
 	smoke_metrics m;
 	if (parts.argmax_in_model)

@@ -31,6 +31,9 @@ if [[ "e2e" =~ ${BENCH:-.} ]]; then
 		OUT="$out" LUT2=6,4 LUT3=6 CHUNK=2 STEPS=8 2>&1) | grep -E '^anemake: .* done|agreement' ||
 		{ echo "e2e: failed"; failed+=(e2e); }
 	echo "e2e: $(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s in all; output $(du -sh "$out" | cut -f1)"
+	# The runtime's and the reference's tokens/s on what was just converted.
+	[ -f "$out/meta.yaml" ] && (cd "$SRC" && "$TESTBIN/bench_runtime" "$out/meta.yaml" "${BENCH_MODEL:-tests/models/stories260K}") ||
+		{ echo "e2e runtime: failed"; failed+=(e2e-runtime); }
 	rm -rf "$out"
 fi
 [ ${#failed[@]} = 0 ] || { echo "failing: ${failed[*]}"; exit 1; }

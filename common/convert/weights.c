@@ -62,19 +62,55 @@ static int64_t numel(size_t rank, const int64_t *shape)
 	return n;
 }
 
-static const char *emit_dense(weights_ctx *w, mil_block *b, const char *name, const uint16_t *data, size_t rank,
-			      const int64_t *shape)
+/* The const of a dense blob at metadata offset off. */
+static const char *dense_const(weights_ctx *w, mil_block *b, const char *name, uint64_t off, size_t rank,
+			       const int64_t *shape)
 {
-	uint64_t off;
 	size_t n = (size_t)numel(rank, shape);
-	if (blob_append_tensor(w->bw, MIL_FP16, data, n, &off) != 0)
-		return NULL;
 	mil_type *t = mil_type_tensor(b->arena, MIL_FP16, rank, shape);
 	mil_block_add_const(b, name, mil_value_blob(b->arena, t, NULL, off));
 	w->n_dense++;
 	w->dense_bytes += n * 2;
 	info(2, "%s: fp16, %zu values", name, n); /* --verbose: every tensor as it is written */
 	return mil_strdup(b->arena, name);
+}
+
+static const char *emit_dense(weights_ctx *w, mil_block *b, const char *name, const uint16_t *data, size_t rank,
+			      const int64_t *shape)
+{
+	uint64_t off;
+	if (blob_append_tensor(w->bw, MIL_FP16, data, (size_t)numel(rank, shape), &off) != 0)
+		return NULL;
+	return dense_const(w, b, name, off, rank, shape);
+}
+
+#define ROW_BLOCK_BYTES (4u << 20) /* per block of rows written at once */
+
+/* One blob written a block of rows at a time. */
+static const char *emit_dense_rows(weights_ctx *w, mil_block *b, const char *name, weights_rows_fn rows, void *ctx,
+				   size_t rank, const int64_t *shape)
+{
+	uint64_t off, cols = (uint64_t)(numel(rank, shape) / (shape[0] ? shape[0] : 1));
+	uint64_t step = cols ? ROW_BLOCK_BYTES / 2 / cols : 1;
+	step = step ? step : 1;
+	uint16_t *buf = xmalloc(xmul((size_t)(step * cols), 2) + 2);
+	int rc = blob_begin(w->bw, mil_to_blob_dtype(MIL_FP16), (uint64_t)numel(rank, shape) * 2, 0, &off);
+	if (rc != 0) {
+		free(buf);
+		return NULL;
+	}
+	for (uint64_t r = 0; rc == 0 && r < (uint64_t)shape[0]; r += step) {
+		uint64_t n = (uint64_t)shape[0] - r < step ? (uint64_t)shape[0] - r : step;
+		if (rows(ctx, r, n, buf) != 0) {
+			free(buf);
+			return NULL; /* mid-blob: the package is abandoned, blob_end would rightly object */
+		}
+		rc = blob_write(w->bw, buf, (size_t)(n * cols) * 2);
+	}
+	free(buf);
+	if (blob_end(w->bw) != 0 || rc != 0)
+		return NULL;
+	return dense_const(w, b, name, off, rank, shape);
 }
 
 static void record_quality(weights_ctx *w, const char *name, const lut_result *r)
@@ -186,6 +222,21 @@ const char *weights_emit(weights_ctx *w, mil_block *b, const char *name, const c
 		return NULL;
 	}
 	return emit_palettized(w, b, name, data, rank, shape);
+}
+
+const char *weights_emit_rows(weights_ctx *w, mil_block *b, const char *name, const char *source,
+			      weights_rows_fn rows, void *ctx, size_t rank, const int64_t *shape)
+{
+	ASSERT(rank >= 1 && rank <= 8);
+	if (w->check_only)
+		return emit_placeholder(w, b, name, source, rank, shape);
+	if (!weights_lut_applies(w, rank, shape))
+		return emit_dense_rows(w, b, name, rows, ctx, rank, shape);
+	uint16_t *data = xmalloc(xmul((size_t)numel(rank, shape), 2) + 2);
+	const char *v = rows(ctx, 0, (uint64_t)shape[0], data) == 0 ? weights_emit(w, b, name, source, data, rank, shape)
+								  : NULL;
+	free(data);
+	return v;
 }
 
 static cJSON *quality_json(const weights_ctx *w)

@@ -104,6 +104,59 @@ DEFINE_DOT(dot_f32, ld_f32, 4)
 DEFINE_DOT(dot_bf16, ld_bf16, 2)
 DEFINE_DOT(dot_f16, ld_f16, 2)
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#include <immintrin.h>
+#define REF_AVX2 1
+/* The same sums with AVX2, lane for lane: a[0..3] and a[4..7] are two
+ * vectors of doubles. A product of two floats is exact in double, so the
+ * adds are the only roundings and they happen in the same order: the bits
+ * are those of the plain loop, three to four times faster (the plain loop
+ * is bound by converting, not by memory). */
+#define DEFINE_DOT_AVX2(name, LOAD8, LOAD, SIZE)                                                     \
+	__attribute__((target("avx2,f16c"))) static float name(const uint8_t *w, const float *x, int n) \
+	{                                                                                                \
+		__m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();                              \
+		int i = 0;                                                                               \
+		for (; i + LANES <= n; i += LANES, w += LANES * (SIZE)) {                                \
+			__m256 wv = LOAD8(w), xv = _mm256_loadu_ps(x + i);                               \
+			__m256d pl = _mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(wv)),          \
+			                           _mm256_cvtps_pd(_mm256_castps256_ps128(xv)));         \
+			__m256d ph = _mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(wv, 1)),        \
+			                           _mm256_cvtps_pd(_mm256_extractf128_ps(xv, 1)));       \
+			lo = _mm256_add_pd(lo, pl);                                                      \
+			hi = _mm256_add_pd(hi, ph);                                                      \
+		}                                                                                        \
+		double a[LANES];                                                                         \
+		_mm256_storeu_pd(a, lo);                                                                 \
+		_mm256_storeu_pd(a + 4, hi);                                                             \
+		for (; i < n; i++, w += (SIZE))                                                          \
+			a[0] += (double)LOAD(w) * x[i];                                                  \
+		double s = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));           \
+		return (float)s;                                                                         \
+	}
+
+#define LD8_F32(w) _mm256_loadu_ps((const float *)(const void *)(w))
+#define LD8_BF16(w) \
+	_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(w))), 16))
+#define LD8_F16(w) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(w)))
+
+DEFINE_DOT_AVX2(dot_f32_avx2, LD8_F32, ld_f32, 4)
+DEFINE_DOT_AVX2(dot_bf16_avx2, LD8_BF16, ld_bf16, 2)
+DEFINE_DOT_AVX2(dot_f16_avx2, LD8_F16, ld_f16, 2)
+
+/* avx2 also tells the OS saves the YMM state; F16C from cpuid (clang's
+ * __builtin_cpu_supports does not know it). */
+static int have_avx2(void)
+{
+	unsigned a, b, c, d;
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx2") && __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+#else
+static int have_avx2(void) { return 0; }
+#endif
+
 /* Dot product of two activation vectors, the same way. */
 static float dot_ff(const float *a, const float *b, int n)
 {
@@ -250,10 +303,17 @@ static int bind_mat(const st_tensor *t, int rows, int cols, ref_mat *out)
 		return errf("%s: tensor '%s' has shape %s, expected [%d,%d]", t->file, t->name,
 		            st_shape_str(t, got, sizeof got), rows, cols);
 	size_t esize;
+	int v = have_avx2() && !getenv("ANEMAKE_REF_PLAIN");
 	switch (t->dtype) {
+#ifdef REF_AVX2
+	case ST_F32: out->dot = v ? dot_f32_avx2 : dot_f32; esize = 4; break;
+	case ST_BF16: out->dot = v ? dot_bf16_avx2 : dot_bf16; esize = 2; break;
+	case ST_F16: out->dot = v ? dot_f16_avx2 : dot_f16; esize = 2; break;
+#else
 	case ST_F32: out->dot = dot_f32; esize = 4; break;
 	case ST_BF16: out->dot = dot_bf16; esize = 2; break;
 	case ST_F16: out->dot = dot_f16; esize = 2; break;
+#endif
 	default:
 		return errf("%s: tensor '%s' has dtype %s; the reference forward pass reads F32, F16 "
 		            "and BF16", t->file, t->name, st_dtype_name(t->dtype));

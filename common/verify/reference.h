@@ -25,7 +25,9 @@
  * (2 * layers * kv_heads * context * head_dim floats) plus a few
  * activation vectors and the (1-D) norm gains and biases in fp32.
  * Speed is bounded by memory bandwidth: one token reads every weight once
- * (a 0.6B bf16 model: ~1.2 GB per token).
+ * (a 0.6B bf16 model: ~1.2 GB per token). The dot products use AVX2 when
+ * the CPU has it, with the plain loop's bits (ANEMAKE_REF_PLAIN=1 forces
+ * the plain loop, for the test that compares them).
  *
  * FP16 emulation (for the FP16 preflight, anemll-interface.md 9): with
  * ref_options.fp16_activations every activation the Neural Engine stores in

@@ -118,6 +118,8 @@ typedef struct gemm {
 	const void *B;        /* N rows of K values, row n at B + n * ldb elements */
 	int b_dtype;          /* MIL_FP16 or MIL_FP32 */
 	size_t ldb;
+	const rt_lut *b_lut;  /* or palettized: row n at element b_off + n * ldb */
+	size_t b_off;
 	float *C;             /* C[m * ldcm + n * ldcn] */
 	size_t ldcm, ldcn;
 	const float *bias;    /* per n, or NULL */
@@ -135,7 +137,9 @@ static void gemm_part(void *ctx, size_t n0, size_t n1)
 		int nb = n1 - n < 4 ? (int)(n1 - n) : 4;
 		for (int j = 0; j < nb; j++) {
 			float *row = bt + (size_t)j * g->Kp;
-			if (g->b_dtype == MIL_FP16)
+			if (g->b_lut) /* exact: every fp16 entry is an fp32 */
+				rt_lut_expand_f32(g->b_lut, g->b_off + (n + (size_t)j) * g->ldb, g->K, row);
+			else if (g->b_dtype == MIL_FP16)
 				rt_h2f_n((const uint16_t *)g->B + (n + (size_t)j) * g->ldb, row, g->K);
 			else
 				memcpy(row, (const float *)g->B + (n + (size_t)j) * g->ldb, g->K * sizeof(float));
@@ -235,7 +239,7 @@ static int k_linear(rt_exec *e, const rt_op *op)
 	}
 	size_t M = K ? x->numel / K : 0;
 	gemm g = {.M = M, .N = N, .K = K, .Kp = pad8(K), .B = w->data, .b_dtype = w->dtype, .ldb = K,
-		  .ldcm = N, .ldcn = 1, .bias = bias};
+		  .b_lut = w->lut, .ldcm = N, .ldcn = 1, .bias = bias};
 	g.A = rows_f32(x, 0, M, K, K, 1);
 	g.C = rt_alloc(M * N * sizeof(float) + 4);
 	gemm_run(e, &g);
@@ -341,7 +345,7 @@ static void conv_1x1(rt_exec *e, const conv_geom *c, const rt_val *x, const rt_v
 	size_t P = (size_t)(c->in[0] * c->in[1]), K = (size_t)c->C, N = (size_t)c->O;
 	for (int64_t b = 0; b < c->N; b++) {
 		gemm g = {.M = P, .N = N, .K = K, .Kp = pad8(K), .B = w->data, .b_dtype = w->dtype, .ldb = K,
-			  .C = out + (size_t)b * N * P, .ldcm = 1, .ldcn = P, .bias = bias};
+			  .b_lut = w->lut, .C = out + (size_t)b * N * P, .ldcm = 1, .ldcn = P, .bias = bias};
 		g.A = rows_f32(x, (size_t)b * K * P, P, K, 1, P); /* transposed read: row p is x[b, :, p] */
 		gemm_run(e, &g);
 		free((void *)g.A);
@@ -511,7 +515,12 @@ static int k_matmul(rt_exec *e, const rt_op *op)
 		gemm g = {.M = M, .N = N, .K = K, .Kp = pad8(K), .C = c + bi * M * N, .ldcm = N, .ldcn = 1};
 		g.A = tx && x->rank > 1 ? rows_f32(x, xo, M, K, 1, M) : rows_f32(x, xo, M, K, K, 1);
 		float *bt = NULL;
-		if (yrows) {
+		if (yrows && y->lut) {
+			g.b_lut = y->lut;
+			g.b_off = yo;
+			g.b_dtype = y->dtype;
+			g.ldb = K;
+		} else if (yrows) {
 			g.B = (const char *)y->data + yo * rt_dtype_size(y->dtype);
 			g.b_dtype = y->dtype;
 			g.ldb = K;

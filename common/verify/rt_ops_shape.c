@@ -518,9 +518,14 @@ static int k_gather(rt_exec *e, const rt_op *op)
 			int64_t k = 0;
 			if (wrap_index(e, rt_get_i64(ix, b * J + j), (int64_t)D, &k) != 0)
 				return -1;
-			for (size_t p = 0; p < P; p++)
-				memcpy((char *)o->data + (((b * P + p) * J + j) * I) * es,
-				       (const char *)x->data + (((b * P + p) * D + (size_t)k) * I) * es, I * es);
+			for (size_t p = 0; p < P; p++) {
+				char *dst = (char *)o->data + (((b * P + p) * J + j) * I) * es;
+				size_t src = ((b * P + p) * D + (size_t)k) * I;
+				if (x->lut) /* a palettized table (embeddings): only the rows asked for */
+					rt_lut_expand(x->lut, src, I, dst);
+				else
+					memcpy(dst, (const char *)x->data + src * es, I * es);
+			}
 		}
 	return 0;
 }

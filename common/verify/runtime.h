@@ -8,10 +8,13 @@
  *  - immediate values are decoded into tensors;
  *  - blob values are used in place from the memory-mapped weight.bin (the
  *    package stays open and mapped for the life of the model);
- *  - constexpr_lut_to_dense is dequantized at load time into a dense fp16
- *    (lut dtype) tensor. A palettized 1B-parameter model therefore takes
- *    ~2 GB of memory; identical (indices, lut) blob pairs shared by several
- *    functions (infer and prefill) are dequantized once.
+ *  - constexpr_lut_to_dense stays palettized (indices and table in the
+ *    mapped weight.bin) when only conv/linear weights, matmul operands or a
+ *    gather's table read it: those kernels expand a few rows at a time, with
+ *    exactly the values dequantizing would give. A palettized model thus
+ *    takes about the size of its weight file plus the states. Palettes any
+ *    other op reads, and vector palettes, are dequantized at load into a
+ *    dense tensor (once per (indices, lut) blob pair shared by functions).
  * Every op type is checked against the kernel table at load: a package with
  * an op we cannot run fails to load with one message listing every missing
  * op type once, never a silent skip.
@@ -186,12 +189,38 @@ void rt_state_clear(rt_state *s);
 #include "base/util.h"
 #include "coreml/mil.h"
 
-/* A reference-counted buffer; data is 64-byte aligned. */
+/* A reference-counted buffer; data is 64-byte aligned. hold: buffers this
+ * one points into (a palettized weight's indices and table when they were
+ * unpacked at load), released with it. */
 typedef struct rt_buf {
 	size_t refs;
 	size_t nbytes;
 	void *data;
+	struct rt_buf *hold[2];
 } rt_buf;
+
+/* A palettized constant left palettized (constexpr_lut_to_dense with scalar
+ * palettes): dense element p is table[group(p)][index p]. Elements come in
+ * runs of `inner` that share one table (the dims after the last grouped
+ * one). Only the kernels runtime.c lists (palette_readers) ever see
+ * one; they expand rows on the fly with rt_lut_expand, which gives exactly
+ * the bits dequantizing at load gave. */
+typedef struct rt_lut {
+	int dtype;            /* of the table and the dense tensor: fp16 or fp32 */
+	int rank;
+	int64_t shape[RT_MAX_RANK], block[RT_MAX_RANK], gstride[RT_MAX_RANK];
+	const uint8_t *idx;   /* packed indices (bits < 8) or one byte each */
+	int bits;             /* bits per stored index: 8 when unpacked */
+	int last_grouped;     /* last dim with more than one group, or -1 */
+	size_t inner;         /* elements per run sharing one table */
+	size_t np, es;        /* table entries, bytes per entry */
+	const uint8_t *table; /* [groups][np] entries */
+} rt_lut;
+
+/* Dense elements [off, off + n) of l, in l's dtype, into dst. */
+void rt_lut_expand(const rt_lut *l, size_t off, size_t n, void *dst);
+/* The same as fp32. */
+void rt_lut_expand_f32(const rt_lut *l, size_t off, size_t n, float *dst);
 
 /* A value during a run: a tensor whose data either belongs to a buffer
  * (buf != NULL, shared by views such as reshape) or is borrowed read-only
@@ -201,9 +230,11 @@ typedef struct rt_val {
 	int rank;
 	int64_t shape[RT_MAX_RANK];
 	size_t numel;
-	void *data;      /* NULL: unset */
+	void *data;      /* NULL: unset (or palettized) */
 	rt_buf *buf;
 	const char *str; /* MIL_STRING scalar (const parameters only) */
+	const rt_lut *lut; /* palettized constant (data NULL): rt_load_f32 and
+	                    * rt_lut_expand read it, nothing else */
 } rt_val;
 
 #define RT_MAX_PARAMS 12
@@ -281,7 +312,8 @@ int rt_is_float(int dtype);
 double rt_get(const rt_val *v, size_t i);
 int64_t rt_get_i64(const rt_val *v, size_t i);
 void rt_set(rt_val *v, size_t i, double x); /* integers: truncate, saturate */
-/* n elements from element off of v (stride 0 repeats one element) as floats. */
+/* n elements from element off of v (stride 0 repeats one element) as
+ * floats; v may be palettized. */
 void rt_load_f32(const rt_val *v, size_t off, size_t stride, size_t n, float *dst);
 void rt_store_f32(rt_val *v, size_t off, size_t n, const float *src);
 void rt_load_f64(const rt_val *v, size_t off, size_t stride, size_t n, double *dst);

@@ -9,6 +9,7 @@
 #include "base/util.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -657,7 +658,57 @@ static int missing_rotation(const smoke_parts *p, int last_pos)
 	return 0;
 }
 
-int smoke_generate(smoke_parts *p, const int32_t *prompt_ids, int nprompt, int steps, int mode, smoke_run *out)
+/* The reference beside the generation (smoke_generate_checked): it runs
+ * position pos as soon as token[pos] is known. */
+typedef struct follower {
+	ref_model *ref;
+	const smoke_run *run;
+	int npos, vocab, hdim;
+	float *logits, *hidden;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int known;      /* run->tokens[0..known) are final; -1: the generation failed */
+	int rc;
+	char err[1024]; /* the reference's error (errf's message is per thread) */
+} follower;
+
+static void publish(follower *f, int known)
+{
+	if (!f)
+		return;
+	pthread_mutex_lock(&f->mu);
+	f->known = known;
+	pthread_cond_signal(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+}
+
+static void *follow(void *arg)
+{
+	follower *f = arg;
+	ref_reset(f->ref);
+	int nprompt = f->run->nprompt;
+	for (int pos = 0; pos < f->npos; pos++) {
+		pthread_mutex_lock(&f->mu);
+		while (f->known >= 0 && f->known <= pos)
+			pthread_cond_wait(&f->cv, &f->mu);
+		int known = f->known;
+		pthread_mutex_unlock(&f->mu);
+		if (known < 0)
+			return NULL;
+		int step = pos - (nprompt - 1);
+		float *l = step >= 0 ? f->logits + (size_t)step * (size_t)f->vocab : NULL;
+		float *h = step >= 0 && f->hidden && f->hdim > 0 ? f->hidden + (size_t)step * (size_t)f->hdim : NULL;
+		if (ref_forward(f->ref, f->run->tokens[pos], pos, l, h) != 0) {
+			snprintf(f->err, sizeof f->err, "%s", errmsg());
+			f->rc = -1;
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+static int generate(smoke_parts *p, const int32_t *prompt_ids, int nprompt, int steps, int mode, smoke_run *out,
+		    follower *f)
 {
 	memset(out, 0, sizeof *out);
 	/* step s runs position nprompt + s - 1: every position stays below the context */
@@ -674,20 +725,54 @@ int smoke_generate(smoke_parts *p, const int32_t *prompt_ids, int nprompt, int s
 	out->hidden = xmalloc(sizeof *out->hidden * (size_t)steps * (size_t)p->hidden);
 	rt_state_clear(p->state);
 	double t0 = now();
-	if (prompt(p, out->tokens, nprompt, mode) != 0)
-		return -1;
-	for (int s = 0; s < steps; s++) {
+	pthread_t th;
+	if (f) {
+		f->run = out;
+		f->known = nprompt;
+		if (pthread_create(&th, NULL, follow, f) != 0)
+			return errf("cannot start the reference thread");
+	}
+	int rc = prompt(p, out->tokens, nprompt, mode);
+	for (int s = 0; rc == 0 && s < steps; s++) {
 		int pos = nprompt + s; /* the step runs token[pos-1] at position pos-1 */
 		float *l = out->logits ? out->logits + (size_t)s * (size_t)p->vocab : NULL;
 		float *h = out->hidden + (size_t)s * (size_t)p->hidden;
 		int tok = decode(p, out->tokens, pos - 1, l, h);
-		if (tok < 0)
-			return -1;
+		if (tok < 0) {
+			rc = -1;
+			break;
+		}
 		out->tokens[pos] = tok;
 		out->nsteps = s + 1;
+		publish(f, pos + 1);
 	}
 	out->seconds = now() - t0;
-	return 0;
+	if (f) {
+		if (rc != 0)
+			publish(f, -1);
+		pthread_join(th, NULL);
+		if (rc == 0 && f->rc != 0)
+			rc = errf("%s", f->err);
+	}
+	return rc;
+}
+
+int smoke_generate(smoke_parts *p, const int32_t *prompt_ids, int nprompt, int steps, int mode, smoke_run *out)
+{
+	return generate(p, prompt_ids, nprompt, steps, mode, out, NULL);
+}
+
+int smoke_generate_checked(smoke_parts *p, const int32_t *prompt_ids, int nprompt, int steps, int mode,
+			   ref_model *ref, float *ref_logits, int hdim, float *ref_hidden, smoke_run *out)
+{
+	follower f = {.ref = ref, .npos = nprompt + steps - 1, .vocab = p->vocab, .hdim = hdim, .logits = ref_logits,
+		      .hidden = ref_hidden};
+	pthread_mutex_init(&f.mu, NULL);
+	pthread_cond_init(&f.cv, NULL);
+	int rc = generate(p, prompt_ids, nprompt, steps, mode, out, &f);
+	pthread_cond_destroy(&f.cv);
+	pthread_mutex_destroy(&f.mu);
+	return rc;
 }
 
 void smoke_run_release(smoke_run *r)

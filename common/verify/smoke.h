@@ -110,6 +110,13 @@ enum { SMOKE_PREFILL = 1, SMOKE_ONCE = 2 };
  * context: nprompt <= context and nprompt + steps - 1 <= context. */
 int smoke_generate(smoke_parts *p, const int32_t *prompt, int nprompt, int steps, int mode, smoke_run *out);
 void smoke_run_release(smoke_run *r);
+/* smoke_generate and smoke_reference_hidden(ref, .., p->vocab, ref_logits,
+ * hdim, ref_hidden) side by side: the reference runs in a second thread,
+ * each position as soon as its token is known (the prompt at once, then one
+ * step behind the parts), so the two share the cores. The results are
+ * those of the two calls in turn. */
+int smoke_generate_checked(smoke_parts *p, const int32_t *prompt, int nprompt, int steps, int mode,
+			   ref_model *ref, float *ref_logits, int hdim, float *ref_hidden, smoke_run *out);
 
 /* logits[nsteps x vocab] of the reference along run's tokens. */
 int smoke_reference(ref_model *ref, const smoke_run *run, int vocab, float *logits);

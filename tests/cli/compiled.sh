@@ -5,7 +5,11 @@
 # argmax, Gemma 3 decoding past its window with rotate functions and with
 # SPLIT_ROTATE=1), the smoketest on the .mlmodelc folders meta.yaml names
 # and the smoketest on the .mlpackage beside each give bit-identical logits
-# (logits_sha256 of the report; the generated tokens for an argmax head).
+# (logits_sha256 of the report; the generated tokens for an argmax head),
+# and those logits are the ones the runtime gave before it kept palettized
+# weights palettized (golden compiled_logits.txt, recorded with the runtime
+# that dequantized every weight at load): the LUT kernels change memory and
+# speed, never a bit.
 # make's own smoketest runs the compiled folders; mldump lists one.
 . "$SRC/tests/cli/lib.sh"
 pipe() { make -C "$SRC" --no-print-directory PIPE_BIN="$BIN" "$@"; }
@@ -38,6 +42,7 @@ same() {
 	else
 		ok "$name"
 	fi
+	echo "$name $hc $(generated "$o.c.json")" >>logits.txt
 }
 
 # --- make ends with the smoketest on the compiled folders ---------------------------
@@ -79,6 +84,8 @@ if "$BIN/ffn" --help | grep -q -- '--rotate'; then
 else
 	skip gemma3 "ffn has no --rotate yet"
 fi
+
+golden logits_unchanged logits.txt compiled_logits.txt
 
 # --- a damaged model.mil fails with the file and line:column -------------------------
 cp -r l6/llama_embeddings.mlmodelc bad.mlmodelc

@@ -588,6 +588,32 @@ static void test_threads_identical(void)
 	free(b);
 }
 
+/* The vector dot products (AVX2, when the CPU has it) give the bits of
+ * the plain loop (ANEMAKE_REF_PLAIN=1) for bf16, f16 and f32 weights, with
+ * rows whose length is not a multiple of 8 (hidden 84, head_dim 14). */
+static void test_vector_dot_identical(void)
+{
+	if (!getenv("TESTBIN"))
+		SKIP("TESTBIN not set: no mkfixture");
+	const char *dt[] = {"bf16", "f16", "f32"};
+	for (int i = 0; i < 3; i++) {
+		char args[160], name[32];
+		snprintf(args, sizeof args, "--arch llama --seed 11 --hidden 84 --heads 6 --kv-heads 2 --intermediate 300 "
+			 "--vocab 515 --untied --dtype %s", dt[i]);
+		snprintf(name, sizeof name, "dot-%s", dt[i]);
+		int V = 0;
+		ref_options one = {.context = 8, .threads = 1};
+		setenv("ANEMAKE_REF_PLAIN", "1", 1);
+		float *a = seq_logits(name, args, &one, &V);
+		unsetenv("ANEMAKE_REF_PLAIN");
+		float *b = seq_logits(name, args, &one, &V);
+		if (a && b)
+			CHECKF(memcmp(a, b, (size_t)SEQ * V * sizeof *a) == 0, "%s: vector and plain dots differ", dt[i]);
+		free(a);
+		free(b);
+	}
+}
+
 /* ------------------------------------------------------------------ */
 /* RoPE frequencies                                                    */
 
@@ -1014,6 +1040,7 @@ int main(void)
 	RUN(test_fp16_bad_options);
 	RUN(test_rope_scaling_changes_output);
 	RUN(test_threads_identical);
+	RUN(test_vector_dot_identical);
 	RUN(test_rope_inv_freq);
 	RUN(test_softcapping_refused);
 	RUN(test_bad_input);

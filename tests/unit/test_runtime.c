@@ -1236,6 +1236,108 @@ static void test_lut_to_dense(void)
 	free(path);
 }
 
+/* The kernels that read palettized weights in place (linear, 1x1 conv,
+ * matmul, gather) give the same bits as the same ops on the dense weight,
+ * for every index width and for tables per tensor, per row group and per
+ * (row, column) group, with rows and runs that start mid-byte: a [12, 52]
+ * weight, 4-row groups, 13-column groups. */
+static void lut_kernels_case(int bits, int rg, int cg)
+{
+	enum { N = 12, K = 52, M = 3 };
+	mil_dtype it = bits == 1 ? MIL_UINT1 : bits == 2 ? MIL_UINT2 : bits == 3 ? MIL_UINT3 : bits == 4 ? MIL_UINT4
+		       : bits == 6 ? MIL_UINT6 : MIL_UINT8;
+	int np = 1 << bits, groups = rg * cg;
+	uint8_t idx[N * K];
+	uint16_t *table = xmalloc((size_t)groups * (size_t)np * 2);
+	float dense[N * K], x[M * K];
+	for (int i = 0; i < groups * np; i++)
+		table[i] = f32_to_fp16((float)((i * 97) % 251) / 64.0f - 1.9f, NULL);
+	for (int i = 0; i < N * K; i++) {
+		idx[i] = (uint8_t)((i * 37 + i / 7) % np);
+		int g = (i / K) / (N / rg) * cg + (i % K) / (K / cg);
+		dense[i] = fp16_to_f32(table[g * np + idx[i]]);
+	}
+	fill_h(x, M * K, 1);
+	char name[64];
+	snprintf(name, sizeof name, "lutk_%d_%d_%d.bin", bits, rg, cg);
+	char *path = scratch(name);
+	blob_writer *bw = blob_writer_open(path);
+	uint64_t oi, ol;
+	int ok = bw && blob_append_unpacked(bw, it, idx, N * K, &oi) == 0 &&
+		 blob_append_tensor(bw, MIL_FP16, table, (size_t)groups * (size_t)np, &ol) == 0;
+	CHECKF(ok && blob_writer_close(bw, NULL) == 0, "%s", errmsg());
+	blob_reader *r = NULL;
+	CHECK(blob_reader_open(path, &r) == 0);
+	tp t = tp_new("main");
+	for (int fn = 0; fn < 2; fn++) {
+		if (fn)
+			tp_function(&t, "dense");
+		tp_input(&t, "x", MIL_FP16, 2, SH(M, K));
+		tp_input(&t, "x4", MIL_FP16, 4, SH(1, K, 1, M));
+		tp_input(&t, "i", MIL_INT32, 1, SH(M));
+		if (fn) {
+			c_tensor(&t, "w", MIL_FP16, 2, SH(N, K), dense);
+			c_tensor(&t, "w4", MIL_FP16, 4, SH(N, K, 1, 1), dense);
+		} else {
+			mil_op *a = mil_block_add_op(t.b, "constexpr_lut_to_dense", "w");
+			mil_op_bind_value(a, "indices", mil_value_blob(t.a, ty(&t, it, 2, SH(N, K)), NULL, oi));
+			mil_op_bind_value(a, "lut", mil_value_blob(t.a, ty(&t, MIL_FP16, 4, SH(rg, cg, np, 1)), NULL, ol));
+			mil_op_add_output(a, "w", ty(&t, MIL_FP16, 2, SH(N, K)));
+			a = mil_block_add_op(t.b, "constexpr_lut_to_dense", "w4");
+			mil_op_bind_value(a, "indices", mil_value_blob(t.a, ty(&t, it, 4, SH(N, K, 1, 1)), NULL, oi));
+			mil_op_bind_value(a, "lut", mil_value_blob(t.a, ty(&t, MIL_FP16, 6, SH(rg, cg, 1, 1, np, 1)), NULL, ol));
+			mil_op_add_output(a, "w4", ty(&t, MIL_FP16, 4, SH(N, K, 1, 1)));
+		}
+		c_bool(&t, "ty", 1);
+		c_i32(&t, "ax0", 0);
+		tp_op(&t, "linear", "lin", MIL_FP16, 2, SH(M, N), "x", "x", "weight", "w", NULL);
+		tp_op(&t, "conv", "cv", MIL_FP16, 4, SH(1, N, 1, M), "x", "x4", "weight", "w4", NULL);
+		tp_op(&t, "matmul", "mm", MIL_FP16, 2, SH(M, N), "x", "x", "y", "w", "transpose_y", "ty", NULL);
+		tp_op(&t, "matmul", "mw", MIL_FP16, 2, SH(N, N), "x", "w", "y", "w", "transpose_y", "ty", NULL);
+		tp_op(&t, "gather", "ga", MIL_FP16, 2, SH(M, K), "x", "w", "indices", "i", "axis", "ax0", NULL);
+		const char *outs[] = {"lin", "cv", "mm", "mw", "ga"};
+		for (int o = 0; o < 5; o++)
+			tp_output(&t, outs[o]);
+	}
+	rt_model *m = tp_load(&t, r);
+	CHECKF(m, "%s", errmsg());
+	float xv4[M * K];
+	for (int k = 0; k < K; k++)
+		for (int j = 0; j < M; j++)
+			xv4[k * M + j] = x[j * K + k];
+	rt_tensor in[3] = {T("x", MIL_FP16, 2, SH(M, K), x), T("x4", MIL_FP16, 4, SH(1, K, 1, M), xv4),
+			   T("i", MIL_INT32, 1, SH(M), FV(11, 0, 5))};
+	rt_tensor *a = NULL, *d = NULL;
+	int na = 0, nd = 0;
+	if (m && run(m, "main", in, 3, NULL, &a, &na) == 0 && run(m, "dense", in, 3, NULL, &d, &nd) == 0) {
+		for (int o = 0; o < 5 && o < na && o < nd; o++)
+			CHECKF(memcmp(a[o].data, d[o].data, rt_tensor_numel(&a[o]) * 2) == 0,
+			       "%d-bit, %dx%d groups: %s differs from the dense weight's", bits, rg, cg, a[o].name);
+		rt_tensor w;
+		CHECK(rt_model_constant(m, "main", "w", &w) == 0);
+		for (int i = 0; w.data && i < N * K; i++)
+			CHECK(fp16_to_f32(((uint16_t *)w.data)[i]) == dense[i]);
+		rt_tensor_release(&w);
+	}
+	rt_tensors_free(a, na);
+	rt_tensors_free(d, nd);
+	release_all(in, 3);
+	rt_model_free(m);
+	blob_reader_close(r);
+	free(table);
+	free(path);
+}
+
+static void test_lut_kernels(void)
+{
+	const int widths[] = {1, 2, 3, 4, 6, 8};
+	for (int b = 0; b < 6; b++) {
+		lut_kernels_case(widths[b], 1, 1);
+		lut_kernels_case(widths[b], 3, 1);
+		lut_kernels_case(widths[b], 3, 4);
+	}
+}
+
 /* ------------------------------------------------------------------ */
 /* States                                                              */
 
@@ -1539,6 +1641,7 @@ int main(void)
 	RUN(test_reshape_expand_squeeze);
 	RUN(test_misc_generators);
 	RUN(test_lut_to_dense);
+	RUN(test_lut_kernels);
 	RUN(test_state);
 	RUN(test_unsupported_ops);
 	RUN(test_load_errors);
