@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #define FP16_NEG_INF 0xfc00
@@ -49,11 +50,27 @@ static const part_file *pick(const part_list *l, const char *dir, const char *ki
 	return found;
 }
 
+/* Bytes of the weight file of a compiled model or a package (0 when it has none). */
+static uint64_t weight_file_bytes(const char *path)
+{
+	const char *where[] = {"weights/weight.bin", "Data/com.apple.CoreML/weights/weight.bin"};
+	uint64_t n = 0;
+	for (size_t i = 0; i < sizeof where / sizeof where[0] && !n; i++) {
+		char *w = path_join(path, where[i]);
+		struct stat st;
+		if (stat(w, &st) == 0 && S_ISREG(st.st_mode))
+			n = (uint64_t)st.st_size;
+		free(w);
+	}
+	return n;
+}
+
 static rt_model *load_path(smoke_parts *p, const char *path)
 {
 	rt_model *m = NULL;
 	if (rt_model_open(path, &m) != 0)
 		return NULL;
+	p->weight_bytes += weight_file_bytes(path);
 	p->owned = xrealloc(p->owned, sizeof *p->owned * (size_t)(p->nowned + 1));
 	p->owned[p->nowned++] = m;
 	return m;
@@ -600,7 +617,7 @@ static int decode(smoke_parts *p, const int32_t *tokens, int pos, float *logits,
 	rt_tensor h = {0};
 	if (embed(p, &tokens[pos], 1, &h) != 0 || chunks(p, &h, pos, 1) != 0)
 		return rt_tensor_release(&h), -1;
-	for (int i = 0; i < p->hidden; i++)
+	for (int i = 0; hidden && i < p->hidden; i++)
 		hidden[i] = rt_tensor_get(&h, (size_t)i);
 	int tok = head(p, &h, logits);
 	rt_tensor_release(&h);
@@ -656,6 +673,17 @@ static int missing_rotation(const smoke_parts *p, int last_pos)
 				    "rotate functions (convert with --rotate)", c + 1, p->infer_rot[c] ? "prefill_rotate" : "infer_rotate", w);
 	return 0;
 }
+
+int smoke_step(smoke_parts *p, const int32_t *tokens, int pos, float *logits)
+{
+	if (pos < 0 || pos >= p->context)
+		return errf("position %d is outside the context of %d", pos, p->context);
+	if (missing_rotation(p, pos) != 0)
+		return -1;
+	return decode(p, tokens, pos, logits, NULL);
+}
+
+void smoke_restart(smoke_parts *p) { rt_state_clear(p->state); }
 
 int smoke_generate(smoke_parts *p, const int32_t *prompt_ids, int nprompt, int steps, int mode, smoke_run *out)
 {
@@ -736,8 +764,7 @@ int smoke_argmax(const float *v, int n)
 	return best;
 }
 
-/* log-softmax normaliser in double */
-static double log_sum_exp(const float *x, int n)
+double smoke_log_sum_exp(const float *x, int n)
 {
 	double m = x[smoke_argmax(x, n)], s = 0;
 	for (int i = 0; i < n; i++)
@@ -747,7 +774,7 @@ static double log_sum_exp(const float *x, int n)
 
 double smoke_kl(const float *p_logits, const float *q_logits, int n)
 {
-	double lp = log_sum_exp(p_logits, n), lq = log_sum_exp(q_logits, n), kl = 0;
+	double lp = smoke_log_sum_exp(p_logits, n), lq = smoke_log_sum_exp(q_logits, n), kl = 0;
 	for (int i = 0; i < n; i++) {
 		double a = (double)p_logits[i] - lp, b = (double)q_logits[i] - lq;
 		kl += exp(a) * (a - b);

@@ -60,6 +60,7 @@ typedef struct smoke_parts {
 	int lut_bits;                          /* of the FFN chunks (0: none), from metadata */
 	char *embed_path, *lmhead_path, *chunk_desc;
 	int compiled;                          /* the parts are the .mlmodelc folders */
+	uint64_t weight_bytes;                 /* sum of the loaded files' weight.bin sizes */
 } smoke_parts;
 
 /* Find and load the parts under dir with file prefix `prefix` (NULL: the only
@@ -111,6 +112,15 @@ enum { SMOKE_PREFILL = 1, SMOKE_ONCE = 2 };
 int smoke_generate(smoke_parts *p, const int32_t *prompt, int nprompt, int steps, int mode, smoke_run *out);
 void smoke_run_release(smoke_run *r);
 
+/* Teacher forcing, one position at a time: run tokens[pos] at pos through
+ * `infer` and the LM head (the rotate functions past the sliding window),
+ * its logits into logits[vocab] (NULL in argmax mode). The caches must
+ * hold positions 0..pos-1 of the same tokens: start each sequence at pos 0
+ * after smoke_restart(). The token the head picks, or -1 with errf(). */
+int smoke_step(smoke_parts *p, const int32_t *tokens, int pos, float *logits);
+/* Empty the caches (zeros) for a new sequence. */
+void smoke_restart(smoke_parts *p);
+
 /* logits[nsteps x vocab] of the reference along run's tokens. */
 int smoke_reference(ref_model *ref, const smoke_run *run, int vocab, float *logits);
 /* The same, also filling hidden[nsteps x H] with the reference's final
@@ -131,5 +141,7 @@ void smoke_compare(const float *ref, const float *got, int steps, int vocab, smo
 /* Per-step values for reports: top-1 ids and KL of step s. */
 int smoke_argmax(const float *v, int n);
 double smoke_kl(const float *p_logits, const float *q_logits, int n);
+/* log(sum(exp(x))) in double: the log-softmax normaliser. */
+double smoke_log_sum_exp(const float *x, int n);
 
 #endif
