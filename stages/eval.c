@@ -104,13 +104,13 @@ static int read_text(const char *path, const tokenizer *tok, int has_bos, text_i
 	const char *nul = memchr(text, 0, len);
 	int rc = 0;
 	if (len == 0)
-		rc = errf("--text-file: '%s' is empty", path);
+		rc = errf("--text-file: '%s': empty", path);
 	else if (nul)
-		rc = errf("--text-file: '%s' is not plain text (a NUL byte at offset %zu)", path, (size_t)(nul - text));
+		rc = errf("--text-file: '%s': not plain text (a NUL byte at offset %zu)", path, (size_t)(nul - text));
 	else if (tokenizer_encode(tok, text, len, TOK_NO_ADD_SPECIAL | TOK_SPLIT_SPECIAL, &t->ids, &t->n) != 0)
 		rc = errf("--text-file: '%s': %s", path, errmsg());
 	else if (eval_scored_tokens(t->n, has_bos) < EVAL_MIN_TOKENS)
-		rc = errf("--text-file: '%s' has %zu token%s; an evaluation needs at least %d", path, t->n,
+		rc = errf("--text-file: '%s': %zu token%s, an evaluation needs at least %d", path, t->n,
 			  t->n == 1 ? "" : "s", EVAL_MIN_TOKENS + !has_bos);
 	free(text);
 	return rc;
@@ -285,7 +285,8 @@ int main(int argc, char **argv)
 		if (!ref || eval_text(&parts, ref, t.ids, t.n, bos, &s) != 0)
 			die_err();
 		cJSON *r = report(&o, &hf, &parts, &t, &s);
-		print_table(&r, 1);
+		if (g_verbosity > 0)
+			print_table(&r, 1);
 		if (o.json ? write_json_atomic(o.json, r) != 0 : (cJSON_Delete(r), 0))
 			die_err();
 		ref_close(ref);
