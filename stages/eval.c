@@ -128,6 +128,15 @@ static int32_t bos_id(const hf_config *cfg, const tokenizer *tok)
 /* ------------------------------------------------------------------ */
 /* Reports                                                             */
 
+/* Six significant digits: what a measurement over a few thousand tokens can
+ * tell, and bytes that last digits of libm's exp/log do not change. */
+static void add_measure(cJSON *r, const char *key, double v)
+{
+	char buf[32];
+	snprintf(buf, sizeof buf, "%.6g", v);
+	cJSON_AddNumberToObject(r, key, strtod(buf, NULL));
+}
+
 static cJSON *report(const options *o, const hf_model *hf, const smoke_parts *p, const text_ids *t,
 		     const eval_stats *s)
 {
@@ -160,11 +169,11 @@ static cJSON *report(const options *o, const hf_model *hf, const smoke_parts *p,
 	cJSON_AddNumberToObject(r, "context", s->context);
 	cJSON_AddNumberToObject(r, "windows", (double)s->windows);
 	cJSON_AddNumberToObject(r, "tokens", (double)s->tokens);
-	cJSON_AddNumberToObject(r, "perplexity", eval_perplexity(s->nll, s->tokens));
-	cJSON_AddNumberToObject(r, "reference_perplexity", eval_perplexity(s->ref_nll, s->tokens));
-	cJSON_AddNumberToObject(r, "kl_mean", s->tokens ? s->kl / (double)s->tokens : NAN);
-	cJSON_AddNumberToObject(r, "kl_max", s->kl_max);
-	cJSON_AddNumberToObject(r, "top1_agreement", s->tokens ? (double)s->agree / (double)s->tokens : NAN);
+	add_measure(r, "perplexity", eval_perplexity(s->nll, s->tokens));
+	add_measure(r, "reference_perplexity", eval_perplexity(s->ref_nll, s->tokens));
+	add_measure(r, "kl_mean", s->tokens ? s->kl / (double)s->tokens : NAN);
+	add_measure(r, "kl_max", s->kl_max);
+	add_measure(r, "top1_agreement", s->tokens ? (double)s->agree / (double)s->tokens : NAN);
 	free(label), free(model), free(text), free(embed), free(head);
 	return r;
 }

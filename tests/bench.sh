@@ -33,4 +33,9 @@ if [[ "e2e" =~ ${BENCH:-.} ]]; then
 	echo "e2e: $(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s in all; output $(du -sh "$out" | cut -f1)"
 	rm -rf "$out"
 fi
+# Quality of each palettization on stories260K, side by side (tests/tools/bench_quality.sh).
+if [[ "quality" =~ ${BENCH:-.} ]]; then
+	echo "== quality"
+	"$here/tools/bench_quality.sh" || failed+=(quality)
+fi
 [ ${#failed[@]} = 0 ] || { echo "failing: ${failed[*]}"; exit 1; }
