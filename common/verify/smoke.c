@@ -70,8 +70,9 @@ static rt_model *load_path(smoke_parts *p, const char *path)
 	rt_model *m = NULL;
 	if (rt_model_open(path, &m) != 0)
 		return NULL;
-	p->weight_bytes += weight_file_bytes(path);
 	p->owned = xrealloc(p->owned, sizeof *p->owned * (size_t)(p->nowned + 1));
+	p->owned_bytes = xrealloc(p->owned_bytes, sizeof *p->owned_bytes * (size_t)(p->nowned + 1));
+	p->owned_bytes[p->nowned] = weight_file_bytes(path);
 	p->owned[p->nowned++] = m;
 	return m;
 }
@@ -236,9 +237,25 @@ static int read_shapes(smoke_parts *p)
 	return 0;
 }
 
+/* The weights a decode step reads: the embeddings, the LM head and each
+ * chunk's infer file, each file once (an uncombined prefill file, or a
+ * split-rotate pf file, holds a second copy of its chunk's). */
+static uint64_t decode_weight_bytes(const smoke_parts *p)
+{
+	uint64_t n = 0;
+	for (int i = 0; i < p->nowned; i++) {
+		int used = p->owned[i] == p->embed || p->owned[i] == p->lmhead;
+		for (int c = 0; c < p->nchunks && !used; c++)
+			used = p->owned[i] == p->infer[c];
+		n += used ? p->owned_bytes[i] : 0;
+	}
+	return n;
+}
+
 /* After the chunks are open: the window, chat.py's rotate rule, the state. */
 static int finish_open(smoke_parts *p, int window)
 {
+	p->weight_bytes = decode_weight_bytes(p);
 	if (read_shapes(p) != 0)
 		return -1;
 	/* chat.py loads the rotate functions only when context > sliding window */
@@ -437,7 +454,7 @@ void smoke_parts_close(smoke_parts *p)
 	rt_state_free(p->state);
 	for (int i = 0; i < p->nowned; i++)
 		rt_model_free(p->owned[i]);
-	free(p->owned), free(p->infer), free(p->prefill), free(p->infer_fn), free(p->prefill_fn);
+	free(p->owned), free(p->owned_bytes), free(p->infer), free(p->prefill), free(p->infer_fn), free(p->prefill_fn);
 	free(p->infer_rot), free(p->prefill_rot), free(p->infer_rot_fn), free(p->prefill_rot_fn);
 	free(p->embed_path), free(p->lmhead_path), free(p->chunk_desc);
 	memset(p, 0, sizeof *p);

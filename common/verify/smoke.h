@@ -47,6 +47,7 @@ typedef struct smoke_parts {
 	rt_model **infer, **prefill;           /* per chunk; the same model when combined */
 	const char **infer_fn, **prefill_fn;   /* function names ("infer"/"prefill" or "main") */
 	rt_model **owned;                      /* models to free */
+	uint64_t *owned_bytes;                 /* the size of each one's weight.bin */
 	int nowned;
 	rt_state *state;
 	rt_model **infer_rot, **prefill_rot;   /* per chunk; NULL: no rotate function */
@@ -60,7 +61,8 @@ typedef struct smoke_parts {
 	int lut_bits;                          /* of the FFN chunks (0: none), from metadata */
 	char *embed_path, *lmhead_path, *chunk_desc;
 	int compiled;                          /* the parts are the .mlmodelc folders */
-	uint64_t weight_bytes;                 /* sum of the loaded files' weight.bin sizes */
+	uint64_t weight_bytes;                 /* weight.bin bytes of the embeddings, the LM head
+	                                        * and each chunk's infer file (each file once) */
 } smoke_parts;
 
 /* Find and load the parts under dir with file prefix `prefix` (NULL: the only
