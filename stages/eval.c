@@ -236,7 +236,7 @@ static void print_table(cJSON **r, int n)
 		       100 * num(r[i], "top1_agreement"));
 }
 
-static int print_reports(char **paths, int n)
+static void print_reports(char **paths, int n)
 {
 	cJSON **r = xcalloc((size_t)n, sizeof *r);
 	for (int i = 0; i < n; i++)
@@ -248,7 +248,6 @@ static int print_reports(char **paths, int n)
 	free(r);
 	if (stdout_close_checked() != 0)
 		die_err();
-	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -269,8 +268,11 @@ int main(int argc, char **argv)
 	set_progname(argv[0]);
 	options o;
 	parse_args(argc, argv, &o);
-	if (o.table)
-		return print_reports(o.reports, o.nreports);
+	if (o.table) {
+		print_reports(o.reports, o.nreports);
+		free(o.reports);
+		return 0;
+	}
 	char *dir;
 	hf_model hf;
 	tokenizer *tok;
@@ -303,7 +305,7 @@ int main(int argc, char **argv)
 	}
 	if (stdout_close_checked() != 0)
 		die_err();
-	free(t.ids), free(tok_path), free(dir);
+	free(t.ids), free(tok_path), free(dir), free(o.reports);
 	hf_model_close(&hf);
 	tokenizer_free(tok);
 	return 0;

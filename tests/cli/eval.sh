@@ -93,11 +93,16 @@ expect_fail table_without_reports 2 "^eval: --table needs the reports to print \
 expect_fail stray_argument 2 "^eval: unexpected argument 'x\.json' \(reports go with --table\) \(see eval --help\)$" \
 	"$BIN/eval" --model "$STORIES" --dir fp16 --text-file text.txt x.json
 
-# make eval after a conversion: the bundled text by default for the bundled
-# model; a second make eval only prints the table; EVAL_OUTS adds other folders.
+# make eval after a conversion (the bundled text by default for the bundled
+# model: make -n shows it); a second make eval only prints the table; EVAL_OUTS
+# adds other folders.
 M=(MODEL="$STORIES" CONTEXT=64 BATCH=16 CHUNK=1 LUT2=4,4 LUT3=6 STEPS=4 NEXT_STEPS=)
+run pipe "${M[@]}" OUT="$SCRATCH/m" -n eval
+[ "$rc" = 0 ] && grep -q -- "--text-file 'tests/data/eval-en.txt'" <<<"$out" && ok make_eval_default_text ||
+	fail make_eval_default_text "exit $rc: $out $err"
+M+=(EVAL="$SCRATCH/text.txt")
 run pipe "${M[@]}" OUT="$SCRATCH/m" eval
-if [ "$rc" = 0 ] && grep -q '"text":	"eval-en.txt"' m/eval.json && printf '%s\n' "$out" | grep -q '^eval-en\.txt: [0-9]* tokens in [0-9]* windows of 64, stories260K$' &&
+if [ "$rc" = 0 ] && grep -q '"text":	"text.txt"' m/eval.json && printf '%s\n' "$out" | grep -q '^text\.txt: [0-9]* tokens in [0-9]* windows of 64, stories260K$' &&
 	printf '%s\n' "$out" | grep -q '^m  '; then ok make_eval; else fail make_eval "exit $rc: $out $(tail -n 3 <<<"$err")"; fi
 run pipe "${M[@]}" OUT="$SCRATCH/m" eval
 [ "$rc" = 0 ] && ! grep -q 'evaluation \.\.\.' <<<"$err" && grep -q '^m  ' <<<"$out" && ok make_eval_again_does_nothing ||
@@ -110,7 +115,7 @@ if command -v zipinfo >/dev/null; then
 	run pipe "${M[@]}" OUT="$SCRATCH/m" dist
 	card=m/hf_dist/standard/README.md
 	[ "$rc" = 0 ] && grep -q '^## Perplexity$' "$card" && grep -qE '^\| perplexity \| [0-9.]+ \| [0-9.]+ \|$' "$card" &&
-		grep -q '`eval-en.txt` ([0-9]* tokens, [0-9]* windows of 64 positions)' "$card" && ok card_shows_eval ||
+		grep -q '`text.txt` ([0-9]* tokens, [0-9]* windows of 64 positions)' "$card" && ok card_shows_eval ||
 		fail card_shows_eval "exit $rc: $(tail -n 3 <<<"$err")"
 	run pipe "${M[@]}" OUT="$SCRATCH/m" LUT2=6,4 dist
 	[ "$rc" = 0 ] && ! grep -q '^## Perplexity$' "$card" &&
