@@ -254,13 +254,12 @@ static void print_reports(char **paths, int n)
 
 static void open_parts(const options *o, const hf_config *cfg, smoke_parts *p)
 {
-	if ((o->meta ? (o->compiled ? smoke_parts_open_compiled : smoke_parts_open_meta)(p, o->meta)
-		     : smoke_parts_open(p, o->dir, o->prefix, -1, -1, -1)) != 0)
+	const smoke_where where = {.meta = o->meta, .dir = o->dir, .prefix = o->prefix, .compiled = o->compiled,
+				   .lut_embed = -1, .lut_ffn = -1, .lut_lmhead = -1};
+	if (smoke_parts_open_where(p, &where, cfg->vocab_size) != 0)
 		die_err();
 	if (p->argmax_in_model)
 		die("%s: the LM head gives argmax tokens, not logits: evaluate a conversion without ARGMAX", p->lmhead_path);
-	if (p->vocab != cfg->vocab_size)
-		die("%s: %d logits, but the model's vocabulary has %d tokens", p->lmhead_path, p->vocab, cfg->vocab_size);
 }
 
 int main(int argc, char **argv)

@@ -447,6 +447,22 @@ int smoke_parts_open(smoke_parts *p, const char *dir, const char *prefix, int lu
 	return rc;
 }
 
+int smoke_parts_open_where(smoke_parts *p, const smoke_where *w, int vocab_size)
+{
+	int rc = w->meta ? open_meta(p, w->meta, w->compiled)
+			 : smoke_parts_open(p, w->dir, w->prefix, w->lut_embed, w->lut_ffn, w->lut_lmhead);
+	if (rc != 0)
+		return -1;
+	if (p->argmax_in_model && p->vocab <= 0)
+		p->vocab = vocab_size; /* head offsets follow the model's vocabulary */
+	if (p->vocab != vocab_size) {
+		errf("%s: %d logits, but the model's vocabulary has %d tokens", p->lmhead_path, p->vocab, vocab_size);
+		smoke_parts_close(p);
+		return -1;
+	}
+	return 0;
+}
+
 void smoke_parts_close(smoke_parts *p)
 {
 	if (!p)

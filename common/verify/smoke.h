@@ -85,6 +85,18 @@ int smoke_parts_open_meta(smoke_parts *p, const char *meta_path);
 int smoke_parts_open_compiled(smoke_parts *p, const char *meta_path);
 void smoke_parts_close(smoke_parts *p);
 
+/* Where a program's flags say the parts are: meta.yaml (its .mlmodelc
+ * folders when compiled), or a directory with a prefix and LUT choices
+ * (-1: whatever is there). */
+typedef struct smoke_where {
+	const char *meta, *dir, *prefix;
+	int compiled, lut_embed, lut_ffn, lut_lmhead;
+} smoke_where;
+/* Open them as w says and check that the LM head covers the model's
+ * vocabulary (an argmax head, which states no size, takes vocab_size).
+ * -1 with one errf() line. */
+int smoke_parts_open_where(smoke_parts *p, const smoke_where *w, int vocab_size);
+
 typedef struct smoke_run {
 	int nprompt, nsteps;
 	int32_t *tokens;   /* prompt then generated, nprompt + nsteps */
