@@ -96,7 +96,7 @@ static int read_text(const char *path, const tokenizer *tok, int has_bos, text_i
 {
 	char *text;
 	size_t len;
-	if (read_file(path, (size_t)1 << 30, &text, &len) != 0)
+	if (read_file(path, FS_MAX_TEXT, &text, &len) != 0)
 		return errf("--text-file: %s", errmsg());
 	uint8_t digest[32];
 	sha256(text, len, digest);
