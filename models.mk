@@ -22,3 +22,5 @@ LUT_LMHEAD ?=
 # The demo model shipped with the sources (MIT, see its README).
 DEMO_MODEL := tests/models/stories260K
 DEMO_OUT ?= out/demo
+# make eval's default text for it: our own simple English stories (tests/data/README.md).
+DEMO_EVAL := tests/data/eval-en.txt

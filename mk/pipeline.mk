@@ -8,6 +8,7 @@
 #   make MODEL=... dist [ORG=anemll] [DIST=OUT/hf_dist] [NAME=...]
 #   smoketest: [STEPS=16] [PROMPT=text | PROMPT_IDS=1,2,3] [MIN_AGREEMENT=<percent>] [MAX_KL=<x>]
 #     (thresholds: 85 and 0.3 with a LUT, else 100 and 0.01); compile: [MAX_WEIGHT_MB=1024]
+#   make MODEL=... eval [EVAL=<text file>] [EVAL_LABEL=<name>] [EVAL_OUTS=<other OUT folders>]
 #   make MODEL=... plan | why | test | embed | ffn-02 | clean-model ... (README.md: The make interface)
 #
 # Every step has a key (ST/NAME.key: its parameters, the SHA-256 of its
@@ -198,7 +199,21 @@ $(ST)/dist.stamp: $(ST)/dist.key $(ST)/test.stamp
 .PHONY: dist
 dist: $(ST)/dist.stamp
 
-.PHONY: convert compile meta test preflight plan why clean-model $(PART_TARGETS)
+# Perplexity, KL and top-1 agreement against the fp32 reference over the text EVAL
+# (the bundled model's default: DEMO_EVAL), into OUT/eval.json; the table adds the
+# eval.json of each EVAL_OUTS folder (variants evaluated on the same text).
+EVAL ?= $(if $(filter $(DEMO_MODEL) $(CURDIR)/$(DEMO_MODEL),$(patsubst %/,%,$(MODEL))),$(DEMO_EVAL))
+EVAL_LABEL ?=
+EVAL_OUTS ?=
+PLAN_ENV += EVAL='$(EVAL)' EVAL_LABEL='$(EVAL_LABEL)' EVAL_GOAL='$(filter eval,$(MAKECMDGOALS))'
+$(ST)/eval.stamp: $(ST)/eval.key $(ST)/meta.stamp
+	$(Q)$(STEP) eval "evaluation" -o '$(OUT)/eval.json' -- $(PIPE_BIN)/eval -q --model '$(MODEL_DIR)' \
+	  --meta '$(OUT)/meta.yaml' --compiled --text-file '$(EVAL)' $(if $(EVAL_LABEL),--label '$(EVAL_LABEL)') \
+	  --json '$(OUT)/eval.json'
+eval: $(ST)/eval.stamp
+	$(Q)$(PIPE_BIN)/eval --table '$(OUT)/eval.json' $(foreach o,$(EVAL_OUTS),'$(o)/eval.json')
+
+.PHONY: convert compile meta test preflight eval plan why clean-model $(PART_TARGETS)
 convert test: $(ST)/test.stamp
 compile: $(ST)/compile.stamp
 meta: $(ST)/meta.stamp
@@ -211,7 +226,7 @@ clean-model:
 	rm -rf '$(OUT)'
 else
 # Without MODEL these goals have nothing to work on: say so (make alone would say "No rule to make target").
-MODEL_GOALS := convert plan why preflight embed lmhead ffn prefill ffn_rotate prefill_rotate combine compile meta test \
+MODEL_GOALS := convert plan why preflight eval embed lmhead ffn prefill ffn_rotate prefill_rotate combine compile meta test \
 	monolithic monolithic_prefill monolithic_rotate monolithic_prefill_rotate clean-model
 NEED_MODEL := $(filter $(MODEL_GOALS) $(foreach g,ffn prefill ffn_rotate prefill_rotate combine,$(g)-%),$(MAKECMDGOALS))
 ifneq ($(NEED_MODEL),)

@@ -16,6 +16,7 @@
 # Environment: BIN MODEL OUT ST CONTEXT BATCH LUT1 LUT2 LUT3 CHUNK MAX_CHUNK_MB
 #              PREFIX ARGMAX MAX_WEIGHT_MB STEPS PROMPT PROMPT_IDS SPLIT_ROTATE FP16_SCALE
 #              CLAMP MONOLITHIC LUT LUT_EMBED LUT_LMHEAD MIN_AGREEMENT MAX_KL ORG DIST NAME
+#              EVAL EVAL_LABEL EVAL_GOAL (non-empty: make eval was asked for)
 #              IGNORED (the variables
 #              given on the command line that MONOLITHIC=1 does not use)
 #
@@ -142,6 +143,9 @@ for v in ORG NAME; do # Hugging Face's user, organisation and repository names
 	[ -z "${!v:-}" ] || [[ ${!v} =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] ||
 		die "$v=${!v} is not a Hugging Face name (letters, digits, '.', '_', '-')"
 done
+# make eval's text: a file with enough tokens to measure (eval --check tokenizes it).
+for v in EVAL EVAL_LABEL; do [[ ${!v:-} != *"'"* ]] || die "$v=${!v} has a quote; choose one without"; done
+[ -z "${EVAL_GOAL:-}" ] || [ -n "${EVAL:-}" ] || die "make eval needs EVAL=<a text file> to measure the model on"
 plan=$("$BIN/ffn" --plan --make-names --model "$MODEL" --context-length "$CONTEXT" --batch-size "$BATCH" \
 	"${part_args[@]}" ${PREFIX:+--prefix "$PREFIX"} ${FP16_SCALE:+--fp16-scale "$FP16_SCALE"} \
 	2>"$ST/plan.txt") || { sed 's/^ffn: /anemake: /' "$ST/plan.txt" >&2; exit 1; }
@@ -154,6 +158,13 @@ prefix=$(sed -n 's/^prefix=//p' <<<"$plan")
 nchunk=$(sed -n 's/^chunks=//p' <<<"$plan")
 [ -z "$MONOLITHIC" ] || nchunk=0
 nn=$(printf '%02d' "$nchunk")
+if [ -n "${EVAL_GOAL:-}" ]; then
+	[ -f "$EVAL" ] || die "EVAL=$EVAL: $([ -e "$EVAL" ] && echo 'not a file' || echo 'no such file')"
+	err=$("$BIN/eval" --check --model "$model_dir" --text-file "$EVAL" 2>&1 >/dev/null) || {
+		err=${err#*--text-file: } err=${err#"'$EVAL': "}
+		die "EVAL=$EVAL: $err"
+	}
+fi
 
 # Rotate parts are Gemma 3's (every model_type gemma3*), as in
 # convert_model.sh: its window is config.json's sliding_window (text_config's
@@ -243,11 +254,13 @@ args meta "${meta_params[@]}" "${scaled[@]}" "program $BIN/metagen" "step compil
 args test "param STEPS=$STEPS" "param PROMPT=$PROMPT" "param PROMPT_IDS=$PROMPT_IDS" \
 	"param MIN_AGREEMENT=${MIN_AGREEMENT:-}" "param MAX_KL=${MAX_KL:-}" "${scaled[@]}" "program $BIN/smoketest" \
 	"step meta" "$minputs" "$tinputs"
+args eval "param EVAL=${EVAL:-}" "param EVAL_LABEL=${EVAL_LABEL:-}" "program $BIN/eval" "step meta" "$minputs" \
+	"$tinputs" ${EVAL:+"input $EVAL"}
 args preflight "param PROMPT=$PROMPT" "param PROMPT_IDS=$PROMPT_IDS" "${scaled[@]}" "program $BIN/preflight" "$minputs" "$tinputs"
 # dist ships what compile, meta and test wrote, with the source's card (license, base_model)
 # and the preflight's report when there is one.
 args dist "param ORG=${ORG:-}" "param DIST=${DIST:-}" "param NAME=${NAME:-}" "param MAX_WEIGHT_MB=$MAX_WEIGHT_MB" \
-	"program $BIN/dist" "step compile" "step meta" "step test" "input $OUT/preflight.json" \
+	"program $BIN/dist" "step compile" "step meta" "step test" "input $OUT/preflight.json" "input $OUT/eval.json" \
 	"input $model_dir/README.md" "input $model_dir/config.json" "$tinputs"
 
 # Every input stat'ed at once, then every key from the cache: planning reads

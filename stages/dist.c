@@ -2,7 +2,7 @@
  * makes it, with a model card that shows what was measured.
  *
  * Input: a conversion directory (--input OUT: meta.yaml, the .mlmodelc it
- * names, the tokenizer files; smoketest.json and preflight.json when
+ * names, the tokenizer files; smoketest.json, preflight.json and eval.json when
  * there) and, for the card's license and base_model, the source model
  * (--model). Output: DIST/standard (parts as <name>.mlmodelc.zip, for
  * `hf upload`) and DIST/ios (parts unzipped), each with meta.yaml, the
@@ -26,7 +26,7 @@
 #include <string.h>
 
 typedef struct options {
-	const char *input, *output, *org, *name, *model, *smoketest, *preflight, *max_mb;
+	const char *input, *output, *org, *name, *model, *smoketest, *preflight, *eval, *max_mb;
 	double limit_mb;
 } options;
 
@@ -50,6 +50,7 @@ static void parse_args(int argc, char **argv, options *o)
 		{"model", "DIR|ORG/NAME", CLI_STRING, &o->model, 0, 0, 0, "the source model: license and base_model for the card"},
 		{"smoketest", "FILE", CLI_STRING, &o->smoketest, 0, 0, 0, "smoketest report (default: <input>/smoketest.json when there)"},
 		{"preflight", "FILE", CLI_STRING, &o->preflight, 0, 0, 0, "FP16 preflight report (default: <input>/preflight.json when there)"},
+		{"eval", "FILE", CLI_STRING, &o->eval, 0, 0, 0, "make eval's report (default: <input>/eval.json when there)"},
 		{"max-weight-mb", "MB", CLI_STRING, &o->max_mb, 0, 0, 0, "refuse a weight.bin above MB megabytes (default 1024, the iOS limit)"},
 	};
 	const cli_spec spec = {
@@ -100,10 +101,11 @@ int main(int argc, char **argv)
 		die_err();
 	char *smoke = report(o.smoketest, o.input, "smoketest.json");
 	char *pf = report(o.preflight, o.input, "preflight.json");
+	char *ev = report(o.eval, o.input, "eval.json");
 
 	dist_plan plan;
 	card_input ci = {.plan = &plan, .model_dir = model_dir};
-	if (dist_plan_open(&plan, o.input, o.org, o.name, o.limit_mb) != 0 || card_reports(&ci, smoke, pf) != 0)
+	if (dist_plan_open(&plan, o.input, o.org, o.name, o.limit_mb) != 0 || card_reports(&ci, smoke, pf, ev) != 0)
 		die_err();
 	if (!smoke)
 		warn("no smoketest report in '%s': the model card claims no measured quality (make test writes it)", o.input);
@@ -121,6 +123,6 @@ int main(int argc, char **argv)
 	dist_out_release(&dout);
 	card_input_release(&ci);
 	dist_plan_close(&plan);
-	free(card), free(out), free(model_dir), free(smoke), free(pf);
+	free(card), free(out), free(model_dir), free(smoke), free(pf), free(ev);
 	return 0;
 }

@@ -223,13 +223,10 @@ int main(int argc, char **argv)
 	if (prompt_tokens(&ps, tok, &hf.cfg, &prompt, &nprompt) != 0)
 		die_err();
 	smoke_parts parts;
-	if ((o.meta ? (o.compiled ? smoke_parts_open_compiled : smoke_parts_open_meta)(&parts, o.meta)
-		    : smoke_parts_open(&parts, o.dir, o.prefix, o.lut_embed, o.lut_ffn, o.lut_lmhead)) != 0)
+	const smoke_where where = {.meta = o.meta, .dir = o.dir, .prefix = o.prefix, .compiled = o.compiled,
+				   .lut_embed = o.lut_embed, .lut_ffn = o.lut_ffn, .lut_lmhead = o.lut_lmhead};
+	if (smoke_parts_open_where(&parts, &where, hf.cfg.vocab_size) != 0)
 		die_err();
-	if (parts.argmax_in_model && parts.vocab <= 0)
-		parts.vocab = hf.cfg.vocab_size; /* head offsets follow the model's vocabulary */
-	if (parts.vocab != hf.cfg.vocab_size)
-		die("%s: %d logits, but the model's vocabulary has %d tokens", parts.lmhead_path, parts.vocab, hf.cfg.vocab_size);
 	int lut = parts.lut_bits > 0;
 	double min_agree = parse_number("min-agreement", o.min_agree_s, lut ? 85 : 100);
 	double max_kl = parse_number("max-kl", o.max_kl_s, lut ? 0.3 : 0.01);

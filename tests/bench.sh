@@ -36,4 +36,9 @@ if [[ "e2e" =~ ${BENCH:-.} ]]; then
 		{ echo "e2e runtime: failed"; failed+=(e2e-runtime); }
 	rm -rf "$out"
 fi
+# Quality of each palettization on stories260K, side by side (tests/tools/bench_quality.sh).
+if [[ "quality" =~ ${BENCH:-.} ]]; then
+	echo "== quality"
+	"$here/tools/bench_quality.sh" || failed+=(quality)
+fi
 [ ${#failed[@]} = 0 ] || { echo "failing: ${failed[*]}"; exit 1; }

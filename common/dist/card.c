@@ -2,6 +2,7 @@
 #include "dist/card.h"
 
 #include "base/fsutil.h"
+#include "base/hash.h"
 #include "base/util.h"
 #include "checkpoint/hfmodel.h"
 #include "tokenizer/tokenizer.h"
@@ -155,20 +156,55 @@ static double number(const cJSON *o, const char *key)
 	return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
+/* 1 when the report's LM head (a file name) is one meta.yaml names. */
+static int names_head(const cJSON *head, const dist_plan *p)
+{
+	const char *base = strrchr(head->valuestring, '/');
+	base = base ? base + 1 : head->valuestring;
+	for (size_t i = 0; i < p->nparts; i++) {
+		size_t n = strlen(p->parts[i].file) - strlen(".mlmodelc");
+		if (strncmp(base, p->parts[i].file, n) == 0 && (streq(base + n, ".mlmodelc") || streq(base + n, ".mlpackage")))
+			return 1;
+	}
+	return 0;
+}
+
 static int check_smoketest(const cJSON *r, const char *path, const dist_plan *p)
 {
 	const cJSON *passed = item(r, "passed"), *head = item(r, "lm_head"), *gen = item(r, "generated");
 	if (!cJSON_IsBool(passed) || !cJSON_IsString(head) || !cJSON_IsArray(gen) || !cJSON_IsArray(item(r, "prompt")) ||
 	    !cJSON_IsNumber(item(r, "top1_agreement")))
 		return errf("'%s' lacks passed, lm_head, prompt, generated or top1_agreement: not a smoketest report", path);
+	if (names_head(head, p))
+		return 0;
 	const char *base = strrchr(head->valuestring, '/');
 	base = base ? base + 1 : head->valuestring;
-	for (size_t i = 0; i < p->nparts; i++) {
-		size_t n = strlen(p->parts[i].file) - strlen(".mlmodelc");
-		if (strncmp(base, p->parts[i].file, n) == 0 && (streq(base + n, ".mlmodelc") || streq(base + n, ".mlpackage")))
-			return 0;
-	}
 	return errf("'%s' tested '%s', which meta.yaml does not name: rerun the smoketest (make test)", path, base);
+}
+
+/* An eval report of these parts: -1 with errf() when it is none; one of an
+ * earlier conversion in the same folder says nothing of this one, and the
+ * report is optional: *r becomes NULL, with a warning. */
+static int check_eval(cJSON **r, const char *path, const dist_plan *p)
+{
+	static const char *keys[] = {"lm_head", "text", "tokens", "windows", "context", "perplexity",
+				     "reference_perplexity", "kl_mean", "top1_agreement"};
+	for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+		if (!item(*r, keys[i]))
+			return errf("'%s' lacks %s: not an eval report", path, keys[i]);
+	const cJSON *head = item(*r, "lm_head"), *meta = item(*r, "meta_sha256");
+	uint8_t digest[32];
+	char hex[65] = "", *meta_path = path_join(p->input, "meta.yaml");
+	if (sha256_file(meta_path, digest) == 0)
+		sha256_hex(digest, hex);
+	free(meta_path);
+	if (cJSON_IsString(head) && names_head(head, p) && (!cJSON_IsString(meta) || streq(meta->valuestring, hex)))
+		return 0;
+	warn("'%s' measured an earlier conversion (meta.yaml changed since): the model card leaves it out; rerun make eval",
+	     path);
+	cJSON_Delete(*r);
+	*r = NULL;
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -459,6 +495,23 @@ static void quality(FILE *f, const dist_plan *p, const cJSON *r)
 	decoded(f, p, r);
 }
 
+/* make eval's measurements over a whole text (perplexity needs logits: never an argmax head). */
+static void evaluation(FILE *f, const cJSON *r)
+{
+	if (!r)
+		return;
+	double tokens = number(r, "tokens"), windows = number(r, "windows");
+	fprintf(f, "\n## Perplexity\n\nanemake's eval ran the text `%s` (%.0f tokens, %.0f window%s of %.0f positions) "
+		   "through these parts (CPU runtime, one token at a time through `infer` and the LM head) and through "
+		   "the source checkpoint's fp32 forward pass, on the same tokens:\n\n"
+		   "| | converted | fp32 reference |\n|---|---|---|\n",
+		item(r, "text")->valuestring ? item(r, "text")->valuestring : "?", tokens, windows, windows == 1 ? "" : "s",
+		number(r, "context"));
+	fprintf(f, "| perplexity | %.4f | %.4f |\n", number(r, "perplexity"), number(r, "reference_perplexity"));
+	fprintf(f, "| KL divergence (fp32 to converted), mean per token | %.3g | |\n", number(r, "kl_mean"));
+	fprintf(f, "| top-1 agreement with fp32 | %.2f%% | |\n", 100 * number(r, "top1_agreement"));
+}
+
 static const char *yes_no(const cJSON *v)
 {
 	return cJSON_IsTrue(v) ? "yes" : cJSON_IsFalse(v) ? "no" : "not stated";
@@ -531,11 +584,13 @@ char *card_front_matter(const char *readme, size_t n, const char *architecture)
 	return text;
 }
 
-int card_reports(card_input *in, const char *smoketest, const char *preflight)
+int card_reports(card_input *in, const char *smoketest, const char *preflight, const char *eval)
 {
-	in->smoketest = in->preflight = NULL;
+	in->smoketest = in->preflight = in->eval = NULL;
 	if (read_json(smoketest, "smoketest", &in->smoketest) != 0 || read_json(preflight, "preflight", &in->preflight) != 0 ||
-	    (in->smoketest && check_smoketest(in->smoketest, smoketest, in->plan) != 0)) {
+	    (in->smoketest && check_smoketest(in->smoketest, smoketest, in->plan) != 0) ||
+	    read_json(eval, "eval", &in->eval) != 0 ||
+	    (in->eval && check_eval(&in->eval, eval, in->plan) != 0)) {
 		card_input_release(in);
 		return -1;
 	}
@@ -544,8 +599,8 @@ int card_reports(card_input *in, const char *smoketest, const char *preflight)
 
 void card_input_release(card_input *in)
 {
-	cJSON_Delete(in->smoketest), cJSON_Delete(in->preflight);
-	in->smoketest = in->preflight = NULL;
+	cJSON_Delete(in->smoketest), cJSON_Delete(in->preflight), cJSON_Delete(in->eval);
+	in->smoketest = in->preflight = in->eval = NULL;
 }
 
 void dist_card(const card_input *in, char **text)
@@ -564,6 +619,7 @@ void dist_card(const card_input *in, char **text)
 	conversion(f, p, &s);
 	parts(f, p);
 	quality(f, p, in->smoketest);
+	evaluation(f, in->eval);
 	preflight(f, in->preflight, in->smoketest);
 	how_to_run(f, p);
 	if (fclose(f) != 0)

@@ -18,6 +18,9 @@
  *     KL mean/max, max |logit diff|; an argmax head gives no logits, so no
  *     KL is stated. Without a report the card says that nothing was
  *     measured;
+ *   - make eval's report (eval.json) when there and of these parts:
+ *     the text, perplexity of the parts and of the fp32 reference, mean
+ *     KL, top-1 agreement (one of an earlier conversion is left out);
  *   - the FP16 preflight when preflight.json is there, and the fp16
  *     emulation the smoketest ran on its own prompt;
  *   - how to run it: chat.py, the Swift CLI, the ANEMLL Chat app (and the
@@ -38,13 +41,15 @@ typedef struct card_input {
 	const char *model_dir;     /* the source checkpoint, or NULL */
 	struct cJSON *smoketest;   /* the reports, or NULL: not measured / not run */
 	struct cJSON *preflight;
+	struct cJSON *eval;        /* make eval's report, or NULL */
 } card_input;
 
 /* Read the reports (each path may be NULL) into `in`, before anything is
  * written: -1 with errf() when one is not the JSON smoketest/preflight
  * write, or the smoketest report is of other parts (its LM head is not
- * meta.yaml's: a stale report). */
-int card_reports(card_input *in, const char *smoketest, const char *preflight);
+ * meta.yaml's: a stale report; an eval report of other parts is dropped
+ * with a warning). */
+int card_reports(card_input *in, const char *smoketest, const char *preflight, const char *eval);
 void card_input_release(card_input *in);
 
 /* Our front matter for a source card's text (its license and base_model

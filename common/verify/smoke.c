@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #define FP16_NEG_INF 0xfc00
@@ -50,12 +51,29 @@ static const part_file *pick(const part_list *l, const char *dir, const char *ki
 	return found;
 }
 
+/* Bytes of the weight file of a compiled model or a package (0 when it has none). */
+static uint64_t weight_file_bytes(const char *path)
+{
+	const char *where[] = {"weights/weight.bin", "Data/com.apple.CoreML/weights/weight.bin"};
+	uint64_t n = 0;
+	for (size_t i = 0; i < sizeof where / sizeof where[0] && !n; i++) {
+		char *w = path_join(path, where[i]);
+		struct stat st;
+		if (stat(w, &st) == 0 && S_ISREG(st.st_mode))
+			n = (uint64_t)st.st_size;
+		free(w);
+	}
+	return n;
+}
+
 static rt_model *load_path(smoke_parts *p, const char *path)
 {
 	rt_model *m = NULL;
 	if (rt_model_open(path, &m) != 0)
 		return NULL;
 	p->owned = xrealloc(p->owned, sizeof *p->owned * (size_t)(p->nowned + 1));
+	p->owned_bytes = xrealloc(p->owned_bytes, sizeof *p->owned_bytes * (size_t)(p->nowned + 1));
+	p->owned_bytes[p->nowned] = weight_file_bytes(path);
 	p->owned[p->nowned++] = m;
 	return m;
 }
@@ -220,9 +238,25 @@ static int read_shapes(smoke_parts *p)
 	return 0;
 }
 
+/* The weights a decode step reads: the embeddings, the LM head and each
+ * chunk's infer file, each file once (an uncombined prefill file, or a
+ * split-rotate pf file, holds a second copy of its chunk's). */
+static uint64_t decode_weight_bytes(const smoke_parts *p)
+{
+	uint64_t n = 0;
+	for (int i = 0; i < p->nowned; i++) {
+		int used = p->owned[i] == p->embed || p->owned[i] == p->lmhead;
+		for (int c = 0; c < p->nchunks && !used; c++)
+			used = p->owned[i] == p->infer[c];
+		n += used ? p->owned_bytes[i] : 0;
+	}
+	return n;
+}
+
 /* After the chunks are open: the window, chat.py's rotate rule, the state. */
 static int finish_open(smoke_parts *p, int window)
 {
+	p->weight_bytes = decode_weight_bytes(p);
 	if (read_shapes(p) != 0)
 		return -1;
 	/* chat.py loads the rotate functions only when context > sliding window */
@@ -414,6 +448,22 @@ int smoke_parts_open(smoke_parts *p, const char *dir, const char *prefix, int lu
 	return rc;
 }
 
+int smoke_parts_open_where(smoke_parts *p, const smoke_where *w, int vocab_size)
+{
+	int rc = w->meta ? open_meta(p, w->meta, w->compiled)
+			 : smoke_parts_open(p, w->dir, w->prefix, w->lut_embed, w->lut_ffn, w->lut_lmhead);
+	if (rc != 0)
+		return -1;
+	if (p->argmax_in_model && p->vocab <= 0)
+		p->vocab = vocab_size; /* head offsets follow the model's vocabulary */
+	if (p->vocab != vocab_size) {
+		errf("%s: %d logits, but the model's vocabulary has %d tokens", p->lmhead_path, p->vocab, vocab_size);
+		smoke_parts_close(p);
+		return -1;
+	}
+	return 0;
+}
+
 void smoke_parts_close(smoke_parts *p)
 {
 	if (!p)
@@ -421,7 +471,7 @@ void smoke_parts_close(smoke_parts *p)
 	rt_state_free(p->state);
 	for (int i = 0; i < p->nowned; i++)
 		rt_model_free(p->owned[i]);
-	free(p->owned), free(p->infer), free(p->prefill), free(p->infer_fn), free(p->prefill_fn);
+	free(p->owned), free(p->owned_bytes), free(p->infer), free(p->prefill), free(p->infer_fn), free(p->prefill_fn);
 	free(p->infer_rot), free(p->prefill_rot), free(p->infer_rot_fn), free(p->prefill_rot_fn);
 	free(p->embed_path), free(p->lmhead_path), free(p->chunk_desc);
 	memset(p, 0, sizeof *p);
@@ -601,7 +651,7 @@ static int decode(smoke_parts *p, const int32_t *tokens, int pos, float *logits,
 	rt_tensor h = {0};
 	if (embed(p, &tokens[pos], 1, &h) != 0 || chunks(p, &h, pos, 1) != 0)
 		return rt_tensor_release(&h), -1;
-	for (int i = 0; i < p->hidden; i++)
+	for (int i = 0; hidden && i < p->hidden; i++)
 		hidden[i] = rt_tensor_get(&h, (size_t)i);
 	int tok = head(p, &h, logits);
 	rt_tensor_release(&h);
@@ -657,6 +707,17 @@ static int missing_rotation(const smoke_parts *p, int last_pos)
 				    "rotate functions (convert with --rotate)", c + 1, p->infer_rot[c] ? "prefill_rotate" : "infer_rotate", w);
 	return 0;
 }
+
+int smoke_step(smoke_parts *p, const int32_t *tokens, int pos, float *logits)
+{
+	if (pos < 0 || pos >= p->context)
+		return errf("position %d is outside the context of %d", pos, p->context);
+	if (missing_rotation(p, pos) != 0)
+		return -1;
+	return decode(p, tokens, pos, logits, NULL);
+}
+
+void smoke_restart(smoke_parts *p) { rt_state_clear(p->state); }
 
 /* The reference beside the generation (smoke_generate_checked): it runs
  * position pos as soon as token[pos] is known. */
@@ -821,8 +882,7 @@ int smoke_argmax(const float *v, int n)
 	return best;
 }
 
-/* log-softmax normaliser in double */
-static double log_sum_exp(const float *x, int n)
+double smoke_log_sum_exp(const float *x, int n)
 {
 	double m = x[smoke_argmax(x, n)], s = 0;
 	for (int i = 0; i < n; i++)
@@ -832,7 +892,7 @@ static double log_sum_exp(const float *x, int n)
 
 double smoke_kl(const float *p_logits, const float *q_logits, int n)
 {
-	double lp = log_sum_exp(p_logits, n), lq = log_sum_exp(q_logits, n), kl = 0;
+	double lp = smoke_log_sum_exp(p_logits, n), lq = smoke_log_sum_exp(q_logits, n), kl = 0;
 	for (int i = 0; i < n; i++) {
 		double a = (double)p_logits[i] - lp, b = (double)q_logits[i] - lq;
 		kl += exp(a) * (a - b);

@@ -47,6 +47,7 @@ typedef struct smoke_parts {
 	rt_model **infer, **prefill;           /* per chunk; the same model when combined */
 	const char **infer_fn, **prefill_fn;   /* function names ("infer"/"prefill" or "main") */
 	rt_model **owned;                      /* models to free */
+	uint64_t *owned_bytes;                 /* the size of each one's weight.bin */
 	int nowned;
 	rt_state *state;
 	rt_model **infer_rot, **prefill_rot;   /* per chunk; NULL: no rotate function */
@@ -60,6 +61,8 @@ typedef struct smoke_parts {
 	int lut_bits;                          /* of the FFN chunks (0: none), from metadata */
 	char *embed_path, *lmhead_path, *chunk_desc;
 	int compiled;                          /* the parts are the .mlmodelc folders */
+	uint64_t weight_bytes;                 /* weight.bin bytes of the embeddings, the LM head
+	                                        * and each chunk's infer file (each file once) */
 } smoke_parts;
 
 /* Find and load the parts under dir with file prefix `prefix` (NULL: the only
@@ -81,6 +84,18 @@ int smoke_parts_open_meta(smoke_parts *p, const char *meta_path);
  * Swift runtime loads) instead of the packages beside them. */
 int smoke_parts_open_compiled(smoke_parts *p, const char *meta_path);
 void smoke_parts_close(smoke_parts *p);
+
+/* Where a program's flags say the parts are: meta.yaml (its .mlmodelc
+ * folders when compiled), or a directory with a prefix and LUT choices
+ * (-1: whatever is there). */
+typedef struct smoke_where {
+	const char *meta, *dir, *prefix;
+	int compiled, lut_embed, lut_ffn, lut_lmhead;
+} smoke_where;
+/* Open them as w says and check that the LM head covers the model's
+ * vocabulary (an argmax head, which states no size, takes vocab_size).
+ * -1 with one errf() line. */
+int smoke_parts_open_where(smoke_parts *p, const smoke_where *w, int vocab_size);
 
 typedef struct smoke_run {
 	int nprompt, nsteps;
@@ -118,6 +133,15 @@ void smoke_run_release(smoke_run *r);
 int smoke_generate_checked(smoke_parts *p, const int32_t *prompt, int nprompt, int steps, int mode,
 			   ref_model *ref, float *ref_logits, int hdim, float *ref_hidden, smoke_run *out);
 
+/* Teacher forcing, one position at a time: run tokens[pos] at pos through
+ * `infer` and the LM head (the rotate functions past the sliding window),
+ * its logits into logits[vocab] (NULL in argmax mode). The caches must
+ * hold positions 0..pos-1 of the same tokens: start each sequence at pos 0
+ * after smoke_restart(). The token the head picks, or -1 with errf(). */
+int smoke_step(smoke_parts *p, const int32_t *tokens, int pos, float *logits);
+/* Empty the caches (zeros) for a new sequence. */
+void smoke_restart(smoke_parts *p);
+
 /* logits[nsteps x vocab] of the reference along run's tokens. */
 int smoke_reference(ref_model *ref, const smoke_run *run, int vocab, float *logits);
 /* The same, also filling hidden[nsteps x H] with the reference's final
@@ -138,5 +162,7 @@ void smoke_compare(const float *ref, const float *got, int steps, int vocab, smo
 /* Per-step values for reports: top-1 ids and KL of step s. */
 int smoke_argmax(const float *v, int n);
 double smoke_kl(const float *p_logits, const float *q_logits, int n);
+/* log(sum(exp(x))) in double: the log-softmax normaliser. */
+double smoke_log_sum_exp(const float *x, int n);
 
 #endif

@@ -62,6 +62,14 @@ bad_copy untied && sed -i.orig 's/"tie_word_embeddings": true,/"tie_word_embeddi
 refused untied_without_head '^anemake: .*untied/config\.json: tie_word_embeddings is false, but .* has no lm_head\.weight$' MODEL="$SCRATCH/untied"
 bad_copy trunc && head -c 3000 "$STORIES/tokenizer.json" >trunc/tokenizer.json
 refused truncated_tokenizer '^anemake: .*trunc/tokenizer\.json' MODEL="$SCRATCH/trunc"
+# make eval's text: checked before anything is converted, naming EVAL.
+: >empty.txt && printf 'Once upon a time.\n' >short.txt && bad_copy other
+refused eval_missing_text '^anemake: EVAL=.*/nope\.txt: no such file$' MODEL="$STORIES" EVAL="$SCRATCH/nope.txt" eval
+refused eval_text_is_a_dir '^anemake: EVAL=.*/other: not a file$' MODEL="$STORIES" EVAL="$SCRATCH/other" eval
+refused eval_empty_text '^anemake: EVAL=.*/empty\.txt: empty$' MODEL="$STORIES" EVAL="$SCRATCH/empty.txt" eval
+refused eval_too_few_tokens '^anemake: EVAL=.*/short\.txt: 6 tokens, an evaluation needs at least 16$' MODEL="$STORIES" \
+	EVAL="$SCRATCH/short.txt" eval
+refused eval_needs_text '^anemake: make eval needs EVAL=<a text file> to measure the model on$' MODEL="$SCRATCH/other" eval
 
 # The defaults: the plan says which group it took, every stage that
 # palettizes agrees, and the result names it.
