@@ -18,6 +18,7 @@
 #include "base/cli.h"
 #include "base/fsutil.h"
 #include "base/hash.h"
+#include "base/progress.h"
 #include "base/util.h"
 #include "checkpoint/hfmodel.h"
 #include "convert/stage.h"
@@ -234,6 +235,8 @@ int main(int argc, char **argv)
 	double min_agree = parse_number("min-agreement", o.min_agree_s, lut ? 85 : 100);
 	double max_kl = parse_number("max-kl", o.max_kl_s, lut ? 0.3 : 0.01);
 	smoke_run run;
+	/* progress: each decode step of the parts, then each position of the reference */
+	progress_begin("runtime and reference", "token", (uint64_t)o.steps + (uint64_t)(nprompt + o.steps - 1), 0);
 	if (smoke_generate(&parts, prompt, nprompt, o.steps, !o.no_prefill, &run) != 0)
 		die_err();
 	ref_options ropt = {.context = parts.context, .threads = o.threads, .rope_anemll_compat = o.anemll_rope};
@@ -242,6 +245,7 @@ int main(int argc, char **argv)
 	float *ref_hidden = xmalloc(sizeof(float) * (size_t)o.steps * (size_t)parts.hidden);
 	if (!ref || smoke_reference_hidden(ref, &run, parts.vocab, ref_logits, parts.hidden, ref_hidden) != 0)
 		die_err();
+	progress_end();
 	smoke_metrics m;
 	if (parts.argmax_in_model)
 		compare_tokens(ref_logits, &run, parts.vocab, &m);

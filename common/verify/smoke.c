@@ -6,6 +6,7 @@
 #include "anemll/metayaml.h"
 #include "base/fp16.h"
 #include "base/fsutil.h"
+#include "base/progress.h"
 #include "base/util.h"
 
 #include <math.h>
@@ -685,6 +686,7 @@ int smoke_generate(smoke_parts *p, const int32_t *prompt_ids, int nprompt, int s
 			return -1;
 		out->tokens[pos] = tok;
 		out->nsteps = s + 1;
+		progress_add(1, 0);
 	}
 	out->seconds = now() - t0;
 	return 0;
@@ -707,6 +709,7 @@ int smoke_reference_hidden(ref_model *ref, const smoke_run *run, int vocab, floa
 		float *h = step >= 0 && hidden && hdim > 0 ? hidden + (size_t)step * (size_t)hdim : NULL;
 		if (ref_forward(ref, run->tokens[pos], pos, l, h) != 0)
 			return -1;
+		progress_add(1, 0);
 	}
 	return 0;
 }
