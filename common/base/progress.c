@@ -75,6 +75,9 @@ static void clock_text(double s, char *buf, size_t cap)
 		snprintf(buf, cap, "%ld:%02ld", t / 60, t % 60);
 }
 
+/* Digits after the point: one below 10 (small sizes, slow rates), else none. */
+static int decimals(double v) { return v < 10 ? 1 : 0; }
+
 /* The current state: "tensor 3 of 9, 812 of 2400 MB, 120 MB/s, ETA 0:13". */
 static void state_text(double t, char *buf, size_t cap)
 {
@@ -82,14 +85,16 @@ static void state_text(double t, char *buf, size_t cap)
 	int n = snprintf(buf, cap, "%s %llu of %llu", P.unit, (unsigned long long)P.items_done,
 			 (unsigned long long)P.items);
 	if (P.bytes) {
-		n += snprintf(buf + n, cap - (size_t)n, ", %.0f of %.0f MB", P.bytes_done / 1e6, P.bytes / 1e6);
+		double mb = P.bytes / 1e6;
+		n += snprintf(buf + n, cap - (size_t)n, ", %.*f of %.*f MB", decimals(mb), P.bytes_done / 1e6,
+			      decimals(mb), mb);
 		done = (double)P.bytes_done, total = (double)P.bytes;
 		if (el > 0 && done > 0)
-			n += snprintf(buf + n, cap - (size_t)n, ", %.0f MB/s", done / 1e6 / el);
+			n += snprintf(buf + n, cap - (size_t)n, ", %.*f MB/s", decimals(done / 1e6 / el), done / 1e6 / el);
 	} else {
 		done = (double)P.items_done, total = (double)P.items;
 		if (el > 0 && done > 0)
-			n += snprintf(buf + n, cap - (size_t)n, ", %.2g %ss/s", done / el, P.unit);
+			n += snprintf(buf + n, cap - (size_t)n, ", %.*f %ss/s", decimals(done / el), done / el, P.unit);
 	}
 	if (el > 0 && done > 0 && total > done) {
 		char eta[32];
@@ -117,7 +122,7 @@ void progress_add(uint64_t items, uint64_t bytes)
 	if (P.depth > 0 && P.mode != MODE_OFF) {
 		P.items_done += items, P.bytes_done += bytes;
 		double t = now();
-		int due = P.mode == MODE_EVERY_ITEM ||
+		int due = (P.mode == MODE_EVERY_ITEM && items) ||
 			  (t - P.start >= PROGRESS_DELAY &&
 			   (!P.shown || t - P.last_shown >= (P.tty ? PROGRESS_REDRAW : PROGRESS_EVERY)));
 		if (due)
@@ -134,7 +139,7 @@ void progress_end(void)
 		double el = now() - P.start;
 		char size[64] = "";
 		if (P.bytes_done)
-			snprintf(size, sizeof size, ", %.0f MB", P.bytes_done / 1e6);
+			snprintf(size, sizeof size, ", %.*f MB", decimals(P.bytes_done / 1e6), P.bytes_done / 1e6);
 		fprintf(out(), "%s%s: %s: %llu %s%s%s in %.1f s%s\n", P.tty ? "\r" : "", progname(), P.what,
 			(unsigned long long)P.items_done, P.unit, P.items_done == 1 ? "" : "s", size, el,
 			P.tty ? "\033[K" : "");

@@ -7,7 +7,7 @@
  * plumbing, and a progress_begin() inside another one only counts.
  *
  * What is shown, always on stderr (outputs never change):
- *   "embed: llama_embeddings: tensor 3 of 9, 812 of 2400 MB, 120 MB/s, ETA 13 s"
+ *   "ffn: llama_FFN_lut6_chunk_01of08.mlpackage: tensor 3 of 36, 812 of 2400 MB, 120 MB/s, ETA 0:13"
  * (the rate and the ETA by bytes when the caller knows them, else by items).
  * Nothing for the first PROGRESS_DELAY seconds: short runs stay silent. Then,
  * on a terminal, one line rewritten in place (\r) at most a few times a
