@@ -16,6 +16,7 @@ static struct {
 	mode mode;
 	char what[160], unit[24];
 	uint64_t items, bytes, items_done, bytes_done;
+	uint64_t partial; /* bytes of the item under way (progress_partial), until it is added */
 	double start, last_shown;
 	int shown;    /* something was printed: progress_end closes it */
 	FILE *out;    /* NULL: stderr */
@@ -56,7 +57,7 @@ void progress_begin(const char *what, const char *unit, uint64_t items, uint64_t
 		P.mode = env_mode();
 		snprintf(P.what, sizeof P.what, "%s", what);
 		snprintf(P.unit, sizeof P.unit, "%s", unit);
-		P.items = items, P.bytes = bytes, P.items_done = P.bytes_done = 0;
+		P.items = items, P.bytes = bytes, P.items_done = P.bytes_done = P.partial = 0;
 		P.start = P.last_shown = now();
 		P.shown = 0;
 		if (P.tty < 0)
@@ -86,9 +87,8 @@ static void state_text(double t, char *buf, size_t cap)
 			 (unsigned long long)P.items);
 	if (P.bytes) {
 		double mb = P.bytes / 1e6;
-		n += snprintf(buf + n, cap - (size_t)n, ", %.*f of %.*f MB", decimals(mb), P.bytes_done / 1e6,
-			      decimals(mb), mb);
-		done = (double)P.bytes_done, total = (double)P.bytes;
+		done = (double)(P.bytes_done + P.partial), total = (double)P.bytes;
+		n += snprintf(buf + n, cap - (size_t)n, ", %.*f of %.*f MB", decimals(mb), done / 1e6, decimals(mb), mb);
 		if (el > 0 && done > 0)
 			n += snprintf(buf + n, cap - (size_t)n, ", %.*f MB/s", decimals(done / 1e6 / el), done / 1e6 / el);
 	} else {
@@ -116,11 +116,13 @@ static void show(double t)
 	P.last_shown = t;
 }
 
-void progress_add(uint64_t items, uint64_t bytes)
+/* Count what was done; show it when it is time. */
+static void advance(uint64_t items, uint64_t bytes, uint64_t partial)
 {
 	pthread_mutex_lock(&P.lock);
 	if (P.depth > 0 && P.mode != MODE_OFF) {
 		P.items_done += items, P.bytes_done += bytes;
+		P.partial = items ? 0 : P.partial + partial;
 		double t = now();
 		int due = (P.mode == MODE_EVERY_ITEM && items) ||
 			  (t - P.start >= PROGRESS_DELAY &&
@@ -130,6 +132,9 @@ void progress_add(uint64_t items, uint64_t bytes)
 	}
 	pthread_mutex_unlock(&P.lock);
 }
+
+void progress_add(uint64_t items, uint64_t bytes) { advance(items, bytes, 0); }
+void progress_partial(uint64_t bytes) { advance(0, 0, bytes); }
 
 void progress_end(void)
 {

@@ -35,6 +35,9 @@
 void progress_begin(const char *what, const char *unit, uint64_t items, uint64_t bytes);
 /* `items` more done, `bytes` of them. Safe from several threads. */
 void progress_add(uint64_t items, uint64_t bytes);
+/* `bytes` more of the item under way (a large tensor's groups): shown, and
+ * replaced by what progress_add() says when the item is done. */
+void progress_partial(uint64_t bytes);
 /* The end of the report begun last (the closing line when any was shown). */
 void progress_end(void);
 

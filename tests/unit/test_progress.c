@@ -146,6 +146,29 @@ static void test_items_and_nesting(void)
 	stop();
 }
 
+/* A large item's parts move the line; the item's own count replaces them. */
+static void test_partial_bytes(void)
+{
+	start(0, NULL);
+	progress_begin("head", "tensor", 2, 200000000u);
+	t_now = 102;
+	progress_partial(30000000u);
+	t_now = 104;
+	progress_partial(20000000u); /* 50 MB at 4 s: shown (past the delay) */
+	t_now = 110;
+	progress_add(1, 100000000u);
+	t_now = 115;
+	progress_add(1, 100000000u); /* 200 MB at 15 s: 10 s after the last line */
+	progress_end();
+	int lines;
+	const char *s = written(&lines);
+	CHECKF(lines == 3, "%d lines: %s", lines, s);
+	CHECKF(strstr(s, ": head: tensor 0 of 2, 50 of 200 MB, 12 MB/s, ETA 0:12\n") != NULL, "%s", s);
+	CHECKF(strstr(s, ": head: tensor 2 of 2, 200 of 200 MB, 13 MB/s\n") != NULL, "%s", s);
+	CHECKF(strstr(s, ": head: 2 tensors, 200 MB in 15.0 s\n") != NULL, "%s", s);
+	stop();
+}
+
 /* A child with ANEMAKE_STATS set that holds 64 MB for a while: its report
  * says so, although the memory is freed before the exit (the peaks are
  * the kernel's high-water mark and the sampling thread's). */
@@ -192,6 +215,7 @@ int main(void)
 	RUN(test_terminal_line_is_rewritten);
 	RUN(test_environment_modes);
 	RUN(test_items_and_nesting);
+	RUN(test_partial_bytes);
 	RUN(test_runstats_child);
 	free(g_text);
 	return test_finish();
