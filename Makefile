@@ -3,7 +3,7 @@
 #   make                 build every program into bin/
 #   make check           build with ASan+UBSan and run every test
 #   make demo            convert the bundled stories260K end to end
-#   make bench           speed and memory figures (never part of check)
+#   make bench           speed and memory figures, never part of check (BENCH=regex, BENCH_LAYERS=N)
 #   make fuzz            each fuzz target until its coverage stops growing
 #                        (FUZZ_ROUND=30 FUZZ_MAX_SECONDS=600; FUZZ_SECONDS=N: N each)
 #   V=1                  show compiler command lines

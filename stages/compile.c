@@ -14,6 +14,7 @@
  */
 #include "base/cli.h"
 #include "base/fsutil.h"
+#include "base/progress.h"
 #include "base/util.h"
 #include "coreml/mlmodelc.h"
 #include "coreml/mlpackage.h"
@@ -32,6 +33,7 @@ extern char **environ;
 typedef struct options {
 	const char *input, *output, *max_mb, *target;
 	char **inputs; /* --input and the paths after it */
+	uint64_t *bytes; /* weight.bin of each, once checked */
 	int ninputs;
 	double limit_mb;
 } options;
@@ -109,16 +111,21 @@ static void report_too_big(const char *path, uint64_t bytes, const options *o)
 	free(fix), free(name);
 }
 
-static void check_sizes(const options *o)
+/* Every part's weight.bin size into o->bytes; their sum. */
+static uint64_t check_sizes(options *o)
 {
 	int bad = 0;
+	uint64_t total = 0;
+	o->bytes = xcalloc((size_t)o->ninputs, sizeof *o->bytes);
 	for (int i = 0; i < o->ninputs; i++) {
-		uint64_t n = weight_bytes(o->inputs[i]);
+		uint64_t n = o->bytes[i] = weight_bytes(o->inputs[i]);
 		if ((double)n > o->limit_mb * 1024.0 * 1024.0)
 			report_too_big(o->inputs[i], n, o), bad++;
+		total += n;
 	}
 	if (bad)
 		exit(EXIT_DATA);
+	return total;
 }
 
 /* ------------------------------------------------------------------ */
@@ -205,21 +212,24 @@ int main(int argc, char **argv)
 	set_progname(argv[0]);
 	options o;
 	parse_args(argc, argv, &o);
-	check_sizes(&o);
+	uint64_t total = check_sizes(&o);
 	int xcrun = have_coremlcompiler();
 	if (!xcrun)
 		notice_own_layout();
 	if (o.output && mkdir_p(o.output) != 0)
 		die_err();
+	progress_begin("compile", "part", (uint64_t)o.ninputs, total);
 	for (int i = 0; i < o.ninputs; i++) {
 		char *out = output_path(&o, o.inputs[i]);
 		if ((xcrun ? compile_xcrun(o.inputs[i], out) : mlmodelc_write(o.inputs[i], out)) != 0)
 			die_err();
 		printf("%s\n", out);
 		free(out);
+		progress_add(1, o.bytes[i]);
 	}
+	progress_end();
 	if (stdout_close_checked() != 0)
 		die_err();
-	free(o.inputs);
+	free(o.inputs), free(o.bytes);
 	return 0;
 }

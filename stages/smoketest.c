@@ -18,6 +18,7 @@
 #include "base/cli.h"
 #include "base/fsutil.h"
 #include "base/hash.h"
+#include "base/progress.h"
 #include "base/util.h"
 #include "checkpoint/hfmodel.h"
 #include "convert/stage.h"
@@ -230,6 +231,8 @@ int main(int argc, char **argv)
 	int lut = parts.lut_bits > 0;
 	double min_agree = parse_number("min-agreement", o.min_agree_s, lut ? 85 : 100);
 	double max_kl = parse_number("max-kl", o.max_kl_s, lut ? 0.3 : 0.01);
+	/* progress: each decode step of the parts and each position of the reference */
+	progress_begin("runtime and reference", "token", (uint64_t)o.steps + (uint64_t)(nprompt + o.steps - 1), 0);
 	ref_options ropt = {.context = parts.context, .threads = o.threads, .rope_anemll_compat = o.anemll_rope};
 	ref_model *ref = ref_open(&hf, &ropt);
 	if (!ref)
@@ -240,6 +243,7 @@ int main(int argc, char **argv)
 	if (smoke_generate_checked(&parts, prompt, nprompt, o.steps, !o.no_prefill, ref, ref_logits, parts.hidden,
 				   ref_hidden, &run) != 0)
 		die_err();
+	progress_end();
 	smoke_metrics m;
 	if (parts.argmax_in_model)
 		compare_tokens(ref_logits, &run, parts.vocab, &m);

@@ -1,5 +1,6 @@
 /* util.c: messages, error recording and checked allocation (see util.h). */
 #include "base/util.h"
+#include "base/runstats.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@ void set_progname(const char *argv0)
 {
 	const char *slash = strrchr(argv0, '/');
 	g_progname = slash ? slash + 1 : argv0;
+	runstats_start(); /* every program passes here first: ANEMAKE_STATS covers them all */
 }
 
 const char *progname(void) { return g_progname; }

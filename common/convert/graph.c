@@ -17,9 +17,13 @@
 
 #include "anemll/anemll.h"
 #include "base/fp16.h"
+#include "base/fsutil.h"
+#include "base/progress.h"
 #include "base/util.h"
+#include "coreml/blob.h"
 #include "coreml/mlpackage.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -672,12 +676,46 @@ int graph_build_monolithic(ml_model *m, weights_ctx *w, const hf_model *hf, cons
 /* ------------------------------------------------------------------ */
 /* Packages                                                            */
 
+int graph_dry_run(graph_build_fn build, const void *ctx, weights_ctx *w)
+{
+	weights_init(w, NULL, NULL, 0);
+	FILE *f = fopen("/dev/null", "w+b"); /* constants other than weights (RoPE tables) go nowhere */
+	if (!f)
+		return errf("/dev/null: %s", strerror(errno));
+	blob_writer *bw = blob_writer_open_file(f, "/dev/null");
+	if (!bw) {
+		fclose(f);
+		return -1;
+	}
+	w->bw = bw;
+	w->check_only = 1;
+	ml_model *m = ml_model_new(ML_SPEC_IOS18);
+	int rc = build(m, w, ctx);
+	ml_model_free(m);
+	blob_writer_abort(bw);
+	fclose(f);
+	w->bw = NULL;
+	return rc;
+}
+
+/* The progress report of a package: its tensors, named by the file. */
+static void begin_progress(const char *path, graph_build_fn build, const void *ctx)
+{
+	weights_ctx plan;
+	int known = graph_dry_run(build, ctx, &plan) == 0;
+	char *name = path_basename(path);
+	progress_begin(name, "tensor", known ? plan.n_planned : 0, known ? plan.planned_bytes : 0);
+	free(name);
+	weights_release(&plan);
+}
+
 int graph_write_package(const char *path, graph_build_fn build, const void *ctx, const anemll_meta *meta,
 			graph_write_opts *wo)
 {
 	mlpackage_writer pw;
 	if (mlpackage_begin(&pw, path) != 0)
 		return -1;
+	begin_progress(path, build, ctx);
 	ml_model *m = ml_model_new(ML_SPEC_IOS18);
 	weights_ctx w;
 	weights_init(&w, pw.weights, &wo->lut, wo->threads);
@@ -701,6 +739,7 @@ int graph_write_package(const char *path, graph_build_fn build, const void *ctx,
 	weights_summary(&w, wo->summary, sizeof wo->summary);
 	weights_release(&w);
 	ml_model_free(m);
+	progress_end();
 	return rc;
 }
 

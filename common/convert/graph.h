@@ -225,9 +225,14 @@ typedef struct graph_write_opts {
 
 /* Build a part's program and description into m, emitting weights through w. */
 typedef int (*graph_build_fn)(ml_model *m, weights_ctx *w, const void *ctx);
+/* build() in check-only mode (weights.h): nothing is read or written, w
+ * (initialised here; the caller releases it) records the tensors and their
+ * sizes. -1 with errf() when the build fails. */
+int graph_dry_run(graph_build_fn build, const void *ctx, weights_ctx *w);
 /* Write a single-function package at `path`: build() fills the model, meta
  * its ANEMLL metadata; weights are palettized per wo (LUT cache, quality
- * sidecar, summary). Atomic: the package appears whole or not at all; -1
+ * sidecar, summary). Its tensors are the items of a progress report
+ * (base/progress.h), counted first by a dry run. Atomic: the package appears whole or not at all; -1
  * with errf() on failure (the error of build() is kept). */
 int graph_write_package(const char *path, graph_build_fn build, const void *ctx, const anemll_meta *meta,
 			graph_write_opts *wo);

@@ -25,6 +25,7 @@
 #include "convert/lut.h"
 
 #include "base/fp16.h"
+#include "base/progress.h"
 #include "base/util.h"
 
 #include <math.h>    /* floor, frexp, ldexp, nearbyint, sqrt, log10 */
@@ -1071,6 +1072,7 @@ static void *lut_worker(void *arg)
 		}
 		j->sse[g] = o.sse;
 		j->energy[g] = o.energy;
+		progress_partial(gn * 2); /* a large tensor moves the progress line too */
 	}
 	scratch_release(&s);
 	return NULL;

@@ -2,12 +2,15 @@
 #include "convert/lutcheck.h"
 #include "base/util.h"
 #include "convert/graph.h"
-#include "coreml/blob.h"
 #include "coreml/mlmodel.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+
+typedef struct lutcheck_job {
+	const hf_model *hf;
+	const graph_mono_opts *o;
+} lutcheck_job;
 
 static lut_spec spec_of(const lutcheck_part *p)
 {
@@ -15,28 +18,20 @@ static lut_spec spec_of(const lutcheck_part *p)
 	return p->spec ? *p->spec : none;
 }
 
+static int build_mono(ml_model *m, weights_ctx *w, const void *ctx)
+{
+	const lutcheck_job *j = ctx;
+	return graph_build_monolithic(m, w, j->hf, j->o);
+}
+
 /* The whole model through the builder in check-only mode: w->targets. */
 static int collect(const hf_model *hf, const lutcheck *lc, weights_ctx *w)
 {
-	FILE *f = fopen("/dev/null", "w+b"); /* constants other than weights (RoPE tables) go nowhere */
-	if (!f)
-		return errf("/dev/null: %s", strerror(errno));
-	blob_writer *bw = blob_writer_open_file(f, "/dev/null");
-	if (!bw) {
-		fclose(f);
-		return -1;
-	}
-	weights_init(w, bw, NULL, 0);
-	w->check_only = 1;
 	graph_mono_opts o = {.mode = GRAPH_DECODE, .context = lc->context, .batch = 1,
 			     .lut_embed = spec_of(&lc->embed), .lut_ffn = spec_of(&lc->layers), .lut_head = spec_of(&lc->head),
 			     .lut_embed_flag = lc->embed.name, .lut_ffn_flag = lc->layers.name, .lut_head_flag = lc->head.name};
-	ml_model *m = ml_model_new(ML_SPEC_IOS18);
-	int rc = graph_build_monolithic(m, w, hf, &o);
-	ml_model_free(m);
-	blob_writer_abort(bw);
-	fclose(f);
-	return rc;
+	lutcheck_job j = {hf, &o};
+	return graph_dry_run(build_mono, &j, w);
 }
 
 static int64_t gcd64(int64_t a, int64_t b)

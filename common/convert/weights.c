@@ -1,6 +1,7 @@
 /* weights.c: blob consts and palettized weights (see weights.h). */
 #include "convert/weights.h"
 #include "base/fsutil.h"
+#include "base/progress.h"
 #include "base/util.h"
 #include "convert/lutcache.h"
 
@@ -106,6 +107,7 @@ static const char *emit_dense_rows(weights_ctx *w, mil_block *b, const char *nam
 			return NULL; /* mid-blob: the package is abandoned, blob_end would rightly object */
 		}
 		rc = blob_write(w->bw, buf, (size_t)(n * cols) * 2);
+		progress_partial(n * cols * 2); /* a 1 GB embedding table is one item */
 	}
 	free(buf);
 	if (blob_end(w->bw) != 0 || rc != 0)
@@ -203,15 +205,15 @@ static const char *emit_placeholder(weights_ctx *w, mil_block *b, const char *na
 	}
 	mil_type *t = mil_type_tensor(b->arena, MIL_FP16, rank, shape);
 	mil_block_add_const(b, name, mil_value_blob(b->arena, t, NULL, 0));
+	w->n_planned++;
+	w->planned_bytes += (uint64_t)numel(rank, shape) * 2;
 	return mil_strdup(b->arena, name);
 }
 
-const char *weights_emit(weights_ctx *w, mil_block *b, const char *name, const char *source, const uint16_t *data,
-			 size_t rank, const int64_t *shape)
+/* The dense or palettized weight; NULL with errf() when the LUT's group does not fit. */
+static const char *emit_data(weights_ctx *w, mil_block *b, const char *name, const char *source,
+			     const uint16_t *data, size_t rank, const int64_t *shape)
 {
-	ASSERT(rank >= 1 && rank <= 8);
-	if (w->check_only)
-		return emit_placeholder(w, b, name, source, rank, shape);
 	if (!weights_lut_applies(w, rank, shape))
 		return emit_dense(w, b, name, data, rank, shape);
 	if (w->lut.group > 0 && shape[0] % w->lut.group) {
@@ -224,14 +226,30 @@ const char *weights_emit(weights_ctx *w, mil_block *b, const char *name, const c
 	return emit_palettized(w, b, name, data, rank, shape);
 }
 
+const char *weights_emit(weights_ctx *w, mil_block *b, const char *name, const char *source, const uint16_t *data,
+			 size_t rank, const int64_t *shape)
+{
+	ASSERT(rank >= 1 && rank <= 8);
+	if (w->check_only)
+		return emit_placeholder(w, b, name, source, rank, shape);
+	const char *var = emit_data(w, b, name, source, data, rank, shape);
+	if (var)
+		progress_add(1, (uint64_t)numel(rank, shape) * 2);
+	return var;
+}
+
 const char *weights_emit_rows(weights_ctx *w, mil_block *b, const char *name, const char *source,
 			      weights_rows_fn rows, void *ctx, size_t rank, const int64_t *shape)
 {
 	ASSERT(rank >= 1 && rank <= 8);
 	if (w->check_only)
 		return emit_placeholder(w, b, name, source, rank, shape);
-	if (!weights_lut_applies(w, rank, shape))
-		return emit_dense_rows(w, b, name, rows, ctx, rank, shape);
+	if (!weights_lut_applies(w, rank, shape)) {
+		const char *var = emit_dense_rows(w, b, name, rows, ctx, rank, shape);
+		if (var)
+			progress_add(1, (uint64_t)numel(rank, shape) * 2);
+		return var;
+	}
 	uint16_t *data = xmalloc(xmul((size_t)numel(rank, shape), 2) + 2);
 	const char *v = rows(ctx, 0, (uint64_t)shape[0], data) == 0 ? weights_emit(w, b, name, source, data, rank, shape)
 								  : NULL;

@@ -51,6 +51,8 @@ typedef struct weights_ctx {
 	int check_only;
 	weights_target *targets;
 	size_t ntargets, targets_cap;
+	size_t n_planned;        /* check only: tensors emitted, and their fp16 bytes */
+	uint64_t planned_bytes;  /* (what the real pass will write: progress totals) */
 	size_t n_dense, n_palettized, n_cached;
 	uint64_t dense_bytes, palettized_bytes;
 	weights_quality *quality;
@@ -70,7 +72,8 @@ void weights_release(weights_ctx *w);
 int weights_lut_applies(const weights_ctx *w, size_t rank, const int64_t *shape);
 
 /* Emit weight `name` with fp16 values `data` (row-major, `shape`) into block
- * b; `source` names it as the checkpoint does, for messages. Returns the
+ * b; `source` names it as the checkpoint does, for messages. Each one
+ * counts as a tensor of the stage's progress report (base/progress.h). Returns the
  * name of the var holding the dense weight (name, or name_palettized), owned
  * by b's arena; NULL with errf() on failure (the LUT group size not dividing
  * the channel count is one, naming lut_flag, the spec and the tensor). In

@@ -13,6 +13,7 @@
 #include "coreml/combine.h"
 #include "base/fsutil.h"
 #include "base/hash.h"
+#include "base/progress.h"
 #include "base/util.h"
 #include "coreml/blob.h"
 #include "coreml/mil.h"
@@ -261,6 +262,7 @@ static int rewrite_blob(mil_value *v, void *ctx)
 	v->offset = e->offset;
 	v->file = mil_strdup(c->arena, MIL_WEIGHT_FILE);
 	c->st.blob_refs++;
+	progress_add(0, b->nbytes);
 	return 0;
 }
 
@@ -306,7 +308,9 @@ static int add_function(ml_model *m, combiner *c, source *s)
 		sort_params(f->blocks[i].block);
 	ml_model_copy_function(m, s->fd, s->spec->target);
 	c->src = s;
-	return mil_function_foreach_value(f, rewrite_blob, c);
+	int rc = mil_function_foreach_value(f, rewrite_blob, c);
+	progress_add(1, 0);
+	return rc;
 }
 
 static ml_model *model_new(const source *src, size_t n)
@@ -405,6 +409,17 @@ static void combine_metadata(ml_model *m, const source *src, size_t n)
 /* ------------------------------------------------------------------ */
 /* Entry point                                                         */
 
+/* Progress by function, and by the bytes of every blob each one refers to. */
+static void begin_progress(const char *out_path, const source *src, size_t n)
+{
+	uint64_t bytes = 0;
+	for (size_t i = 0; i < n; i++)
+		bytes += weight_bin_size(&src[i].pkg);
+	char *name = path_basename(out_path);
+	progress_begin(name, "function", n, bytes);
+	free(name);
+}
+
 static int write_combined(const char *out_path, source *src, size_t n, combine_stats *stats)
 {
 	mlpackage_writer pw;
@@ -413,8 +428,10 @@ static int write_combined(const char *out_path, source *src, size_t n, combine_s
 	ml_model *m = model_new(src, n);
 	combiner c = {.bw = pw.weights, .arena = m->arena};
 	int rc = 0;
+	begin_progress(out_path, src, n);
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = add_function(m, &c, &src[i]);
+	progress_end();
 	ml_model_set_default_function(m, src[0].spec->target);
 	combine_metadata(m, src, n);
 	c.st.combined_bytes = blob_writer_size(pw.weights);

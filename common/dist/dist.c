@@ -2,6 +2,7 @@
 #include "dist/dist.h"
 
 #include "base/fsutil.h"
+#include "base/progress.h"
 #include "base/util.h"
 #include "dist/zipdir.h"
 
@@ -206,18 +207,23 @@ static int write_common(const dist_plan *p, const char *dir)
 
 static int stage_parts(dist_plan *p, const dist_out *o, time_t mtime)
 {
-	for (size_t i = 0; i < p->nparts; i++) {
+	uint64_t bytes = 0;
+	for (size_t i = 0; i < p->nparts; i++)
+		bytes += p->parts[i].bytes;
+	progress_begin("packing", "part", p->nparts, bytes);
+	int rc = 0;
+	for (size_t i = 0; i < p->nparts && rc == 0; i++) {
 		dist_part *d = &p->parts[i];
 		char *zip = xasprintf("%s/%s.zip", o->standard_tmp, d->file), *dir = path_join(o->ios_tmp, d->file);
 		info(1, "packing %s (%.1f MB)", d->file, (double)d->bytes / (1024.0 * 1024.0));
-		int rc = zipdir_write(d->path, zip, mtime, &d->zip_bytes);
+		rc = zipdir_write(d->path, zip, mtime, &d->zip_bytes);
 		if (rc == 0)
 			rc = copy_tree(d->path, dir);
 		free(zip), free(dir);
-		if (rc != 0)
-			return -1;
+		progress_add(1, d->bytes);
 	}
-	return 0;
+	progress_end();
+	return rc;
 }
 
 int dist_stage(dist_plan *p, const char *dist, time_t mtime, dist_out *o)

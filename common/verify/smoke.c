@@ -6,6 +6,7 @@
 #include "anemll/metayaml.h"
 #include "base/fp16.h"
 #include "base/fsutil.h"
+#include "base/progress.h"
 #include "base/util.h"
 
 #include <math.h>
@@ -764,6 +765,7 @@ static void *follow(void *arg)
 			f->rc = -1;
 			return NULL;
 		}
+		progress_add(1, 0);
 	}
 	return NULL;
 }
@@ -806,6 +808,7 @@ static int generate(smoke_parts *p, const int32_t *prompt_ids, int nprompt, int 
 		out->tokens[pos] = tok;
 		out->nsteps = s + 1;
 		publish(f, pos + 1);
+		progress_add(1, 0);
 	}
 	out->seconds = now() - t0;
 	if (f) {
@@ -853,6 +856,7 @@ int smoke_reference_hidden(ref_model *ref, const smoke_run *run, int vocab, floa
 		float *h = step >= 0 && hidden && hdim > 0 ? hidden + (size_t)step * (size_t)hdim : NULL;
 		if (ref_forward(ref, run->tokens[pos], pos, l, h) != 0)
 			return -1;
+		progress_add(1, 0);
 	}
 	return 0;
 }

@@ -4,6 +4,11 @@
 # counts them). Environment: BIN, TESTBIN, SRC, SHARED, SCRATCH (the cwd).
 # Golden files live in tests/cli/golden/; UPDATE_GOLDEN=1 rewrites them.
 
+# Progress lines depend on the machine's speed (base/progress.h): none in
+# what tests compare, unless a test asks for them.
+export ANEMAKE_PROGRESS=0
+unset ANEMAKE_STATS
+
 _failed=0
 ok() { echo "ok $1"; }
 fail() { echo "FAIL $1: $2"; _failed=1; }
