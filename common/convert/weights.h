@@ -21,6 +21,7 @@
 #define ANEMAKE_WEIGHTS_H
 
 #include "convert/lut.h"
+#include "convert/lutover.h"
 #include "coreml/blob.h"
 #include "coreml/mil.h"
 
@@ -46,6 +47,14 @@ typedef struct weights_ctx {
 	int threads;       /* for the quantizer; 0 = all cores */
 	const char *cache_dir; /* NULL: no LUT cache */
 	const char *lut_flag; /* how messages name lut's origin; NULL: "--lut" */
+	/* Overrides by tensor pattern (lutover.h), NULL: none; they win over lut.
+	 * Check-only builds count their matches in them. */
+	lut_overrides *ov;
+	const char *alias; /* another name overrides match the next tensor by ("lm_head") */
+	/* Calibration statistics (calstats.h), NULL: none. A tensor with an
+	 * entry for its input is palettized activation-aware. */
+	const struct calstats *stats;
+	size_t n_weighted;
 	/* Check only (the plan, lutcheck.h): no data is read or written; every
 	 * tensor the LUT applies to is recorded instead of palettized. */
 	int check_only;
@@ -80,7 +89,9 @@ const char *weights_emit(weights_ctx *w, mil_block *b, const char *name, const c
 			 size_t rank, const int64_t *shape);
 
 /* Sidecar "<package base>.quality.json": one entry per palettized tensor
- * (name, bits, group, rel_rms, snr_db) and the totals; written atomically.
+ * (name, bits, group, rel_rms, snr_db) and the totals, the overrides in
+ * force (lut_override, canonical) and the calibration statistics'
+ * SHA-256 with the count of activation-weighted tensors; written atomically.
  * Nothing is written (and an old sidecar removed) when nothing was palettized. */
 int weights_write_quality(const weights_ctx *w, const char *path);
 

@@ -41,6 +41,14 @@
 
 #include <stdint.h>
 
+/* Where ref_options.tap observes a linear layer's input. */
+typedef enum ref_tap_site {
+	REF_TAP_QKV,     /* q/k/v_proj's input: the normed hidden state [hidden] */
+	REF_TAP_O,       /* o_proj's input: the attention output [heads * head_dim] */
+	REF_TAP_GATE_UP, /* gate/up_proj's input: the normed hidden state [hidden] */
+	REF_TAP_DOWN,    /* down_proj's input: act(gate) * up [intermediate] */
+} ref_tap_site;
+
 typedef struct ref_options {
 	int context;            /* KV-cache length: positions 0..context-1;
 	                         * 0: min(max_position_embeddings, 2048) */
@@ -65,6 +73,10 @@ typedef struct ref_options {
 	                         * alpha times the original and the final norm
 	                         * cancels it. Needs four norms per layer (Gemma 3);
 	                         * 0: off */
+	/* Observation (calibration statistics, verify/calib.h): called with each
+	 * linear layer's input of decoder layer `layer` as it is multiplied; NULL: none. */
+	void (*tap)(void *ctx, int layer, ref_tap_site site, const float *x, int n);
+	void *tap_ctx;
 } ref_options;
 
 typedef struct ref_model ref_model;

@@ -1,0 +1,84 @@
+/* calib.c: E[x^2] of every linear layer's input over a text (see calib.h). */
+#include "verify/calib.h"
+#include "base/util.h"
+#include "verify/reference.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define NSITES 4
+
+/* Sums of x^2 per layer and site. */
+typedef struct sums {
+	int layers;
+	int len[NSITES];
+	double *s[NSITES]; /* [layers * len] */
+} sums;
+
+static void tap(void *ctx, int layer, ref_tap_site site, const float *x, int n)
+{
+	sums *t = ctx;
+	ASSERT(site < NSITES && n == t->len[site] && layer < t->layers);
+	double *s = t->s[site] + (size_t)layer * (size_t)n;
+	for (int k = 0; k < n; k++)
+		s[k] += (double)x[k] * x[k];
+}
+
+/* The tensors each site feeds. */
+static const char *const SITE_TENSORS[NSITES][3] = {
+	[REF_TAP_QKV] = {"self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight"},
+	[REF_TAP_O] = {"self_attn.o_proj.weight"},
+	[REF_TAP_GATE_UP] = {"mlp.gate_proj.weight", "mlp.up_proj.weight"},
+	[REF_TAP_DOWN] = {"mlp.down_proj.weight"},
+};
+
+static void put_means(calstats *out, const char *name, const double *sum, int n, size_t tokens)
+{
+	double *v = xmalloc(xmul((size_t)n, sizeof *v));
+	for (int k = 0; k < n; k++)
+		v[k] = sum[k] / (double)tokens;
+	calstats_set(out, name, (uint64_t)n, v);
+	free(v);
+}
+
+int calib_collect(const hf_model *hf, const int32_t *ids, size_t n, int context, int threads, calstats *out)
+{
+	const hf_config *c = &hf->cfg;
+	if (n == 0)
+		return errf("calibration text: no tokens");
+	int H = c->hidden_size, Q = c->num_attention_heads * c->head_dim;
+	sums t = {.layers = c->num_hidden_layers, .len = {[REF_TAP_QKV] = H, [REF_TAP_O] = Q,
+							   [REF_TAP_GATE_UP] = H, [REF_TAP_DOWN] = c->intermediate_size}};
+	for (int s = 0; s < NSITES; s++)
+		t.s[s] = xcalloc(xmul((size_t)t.layers, (size_t)t.len[s]), sizeof(double));
+	ref_options ro = {.context = context, .threads = threads, .tap = tap, .tap_ctx = &t};
+	ref_model *m = ref_open(hf, &ro);
+	double *head = xcalloc((size_t)H, sizeof *head);
+	float *hidden = xmalloc(xmul((size_t)H, sizeof *hidden));
+	int rc = m ? 0 : -1, ctx = m ? ref_context(m) : 1;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		int pos = (int)(i % (size_t)ctx);
+		if (pos == 0)
+			ref_reset(m);
+		rc = ref_forward(m, ids[i], pos, NULL, hidden);
+		for (int k = 0; rc == 0 && k < H; k++)
+			head[k] += (double)hidden[k] * hidden[k];
+	}
+	for (int l = 0; rc == 0 && l < t.layers; l++)
+		for (int s = 0; s < NSITES; s++)
+			for (int j = 0; j < 3 && SITE_TENSORS[s][j]; j++) {
+				const st_tensor *w = hf_layer_tensor(hf, l, SITE_TENSORS[s][j]);
+				if (w)
+					put_means(out, w->name, t.s[s] + (size_t)l * (size_t)t.len[s], t.len[s], n);
+			}
+	if (rc == 0) {
+		put_means(out, CALSTATS_HEAD, head, H, n);
+		out->tokens = n;
+	}
+	ref_close(m);
+	for (int s = 0; s < NSITES; s++)
+		free(t.s[s]);
+	free(head);
+	free(hidden);
+	return rc;
+}
