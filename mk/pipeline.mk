@@ -107,11 +107,12 @@ $(ST)/calib.stamp: $(ST)/calib.key
 	$(Q)$(STEP) calib "calibration statistics" -- $(PIPE_BIN)/calib --model '$(MODEL_DIR)' --text '$(CALIB)' \
 	  --output '$(OUT)/calib.stats'
 
-# LUT2=auto:BITS[,GROUP]: each layer tensor's error at 2, 3, 4, 6 and 8 bits on the
-# calibration statistics, the widths that minimise the total within the budget: OUT/lut_plan.txt.
+# LUT2=auto:BITS[,GROUP]: each layer tensor's effect on the output (mean KL on the calibration
+# text) at 2, 3, 4, 6 and 8 bits, with GROUP and per tensor; the choice with the least total
+# within BITS per weight: OUT/lut_plan.txt (lutauto).
 $(ST)/lutplan.stamp: $(ST)/lutplan.key $(ST)/calib.stamp
 	$(Q)$(STEP) lutplan "mixed-precision plan" -- $(PIPE_BIN)/lutauto --model '$(MODEL_DIR)' --output '$(OUT)' \
-	  --calib-stats '$(OUT)/calib.stats' --budget $(LUT2_AUTO) --plan '$(OUT)/lut_plan.txt'
+	  --calib-stats '$(OUT)/calib.stats' --text '$(CALIB)' --budget $(LUT2_AUTO) --plan '$(OUT)/lut_plan.txt'
 OV_FLAGS = $(if $(OVERRIDE_EFF),--lut-override '$(OVERRIDE_EFF)') $(CALIB_FLAGS)
 META_LUT_FLAGS = $(if $(OVERRIDE_EFF),--lut-override '$(OVERRIDE_EFF)') $(if $(CALIB),--calib '$(CALIB)')
 # The smoketest's and the preflight's prompt: text, or token ids (a checkpoint without tokenizer.json).

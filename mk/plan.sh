@@ -239,7 +239,7 @@ if [ -n "$CALIB" ]; then
 	calib=("step calib")
 fi
 if [ -n "$lut2_auto" ]; then
-	args lutplan "param LUT2=$lut2_auto" "program $BIN/lutauto" "step calib" "$minputs"
+	args lutplan "param LUT2=$lut2_auto" "program $BIN/lutauto" "step calib" "input $CALIB" "$minputs" "$tinputs"
 	layers_plan=("step lutplan")
 fi
 scaled=("param FP16_SCALE=$FP16_SCALE" "param CLAMP=$CLAMP")

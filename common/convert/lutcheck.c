@@ -16,8 +16,7 @@ static lut_spec spec_of(const lutcheck_part *p)
 	return p->spec ? *p->spec : none;
 }
 
-/* The whole model through the builder in check-only mode: w->targets. */
-static int collect(const hf_model *hf, const lutcheck *lc, weights_ctx *w)
+int lutcheck_collect(const hf_model *hf, const lutcheck *lc, weights_ctx *w)
 {
 	FILE *f = fopen("/dev/null", "w+b"); /* constants other than weights (RoPE tables) go nowhere */
 	if (!f)
@@ -137,7 +136,7 @@ int lutcheck_run(const hf_model *hf, lutcheck *lc)
 	if (!any && !(lc->ov && lc->ov->n))
 		return 0;
 	weights_ctx w = {0};
-	int rc = collect(hf, lc, &w);
+	int rc = lutcheck_collect(hf, lc, &w);
 	for (int i = 0; rc == 0 && i < 3; i++)
 		if (parts[i]->spec && parts[i]->spec->bits && parts[i]->spec->group)
 			rc = resolve(lc, parts[i], &w);

@@ -39,6 +39,12 @@ typedef struct lutcheck {
 	int note_level; /* info() level of the line saying which group was chosen (the plan's 1, a stage's 2) */
 } lutcheck;
 
+/* The whole model through the builder in check-only mode: every tensor a
+ * spec or override applies to in w->targets (w is initialised here; free
+ * with weights_release). 0, or -1 with errf(). */
+struct weights_ctx;
+int lutcheck_collect(const hf_model *hf, const lutcheck *lc, struct weights_ctx *w);
+
 /* 0 with every spec's group resolved, or -1 with one errf() line. */
 int lutcheck_run(const hf_model *hf, lutcheck *lc);
 

@@ -142,14 +142,16 @@ static int parse_entry(const char *b, const char *e, const char *flag, lut_overr
 static int parse_text(const char *s, const char *flag, lut_overrides *o, int depth, const char *file)
 {
 	while (*s) {
-		size_t len = strcspn(s, ";\n");
-		const char *b = s, *e = s + len;
-		const char *hash = file ? memchr(b, '#', len) : NULL; /* comments in files only */
-		if (hash)
-			e = hash;
-		trim(&b, &e);
-		if (b < e && parse_entry(b, e, flag, o, depth, file) != 0)
-			return -1;
+		size_t len = strcspn(s, "\n");
+		const char *hash = file ? memchr(s, '#', len) : NULL; /* comments in files only */
+		const char *end = hash ? hash : s + len;
+		for (const char *b = s; b < end;) { /* the line's entries */
+			const char *semi = memchr(b, ';', (size_t)(end - b)), *e = semi ? semi : end, *next = e + 1;
+			trim(&b, &e);
+			if (b < e && parse_entry(b, e, flag, o, depth, file) != 0)
+				return -1;
+			b = next;
+		}
 		s += len + (s[len] != 0);
 	}
 	return 0;

@@ -95,13 +95,9 @@ static void record_quality(weights_ctx *w, const char *name, const lut_result *r
  * statistics of its input (E[x^2] per channel), floored at 1e-6 of their
  * mean so every column counts a little; NULL without statistics for it (the
  * embedding table, which is gathered, not multiplied). Caller frees. */
-static double *column_weights(const weights_ctx *w, const char *source, int64_t per_channel)
+double *weights_column_weights(const struct calstats *stats, const char *name, int64_t per_channel)
 {
-	if (!w->stats)
-		return NULL;
-	char *name = w->alias ? xstrdup(CALSTATS_HEAD) : xstrndup(source, strcspn(source, " "));
-	const double *v = calstats_find(w->stats, name, (uint64_t)per_channel);
-	free(name);
+	const double *v = stats ? calstats_find(stats, name, (uint64_t)per_channel) : NULL;
 	if (!v)
 		return NULL;
 	double mean = 0;
@@ -113,29 +109,34 @@ static double *column_weights(const weights_ctx *w, const char *source, int64_t 
 	return c;
 }
 
-/* Quantize through the cache: a valid entry is used, anything else recomputed and stored. */
+int weights_quantize_cached(const char *cache_dir, const char *name, const uint16_t *data, int64_t channels,
+			    int64_t per_channel, const lut_spec *spec, const double *colw, int threads, lut_result *r)
+{
+	uint8_t key[32];
+	if (cache_dir) {
+		lutcache_key(data, channels, per_channel, spec->bits, spec->group, colw, key);
+		if (lutcache_load(cache_dir, key, channels, per_channel, spec->bits, spec->group, r))
+			return 1;
+	}
+	if (lut_quantize_weighted(name, data, channels, per_channel, spec->bits, spec->group, colw, threads, r) != 0)
+		return -1;
+	if (cache_dir && lutcache_store(cache_dir, key, r) != 0)
+		warn("cannot store LUT cache entry for '%s': %s", name, errmsg());
+	return 0;
+}
+
+/* Quantize through the cache, activation-aware when the statistics know the tensor. */
 static int quantize(weights_ctx *w, const char *name, const char *source, const uint16_t *data, int64_t channels,
 		    int64_t per_channel, lut_result *r)
 {
-	uint8_t key[32];
-	double *colw = column_weights(w, source, per_channel);
-	int rc = 0;
-	if (colw)
-		w->n_weighted++;
-	if (w->cache_dir) {
-		lutcache_key(data, channels, per_channel, w->lut.bits, w->lut.group, colw, key);
-		if (lutcache_load(w->cache_dir, key, channels, per_channel, w->lut.bits, w->lut.group, r)) {
-			w->n_cached++;
-			free(colw);
-			return 0;
-		}
-	}
-	if (lut_quantize_weighted(name, data, channels, per_channel, w->lut.bits, w->lut.group, colw, w->threads, r) != 0)
-		rc = -1;
-	else if (w->cache_dir && lutcache_store(w->cache_dir, key, r) != 0)
-		warn("cannot store LUT cache entry for '%s': %s", name, errmsg());
+	char *key = w->alias ? xstrdup(CALSTATS_HEAD) : xstrndup(source, strcspn(source, " "));
+	double *colw = weights_column_weights(w->stats, key, per_channel);
+	free(key);
+	w->n_weighted += colw != NULL;
+	int rc = weights_quantize_cached(w->cache_dir, name, data, channels, per_channel, &w->lut, colw, w->threads, r);
 	free(colw);
-	return rc;
+	w->n_cached += rc == 1;
+	return rc < 0 ? -1 : 0;
 }
 
 /* lut shape: rank + 2 dims, [groups, 1, ..., 1, 2^bits, 1] */

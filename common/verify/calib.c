@@ -3,6 +3,7 @@
 #include "base/util.h"
 #include "verify/reference.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,4 +82,94 @@ int calib_collect(const hf_model *hf, const int32_t *ids, size_t n, int context,
 	free(head);
 	free(hidden);
 	return rc;
+}
+
+struct calib_kl {
+	const hf_model *hf;
+	const int32_t *ids;
+	size_t n;
+	int threads, vocab;
+	float *ref_logp; /* [n][vocab] log-softmax of the reference */
+	float *logits;   /* [vocab] */
+};
+
+/* log-softmax in place, in double. */
+static void log_softmax(float *x, int n)
+{
+	double mx = -INFINITY, s = 0;
+	for (int i = 0; i < n; i++)
+		mx = x[i] > mx ? x[i] : mx;
+	for (int i = 0; i < n; i++)
+		s += exp((double)x[i] - mx);
+	double lse = mx + log(s);
+	for (int i = 0; i < n; i++)
+		x[i] = (float)((double)x[i] - lse);
+}
+
+/* Run the tokens through m; each step's log-probabilities go to `each`. */
+static int run_window(calib_kl *k, ref_model *m, void (*each)(calib_kl *k, size_t i, void *arg), void *arg)
+{
+	for (size_t i = 0; i < k->n; i++) {
+		if (ref_forward(m, k->ids[i], (int)i, k->logits, NULL) != 0)
+			return -1;
+		log_softmax(k->logits, k->vocab);
+		each(k, i, arg);
+	}
+	return 0;
+}
+
+static void keep_ref(calib_kl *k, size_t i, void *arg)
+{
+	(void)arg;
+	memcpy(k->ref_logp + i * (size_t)k->vocab, k->logits, (size_t)k->vocab * sizeof(float));
+}
+
+static void add_kl(calib_kl *k, size_t i, void *arg)
+{
+	const float *p = k->ref_logp + i * (size_t)k->vocab;
+	double s = 0;
+	for (int v = 0; v < k->vocab; v++)
+		s += exp((double)p[v]) * ((double)p[v] - k->logits[v]);
+	*(double *)arg += s;
+}
+
+calib_kl *calib_kl_open(const hf_model *hf, const int32_t *ids, size_t n, int threads)
+{
+	if (n == 0 || n > (1u << 20)) {
+		errf("calibration text: %zu tokens for the sensitivity window", n);
+		return NULL;
+	}
+	calib_kl *k = xcalloc(1, sizeof *k);
+	*k = (calib_kl){.hf = hf, .ids = ids, .n = n, .threads = threads, .vocab = hf->cfg.vocab_size};
+	k->ref_logp = xmalloc(xmul(n, xmul((size_t)k->vocab, sizeof(float))));
+	k->logits = xmalloc(xmul((size_t)k->vocab, sizeof(float)));
+	ref_options ro = {.context = (int)n, .threads = threads};
+	ref_model *m = ref_open(hf, &ro);
+	int rc = m ? run_window(k, m, keep_ref, NULL) : -1;
+	ref_close(m);
+	if (rc != 0) {
+		calib_kl_close(k);
+		return NULL;
+	}
+	return k;
+}
+
+int calib_kl_measure(calib_kl *k, const char *name, const float *w, double *kl)
+{
+	ref_options ro = {.context = (int)k->n, .threads = k->threads, .replace_name = name, .replace_data = w};
+	ref_model *m = ref_open(k->hf, &ro);
+	double sum = 0;
+	int rc = m ? run_window(k, m, add_kl, &sum) : -1;
+	ref_close(m);
+	*kl = sum / (double)k->n;
+	return rc;
+}
+
+void calib_kl_close(calib_kl *k)
+{
+	if (!k)
+		return;
+	free(k->ref_logp);
+	free(k->logits);
+	free(k);
 }

@@ -193,6 +193,8 @@ struct ref_model {
 	float alpha;                         /* fp16_scale, 1: off */
 	void (*tap)(void *, int, ref_tap_site, const float *, int); /* ref_options.tap */
 	void *tap_ctx;
+	const char *replace_name;            /* ref_options.replace_* */
+	const float *replace_data;
 	int first_bad;                       /* ref_first_nonfinite_layer */
 	float *kcache, *vcache;              /* [layers][kv_heads][ctx][head_dim] */
 	int filled;                          /* positions 0..filled-1 are cached */
@@ -336,6 +338,11 @@ static int bind_layer(ref_model *m, int l)
 		                           p->scaled ? m->alpha : 1.0f, p->vec);
 		if (rc)
 			return -1;
+		if (p->mat && m->replace_name && streq(t->name, m->replace_name)) {
+			p->mat->data = (const uint8_t *)m->replace_data;
+			p->mat->row_bytes = (size_t)p->cols * sizeof(float);
+			p->mat->dot = dot_f32;
+		}
 	}
 	y->window = hf_config_layer_sliding(c, l) ? c->sliding_window : 0;
 	y->local_rope = y->window && m->inv_local;
@@ -407,6 +414,8 @@ static int set_options(ref_model *m, const hf_config *c, const ref_options *opt)
 	if (opt) {
 		m->tap = opt->tap;
 		m->tap_ctx = opt->tap_ctx;
+		m->replace_name = opt->replace_name;
+		m->replace_data = opt->replace_data;
 	}
 	if (threads > 1 && !(m->pool = pool_start(threads - 1)))
 		return -1;

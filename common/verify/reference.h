@@ -77,6 +77,11 @@ typedef struct ref_options {
 	 * linear layer's input of decoder layer `layer` as it is multiplied; NULL: none. */
 	void (*tap)(void *ctx, int layer, ref_tap_site site, const float *x, int n);
 	void *tap_ctx;
+	/* One decoder-layer weight matrix taken from memory instead of the
+	 * checkpoint (fp32, row-major, the tensor's shape; it must outlive the
+	 * model): what one palettized tensor does to the output. NULL: none. */
+	const char *replace_name;
+	const float *replace_data;
 } ref_options;
 
 typedef struct ref_model ref_model;
