@@ -84,7 +84,7 @@ static void parse_args(int argc, char **argv, options *o)
 /* The layer tensors a LUT applies to (as the stages decide), group resolved. */
 static void layer_targets(options *o, weights_ctx *w)
 {
-	lutcheck lc = {.layers = {&o->spec, "LUT2", o->budget_arg}, .context = o->st.context, .note_level = 1};
+	lutcheck lc = {.layers = {&o->spec, "--budget", o->budget_arg}, .context = o->st.context, .note_level = 2};
 	if (lutcheck_run(&o->st.hf, &lc) != 0 || lutcheck_collect(&o->st.hf, &lc, w) != 0)
 		die_err();
 }

@@ -75,7 +75,7 @@ static int resolve_override(lutcheck *lc, lut_override *o, const weights_ctx *w,
 	if (!o->matched)
 		return errf("%s: '%s' applies to no tensor a LUT can palettize in %s (no name matches it, or later "
 			    "entries take every one; names look like %s)",
-			    lc->ov->flag, o->text, hf->cfg.path ? hf->cfg.path : "the model",
+			    lc->ov->flag, o->text, hf->dir,
 			    w->ntargets ? w->targets[0].source : "model.layers.0.mlp.down_proj.weight");
 	if (!o->spec.bits || !o->spec.group)
 		return 0;
@@ -83,7 +83,7 @@ static int resolve_override(lutcheck *lc, lut_override *o, const weights_ctx *w,
 	if (resolve(lc, &p, w) == 0)
 		return 0;
 	char *msg = xstrdup(errmsg());
-	errf("%s %s", lc->ov->flag, msg);
+	errf("%s: %s", lc->ov->flag, msg);
 	free(msg);
 	return -1;
 }
