@@ -235,7 +235,7 @@ clean-model:
 	rm -rf '$(OUT)'
 else
 # Without MODEL these goals have nothing to work on: say so (make alone would say "No rule to make target").
-MODEL_GOALS := convert plan why preflight embed lmhead ffn prefill ffn_rotate prefill_rotate combine compile meta test \
+MODEL_GOALS := convert plan why preflight calib lutplan embed lmhead ffn prefill ffn_rotate prefill_rotate combine compile meta test \
 	monolithic monolithic_prefill monolithic_rotate monolithic_prefill_rotate clean-model
 NEED_MODEL := $(filter $(MODEL_GOALS) $(foreach g,ffn prefill ffn_rotate prefill_rotate combine,$(g)-%),$(MAKECMDGOALS))
 ifneq ($(NEED_MODEL),)
