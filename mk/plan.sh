@@ -232,7 +232,9 @@ args() {
 common=("param CONTEXT=$CONTEXT" "param PREFIX=$prefix")
 # Every part with palettized weights: the overrides (and the files they read); the
 # calibration statistics and the mixed-precision plan where they apply.
-ov=("param LUT_OVERRIDE=$LUT_OVERRIDE" "${override_files[@]}")
+# (only when given, so the keys of a conversion without them stay what they were)
+ov=(${LUT_OVERRIDE:+"param LUT_OVERRIDE=$LUT_OVERRIDE"} "${override_files[@]}")
+calib_param=(${CALIB:+"param CALIB=$CALIB"})
 calib=() layers_plan=()
 if [ -n "$CALIB" ]; then
 	args calib "param CALIB_CONTEXT=256" "program $BIN/calib" "input $CALIB" "$minputs" "$tinputs"
@@ -258,7 +260,7 @@ if [ -n "$MONOLITHIC" ]; then
 	args combine "param LUT=$LUT" "program $BIN/combine" "${combine_in[@]}"
 	args compile "param MAX_WEIGHT_MB=$MAX_WEIGHT_MB" "program $BIN/compile" "step combine"
 	meta_params=("param LUT=$LUT" "param LUT_EMBED=$LUT_EMBED" "param LUT_LMHEAD=$LUT_LMHEAD" "${ov[@]}"
-		"param CALIB=$CALIB")
+		"${calib_param[@]}")
 else
 	args embed "${common[@]}" "${scaled[@]}" "param BATCH=$BATCH" "param LUT1=$LUT1" "${ov[@]}" "program $BIN/embed" \
 		"$minputs"
@@ -281,8 +283,7 @@ else
 	done
 	args compile "param MAX_WEIGHT_MB=$MAX_WEIGHT_MB" "program $BIN/compile" "step embed" "step lmhead" \
 		"${combined[@]}"
-	meta_params=("param SPLIT_ROTATE=$SPLIT_ROTATE" "param LUT2=${lut2_auto:-$LUT2}" "${ov[@]}" "param CALIB=$CALIB"
-		"${layers_plan[@]}")
+	meta_params=("param SPLIT_ROTATE=$SPLIT_ROTATE" "${ov[@]}" "${calib_param[@]}" "${layers_plan[@]}")
 fi
 # meta.yaml records FP16_SCALE and CLAMP in its comments.
 args meta "${meta_params[@]}" "${scaled[@]}" "program $BIN/metagen" "step compile" \

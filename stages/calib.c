@@ -11,7 +11,6 @@
 #include "base/fsutil.h"
 #include "base/util.h"
 #include "convert/stage.h"
-#include "tokenizer/tokenizer.h"
 #include "verify/calib.h"
 
 #include <stdio.h>
@@ -43,23 +42,6 @@ static void parse_args(int argc, char **argv, options *o)
 	cli_parse(&spec, argc, argv, NULL, NULL);
 }
 
-static void tokenize(const options *o, int32_t **ids, size_t *n)
-{
-	char *text;
-	size_t len;
-	tokenizer *tok = NULL;
-	if (read_file(o->text, FS_MAX_TEXT, &text, &len) != 0)
-		die_err();
-	if (tokenizer_load_dir(o->st.hf.dir, &tok) != 0)
-		die_err();
-	if (tokenizer_encode(tok, text, len, 0, ids, n) != 0)
-		die_err();
-	if (*n < 2)
-		die("--text %s: fewer than two tokens", o->text);
-	tokenizer_free(tok);
-	free(text);
-}
-
 int main(int argc, char **argv)
 {
 	set_progname(argv[0]);
@@ -68,7 +50,8 @@ int main(int argc, char **argv)
 	stage_open(&o.st);
 	int32_t *ids;
 	size_t n;
-	tokenize(&o, &ids, &n);
+	if (calib_tokens(o.text, &o.st.hf, 0, &ids, &n) != 0)
+		die_err();
 	calstats cs = {0};
 	if (calib_collect(&o.st.hf, ids, n, o.st.context, o.st.threads, &cs) != 0 || calstats_write(o.stats, &cs) != 0)
 		die_err();

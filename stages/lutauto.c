@@ -21,7 +21,6 @@
 #include "convert/stage.h"
 #include "convert/weights.h"
 #include "coreml/blob.h"
-#include "tokenizer/tokenizer.h"
 #include "verify/calib.h"
 
 #include <stdio.h>
@@ -87,21 +86,6 @@ static void layer_targets(options *o, weights_ctx *w)
 	lutcheck lc = {.layers = {&o->spec, "--budget", o->budget_arg}, .context = o->st.context, .note_level = 2};
 	if (lutcheck_run(&o->st.hf, &lc) != 0 || lutcheck_collect(&o->st.hf, &lc, w) != 0)
 		die_err();
-}
-
-/* The first --tokens tokens of the calibration text. */
-static void tokenize(const options *o, int32_t **ids, size_t *n)
-{
-	char *text;
-	size_t len;
-	tokenizer *tok = NULL;
-	if (read_file(o->text, FS_MAX_TEXT, &text, &len) != 0 || tokenizer_load_dir(o->st.hf.dir, &tok) != 0 ||
-	    tokenizer_encode(tok, text, len, 0, ids, n) != 0)
-		die_err();
-	if (*n > (size_t)o->tokens)
-		*n = (size_t)o->tokens;
-	tokenizer_free(tok);
-	free(text);
 }
 
 /* The mean KL on the text with this palettization of the tensor. */
@@ -209,7 +193,8 @@ int main(int argc, char **argv)
 	char *cache = weights_cache_dir(o.st.output, o.st.lut_cache);
 	int32_t *ids;
 	size_t nids;
-	tokenize(&o, &ids, &nids);
+	if (calib_tokens(o.text, &o.st.hf, (size_t)o.tokens, &ids, &nids) != 0)
+		die_err();
 	calib_kl *k = calib_kl_open(&o.st.hf, ids, nids, o.st.threads);
 	if (!k)
 		die_err();

@@ -1,6 +1,8 @@
 /* calib.c: E[x^2] of every linear layer's input over a text (see calib.h). */
 #include "verify/calib.h"
+#include "base/fsutil.h"
 #include "base/util.h"
+#include "tokenizer/tokenizer.h"
 #include "verify/reference.h"
 
 #include <math.h>
@@ -32,6 +34,26 @@ static const char *const SITE_TENSORS[NSITES][3] = {
 	[REF_TAP_GATE_UP] = {"mlp.gate_proj.weight", "mlp.up_proj.weight"},
 	[REF_TAP_DOWN] = {"mlp.down_proj.weight"},
 };
+
+int calib_tokens(const char *path, const hf_model *hf, size_t max, int32_t **ids, size_t *n)
+{
+	char *text = NULL;
+	size_t len;
+	tokenizer *tok = NULL;
+	*ids = NULL;
+	int rc = read_file(path, FS_MAX_TEXT, &text, &len);
+	if (rc == 0)
+		rc = tokenizer_load_dir(hf->dir, &tok);
+	if (rc == 0)
+		rc = tokenizer_encode(tok, text, len, 0, ids, n);
+	if (rc == 0 && *n < 2)
+		rc = errf("%s: fewer than two tokens", path);
+	if (rc == 0 && max && *n > max)
+		*n = max;
+	tokenizer_free(tok);
+	free(text);
+	return rc;
+}
 
 static void put_means(calstats *out, const char *name, const double *sum, int n, size_t tokens)
 {

@@ -18,6 +18,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The calibration text at `path` tokenized with the model's tokenizer.json
+ * (HF's defaults: BOS added), at most max tokens (0: all). *ids: caller
+ * frees. 0, or -1 with errf() (fewer than two tokens is an error). */
+int calib_tokens(const char *path, const hf_model *hf, size_t max, int32_t **ids, size_t *n);
+
 /* Fill *out (empty on entry). 0, or -1 with one errf() line. */
 int calib_collect(const hf_model *hf, const int32_t *ids, size_t n, int context, int threads, calstats *out);
 
