@@ -50,4 +50,4 @@ clean:
 
 help:
 	@sed -n '3,9p' Makefile | cut -c2-
-	@sed -n '3,12p' mk/pipeline.mk | cut -c2-
+	@sed -n '3,14p' mk/pipeline.mk | cut -c2-

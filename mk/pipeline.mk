@@ -3,6 +3,8 @@
 #   make MODEL=<dir|org/name> [OUT=out/<name>] [CONTEXT=512] [BATCH=64] [LUT1=]
 #        [LUT2=4] [LUT3=6] [CHUNK=2|auto] [MAX_CHUNK_MB=950] [PREFIX=] [ARGMAX=]
 #        [SPLIT_ROTATE=1] [FP16_SCALE=<alpha>|auto] [CLAMP=<v>]
+#        [LUT_OVERRIDE='layers.0-1=8;layers.*.mlp.down_proj=6;lm_head=none']
+#        [CALIB=<text file>] [LUT2=auto:<bits per weight>[,GROUP] (with CALIB)]
 #   make MODEL=... MONOLITHIC=1 [LUT=4] [LUT_EMBED=] [LUT_LMHEAD=] ...
 #   make MODEL=... preflight
 #   make MODEL=... dist [ORG=anemll] [DIST=OUT/hf_dist] [NAME=...]
@@ -63,6 +65,8 @@ SPLIT_ROTATE ?=
 FP16_SCALE ?=
 CLAMP ?=
 MONOLITHIC ?=
+LUT_OVERRIDE ?=
+CALIB ?=
 .DEFAULT_GOAL := convert
 
 # What MONOLITHIC=1 does not use, when given on the command line (plan.sh says so).
@@ -72,7 +76,8 @@ PLAN_ENV = BIN='$(PIPE_BIN)' MODEL='$(MODEL)' OUT='$(OUT)' ST='$(ST)' CONTEXT='$
 	PREFIX='$(PREFIX)' ARGMAX='$(ARGMAX)' MAX_WEIGHT_MB='$(MAX_WEIGHT_MB)' STEPS='$(STEPS)' PROMPT='$(PROMPT)' PROMPT_IDS='$(PROMPT_IDS)' \
 	MIN_AGREEMENT='$(MIN_AGREEMENT)' MAX_KL='$(MAX_KL)' \
 	SPLIT_ROTATE='$(SPLIT_ROTATE)' FP16_SCALE='$(FP16_SCALE)' CLAMP='$(CLAMP)' MONOLITHIC='$(MONOLITHIC)' \
-	LUT='$(LUT)' LUT_EMBED='$(LUT_EMBED)' LUT_LMHEAD='$(LUT_LMHEAD)' IGNORED='$(if $(MONOLITHIC),$(IGNORED))'
+	LUT='$(LUT)' LUT_EMBED='$(LUT_EMBED)' LUT_LMHEAD='$(LUT_LMHEAD)' IGNORED='$(if $(MONOLITHIC),$(IGNORED))' \
+	LUT_OVERRIDE='$(LUT_OVERRIDE)' CALIB='$(CALIB)'
 
 # The plan is an included makefile: make refreshes it (and every key) first,
 # even under -q and -n, and restarts only when its content changed (the
@@ -94,6 +99,29 @@ SHIP_FLAGS = --output '$(OUT)' --quality-dir '$(BUILD)'
 BUILD_FLAGS = --output '$(BUILD)'
 SCALE_FLAGS = $(if $(FP16_SCALE),--fp16-scale $(FP16_SCALE))
 CLAMP_FLAGS = $(if $(CLAMP),--clamp $(CLAMP))
+# LUT2=auto:B[,G] (plan.mk: LUT2_AUTO, and LUT2_BASE, the width that names the parts): the
+# layers take the mixed-precision plan BUILD/lut_plan.txt, then LUT_OVERRIDE's entries (which win).
+LUT2_EFF = $(if $(LUT2_AUTO),$(LUT2_BASE),$(LUT2))
+OVERRIDE_EFF = $(if $(LUT2_AUTO),@$(BUILD)/lut_plan.txt$(if $(LUT_OVERRIDE),;))$(LUT_OVERRIDE)
+UOV_FLAGS = $(if $(LUT_OVERRIDE),--lut-override '$(LUT_OVERRIDE)')
+CALIB_FLAGS = $(if $(CALIB),--calib-stats '$(BUILD)/calib.stats')
+# The steps every part with palettized layer weights waits for.
+LUT_STEPS = $(if $(CALIB),$(ST)/calib.stamp) $(if $(LUT2_AUTO),$(ST)/lutplan.stamp)
+
+# Calibration statistics (CALIB): E[x^2] of every linear layer's input over the text, by
+# the fp32 reference; keyed by the text's and the checkpoint's content.
+$(ST)/calib.stamp: $(ST)/calib.key
+	$(Q)$(STEP) calib "calibration statistics" -- $(PIPE_BIN)/calib --model '$(MODEL_DIR)' --text '$(CALIB)' \
+	  --output '$(BUILD)/calib.stats'
+
+# LUT2=auto:BITS[,GROUP]: each layer tensor's effect on the output (mean KL on the calibration
+# text) at 2, 3, 4, 6 and 8 bits, with GROUP and per tensor; the choice with the least total
+# within BITS per weight: BUILD/lut_plan.txt (lutauto).
+$(ST)/lutplan.stamp: $(ST)/lutplan.key $(ST)/calib.stamp
+	$(Q)$(STEP) lutplan "mixed-precision plan" -- $(PIPE_BIN)/lutauto --model '$(MODEL_DIR)' --output '$(BUILD)' --lut-cache '$(ST)/lutcache' \
+	  --calib-stats '$(BUILD)/calib.stats' --text '$(CALIB)' --budget $(LUT2_AUTO) --plan '$(BUILD)/lut_plan.txt'
+OV_FLAGS = $(if $(OVERRIDE_EFF),--lut-override '$(OVERRIDE_EFF)') $(CALIB_FLAGS)
+META_LUT_FLAGS = $(if $(OVERRIDE_EFF),--lut-override '$(OVERRIDE_EFF)') $(if $(CALIB),--calib '$(CALIB)')
 # The smoketest's and the preflight's prompt: text, or token ids (a checkpoint without tokenizer.json).
 PROMPT_FLAGS = $(if $(PROMPT),--text '$(PROMPT)') $(if $(PROMPT_IDS),--prompt $(PROMPT_IDS))
 chunk_no = $$((10\#$(firstword $(subst of, ,$(1)))))
@@ -109,24 +137,24 @@ ifeq ($(MONOLITHIC),)
 # --- chunked (ANEMLL's convert_model.sh) ---------------------------------------------
 $(ST)/embed.stamp: $(ST)/embed.key
 	$(Q)$(STEP) embed "embeddings" -- $(PIPE_BIN)/embed $(COMMON_FLAGS) $(SHIP_FLAGS) --batch-size $(BATCH) \
-	  $(if $(LUT1),--lut $(LUT1)) $(SCALE_FLAGS) $(CLAMP_FLAGS)
+	  $(if $(LUT1),--lut $(LUT1)) $(UOV_FLAGS) $(SCALE_FLAGS) $(CLAMP_FLAGS)
 
-$(ST)/lmhead.stamp: $(ST)/lmhead.key
-	$(Q)$(STEP) lmhead "LM head" -- $(PIPE_BIN)/lmhead $(COMMON_FLAGS) $(SHIP_FLAGS) $(if $(LUT3),--lut $(LUT3)) \
+$(ST)/lmhead.stamp: $(ST)/lmhead.key $(if $(CALIB),$(ST)/calib.stamp)
+	$(Q)$(STEP) lmhead "LM head" -- $(PIPE_BIN)/lmhead $(COMMON_FLAGS) $(SHIP_FLAGS) $(if $(LUT3),--lut $(LUT3)) $(UOV_FLAGS) $(CALIB_FLAGS) \
 	  $(if $(ARGMAX),--argmax) $(CLAMP_FLAGS)
 
 # ffn-01of02, prefill-01of02, ffn_rotate-01of02, prefill_rotate-01of02: one rule each
 define chunk_rule
-$$(ST)/$(1)-%.stamp: $$(ST)/$(1)-%.key
+$$(ST)/$(1)-%.stamp: $$(ST)/$(1)-%.key $$(LUT_STEPS)
 	$$(Q)$$(STEP) $(1)-$$* "$(call label,$(1)) chunk $$*" -- $$(PIPE_BIN)/$(call stage_prog,$(1)) $$(COMMON_FLAGS) $$(BUILD_FLAGS) \
 	  --batch-size $$(BATCH) $(call rotate_flag,$(1)) --chunk $$(NCHUNK) --chunk-no $$(call chunk_no,$$*) \
-	  $$(if $$(LUT2),--lut $$(LUT2)) $$(SCALE_FLAGS) $$(CLAMP_FLAGS)
+	  $$(if $$(LUT2_EFF),--lut $$(LUT2_EFF)) $$(OV_FLAGS) $$(SCALE_FLAGS) $$(CLAMP_FLAGS)
 endef
 $(foreach s,ffn prefill ffn_rotate prefill_rotate,$(eval $(call chunk_rule,$(s))))
 
 $(ST)/combine-%.stamp: $(ST)/combine-%.key $(foreach s,$(CHUNK_STAGES),$(ST)/$(s)-%.stamp)
 	$(Q)$(STEP) combine-$* "combine chunk $*" -- $(PIPE_BIN)/combine --input '$(BUILD)' --output '$(OUT)' --prefix $(PREFIX_EFF) \
-	  $(if $(LUT2),--lut $(LUT2),--lut none) $(if $(SPLIT_ROTATE),--split-rotate) \
+	  $(if $(LUT2_EFF),--lut $(LUT2_EFF),--lut none) $(if $(SPLIT_ROTATE),--split-rotate) \
 	  --chunk $(NCHUNK) --chunk-no $(call chunk_no,$*)
 
 $(ST)/compile.stamp: $(ST)/compile.key $(ST)/embed.stamp $(ST)/lmhead.stamp $(foreach c,$(CHUNK_IDS),$(ST)/combine-$(c).stamp)
@@ -135,8 +163,8 @@ $(ST)/compile.stamp: $(ST)/compile.key $(ST)/embed.stamp $(ST)/lmhead.stamp $(fo
 
 $(ST)/meta.stamp: $(ST)/meta.key $(ST)/compile.stamp
 	$(Q)$(STEP) meta "meta.yaml" -- $(PIPE_BIN)/metagen --model '$(MODEL_DIR)' --output '$(OUT)' --prefix $(PREFIX_EFF) \
-	  --lut-embeddings $(or $(LUT1),none) --lut-ffn $(or $(LUT2),none) --lut-lmhead $(or $(LUT3),none) --chunks $(NCHUNK) \
-	  $(if $(SPLIT_ROTATE),--split-rotate) $(SCALE_FLAGS) $(CLAMP_FLAGS)
+	  --lut-embeddings $(or $(LUT1),none) --lut-ffn $(or $(LUT2_EFF),none) --lut-lmhead $(or $(LUT3),none) --chunks $(NCHUNK) \
+	  $(if $(SPLIT_ROTATE),--split-rotate) $(SCALE_FLAGS) $(CLAMP_FLAGS) $(META_LUT_FLAGS)
 
 PART_TARGETS = embed lmhead $(foreach s,$(CHUNK_STAGES) combine,$(s) $(foreach c,$(CHUNK_IDS),$(s)-$(firstword $(subst of, ,$(c)))))
 embed: $(ST)/embed.stamp
@@ -151,9 +179,9 @@ MONO_FLAGS = $(if $(LUT),--lut $(LUT)) $(if $(LUT_EMBED),--lut-embeddings $(LUT_
 	$(if $(LUT_LMHEAD),--lut-lmhead $(LUT_LMHEAD))
 MONO_STAMPS = $(foreach p,monolithic monolithic_prefill monolithic_rotate monolithic_prefill_rotate,$(ST)/$(p).stamp)
 
-$(MONO_STAMPS): $(ST)/%.stamp: $(ST)/%.key
+$(MONO_STAMPS): $(ST)/%.stamp: $(ST)/%.key $(LUT_STEPS)
 	$(Q)$(STEP) $* "$(call label,$*)" -- $(PIPE_BIN)/$(call stage_prog,$*) --monolithic $(call rotate_flag,$*) \
-	  $(COMMON_FLAGS) $(BUILD_FLAGS) --batch-size $(BATCH) $(MONO_FLAGS) $(if $(ARGMAX),$(if $(findstring prefill,$*),,--argmax)) \
+	  $(COMMON_FLAGS) $(BUILD_FLAGS) --batch-size $(BATCH) $(MONO_FLAGS) $(OV_FLAGS) $(if $(ARGMAX),$(if $(findstring prefill,$*),,--argmax)) \
 	  $(SCALE_FLAGS) $(CLAMP_FLAGS)
 
 $(ST)/combine.stamp: $(ST)/combine.key $(foreach p,$(MONO_PARTS),$(ST)/$(p).stamp)
@@ -166,7 +194,7 @@ $(ST)/compile.stamp: $(ST)/compile.key $(ST)/combine.stamp
 $(ST)/meta.stamp: $(ST)/meta.key $(ST)/compile.stamp
 	$(Q)$(STEP) meta "meta.yaml" -- $(PIPE_BIN)/metagen --monolithic --model '$(MODEL_DIR)' --output '$(OUT)' \
 	  --prefix $(PREFIX_EFF) --lut-ffn $(or $(LUT),none) $(if $(LUT_EMBED),--lut-embeddings $(LUT_EMBED)) \
-	  $(if $(LUT_LMHEAD),--lut-lmhead $(LUT_LMHEAD)) $(SCALE_FLAGS) $(CLAMP_FLAGS)
+	  $(if $(LUT_LMHEAD),--lut-lmhead $(LUT_LMHEAD)) $(SCALE_FLAGS) $(CLAMP_FLAGS) $(META_LUT_FLAGS)
 
 PART_TARGETS = $(MONO_PARTS) combine
 $(foreach p,$(MONO_PARTS),$(eval $(p): $(ST)/$(p).stamp))
@@ -213,7 +241,9 @@ $(ST)/eval.stamp: $(ST)/eval.key $(ST)/meta.stamp
 eval: $(ST)/eval.stamp
 	$(Q)$(PIPE_BIN)/eval --table '$(OUT)/eval.json' $(foreach o,$(EVAL_OUTS),'$(o)/eval.json')
 
-.PHONY: convert compile meta test preflight eval plan why clean-model $(PART_TARGETS)
+.PHONY: convert compile meta test preflight eval plan why clean-model calib lutplan $(PART_TARGETS)
+calib: $(ST)/calib.stamp
+lutplan: $(ST)/lutplan.stamp
 convert test: $(ST)/test.stamp
 compile: $(ST)/compile.stamp
 meta: $(ST)/meta.stamp
@@ -226,7 +256,7 @@ clean-model:
 	rm -rf '$(OUT)'
 else
 # Without MODEL these goals have nothing to work on: say so (make alone would say "No rule to make target").
-MODEL_GOALS := convert plan why preflight eval embed lmhead ffn prefill ffn_rotate prefill_rotate combine compile meta test \
+MODEL_GOALS := convert plan why preflight eval calib lutplan embed lmhead ffn prefill ffn_rotate prefill_rotate combine compile meta test \
 	monolithic monolithic_prefill monolithic_rotate monolithic_prefill_rotate clean-model
 NEED_MODEL := $(filter $(MODEL_GOALS) $(foreach g,ffn prefill ffn_rotate prefill_rotate combine,$(g)-%),$(MAKECMDGOALS))
 ifneq ($(NEED_MODEL),)

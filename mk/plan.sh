@@ -17,6 +17,7 @@
 #              PREFIX ARGMAX MAX_WEIGHT_MB STEPS PROMPT PROMPT_IDS SPLIT_ROTATE FP16_SCALE
 #              CLAMP MONOLITHIC LUT LUT_EMBED LUT_LMHEAD MIN_AGREEMENT MAX_KL ORG DIST NAME
 #              EVAL EVAL_LABEL EVAL_GOAL (non-empty: make eval was asked for)
+#              LUT_OVERRIDE CALIB
 #              IGNORED (the variables
 #              given on the command line that MONOLITHIC=1 does not use)
 #
@@ -118,14 +119,44 @@ if [ -n "${DIST:-}" ]; then
 fi
 remove_dead_temporaries
 [[ $CONTEXT =~ ^[0-9]+$ ]] || die "CONTEXT=$CONTEXT is not a number"
+# LUT overrides reach the stages inside single quotes and plan.mk: no quote, '#' or '$' in them.
+LUT_OVERRIDE=${LUT_OVERRIDE:-} CALIB=${CALIB:-}
+[[ $LUT_OVERRIDE != *[\'\#\$]* ]] || die "LUT_OVERRIDE='$LUT_OVERRIDE' has a quote, '#' or '\$' (entries are PATTERN=SPEC;...)"
+# Its @FILE entries are inputs of the steps that read them.
+override_files=()
+IFS=';' read -r -a ov_entries <<<"$LUT_OVERRIDE"
+for e in "${ov_entries[@]}"; do
+	e=${e#"${e%%[![:space:]]*}"}
+	[[ $e != @* ]] && continue
+	[ -r "${e#@}" ] || die "LUT_OVERRIDE: '$e': cannot read ${e#@}"
+	override_files+=("input ${e#@}")
+done
+if [ -n "$CALIB" ]; then
+	[[ $CALIB != *\'* ]] || die "CALIB=$CALIB has a quote: rename the file"
+	[ -f "$CALIB" ] && [ -r "$CALIB" ] || die "CALIB=$CALIB: no such readable file (a calibration text)"
+fi
+# LUT2=auto:BITS[,GROUP]: per-tensor widths chosen to a budget of BITS per weight (lutauto);
+# the parts are named, and the plan checked, with the largest width not above BITS.
+lut2_auto= lut2_base=
+if [[ $LUT2 == auto* ]]; then
+	[[ $LUT2 =~ ^auto:([0-9]+\.?[0-9]*)(,([0-9]+|t|tensor))?$ ]] ||
+		die "LUT2=$LUT2 is not auto:BITS[,GROUP] (BITS per weight, e.g. auto:4 or auto:4.5,4)"
+	bits=${BASH_REMATCH[1]} group=${BASH_REMATCH[3]}
+	awk -v b="$bits" 'BEGIN { exit !(b >= 2 && b <= 16) }' || die "LUT2=$LUT2: BITS per weight must be 2 to 16"
+	[ -n "$CALIB" ] || die "LUT2=$LUT2 measures each tensor on a calibration text: give CALIB=<text file>"
+	[ -z "$MONOLITHIC" ] || die "LUT2=$LUT2: auto applies to chunked conversions (LUT2), not MONOLITHIC=1"
+	for w in 8 6 4 3 2; do awk -v b="$bits" -v w=$w 'BEGIN { exit !(w <= b) }' && break; done
+	lut2_auto=$LUT2 lut2_base=$w${group:+,$group}
+	LUT2=$lut2_base
+fi
 if [ -n "$MONOLITHIC" ]; then
 	[ -z "$SPLIT_ROTATE" ] || die "SPLIT_ROTATE=1 applies to chunked conversions, not with MONOLITHIC=1"
 	for v in $IGNORED; do echo "anemake: MONOLITHIC=1 ignores $v (one package; LUT, LUT_EMBED, LUT_LMHEAD set its LUTs)" >&2; done
 	part_args=(--monolithic ${LUT:+--lut "$LUT"} ${LUT_EMBED:+--lut-embeddings "$LUT_EMBED"}
-		${LUT_LMHEAD:+--lut-lmhead "$LUT_LMHEAD"})
+		${LUT_LMHEAD:+--lut-lmhead "$LUT_LMHEAD"} ${LUT_OVERRIDE:+--lut-override "$LUT_OVERRIDE"})
 else
 	part_args=(--chunk "$CHUNK" --max-chunk-mb "$MAX_CHUNK_MB" ${LUT2:+--lut "$LUT2"} --lut-embeddings "${LUT1:-none}"
-		--lut-lmhead "${LUT3:-none}")
+		--lut-lmhead "${LUT3:-none}" ${LUT_OVERRIDE:+--lut-override "$LUT_OVERRIDE"})
 fi
 # `ffn --plan` checks every value against the model (naming make's variables)
 # before any stage runs; its notes and its refusal are shown as anemake's.
@@ -210,6 +241,20 @@ args() {
 # FP16_SCALE scales weights of the embeddings and the layers (the LM head's
 # input is normalized: scale-invariant); CLAMP is applied in every part.
 common=("param CONTEXT=$CONTEXT" "param PREFIX=$prefix")
+# Every part with palettized weights: the overrides (and the files they read); the
+# calibration statistics and the mixed-precision plan where they apply.
+# (only when given, so the keys of a conversion without them stay what they were)
+ov=(${LUT_OVERRIDE:+"param LUT_OVERRIDE=$LUT_OVERRIDE"} "${override_files[@]}")
+calib_param=(${CALIB:+"param CALIB=$CALIB"})
+calib=() layers_plan=()
+if [ -n "$CALIB" ]; then
+	args calib "param CALIB_CONTEXT=256" "program $BIN/calib" "input $CALIB" "$minputs" "$tinputs"
+	calib=("step calib")
+fi
+if [ -n "$lut2_auto" ]; then
+	args lutplan "param LUT2=$lut2_auto" "program $BIN/lutauto" "step calib" "input $CALIB" "$minputs" "$tinputs"
+	layers_plan=("step lutplan")
+fi
 scaled=("param FP16_SCALE=$FP16_SCALE" "param CLAMP=$CLAMP")
 if [ -n "$MONOLITHIC" ]; then
 	mono=("${common[@]}" "${scaled[@]}" "param BATCH=$BATCH" "param LUT=$LUT" "param LUT_EMBED=$LUT_EMBED"
@@ -220,16 +265,18 @@ if [ -n "$MONOLITHIC" ]; then
 	for p in "${parts[@]}"; do
 		prog=ffn argmax=("param ARGMAX=$ARGMAX") # the argmax is the infer parts' only
 		[[ $p == *prefill* ]] && prog=prefill argmax=()
-		args "$p" "${mono[@]}" "${argmax[@]}" "program $BIN/$prog" "$minputs"
+		args "$p" "${mono[@]}" "${argmax[@]}" "${ov[@]}" "${calib[@]}" "program $BIN/$prog" "$minputs"
 		combine_in+=("step $p")
 	done
 	args combine "param LUT=$LUT" "program $BIN/combine" "${combine_in[@]}"
 	args compile "param MAX_WEIGHT_MB=$MAX_WEIGHT_MB" "program $BIN/compile" "step combine"
-	meta_params=("param LUT=$LUT" "param LUT_EMBED=$LUT_EMBED" "param LUT_LMHEAD=$LUT_LMHEAD")
+	meta_params=("param LUT=$LUT" "param LUT_EMBED=$LUT_EMBED" "param LUT_LMHEAD=$LUT_LMHEAD" "${ov[@]}"
+		"${calib_param[@]}")
 else
-	args embed "${common[@]}" "${scaled[@]}" "param BATCH=$BATCH" "param LUT1=$LUT1" "program $BIN/embed" "$minputs"
-	args lmhead "${common[@]}" "param CLAMP=$CLAMP" "param LUT3=$LUT3" "param ARGMAX=$ARGMAX" "program $BIN/lmhead" \
+	args embed "${common[@]}" "${scaled[@]}" "param BATCH=$BATCH" "param LUT1=$LUT1" "${ov[@]}" "program $BIN/embed" \
 		"$minputs"
+	args lmhead "${common[@]}" "param CLAMP=$CLAMP" "param LUT3=$LUT3" "param ARGMAX=$ARGMAX" "${ov[@]}" "${calib[@]}" \
+		"program $BIN/lmhead" "$minputs"
 	stages=(ffn prefill)
 	[ -z "$rotate" ] || stages+=(ffn_rotate prefill_rotate)
 	combined=()
@@ -237,8 +284,9 @@ else
 		id=$(printf '%02dof%s' "$c" "$nn")
 		combine_in=()
 		for stage in "${stages[@]}"; do
-			args "$stage-$id" "${common[@]}" "${scaled[@]}" "param BATCH=$BATCH" "param LUT2=$LUT2" \
-				"param CHUNK=$c/$nchunk" "program $BIN/${stage%_rotate}" "$minputs"
+			args "$stage-$id" "${common[@]}" "${scaled[@]}" "param BATCH=$BATCH" "param LUT2=${lut2_auto:-$LUT2}" \
+				"param CHUNK=$c/$nchunk" "${ov[@]}" "${calib[@]}" "${layers_plan[@]}" "program $BIN/${stage%_rotate}" \
+				"$minputs"
 			combine_in+=("step $stage-$id")
 		done
 		args "combine-$id" "param SPLIT_ROTATE=$SPLIT_ROTATE" "program $BIN/combine" "${combine_in[@]}"
@@ -246,7 +294,7 @@ else
 	done
 	args compile "param MAX_WEIGHT_MB=$MAX_WEIGHT_MB" "program $BIN/compile" "step embed" "step lmhead" \
 		"${combined[@]}"
-	meta_params=("param SPLIT_ROTATE=$SPLIT_ROTATE")
+	meta_params=("param SPLIT_ROTATE=$SPLIT_ROTATE" "${ov[@]}" "${calib_param[@]}" "${layers_plan[@]}")
 fi
 # meta.yaml records FP16_SCALE and CLAMP in its comments.
 args meta "${meta_params[@]}" "${scaled[@]}" "program $BIN/metagen" "step compile" \
@@ -302,6 +350,8 @@ write_if_changed "$ST/plan.mk" "$(
 	echo "PREFIX_EFF := $prefix"
 	echo "NCHUNK := $nchunk"
 	echo "ROTATE := $rotate"
+	echo "LUT2_AUTO := $lut2_auto"
+	echo "LUT2_BASE := $lut2_base"
 	printf 'CHUNK_IDS :='; for ((c = 1; c <= nchunk; c++)); do printf ' %02dof%s' "$c" "$nn"; done; echo
 	echo "PLAN_STEPS := ${planned[*]}"
 )"$'\n'

@@ -33,6 +33,7 @@ static void parse_args(int argc, char **argv, stage_opts *o)
 		STAGE_OPT_BATCH(o, "prefill batch: input_ids also accepts [1,N]"),
 		STAGE_OPT_CONTEXT(o, "context length recorded in the metadata"),
 		STAGE_OPT_LUT(o, "the table"),
+		STAGE_OPT_LUT_OVERRIDE(o),
 		STAGE_OPT_FP16_SCALE(o, "the table x alpha (then never palettized)"),
 		STAGE_OPT_CLAMP(o, "accepted for ANEMLL's command lines; applies to ffn/prefill only"),
 		STAGE_OPT_THREADS(o),
@@ -152,6 +153,8 @@ int main(int argc, char **argv)
 		warn("--lut %s: the table is not palettized because --fp16-scale scales it (as ANEMLL)", o.lut_arg);
 		wo.lut.bits = 0;
 	}
+	if (o.fp16_scale > 0)
+		wo.ov = NULL; /* nor by an override */
 	if (graph_write_package(p.package, build_program, &j, &meta, &wo) != 0)
 		die_err();
 	if (j.table.clamped)

@@ -34,6 +34,8 @@ static void parse_args(int argc, char **argv, stage_opts *o, int *argmax)
 		{"fp16-scale", "ALPHA|auto", CLI_STRING, &fp16_scale, 0, 0, 0, "accepted for ANEMLL's command lines and checked; the head is unchanged (the final norm cancels the scale)"},
 		{"clamp", "V", CLI_STRING, &clamp, 0, 0, 0, "accepted for ANEMLL's command lines; applies to ffn/prefill only"},
 		STAGE_OPT_LUT(o, "the head"),
+		STAGE_OPT_LUT_OVERRIDE(o),
+		STAGE_OPT_CALIB_STATS(o),
 		STAGE_OPT_LUT_CACHE(o),
 		STAGE_OPT_THREADS(o),
 	};

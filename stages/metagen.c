@@ -38,6 +38,7 @@
 #include "checkpoint/hfconfig.h"
 #include "checkpoint/hfmodel.h"
 #include "convert/lut.h"
+#include "convert/lutover.h"
 #include "coreml/mlmodel.h"
 
 #include <cjson/cJSON.h>
@@ -60,6 +61,7 @@ typedef struct selector {
 
 typedef struct options {
 	const char *model, *output, *prefix, *model_name, *command_line, *fp16_scale, *clamp;
+	const char *lut_override, *calib;
 	selector lut_embed, lut_ffn, lut_lmhead;
 	int chunks, split_rotate, static_slice, allow_uncompiled, monolithic;
 } options;
@@ -95,6 +97,8 @@ static void parse_args(int argc, char **argv, options *o)
 		{"monolithic", NULL, CLI_FLAG, &o->monolithic, 0, 0, 0, "ANEMLL's monolithic schema for <prefix>_monolithic_full[_lut<b>] (--lut-ffn: its main LUT)"},
 		{"fp16-scale", "ALPHA|auto", CLI_STRING, &o->fp16_scale, 0, 0, 0, "the conversion's --fp16-scale, recorded in the troubleshooting comments"},
 		{"clamp", "V", CLI_STRING, &o->clamp, 0, 0, 0, "the conversion's --clamp, recorded in the troubleshooting comments"},
+		{"lut-override", "PAT=SPEC;...", CLI_STRING, &o->lut_override, 0, 0, 0, "the conversion's LUT overrides (@FILE entries read), recorded in the comments: ANEMLL's schema has one LUT per part"},
+		{"calib", "FILE", CLI_STRING, &o->calib, 0, 0, 0, "the conversion's calibration text (activation-aware palettization), recorded in the comments"},
 		{"static-prefill-slice", NULL, CLI_FLAG, &o->static_slice, 0, 0, 0, "leave out prefill_dynamic_slice: chat.py then prefills one token at a time"},
 		{"allow-uncompiled", NULL, CLI_FLAG, &o->allow_uncompiled, 0, 0, 0, "name .mlpackage files where no .mlmodelc exists (chat.py and smoketest only)"},
 	};
@@ -360,6 +364,20 @@ static void add_common_comments(metayaml *m, const options *o, int monolithic)
 		metayaml_add_comment(m, "fp16_scale", o->fp16_scale);
 	if (o->clamp)
 		metayaml_add_comment(m, "clamp", o->clamp);
+	if (o->lut_override) { /* per-tensor LUTs: the parts' lut_* keys name only their main one */
+		lut_overrides ov = {0};
+		if (lut_overrides_parse(o->lut_override, "--lut-override", &ov) != 0)
+			die_err();
+		char *text = lut_overrides_format(&ov);
+		metayaml_add_comment(m, "lut_override", text);
+		free(text);
+		lut_overrides_release(&ov);
+	}
+	if (o->calib) {
+		char *base = path_basename(o->calib);
+		metayaml_add_comment(m, "calibration_text", base);
+		free(base);
+	}
 	metayaml_add_comment_literal(m, "single_cache", m->single_cache == 1 ? "true" : "false");
 	metayaml_add_comment_literal(m, "dynamic_prefill_slice", m->prefill_dynamic_slice == 1 ? "true" : "false");
 	metayaml_add_comment(m, "converter", "anemake " ANEMAKE_VERSION);

@@ -57,6 +57,10 @@ void anemll_set_metadata(ml_model *m, const anemll_meta *meta)
 	set_sizes(m, meta->lm_head_chunk_sizes, meta->n_lm_head_chunks);
 	if (meta->functions)
 		ml_model_set_user_meta(m, "com.anemll.functions", meta->functions);
+	if (meta->lut_override)
+		ml_model_set_user_meta(m, "com.anemake.lut_override", meta->lut_override);
+	if (meta->calibration)
+		ml_model_set_user_meta(m, "com.anemake.calibration_sha256", meta->calibration);
 	free(desc);
 	free(info);
 }

@@ -33,6 +33,9 @@ typedef struct anemll_meta {
 	const int *lm_head_chunk_sizes;
 	int n_lm_head_chunks;
 	const char *functions;   /* comma-joined, multifunction packages only */
+	/* anemake's own keys (com.anemake.*), NULL: absent */
+	const char *lut_override; /* the LUT overrides in force, canonical */
+	const char *calibration;  /* SHA-256 of the calibration statistics (activation-aware) */
 } anemll_meta;
 
 /* Set description metadata and com.anemll.* keys as ANEMLL's AddMetadata. */

@@ -194,14 +194,21 @@ static int dim0(const mil_type *t, uint64_t *out)
 }
 
 /* LUT facts of one palettized weight: bits from the indices type, group size
- * = indices rows / LUT rows (0 when one LUT serves the whole tensor). */
-static void scan_lut_op(const char *path, const mil_block *b, const mil_op *op, int *bits, int *group)
+ * = indices rows / LUT rows (0 when one LUT serves the whole tensor). A part
+ * written with LUT overrides (com.anemake.lut_override) mixes widths and
+ * groups on purpose: its class keeps the first (or preset) width and the
+ * group of the weights that have it. */
+static void scan_lut_op(const inv_part *p, const mil_block *b, const mil_op *op, int *bits, int *group)
 {
+	const char *path = p->pkg_path;
+	int mixed = ml_model_user_meta(p->model, "com.anemake.lut_override") != NULL;
 	const mil_type *idx = arg_type(b, op, "indices"), *lut = arg_type(b, op, "lut");
 	uint64_t rows, groups;
 	if (dim0(idx, &rows) != 0 || dim0(lut, &groups) != 0 || rows % groups != 0)
 		die("'%s': a constexpr_lut_to_dense op has indices and lut shapes metagen cannot read", path);
 	int b_op = mil_dtype_bits(idx->dtype), g_op = groups == 1 ? 0 : (int)(rows / groups);
+	if (mixed && *bits >= 0 && (*bits != b_op || (g_op && *group > 0 && *group != g_op)))
+		return;
 	if (*bits >= 0 && *bits != b_op)
 		die("'%s': its palettized weights use both %d and %d bits", path, *bits, b_op);
 	if (g_op && *group > 0 && *group != g_op)
@@ -228,7 +235,7 @@ static void each_lut_op(const inv_part *p, void (*scan)(const inv_part *p, const
 static void scan_one_class(const inv_part *p, const mil_block *b, const mil_op *op, void *arg)
 {
 	inv_lut *c = arg;
-	scan_lut_op(p->pkg_path, b, op, &c->bits, &c->group);
+	scan_lut_op(p, b, op, &c->bits, &c->group);
 }
 
 int inv_meta_int(const inv_part *p, const char *key, int absent)
@@ -252,6 +259,8 @@ static void check_lut(inv_part *p)
 		die("'%s': the name says %s but its com.anemll.lut_bits metadata says %s", p->pkg_path,
 		    inventory_lut_word(p->lut), inventory_lut_word(meta));
 	inv_lut all = {-1, -1};
+	if (ml_model_user_meta(p->model, "com.anemake.lut_override") && p->lut)
+		all.bits = p->lut; /* overrides: the part's main width is the name's */
 	each_lut_op(p, scan_one_class, &all);
 	p->group = all.group;
 	if (all.bits >= 0 && all.bits != p->lut)
@@ -558,7 +567,7 @@ static void scan_by_class(const inv_part *p, const mil_block *b, const mil_op *o
 		return;
 	const char *name = op->outputs[0].name;
 	inv_lut *to = strstr(name, "embed_tokens") ? &c[1] : strstr(name, "lm_head") ? &c[2] : &c[0];
-	scan_lut_op(p->pkg_path, b, op, &to->bits, &to->group);
+	scan_lut_op(p, b, op, &to->bits, &to->group);
 }
 
 void inv_mono_luts(const inv_part *p, inv_lut *main, inv_lut *embed, inv_lut *head)

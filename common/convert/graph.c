@@ -16,8 +16,10 @@
 #include "convert/graph_internal.h"
 
 #include "anemll/anemll.h"
+#include "base/calstats.h"
 #include "base/fp16.h"
 #include "base/fsutil.h"
+#include "base/hash.h"
 #include "base/progress.h"
 #include "base/util.h"
 #include "coreml/blob.h"
@@ -452,7 +454,9 @@ static int head_split(graph_ctx *g, graph_val x, int k, int64_t row0, int64_t n,
 						   (long long)(row0 + n - 1), k, arch_lm_head_splits(g->c->arch, g->c->vocab_size));
 		int64_t shape[4] = {n, H, 1, 1};
 		snprintf(name, sizeof name, "lm_head_weight_%d", k);
+		g->w->alias = "lm_head"; /* overrides and statistics know the head by this name, tied or not */
 		w = weights_emit(g->w, g->b, name, source, buf, 4, shape);
+		g->w->alias = NULL;
 		free(source);
 	}
 	free(buf);
@@ -720,9 +724,19 @@ int graph_write_package(const char *path, graph_build_fn build, const void *ctx,
 	weights_ctx w;
 	weights_init(&w, pw.weights, &wo->lut, wo->threads);
 	w.cache_dir = wo->cache_dir;
+	w.ov = wo->ov;
+	w.stats = wo->stats;
 	int rc = build(m, &w, ctx);
 	if (rc == 0) {
-		anemll_set_metadata(m, meta);
+		anemll_meta mt = *meta;
+		char *ov = wo->ov && wo->ov->n ? lut_overrides_format(wo->ov) : NULL;
+		char hex[65];
+		if (wo->stats)
+			sha256_hex(wo->stats->digest, hex);
+		mt.lut_override = ov;
+		mt.calibration = wo->stats ? hex : NULL;
+		anemll_set_metadata(m, &mt);
+		free(ov);
 		pb_buf bytes;
 		pb_init(&bytes);
 		ml_model_encode(m, &bytes);

@@ -220,6 +220,8 @@ typedef struct graph_write_opts {
 	int threads;               /* quantizer threads, 0 = all cores */
 	const char *cache_dir;     /* LUT cache (weights.h), NULL: none */
 	const char *quality_path;  /* palettization sidecar JSON, NULL: none */
+	lut_overrides *ov;         /* LUT overrides by tensor pattern (lutover.h), NULL: none */
+	const struct calstats *stats; /* calibration statistics: activation-aware palettization, NULL: none */
 	char summary[256];         /* out: weights_summary() of the package */
 } graph_write_opts;
 

@@ -188,6 +188,8 @@ typedef struct lut_scratch {
 	uint32_t *count;   /* [NPAT] occurrences per bit pattern; all 0 between groups */
 	uint64_t *present; /* [NPAT/64] patterns seen; all 0 between groups */
 	uint8_t *index_of; /* [NPAT] table index of each pattern present in the group */
+	double *wsum;      /* [NPAT] weighted runs only: summed column weights per pattern; 0 between groups */
+	double *cnt;       /* [n] weighted runs only: the counts (s->w holds the weights) */
 	size_t cap;        /* distinct values the arrays below can hold */
 	uint16_t *pat;     /* [n] distinct patterns in ascending value order (0 stands for +-0) */
 	double *x, *w;     /* [n] their values and counts */
@@ -221,6 +223,8 @@ static void scratch_release(lut_scratch *s)
 	free(s->count);
 	free(s->present);
 	free(s->index_of);
+	free(s->wsum);
+	free(s->cnt);
 	free(s->pat);
 	free(s->x);
 	free(s->w);
@@ -250,6 +254,8 @@ static void scratch_reserve(lut_scratch *s, size_t n)
 	s->pat = xrealloc(s->pat, c * sizeof *s->pat);
 	s->x = xrealloc(s->x, c * sizeof *s->x);
 	s->w = xrealloc(s->w, c * sizeof *s->w);
+	if (s->wsum)
+		s->cnt = xrealloc(s->cnt, c * sizeof *s->cnt);
 	s->p0 = xrealloc(s->p0, c * sizeof *s->p0);
 	s->p1 = xrealloc(s->p1, c * sizeof *s->p1);
 	s->c0 = xrealloc(s->c0, c * sizeof *s->c0);
@@ -894,8 +900,9 @@ static uint16_t f64_to_fp16(double d)
 	return h == 0x8000 ? 0 : h; /* keep the table free of -0 */
 }
 
-/* Count bit patterns; 1 if a NaN or infinity was seen. */
-static int histogram(lut_scratch *s, const uint16_t *src, size_t n)
+/* Count bit patterns (and, with column weights colw[e % K], sum them per
+ * pattern, in element order); 1 if a NaN or infinity was seen. */
+static int histogram(lut_scratch *s, const uint16_t *src, size_t n, const double *colw, size_t K)
 {
 	uint32_t *count = s->count;
 	uint64_t *present = s->present;
@@ -904,6 +911,8 @@ static int histogram(lut_scratch *s, const uint16_t *src, size_t n)
 		count[h]++;
 		present[h >> 6] |= (uint64_t)1 << (h & 63);
 	}
+	for (size_t e = 0; colw && e < n; e++)
+		s->wsum[src[e]] += colw[e % K];
 	/* exponent all ones: 0x7c00..0x7fff and 0xfc00..0xffff, words 496..511 and 1008..1023 */
 	uint64_t bad = 0;
 	for (int i = 0; i < 16; i++)
@@ -915,13 +924,24 @@ static void histogram_clear(lut_scratch *s)
 {
 	memset(s->count, 0, NPAT * sizeof *s->count);
 	memset(s->present, 0, NPAT / 64 * sizeof *s->present);
+	if (s->wsum)
+		memset(s->wsum, 0, NPAT * sizeof *s->wsum);
 }
 
+/* One distinct value: its count, and in weighted runs its summed weight
+ * (the pattern's, plus -0's for zero). */
 static inline void add_unique(lut_scratch *s, int *n, uint16_t pat, uint32_t cnt)
 {
 	s->pat[*n] = pat;
 	s->x[*n] = fp16_to_f32(pat);
 	s->w[*n] = cnt;
+	if (s->wsum) {
+		s->cnt[*n] = cnt;
+		s->w[*n] = s->wsum[pat] + (pat == 0 ? s->wsum[0x8000] : 0);
+		s->wsum[pat] = 0;
+		if (pat == 0)
+			s->wsum[0x8000] = 0;
+	}
 	(*n)++;
 }
 
@@ -993,8 +1013,9 @@ static void assign_nearest(lut_scratch *s, int n, const uint16_t *lut, int k, do
 		while (c + 1 < k && fabs(x - v[c + 1]) < fabs(x - v[c]))
 			c++;
 		s->index_of[s->pat[i]] = (uint8_t)c;
-		err += s->w[i] * (x - v[c]) * (x - v[c]);
-		en += s->w[i] * x * x;
+		double cnt = s->wsum ? s->cnt[i] : s->w[i]; /* the error figures count weights alike */
+		err += cnt * (x - v[c]) * (x - v[c]);
+		en += cnt * x * x;
 	}
 	s->index_of[0x8000] = s->index_of[0];
 	*sse = err;
@@ -1009,9 +1030,10 @@ typedef struct group_out {
 
 /* Palettize one group of n weights. Returns 0, or 1 + the offset of the
  * first NaN/inf weight. */
-static size_t quantize_group(lut_scratch *s, const uint16_t *src, size_t n, int bits, group_out *out)
+static size_t quantize_group(lut_scratch *s, const uint16_t *src, size_t n, int bits, const double *colw, size_t K,
+			     group_out *out)
 {
-	if (histogram(s, src, n)) {
+	if (histogram(s, src, n, colw, K)) {
 		histogram_clear(s);
 		for (size_t e = 0; e < n; e++)
 			if ((src[e] & 0x7c00) == 0x7c00)
@@ -1022,7 +1044,7 @@ static size_t quantize_group(lut_scratch *s, const uint16_t *src, size_t n, int 
 	int u = unique_values(s);
 	int k = u < (1 << bits) ? u : 1 << bits;
 	if (k < u) {
-		kmeans_dp(s, u, k, 1);
+		kmeans_dp(s, u, k, !colw);
 	} else {
 		for (int i = 0; i <= u; i++)
 			s->bounds[i] = i;
@@ -1044,6 +1066,7 @@ typedef struct lut_job {
 	const uint16_t *w;
 	int64_t per_channel, group; /* K, channels per group */
 	int bits;
+	const double *colw;   /* [K] weight of each input column, or NULL */
 	lut_result *res;
 	double *sse, *energy; /* [groups] */
 	int64_t g0, g1;       /* this worker's groups */
@@ -1056,11 +1079,13 @@ static void *lut_worker(void *arg)
 	lut_job *j = arg;
 	lut_scratch s;
 	scratch_init(&s);
+	if (j->colw)
+		s.wsum = xcalloc(NPAT, sizeof *s.wsum);
 	size_t gn = (size_t)(j->group * j->per_channel);
 	size_t nlut = (size_t)1 << j->bits;
 	for (int64_t g = j->g0; g < j->g1; g++) {
 		group_out o = {.lut = j->res->lut + (size_t)g * nlut, .indices = j->res->indices + (size_t)g * gn};
-		size_t bad = quantize_group(&s, j->w + (size_t)g * gn, gn, j->bits, &o);
+		size_t bad = quantize_group(&s, j->w + (size_t)g * gn, gn, j->bits, j->colw, (size_t)j->per_channel, &o);
 		if (bad) {
 			int64_t e = g * (int64_t)gn + (int64_t)(bad - 1);
 			snprintf(j->err, sizeof j->err,
@@ -1146,6 +1171,12 @@ static void set_quality(lut_result *r, const double *sse, const double *energy)
 int lut_quantize(const char *name, const uint16_t *w, int64_t channels, int64_t per_channel, int bits,
 		 int64_t group, int threads, lut_result *out)
 {
+	return lut_quantize_weighted(name, w, channels, per_channel, bits, group, NULL, threads, out);
+}
+
+int lut_quantize_weighted(const char *name, const uint16_t *w, int64_t channels, int64_t per_channel, int bits,
+			  int64_t group, const double *colw, int threads, lut_result *out)
+{
 	memset(out, 0, sizeof *out);
 	if (!name)
 		name = "?";
@@ -1158,6 +1189,10 @@ int lut_quantize(const char *name, const uint16_t *w, int64_t channels, int64_t 
 	if ((uint64_t)gsize * (uint64_t)per_channel > UINT32_MAX)
 		return errf("%s: a LUT group of %lld x %lld weights is too large (max 2^32-1)", who,
 			    (long long)gsize, (long long)per_channel);
+	for (int64_t k = 0; colw && k < per_channel; k++)
+		if (!(colw[k] > 0) || !isfinite(colw[k]))
+			return errf("%s: column weight %lld is %g; weights must be positive and finite", who, (long long)k,
+				    colw[k]);
 	int64_t groups = channels / gsize;
 	size_t nw = (size_t)(channels * per_channel);
 	lut_result r = {
@@ -1169,7 +1204,7 @@ int lut_quantize(const char *name, const uint16_t *w, int64_t channels, int64_t 
 	lut_job *jobs = xcalloc((size_t)nt, sizeof *jobs);
 	for (int i = 0; i < nt; i++)
 		jobs[i] = (lut_job){
-			.name = name, .w = w, .per_channel = per_channel, .group = gsize, .bits = bits,
+			.name = name, .w = w, .per_channel = per_channel, .group = gsize, .bits = bits, .colw = colw,
 			.res = &r, .sse = sse, .energy = energy,
 			.g0 = groups * i / nt, .g1 = groups * (i + 1) / nt, .failed_group = -1,
 		};

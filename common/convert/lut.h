@@ -104,6 +104,17 @@ typedef struct lut_result {
 int lut_quantize(const char *name, const uint16_t *w, int64_t channels, int64_t per_channel, int bits,
 		 int64_t group, int threads, lut_result *out);
 
+/* Activation-aware: the same with the error of weight [c][k] counted
+ * colw[k] times (colw: [per_channel], positive, e.g. E[x_k^2] of the input
+ * the weight multiplies), so each group's table minimises
+ * sum colw[k] (W[c][k] - W'[c][k])^2, the expected squared output error
+ * when input channels are uncorrelated. A distinct value's weight is the
+ * sum of its elements' colw, added in element order; everything else
+ * (ties, rounding, nearest assignment, thread independence) is as above.
+ * rel_rms and snr_db stay unweighted. colw NULL: lut_quantize. */
+int lut_quantize_weighted(const char *name, const uint16_t *w, int64_t channels, int64_t per_channel, int bits,
+			  int64_t group, const double *colw, int threads, lut_result *out);
+
 /* Free what lut_quantize allocated and zero *r. NULL-tolerant. */
 void lut_result_release(lut_result *r);
 

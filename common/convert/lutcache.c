@@ -14,7 +14,7 @@ static const char MAGIC[8] = "ANLUTC1";
 #define HDR_SIZE (8 + 32 + 4 + 4 + 8 * 5 + 8)
 
 void lutcache_key(const uint16_t *w, int64_t channels, int64_t per_channel, int bits, int64_t group,
-		  uint8_t key[32])
+		  const double *colw, uint8_t key[32])
 {
 	int64_t shape[4] = {channels, per_channel, bits, group};
 	sha256_ctx *c = sha256_new();
@@ -23,6 +23,10 @@ void lutcache_key(const uint16_t *w, int64_t channels, int64_t per_channel, int 
 	sha256_update(c, "anemake-lut-v2 fp16", 20);
 	sha256_update(c, shape, sizeof shape);
 	sha256_update(c, w, (size_t)(channels * per_channel) * 2);
+	if (colw) { /* activation-aware: the column weights' bytes too (unweighted keys unchanged) */
+		sha256_update(c, "colw f64", 8);
+		sha256_update(c, colw, (size_t)per_channel * sizeof *colw);
+	}
 	sha256_final(c, key);
 }
 

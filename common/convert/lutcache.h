@@ -5,7 +5,8 @@
  * by every re-conversion of a model at another context length. So each
  * result is stored under a key that is the SHA-256 of everything it depends
  * on: a format tag, the fp16 tensor bytes, the shape [channels,
- * per_channel], bits and group size. The same key always gives byte-identical
+ * per_channel], bits and group size, and for activation-aware results the
+ * column weights (lut_quantize_weighted). The same key always gives byte-identical
  * results, which also makes the infer and prefill functions of a chunk hold
  * identical blobs (what combine's deduplication relies on).
  *
@@ -29,9 +30,10 @@
 
 #include <stdint.h>
 
-/* Key for a tensor of `channels` x `per_channel` fp16 values. */
+/* Key for a tensor of `channels` x `per_channel` fp16 values; colw
+ * [per_channel] or NULL (unweighted). */
 void lutcache_key(const uint16_t *w, int64_t channels, int64_t per_channel, int bits, int64_t group,
-		  uint8_t key[32]);
+		  const double *colw, uint8_t key[32]);
 /* 1: *r filled from the cache; 0: no valid entry (r untouched). */
 int lutcache_load(const char *dir, const uint8_t key[32], int64_t channels, int64_t per_channel, int bits,
 		  int64_t group, lut_result *r);

@@ -1,6 +1,7 @@
 /* stage.c: flags, model opening and part files shared by the stages (see stage.h). */
 #include "convert/stage.h"
 #include "anemll/anemll.h"
+#include "base/calstats.h"
 #include "base/fsutil.h"
 #include "base/util.h"
 #include "convert/lutcheck.h"
@@ -82,6 +83,17 @@ void stage_open(stage_opts *o)
 {
 	if (o->lut_arg && lut_spec_parse(o->lut_arg, &o->lut) != 0)
 		die("--lut: %s", errmsg());
+	if (o->lut_override_arg) {
+		o->ov = xcalloc(1, sizeof *o->ov);
+		if (lut_overrides_parse(o->lut_override_arg, o->lut_override_name ? o->lut_override_name : "--lut-override",
+					o->ov) != 0)
+			die_err();
+	}
+	if (o->calib_stats_arg) {
+		o->stats = xcalloc(1, sizeof *o->stats);
+		if (calstats_read(o->calib_stats_arg, o->stats) != 0)
+			die_err();
+	}
 	parse_fp16_flags(o);
 	if (hf_model_resolve(o->model, &o->model_dir) != 0 || hf_model_open(&o->hf, o->model_dir) != 0)
 		die_err();
@@ -98,7 +110,7 @@ void stage_open(stage_opts *o)
 void stage_resolve_lut(stage_opts *o, stage_lut_part part)
 {
 	lutcheck_part p = {&o->lut, "--lut", o->lut_arg};
-	lutcheck lc = {.context = o->context, .note_level = 2};
+	lutcheck lc = {.context = o->context, .note_level = 2, .ov = o->ov};
 	if (part == STAGE_LUT_EMBED)
 		lc.embed = p;
 	else
@@ -110,6 +122,12 @@ void stage_resolve_lut(stage_opts *o, stage_lut_part part)
 void stage_close(stage_opts *o)
 {
 	hf_model_close(&o->hf);
+	lut_overrides_release(o->ov);
+	free(o->ov);
+	calstats_release(o->stats);
+	free(o->stats);
+	o->ov = NULL;
+	o->stats = NULL;
 	free(o->model_dir);
 	o->model_dir = NULL;
 }
@@ -132,7 +150,8 @@ void stage_part_release(stage_part *p)
 
 graph_write_opts stage_write_opts(const stage_opts *o, const stage_part *p)
 {
-	graph_write_opts wo = {.lut = o->lut, .threads = o->threads, .cache_dir = p->cache_dir, .quality_path = p->quality};
+	graph_write_opts wo = {.lut = o->lut, .threads = o->threads, .cache_dir = p->cache_dir, .quality_path = p->quality,
+			       .ov = o->ov, .stats = o->stats};
 	return wo;
 }
 
@@ -160,7 +179,7 @@ static const char *name_of(const chunk_opts *o, const char *flag)
 		const char *flag, *chunked, *mono;
 	} NAMES[] = {
 		{"--lut", "LUT2", "LUT"}, {"--lut-embeddings", "LUT1", "LUT_EMBED"}, {"--lut-lmhead", "LUT3", "LUT_LMHEAD"},
-		{"--context-length", "CONTEXT", "CONTEXT"}, {"--batch-size", "BATCH", "BATCH"}, {"--chunk", "CHUNK", "CHUNK"},
+		{"--context-length", "CONTEXT", "CONTEXT"}, {"--lut-override", "LUT_OVERRIDE", "LUT_OVERRIDE"}, {"--batch-size", "BATCH", "BATCH"}, {"--chunk", "CHUNK", "CHUNK"},
 	};
 	for (size_t i = 0; o->make_names && i < sizeof NAMES / sizeof NAMES[0]; i++)
 		if (streq(flag, NAMES[i].flag))
@@ -241,6 +260,8 @@ static void parse_chunk_args(int argc, char **argv, chunk_opts *o)
 		STAGE_OPT_FP16_SCALE(&o->s, "post-attention/post-feedforward norm gains x alpha (with --monolithic also the embeddings; the final norm cancels it)"),
 		STAGE_OPT_CLAMP(&o->s, "clip the hidden states to [-V, V] after every residual add"),
 		STAGE_OPT_LUT(&o->s, "the weights"),
+		STAGE_OPT_LUT_OVERRIDE(&o->s),
+		STAGE_OPT_CALIB_STATS(&o->s),
 		STAGE_OPT_LUT_CACHE(&o->s),
 		STAGE_OPT_THREADS(&o->s),
 	};
@@ -377,6 +398,7 @@ static void resolve_luts(chunk_opts *o)
 			 own_head ? o->lut_head_arg : o->s.lut_arg},
 		.context = o->s.context,
 		.note_level = o->plan ? 1 : 2, /* the plan says it once for every stage */
+		.ov = o->s.ov,
 	};
 	if (lutcheck_run(&o->s.hf, &lc) != 0)
 		die_err();
@@ -388,6 +410,7 @@ int chunk_stage_main(int argc, char **argv, graph_mode mode)
 	chunk_opts o = {.mode = mode, .chunk_arg = "1", .max_chunk_mb = 950};
 	stage_opts_init(&o.s);
 	parse_chunk_args(argc, argv, &o);
+	o.s.lut_override_name = name_of(&o, "--lut-override");
 	stage_open(&o.s);
 	decide_chunks(&o);
 	if (o.plan)

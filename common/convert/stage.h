@@ -22,6 +22,8 @@ typedef struct stage_opts {
 	/* flags */
 	const char *model, *output, *quality_dir, *prefix, *lut_arg, *lut_cache;
 	const char *fp16_scale_arg, *clamp_arg;
+	const char *lut_override_arg, *calib_stats_arg;
+	const char *lut_override_name; /* how messages name --lut-override (set before stage_open; NULL: the flag) */
 	int context, batch, threads;
 	/* set by stage_open */
 	lut_spec lut;
@@ -30,6 +32,8 @@ typedef struct stage_opts {
 	char *model_dir;
 	hf_model hf;
 	const char *prefix_eff; /* --prefix, else the architecture's */
+	lut_overrides *ov;      /* --lut-override parsed, NULL when not given */
+	struct calstats *stats; /* --calib-stats read, NULL when not given */
 } stage_opts;
 
 #define STAGE_OPT_MODEL(o) {"model", "DIR|ORG/NAME", CLI_STRING, &(o)->model, 1, 0, 0, "HuggingFace model directory, or an id in the local HF cache (never downloaded)"}
@@ -39,6 +43,8 @@ typedef struct stage_opts {
 #define STAGE_OPT_CONTEXT(o, help) {"context-length", "N", CLI_INT, &(o)->context, 0, 1, 1 << 20, help " (default 512)"}
 #define STAGE_OPT_BATCH(o, help) {"batch-size", "N", CLI_INT, &(o)->batch, 0, 1, 4096, help " (default 64)"}
 #define STAGE_OPT_LUT(o, what) {"lut", "SPEC", CLI_STRING, &(o)->lut_arg, 0, 0, 0, "palettize " what ": BITS[,GROUP] (GROUP 0|t|tensor: per tensor; default group 8), or none"}
+#define STAGE_OPT_LUT_OVERRIDE(o) {"lut-override", "PAT=SPEC;...", CLI_STRING, &(o)->lut_override_arg, 0, 0, 0, "LUT per tensor pattern over --lut's, the last match winning: e.g. 'layers.0-1=8;layers.*.mlp.down_proj=6;lm_head=none'; components literal (globs * ?), * or a range A-B; @FILE reads entries from FILE (README: LUT overrides)"}
+#define STAGE_OPT_CALIB_STATS(o) {"calib-stats", "FILE", CLI_STRING, &(o)->calib_stats_arg, 0, 0, 0, "activation-aware palettization: weight each linear layer's k-means by its input's E[x^2] per channel from FILE (written by calib)"}
 #define STAGE_OPT_LUT_CACHE(o) {"lut-cache", "DIR", CLI_STRING, &(o)->lut_cache, 0, 0, 0, "LUT cache directory (default OUTPUT/" WEIGHTS_CACHE_SUBDIR "; none: off)"}
 #define STAGE_OPT_FP16_SCALE(o, what) {"fp16-scale", "ALPHA|auto", CLI_STRING, &(o)->fp16_scale_arg, 0, 0, 0, "Gemma 3 FP16 residual scaling, alpha in (0,1]: " what "; auto: ANEMLL's table by model name (gemma-3-270m 0.48, -1b 0.82, -4b-it-qat 0.1875, -4b 0.5, gemma-3n-E2B/E4B 0.5)"}
 #define STAGE_OPT_CLAMP(o, what) {"clamp", "V", CLI_STRING, &(o)->clamp_arg, 0, 0, 0, "FP16 safety: " what}

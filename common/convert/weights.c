@@ -1,8 +1,10 @@
 /* weights.c: blob consts and palettized weights (see weights.h). */
 #include "convert/weights.h"
 #include "base/fsutil.h"
+#include "base/hash.h"
 #include "base/progress.h"
 #include "base/util.h"
+#include "base/calstats.h"
 #include "convert/lutcache.h"
 
 #include <cjson/cJSON.h>
@@ -127,23 +129,52 @@ static void record_quality(weights_ctx *w, const char *name, const lut_result *r
 	info(2, "%s: LUT%d group %d, relative RMS error %.4g", name, r->bits, w->lut.group, r->rel_rms);
 }
 
-/* Quantize through the cache: a valid entry is used, anything else recomputed and stored. */
-static int quantize(weights_ctx *w, const char *name, const uint16_t *data, int64_t channels, int64_t per_channel,
-		    lut_result *r)
+/* The column weights of a tensor's palettization: the calibration
+ * statistics of its input (E[x^2] per channel), floored at 1e-6 of their
+ * mean so every column counts a little; NULL without statistics for it (the
+ * embedding table, which is gathered, not multiplied). Caller frees. */
+double *weights_column_weights(const struct calstats *stats, const char *name, int64_t per_channel)
+{
+	const double *v = stats ? calstats_find(stats, name, (uint64_t)per_channel) : NULL;
+	if (!v)
+		return NULL;
+	double mean = 0;
+	for (int64_t k = 0; k < per_channel; k++)
+		mean += v[k] / (double)per_channel;
+	double *c = xmalloc(xmul((size_t)per_channel, sizeof *c)), floor = mean > 0 ? 1e-6 * mean : 1;
+	for (int64_t k = 0; k < per_channel; k++)
+		c[k] = v[k] > floor ? v[k] : floor;
+	return c;
+}
+
+int weights_quantize_cached(const char *cache_dir, const char *name, const uint16_t *data, int64_t channels,
+			    int64_t per_channel, const lut_spec *spec, const double *colw, int threads, lut_result *r)
 {
 	uint8_t key[32];
-	if (w->cache_dir) {
-		lutcache_key(data, channels, per_channel, w->lut.bits, w->lut.group, key);
-		if (lutcache_load(w->cache_dir, key, channels, per_channel, w->lut.bits, w->lut.group, r)) {
-			w->n_cached++;
-			return 0;
-		}
+	if (cache_dir) {
+		lutcache_key(data, channels, per_channel, spec->bits, spec->group, colw, key);
+		if (lutcache_load(cache_dir, key, channels, per_channel, spec->bits, spec->group, r))
+			return 1;
 	}
-	if (lut_quantize(name, data, channels, per_channel, w->lut.bits, w->lut.group, w->threads, r) != 0)
+	if (lut_quantize_weighted(name, data, channels, per_channel, spec->bits, spec->group, colw, threads, r) != 0)
 		return -1;
-	if (w->cache_dir && lutcache_store(w->cache_dir, key, r) != 0)
+	if (cache_dir && lutcache_store(cache_dir, key, r) != 0)
 		warn("cannot store LUT cache entry for '%s': %s", name, errmsg());
 	return 0;
+}
+
+/* Quantize through the cache, activation-aware when the statistics know the tensor. */
+static int quantize(weights_ctx *w, const char *name, const char *source, const uint16_t *data, int64_t channels,
+		    int64_t per_channel, lut_result *r)
+{
+	char *key = w->alias ? xstrdup(CALSTATS_HEAD) : xstrndup(source, strcspn(source, " "));
+	double *colw = weights_column_weights(w->stats, key, per_channel);
+	free(key);
+	w->n_weighted += colw != NULL;
+	int rc = weights_quantize_cached(w->cache_dir, name, data, channels, per_channel, &w->lut, colw, w->threads, r);
+	free(colw);
+	w->n_cached += rc == 1;
+	return rc < 0 ? -1 : 0;
 }
 
 /* lut shape: rank + 2 dims, [groups, 1, ..., 1, 2^bits, 1] */
@@ -158,12 +189,12 @@ static mil_type *lut_type(mil_arena *a, size_t rank, int64_t groups, int bits)
 	return mil_type_tensor(a, MIL_FP16, rank + 2, dims);
 }
 
-static const char *emit_palettized(weights_ctx *w, mil_block *b, const char *name, const uint16_t *data,
-				   size_t rank, const int64_t *shape)
+static const char *emit_palettized(weights_ctx *w, mil_block *b, const char *name, const char *source,
+				   const uint16_t *data, size_t rank, const int64_t *shape)
 {
 	lut_result r;
 	int64_t per_channel = numel(rank, shape) / shape[0];
-	if (quantize(w, name, data, shape[0], per_channel, &r) != 0)
+	if (quantize(w, name, source, data, shape[0], per_channel, &r) != 0)
 		return NULL;
 	uint64_t idx_off, lut_off;
 	size_t n = (size_t)(shape[0] * per_channel);
@@ -210,26 +241,54 @@ static const char *emit_placeholder(weights_ctx *w, mil_block *b, const char *na
 	return mil_strdup(b->arena, name);
 }
 
-/* The dense or palettized weight; NULL with errf() when the LUT's group does not fit. */
-static const char *emit_data(weights_ctx *w, mil_block *b, const char *name, const char *source,
-			     const uint16_t *data, size_t rank, const int64_t *shape)
+/* A tensor a LUT could palettize at all, whatever the spec. */
+static int palettizable(const weights_ctx *w, size_t rank, const int64_t *shape)
 {
-	if (!weights_lut_applies(w, rank, shape))
-		return emit_dense(w, b, name, data, rank, shape);
-	if (w->lut.group > 0 && shape[0] % w->lut.group) {
-		char spec[LUT_SPEC_BUFSIZE], div[128];
-		errf("%s %s: %s has %lld output channels; groups that divide it: %s", w->lut_flag ? w->lut_flag : "--lut",
-		     lut_spec_format(&w->lut, spec, sizeof spec), source, (long long)shape[0],
-		     lut_divisors_text(shape[0], w->lut.group, div, sizeof div));
-		return NULL;
-	}
-	return emit_palettized(w, b, name, data, rank, shape);
+	return lut_eligible((int)rank, shape) && numel(rank, shape) > w->lut_min_elements;
 }
+
+/* The override a tensor falls under, matched on its checkpoint name (the
+ * source up to any note after a blank). */
+static lut_override *override_of(const weights_ctx *w, const char *source, size_t rank, const int64_t *shape)
+{
+	if (!w->ov || !w->ov->n || !palettizable(w, rank, shape))
+		return NULL;
+	size_t n = strcspn(source, " ");
+	char *name = xstrndup(source, n);
+	lut_override *o = lut_overrides_find(w->ov, name, w->alias);
+	free(name);
+	return o;
+}
+
+static const char *emit_one(weights_ctx *w, mil_block *b, const char *name, const char *source, const uint16_t *data,
+			    size_t rank, const int64_t *shape);
 
 const char *weights_emit(weights_ctx *w, mil_block *b, const char *name, const char *source, const uint16_t *data,
 			 size_t rank, const int64_t *shape)
 {
 	ASSERT(rank >= 1 && rank <= 8);
+	lut_override *o = override_of(w, source, rank, shape);
+	if (!o)
+		return emit_one(w, b, name, source, data, rank, shape);
+	lut_spec lut = w->lut;
+	const char *flag = w->lut_flag;
+	w->lut = o->spec;
+	w->lut_flag = o->text;
+	if (w->check_only)
+		o->matched++;
+	const char *v = emit_one(w, b, name, source, data, rank, shape);
+	w->lut = lut;
+	w->lut_flag = flag;
+	return v;
+}
+
+static const char *emit_data(weights_ctx *w, mil_block *b, const char *name, const char *source,
+			     const uint16_t *data, size_t rank, const int64_t *shape);
+
+/* One tensor with the spec in force (check-only: its placeholder), counted in the progress report. */
+static const char *emit_one(weights_ctx *w, mil_block *b, const char *name, const char *source, const uint16_t *data,
+			    size_t rank, const int64_t *shape)
+{
 	if (w->check_only)
 		return emit_placeholder(w, b, name, source, rank, shape);
 	const char *var = emit_data(w, b, name, source, data, rank, shape);
@@ -238,13 +297,31 @@ const char *weights_emit(weights_ctx *w, mil_block *b, const char *name, const c
 	return var;
 }
 
+/* The dense or palettized weight; NULL with errf() when the LUT's group does not fit. */
+static const char *emit_data(weights_ctx *w, mil_block *b, const char *name, const char *source,
+			     const uint16_t *data, size_t rank, const int64_t *shape)
+{
+	if (!weights_lut_applies(w, rank, shape))
+		return emit_dense(w, b, name, data, rank, shape);
+	if (w->lut.group > 0 && shape[0] % w->lut.group) {
+		char spec[LUT_SPEC_BUFSIZE], div[128];
+		const char *flag = w->lut_flag ? w->lut_flag : "--lut";
+		int is_override = w->ov && strchr(flag, '=') != NULL; /* an override's text names its spec */
+		errf("%s %s: %s has %lld output channels; groups that divide it: %s", is_override ? w->ov->flag : flag,
+		     is_override ? flag : lut_spec_format(&w->lut, spec, sizeof spec), source, (long long)shape[0],
+		     lut_divisors_text(shape[0], w->lut.group, div, sizeof div));
+		return NULL;
+	}
+	return emit_palettized(w, b, name, source, data, rank, shape);
+}
+
 const char *weights_emit_rows(weights_ctx *w, mil_block *b, const char *name, const char *source,
 			      weights_rows_fn rows, void *ctx, size_t rank, const int64_t *shape)
 {
 	ASSERT(rank >= 1 && rank <= 8);
-	if (w->check_only)
-		return emit_placeholder(w, b, name, source, rank, shape);
-	if (!weights_lut_applies(w, rank, shape)) {
+	if (w->check_only) /* reads no data */
+		return weights_emit(w, b, name, source, NULL, rank, shape);
+	if (!weights_lut_applies(w, rank, shape) && !override_of(w, source, rank, shape)) {
 		const char *var = emit_dense_rows(w, b, name, rows, ctx, rank, shape);
 		if (var)
 			progress_add(1, (uint64_t)numel(rank, shape) * 2);
@@ -277,6 +354,17 @@ static cJSON *quality_json(const weights_ctx *w)
 		sum += q->rel_rms;
 	}
 	cJSON_AddNumberToObject(root, "palettized", (double)w->n_palettized);
+	if (w->ov && w->ov->n) {
+		char *ov = lut_overrides_format(w->ov);
+		cJSON_AddStringToObject(root, "lut_override", ov);
+		free(ov);
+	}
+	if (w->stats) { /* activation-aware: which statistics, and how many tensors had some */
+		char hex[65];
+		sha256_hex(w->stats->digest, hex);
+		cJSON_AddStringToObject(root, "calibration_sha256", hex);
+		cJSON_AddNumberToObject(root, "activation_weighted", (double)w->n_weighted);
+	}
 	cJSON_AddNumberToObject(root, "dense", (double)w->n_dense);
 	cJSON_AddNumberToObject(root, "worst_rel_rms", worst);
 	cJSON_AddNumberToObject(root, "mean_rel_rms", w->nquality ? sum / (double)w->nquality : 0);

@@ -21,6 +21,7 @@
 #define ANEMAKE_WEIGHTS_H
 
 #include "convert/lut.h"
+#include "convert/lutover.h"
 #include "coreml/blob.h"
 #include "coreml/mil.h"
 
@@ -46,6 +47,14 @@ typedef struct weights_ctx {
 	int threads;       /* for the quantizer; 0 = all cores */
 	const char *cache_dir; /* NULL: no LUT cache */
 	const char *lut_flag; /* how messages name lut's origin; NULL: "--lut" */
+	/* Overrides by tensor pattern (lutover.h), NULL: none; they win over lut.
+	 * Check-only builds count their matches in them. */
+	lut_overrides *ov;
+	const char *alias; /* another name overrides match the next tensor by ("lm_head") */
+	/* Calibration statistics (calstats.h), NULL: none. A tensor with an
+	 * entry for its input is palettized activation-aware. */
+	const struct calstats *stats;
+	size_t n_weighted;
 	/* Check only (the plan, lutcheck.h): no data is read or written; every
 	 * tensor the LUT applies to is recorded instead of palettized. */
 	int check_only;
@@ -90,8 +99,22 @@ const char *weights_emit_rows(weights_ctx *w, mil_block *b, const char *name, co
 const char *weights_emit(weights_ctx *w, mil_block *b, const char *name, const char *source, const uint16_t *data,
 			 size_t rank, const int64_t *shape);
 
+/* Palettize through the LUT cache (NULL: none), activation-aware when colw
+ * is set (lut_quantize_weighted). 1: from the cache, 0: computed (and
+ * stored), -1 with errf(). */
+int weights_quantize_cached(const char *cache_dir, const char *name, const uint16_t *data, int64_t channels,
+			    int64_t per_channel, const lut_spec *spec, const double *colw, int threads, lut_result *r);
+
+/* The column weights of tensor `name` (a checkpoint name, or CALSTATS_HEAD)
+ * from calibration statistics: E[x^2] of its input per channel, floored at
+ * 1e-6 of their mean so every column counts a little. NULL when stats is
+ * NULL or has no entry of per_channel values for it. Caller frees. */
+double *weights_column_weights(const struct calstats *stats, const char *name, int64_t per_channel);
+
 /* Sidecar "<package base>.quality.json": one entry per palettized tensor
- * (name, bits, group, rel_rms, snr_db) and the totals; written atomically.
+ * (name, bits, group, rel_rms, snr_db) and the totals, the overrides in
+ * force (lut_override, canonical) and the calibration statistics'
+ * SHA-256 with the count of activation-weighted tensors; written atomically.
  * Nothing is written (and an old sidecar removed) when nothing was palettized. */
 int weights_write_quality(const weights_ctx *w, const char *path);
 

@@ -373,10 +373,12 @@ static char *combined_description(const source *src, size_t n)
 	return tmp;
 }
 
-/* What AddMetadata re-applies: ANEMLL's keys and coremltools' provenance. */
+/* What AddMetadata re-applies: ANEMLL's keys and coremltools' provenance;
+ * and anemake's own (com.anemake.*: the LUT overrides, the calibration). */
 static int kept_user_key(const char *key)
 {
-	return strncmp(key, "com.anemll.", 11) == 0 || streq(key, "com.github.apple.coremltools.source") ||
+	return strncmp(key, "com.anemll.", 11) == 0 || strncmp(key, "com.anemake.", 12) == 0 ||
+	       streq(key, "com.github.apple.coremltools.source") ||
 	       streq(key, "com.github.apple.coremltools.source_dialect") ||
 	       streq(key, "com.github.apple.coremltools.version");
 }

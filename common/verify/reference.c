@@ -251,6 +251,10 @@ struct ref_model {
 	int scores_fp16;                     /* fp16 also rounds attention scores */
 	float clamp;                         /* 0: off */
 	float alpha;                         /* fp16_scale, 1: off */
+	void (*tap)(void *, int, ref_tap_site, const float *, int); /* ref_options.tap */
+	void *tap_ctx;
+	const char *replace_name;            /* ref_options.replace_* */
+	const float *replace_data;
 	int first_bad;                       /* ref_first_nonfinite_layer */
 	float *kcache, *vcache;              /* [layers][kv_heads][ctx][head_dim] */
 	int filled;                          /* positions 0..filled-1 are cached */
@@ -423,6 +427,13 @@ static int bind_layer(ref_model *m, int l)
 		                           p->scaled ? m->alpha : 1.0f, p->vec);
 		if (rc)
 			return -1;
+		/* lutauto's candidate weight in place of a checkpoint tensor (fused ones are never replaced) */
+		const st_tensor *t = p->mat && m->replace_name ? hf_layer_tensor(m->hf, l, p->suffix) : NULL;
+		if (t && streq(t->name, m->replace_name)) {
+			p->mat->data = (const uint8_t *)m->replace_data;
+			p->mat->row_bytes = (size_t)p->cols * sizeof(float);
+			p->mat->dot = dot_f32;
+		}
 	}
 	y->window = hf_config_layer_sliding(c, l) ? c->sliding_window : 0;
 	y->local_rope = y->window && m->inv_local;
@@ -493,6 +504,12 @@ static int set_options(ref_model *m, const hf_config *c, const ref_options *opt)
 		threads = 64;
 	if (set_fp16_options(m, c, opt) != 0)
 		return -1;
+	if (opt) {
+		m->tap = opt->tap;
+		m->tap_ctx = opt->tap_ctx;
+		m->replace_name = opt->replace_name;
+		m->replace_data = opt->replace_data;
+	}
 	if (threads > 1 && !(m->pool = pool_start(threads - 1)))
 		return -1;
 	if (c->arch->def.rope_local_base_freq > 0) {
@@ -840,6 +857,8 @@ static void attention(ref_model *m, int l, int pos)
 {
 	const ref_layer *y = &m->layer[l];
 	int D = m->head_dim;
+	if (m->tap)
+		m->tap(m->tap_ctx, l, REF_TAP_QKV, m->xn, m->hidden);
 	matvec(m, &y->q, m->xn, m->q);
 	matvec(m, &y->k, m->xn, m->k);
 	matvec(m, &y->v, m->xn, m->v);
@@ -861,6 +880,8 @@ static void attention(ref_model *m, int l, int pos)
 	for (int h = 0; h < m->heads; h++)
 		attend_head(m, l, h, t0, pos);
 	store(m, m->att_out, m->heads * D);
+	if (m->tap)
+		m->tap(m->tap_ctx, l, REF_TAP_O, m->att_out, m->heads * D);
 	matvec(m, &y->o, m->att_out, m->tmp);
 	add_bias(m->tmp, y->o_bias, m->hidden);
 	store(m, m->tmp, m->hidden);
@@ -870,6 +891,8 @@ static void attention(ref_model *m, int l, int pos)
 static void mlp(ref_model *m, int l)
 {
 	const ref_layer *y = &m->layer[l];
+	if (m->tap)
+		m->tap(m->tap_ctx, l, REF_TAP_GATE_UP, m->xn, m->hidden);
 	matvec(m, &y->gate, m->xn, m->gate);
 	matvec(m, &y->up, m->xn, m->up);
 	add_bias(m->gate, y->gate_bias, m->inter);
@@ -879,6 +902,8 @@ static void mlp(ref_model *m, int l)
 	for (int i = 0; i < m->inter; i++)
 		m->gate[i] = act(m->act, m->gate[i]) * m->up[i];
 	store(m, m->gate, m->inter);
+	if (m->tap)
+		m->tap(m->tap_ctx, l, REF_TAP_DOWN, m->gate, m->inter);
 	matvec(m, &y->down, m->gate, m->tmp);
 	add_bias(m->tmp, y->down_bias, m->hidden);
 	store(m, m->tmp, m->hidden);

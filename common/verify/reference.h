@@ -43,6 +43,14 @@
 
 #include <stdint.h>
 
+/* Where ref_options.tap observes a linear layer's input. */
+typedef enum ref_tap_site {
+	REF_TAP_QKV,     /* q/k/v_proj's input: the normed hidden state [hidden] */
+	REF_TAP_O,       /* o_proj's input: the attention output [heads * head_dim] */
+	REF_TAP_GATE_UP, /* gate/up_proj's input: the normed hidden state [hidden] */
+	REF_TAP_DOWN,    /* down_proj's input: act(gate) * up [intermediate] */
+} ref_tap_site;
+
 typedef struct ref_options {
 	int context;            /* KV-cache length: positions 0..context-1;
 	                         * 0: min(max_position_embeddings, 2048) */
@@ -67,6 +75,15 @@ typedef struct ref_options {
 	                         * alpha times the original and the final norm
 	                         * cancels it. Needs four norms per layer (Gemma 3);
 	                         * 0: off */
+	/* Observation (calibration statistics, verify/calib.h): called with each
+	 * linear layer's input of decoder layer `layer` as it is multiplied; NULL: none. */
+	void (*tap)(void *ctx, int layer, ref_tap_site site, const float *x, int n);
+	void *tap_ctx;
+	/* One decoder-layer weight matrix taken from memory instead of the
+	 * checkpoint (fp32, row-major, the tensor's shape; it must outlive the
+	 * model): what one palettized tensor does to the output. NULL: none. */
+	const char *replace_name;
+	const float *replace_data;
 } ref_options;
 
 typedef struct ref_model ref_model;

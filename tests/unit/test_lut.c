@@ -774,6 +774,91 @@ static void test_golden_output(void)
 	}
 }
 
+/* Activation-aware palettization: column weights. */
+
+static double weighted_sse(const uint16_t *w, const lut_result *r, const double *colw)
+{
+	size_t n = (size_t)(r->channels * r->per_channel);
+	uint16_t *d = xmalloc(n * sizeof *d);
+	double e = 0;
+	if (lut_dequantize(r->lut, r->indices, r->bits, r->channels, r->per_channel, r->group, d) == 0)
+		for (size_t i = 0; i < n; i++) {
+			double x = fp16_to_f32(w[i]) - fp16_to_f32(d[i]);
+			e += colw[i % (size_t)r->per_channel] * x * x;
+		}
+	free(d);
+	return e;
+}
+
+static void test_weighted_threads(void)
+{
+	uint16_t *w = gauss_tensor(96, 300, 0.02);
+	double *colw = xmalloc(300 * sizeof *colw);
+	for (int k = 0; k < 300; k++)
+		colw[k] = 0.01 + rng_unit() * (k % 7 == 0 ? 50 : 1);
+	static const int bits[] = {2, 4, 6};
+	for (int bi = 0; bi < 3; bi++) {
+		lut_result r1, r2, r7;
+		CHECK_EQ_INT(lut_quantize_weighted("w", w, 96, 300, bits[bi], 8, colw, 1, &r1), 0);
+		CHECK_EQ_INT(lut_quantize_weighted("w", w, 96, 300, bits[bi], 8, colw, 2, &r2), 0);
+		CHECK_EQ_INT(lut_quantize_weighted("w", w, 96, 300, bits[bi], 8, colw, 7, &r7), 0);
+		size_t nl = (size_t)r1.groups << bits[bi] << 1;
+		CHECK(memcmp(r1.lut, r2.lut, nl) == 0 && memcmp(r1.lut, r7.lut, nl) == 0);
+		CHECK(memcmp(r1.indices, r2.indices, 96 * 300) == 0 && memcmp(r1.indices, r7.indices, 96 * 300) == 0);
+		check_nearest(w, &r1);
+		lut_result_release(&r1);
+		lut_result_release(&r2);
+		lut_result_release(&r7);
+	}
+	free(colw);
+	free(w);
+}
+
+/* Equal weights give exactly the unweighted result (the DP divides instead
+ * of using the reciprocal table: the same doubles). */
+static void test_weighted_uniform(void)
+{
+	uint16_t *w = gauss_tensor(64, 200, 0.05);
+	double *colw = xmalloc(200 * sizeof *colw);
+	for (int k = 0; k < 200; k++)
+		colw[k] = 1;
+	for (int bits = 2; bits <= 6; bits += 2) {
+		lut_result a, b;
+		CHECK_EQ_INT(lut_quantize("u", w, 64, 200, bits, 4, 1, &a), 0);
+		CHECK_EQ_INT(lut_quantize_weighted("u", w, 64, 200, bits, 4, colw, 1, &b), 0);
+		CHECK(memcmp(a.lut, b.lut, (size_t)a.groups << bits << 1) == 0);
+		CHECK(memcmp(a.indices, b.indices, 64 * 200) == 0);
+		CHECK(a.rel_rms == b.rel_rms);
+		lut_result_release(&a);
+		lut_result_release(&b);
+	}
+	free(colw);
+	free(w);
+}
+
+/* Skewed weights: the weighted error falls below what unweighted k-means
+ * gets, and the reported rel_rms stays the plain (unweighted) figure. */
+static void test_weighted_helps(void)
+{
+	uint16_t *w = gauss_tensor(32, 128, 0.05);
+	double *colw = xmalloc(128 * sizeof *colw);
+	for (int k = 0; k < 128; k++)
+		colw[k] = k < 8 ? 100 : 0.1;
+	lut_result a, b;
+	CHECK_EQ_INT(lut_quantize("s", w, 32, 128, 3, 8, 1, &a), 0);
+	CHECK_EQ_INT(lut_quantize_weighted("s", w, 32, 128, 3, 8, colw, 1, &b), 0);
+	double ea = weighted_sse(w, &a, colw), eb = weighted_sse(w, &b, colw);
+	CHECKF(eb < 0.8 * ea, "weighted error %g, unweighted k-means %g", eb, ea);
+	CHECKF(b.rel_rms >= a.rel_rms, "rel_rms %g below the unweighted optimum %g", b.rel_rms, a.rel_rms);
+	lut_result_release(&a);
+	lut_result_release(&b);
+	colw[5] = 0;
+	CHECK_EQ_INT(lut_quantize_weighted("model.x.weight", w, 32, 128, 3, 8, colw, 1, &b), -1);
+	CHECK(strstr(errmsg(), "model.x.weight") && strstr(errmsg(), "column weight 5"));
+	free(colw);
+	free(w);
+}
+
 int main(void)
 {
 	RUN(test_spec_parse_ok);
@@ -797,5 +882,8 @@ int main(void)
 	RUN(test_bits8_many_uniques);
 	RUN(test_quality_gaussian);
 	RUN(test_golden_output);
+	RUN(test_weighted_threads);
+	RUN(test_weighted_uniform);
+	RUN(test_weighted_helps);
 	return test_finish();
 }
