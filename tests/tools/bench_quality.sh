@@ -16,10 +16,18 @@ SRC=${SRC:-$(cd "$here/../.." && pwd)}
 BIN=${BIN:-$SRC/bin}
 BASE="MODEL=tests/models/stories260K CONTEXT=256 BATCH=32 CHUNK=2 LUT3=6"
 EVAL=tests/data/eval-en.txt
+CALIB=tests/data/calib-stories.txt
+# Plain k-means, activation-aware (CALIB) and mixed precision (LUT2=auto) at the
+# bytes of plain LUT4 and LUT6 with group 4: 4.832 and 9.33 bits per weight with
+# the tables (README: LUT2=auto counts bytes written).
 VARIANTS=(
 	"LUT2= LUT3="
 	"LUT2=6,4"
+	"LUT2=6,4 CALIB=$CALIB"
+	"LUT2=auto:9.33,4 CALIB=$CALIB"
 	"LUT2=4,4"
+	"LUT2=4,4 CALIB=$CALIB"
+	"LUT2=auto:4.832,4 CALIB=$CALIB"
 )
 if [ -n "${QUALITY_VARIANTS:-}" ]; then mapfile -t VARIANTS <<<"$QUALITY_VARIANTS"; fi
 
