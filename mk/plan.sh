@@ -197,20 +197,14 @@ if [ -n "${EVAL_GOAL:-}" ]; then
 	}
 fi
 
-# Rotate parts are Gemma 3's (every model_type gemma3*), as in
-# convert_model.sh: its window is config.json's sliding_window (text_config's
-# for the multimodal one; `ffn --plan` states it as sliding_window= when it
-# knows it), 512 when absent, and they exist when CONTEXT exceeds it.
-window= rotate=
-if grep -Eq '"model_type"[[:space:]]*:[[:space:]]*"gemma3' "$model_dir/config.json"; then
-	window=$(sed -n 's/^sliding_window=//p' <<<"$plan")
-	[ -n "$window" ] || window=$(grep -Eo '"sliding_window"[[:space:]]*:[[:space:]]*[0-9]+' "$model_dir/config.json" |
-		head -n 1 | grep -Eo '[0-9]+$' || true)
-	window=${window:-512}
-	[ "$CONTEXT" -le "$window" ] || rotate=1
-fi
+# Rotate parts belong to the families with a ring cache (Gemma 3, Mistral,
+# Phi3: arch.h ring_cache): `ffn --plan` states their sliding window (Gemma
+# 3's from text_config, 512 when absent, as convert_model.sh) and rotate=1
+# when CONTEXT exceeds it.
+window=$(sed -n 's/^sliding_window=//p' <<<"$plan")
+rotate=$(sed -n 's/^rotate=1$/1/p' <<<"$plan")
 if [ -n "$SPLIT_ROTATE" ] && [ -z "$rotate" ]; then
-	die "SPLIT_ROTATE=1 needs rotate parts: a Gemma 3 model with CONTEXT above its sliding window${window:+ ($window)}"
+	die "SPLIT_ROTATE=1 needs rotate parts: a model with a ring cache (Gemma 3, Mistral, Phi3) and CONTEXT above its sliding window${window:+ ($window)}"
 fi
 
 model_inputs() {

@@ -77,7 +77,7 @@ static const arch_info g_arch[ARCH_COUNT] = {
 		.lm_head_splits = 16, .qk_norm = 1, .o_bias_with_attention_bias = 1,
 		.norm_plus_one = 1, .act = ACT_GELU_TANH, .embed_scale_sqrt_hidden = 1,
 		.four_norms = 1, .always_sliding_window = 1, .tensor_prefix = "model.",
-		.split_kv_cache = 1, .lut_min_elements = 8192, .softmax_op = 1,
+		.split_kv_cache = 1, .ring_cache = 1, .lut_min_elements = 8192, .softmax_op = 1,
 		.def = {.tie_word_embeddings = 1, .rope_theta = 1e6, .rms_norm_eps = 1e-6,
 			.max_position_embeddings = 131072, .sliding_window = 512,
 			.rope_local_base_freq = 10000.0, .sliding_window_pattern = 6,
@@ -91,7 +91,7 @@ static const arch_info g_arch[ARCH_COUNT] = {
 		.id = ARCH_MISTRAL, .name = "mistral", .prefix = "mistral",
 		.model_types = mistral_types, .classes = mistral_classes,
 		.lm_head_splits = 0, .o_bias_with_attention_bias = 1, .act = ACT_SILU,
-		.tensor_prefix = "model.", .window_when_set = 1,
+		.tensor_prefix = "model.", .window_when_set = 1, .ring_cache = 1,
 		.def = {.rope_theta = 10000.0, .rms_norm_eps = 1e-6, .max_position_embeddings = 131072,
 			.sliding_window = 4096, .hidden_act = "silu"},
 	},
@@ -123,7 +123,7 @@ static const arch_info g_arch[ARCH_COUNT] = {
 		.id = ARCH_PHI3, .name = "phi3", .prefix = "phi3",
 		.model_types = phi3_types, .classes = phi3_classes,
 		.lm_head_splits = 0, .o_bias_with_attention_bias = 1, .act = ACT_SILU,
-		.tensor_prefix = "model.", .window_when_set = 1, .fused_proj = 1,
+		.tensor_prefix = "model.", .window_when_set = 1, .fused_proj = 1, .ring_cache = 1,
 		.def = {.rope_theta = 10000.0, .rms_norm_eps = 1e-5, .max_position_embeddings = 4096,
 			.original_max_position_embeddings = 4096, .hidden_act = "silu"},
 	},
@@ -146,6 +146,17 @@ const arch_info *arch_by_name(const char *name)
 const char *arch_supported_list(void)
 {
 	return "llama, qwen2, qwen3, gemma3, gemma3_text, mistral, granite, olmo2, smollm3, phi3";
+}
+
+const char *arch_ring_list(void)
+{
+	static char list[128];
+	if (!list[0])
+		for (int i = 0; i < ARCH_COUNT; i++)
+			if (g_arch[i].ring_cache)
+				snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", list[0] ? ", " : "",
+					 g_arch[i].name);
+	return list;
 }
 
 /* ------------------------------------------------------------------ */

@@ -72,7 +72,11 @@ typedef struct arch_info {
 	int o_proj_linear;              /* ANEMLL keeps o_proj a 2-D linear (MIL linear), not a conv */
 	int attn_fp32;                  /* ANEMLL computes attention logits/softmax in fp32 */
 	int always_sliding_window;      /* sliding-window layers regardless of use_sliding_window */
-	int split_kv_cache;             /* ANEMLL's two caches: local (sliding window) and global */
+	int split_kv_cache;             /* ANEMLL's Gemma 3 layout: both caches, local and global, in
+	                                   every chunk even within the window (needs both layer types) */
+	int ring_cache;                 /* sliding-window layers keep a local ring cache of window
+	                                   slots (kv_cache_local) with rotate functions once the
+	                                   context exceeds the window (graph_ring) */
 	int lut_min_elements;           /* palettize only tensors with MORE elements than this
 	                                   (0: coremltools' 2048; ANEMLL's Gemma 3 converter: 8192) */
 	int softmax_op;                 /* attention uses the MIL softmax op, not its expansion */
@@ -107,6 +111,9 @@ const arch_info *arch_detect(const char *model_type, const char *architecture, c
 
 /* "llama, qwen2, qwen3, gemma3, gemma3_text, mistral, ...": for messages. */
 const char *arch_supported_list(void);
+
+/* "gemma3, mistral, phi3": the families with ring_cache, for messages. */
+const char *arch_ring_list(void);
 
 /* The LM-head split count of a model of vocab rows: the row's
  * lm_head_splits, or for families whose models span both sizes (0 in the

@@ -38,29 +38,38 @@ enum { KV_GLOBAL = 0, KV_LOCAL = 1 }; /* graph_layer_io.kv[]: the unified cache 
 
 typedef struct chunk_io {
 	graph_val hidden, position_ids, mask, current_pos;
-	graph_val state[2]; /* [KV_LOCAL] only with a split cache */
+	graph_val state[2]; /* [KV_LOCAL] only with a local cache */
+	int n_states;
 } chunk_io;
 
-/* Shapes of a chunk's states: [0] unified or global, [1] local. */
-static int chunk_states(const hf_config *c, int C, const char **names, int64_t kv[2][4])
+/* A chunk's states: names, shapes and kinds (KV_LOCAL / KV_GLOBAL, the
+ * unified cache counting as global). With a local cache (graph_local_cache)
+ * ANEMLL's order, local first, then global; Gemma 3 declares both, the
+ * other ring families the ones their layers use (Mistral, Phi3: every layer
+ * slides, so the local cache alone, which chat.py calls 'local_only'). */
+static int chunk_states(const hf_config *c, int C, const char **names, int64_t kv[2][4], int *kinds)
 {
 	int64_t kvh = c->num_key_value_heads, d = c->head_dim;
-	if (!c->arch->split_kv_cache) {
+	if (!graph_local_cache(c, C)) {
 		names[0] = GRAPH_KV_STATE;
+		kinds[0] = KV_GLOBAL;
 		int64_t u[4] = {2 * (int64_t)c->num_hidden_layers, kvh, C, d};
 		memcpy(kv[0], u, sizeof u);
 		return 1;
 	}
-	int n_local = 0, n_global = 0;
+	int n_local = 0, n_global = 0, n = 0;
 	for (int l = 0; l < c->num_hidden_layers; l++)
 		hf_config_layer_sliding(c, l) ? n_local++ : n_global++;
-	/* ANEMLL's order: local first, then global. */
-	names[0] = GRAPH_KV_LOCAL;
-	names[1] = GRAPH_KV_GLOBAL;
 	int64_t lo[4] = {2 * (int64_t)n_local, kvh, graph_local_len(c, C), d}, gl[4] = {2 * (int64_t)n_global, kvh, C, d};
-	memcpy(kv[0], lo, sizeof lo);
-	memcpy(kv[1], gl, sizeof gl);
-	return 2;
+	if (n_local || c->arch->split_kv_cache) {
+		names[n] = GRAPH_KV_LOCAL, kinds[n] = KV_LOCAL;
+		memcpy(kv[n++], lo, sizeof lo);
+	}
+	if (n_global || c->arch->split_kv_cache) {
+		names[n] = GRAPH_KV_GLOBAL, kinds[n] = KV_GLOBAL;
+		memcpy(kv[n++], gl, sizeof gl);
+	}
+	return n;
 }
 
 /* What the runtimes see: description features (top level, or fd). The
@@ -69,7 +78,8 @@ static void describe_states(ml_model *m, ml_function_desc *fd, const hf_config *
 {
 	const char *names[2];
 	int64_t kv[2][4];
-	int n = chunk_states(c, C, names, kv);
+	int kinds[2];
+	int n = chunk_states(c, C, names, kv, kinds);
 	for (int i = 0; i < n; i++)
 		ml_model_add_state(m, fd, names[i], ARRAY_FLOAT16, 4, kv[i]);
 }
@@ -102,13 +112,11 @@ static void chunk_inputs_rest(mil_function *fn, const hf_config *c, int S, int C
 	in->current_pos = add_input(fn, "current_pos", MIL_INT32, 1, cur, 0);
 	const char *names[2];
 	int64_t kv[2][4];
-	int n = chunk_states(c, C, names, kv);
-	if (n == 1) {
-		in->state[KV_GLOBAL] = add_input(fn, names[0], MIL_FP16, 4, kv[0], 1);
-		return;
-	}
-	in->state[KV_LOCAL] = add_input(fn, names[0], MIL_FP16, 4, kv[0], 1);
-	in->state[KV_GLOBAL] = add_input(fn, names[1], MIL_FP16, 4, kv[1], 1);
+	int kinds[2];
+	int n = chunk_states(c, C, names, kv, kinds);
+	for (int i = 0; i < n; i++)
+		in->state[kinds[i]] = add_input(fn, names[i], MIL_FP16, 4, kv[i], 1);
+	in->n_states = n;
 }
 
 static chunk_io chunk_inputs(mil_function *fn, const hf_config *c, int S, int C)
@@ -239,15 +247,16 @@ static int band_mask(graph_ctx *g, const chunk_io *in, int S, int C, int W, grap
 	return 0;
 }
 
-/* One cache's RoPE rows: local layers use base rope_local_base_freq without
- * scaling; the others rope_theta with rope_scaling (ANEMLL ignores it). */
+/* One cache's RoPE rows: local layers of a family with a local RoPE
+ * (Gemma 3) use base rope_local_base_freq without scaling; the others
+ * rope_theta with rope_scaling (ANEMLL ignores it). */
 static int kv_rope(graph_ctx *g, const graph_chunk_opts *o, graph_val positions, int kind, graph_kv *kv)
 {
 	const hf_config *c = g->c;
 	static const hf_rope_scaling none = {.kind = ROPE_NONE};
-	int local = kind == KV_LOCAL;
+	int local = kind == KV_LOCAL && c->arch->def.rope_local_base_freq > 0;
 	return graph_rope_rows(g, positions, o->context, local ? &none : &c->rope_scaling,
-			       local ? c->rope_local_base_freq : c->rope_theta, local ? "rope_local" : "rope", &kv->rope);
+			       local ? c->rope_local_base_freq : c->rope_theta, kind == KV_LOCAL ? "rope_local" : "rope", &kv->rope);
 }
 
 /* The rest of a cache's function-level values: the mask columns it
@@ -288,7 +297,7 @@ static int chunk_prologue(graph_ctx *g, const chunk_io *in, const graph_chunk_op
 	int want[2] = {0, 0};
 	for (int l = first; l < first + count; l++) {
 		int local;
-		graph_cache_slot(g->c, l, &local, NULL);
+		graph_cache_slot(g->c, o->context, l, &local, NULL);
 		want[local ? KV_LOCAL : KV_GLOBAL] = 1;
 	}
 	/* Decode takes its RoPE row at current_pos, as ANEMLL; position_ids is
@@ -314,7 +323,7 @@ static int chunk_prologue(graph_ctx *g, const chunk_io *in, const graph_chunk_op
 	return 0;
 }
 
-/* ANEMLL keeps both states of a split cache used in every chunk (a state a
+/* ANEMLL keeps both states of a local/global pair used in every chunk (a state a
  * function never touches would be dropped): 0 * one element of each,
  * added to the output. A state the chunk's layers use is touched through
  * their first read, so no read follows the last write of a state. */
@@ -344,7 +353,7 @@ static int chunk_epilogue(graph_ctx *g, const chunk_io *in, const graph_layer_io
 			  graph_val h)
 {
 	const char *out = "output_hidden_states";
-	int split = g->c->arch->split_kv_cache;
+	int split = in->n_states == 2;
 	graph_scope(g, "%s", "");
 	if (o->chunk == o->nchunks && o->mode == GRAPH_PREFILL) {
 		int64_t begin[3] = {0, 0, 0}, end[3] = {1, 1, h.d[2]};

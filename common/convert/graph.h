@@ -137,22 +137,34 @@ int graph_rope_tables(const hf_config *c, int rows, uint16_t *cos_tab, uint16_t 
 int graph_rope_tables_base(const hf_rope_scaling *rs, double theta, int d, int rows, uint16_t *cos_tab,
 			   uint16_t *sin_tab);
 
-/* Slots of Gemma 3's local cache at context C: min(sliding_window, C)
- * (ANEMLL instead raises the context to the window); 0 without a split cache. */
+/* 1 when the sliding-window layers keep a local cache of their own at
+ * context C: always for Gemma 3 (split_kv_cache, ANEMLL's layout), and for
+ * the other ring_cache families (Mistral, Phi3) when their window is set
+ * and below C (graph_rotates); else the one unified cache. */
+int graph_local_cache(const hf_config *c, int context);
+
+/* 1 when rotate functions exist at context C: a ring_cache family whose
+ * sliding_window is set and below C. */
+int graph_rotates(const hf_config *c, int context);
+
+/* Slots of the local cache at context C: min(sliding_window, C) (Gemma 3
+ * within its window: C, where ANEMLL instead raises the context to the
+ * window); 0 without a local cache (graph_local_cache). */
 int graph_local_len(const hf_config *c, int context);
 
-/* The window W of sliding-window layers in the unified cache (Mistral,
- * Phi3, Qwen with use_sliding_window) when it hides something at context C
- * (W < C), else 0. Such layers keep all C slots and attend position t from
- * position q only when q - t < W (HF's window): a band mask computed in the
- * graph from current_pos and added to causal_mask. */
+/* The window W of sliding-window layers in the unified cache (Qwen with
+ * use_sliding_window; Mistral and Phi3 only if they had no ring cache) when
+ * it hides something at context C (W < C), else 0. Such layers keep all C
+ * slots and attend position t from position q only when q - t < W (HF's
+ * window): a band mask computed in the graph from current_pos and added to
+ * causal_mask. */
 int graph_band_window(const hf_config *c, int context);
 
-/* Where layer `layer` keeps K in its cache (V at the result + *n_of_type):
- * the number of earlier layers of the same type (local/global with a split
- * cache; with the unified cache, every layer: the layer index). *local
- * (may be NULL) is 1 for a sliding-window layer of a split cache. */
-int graph_cache_slot(const hf_config *c, int layer, int *local, int *n_of_type);
+/* Where layer `layer` keeps K in its cache at context C (V at the result +
+ * *n_of_type): the number of earlier layers of the same type (local/global
+ * with a local cache; with the unified cache, every layer: the layer
+ * index). *local (may be NULL) is 1 for a layer of the local cache. */
+int graph_cache_slot(const hf_config *c, int context, int layer, int *local, int *n_of_type);
 
 /* 0 when rotate variants exist for this model, context and batch (prefill:
  * batch must divide the window), else -1 with one errf() line naming why. */

@@ -138,26 +138,40 @@ int graph_rope_tables(const hf_config *c, int rows, uint16_t *cos_tab, uint16_t 
 	return 0;
 }
 
+int graph_local_cache(const hf_config *c, int context)
+{
+	if (c->arch->split_kv_cache)
+		return 1;
+	return graph_rotates(c, context);
+}
+
+int graph_rotates(const hf_config *c, int context)
+{
+	return c->arch->ring_cache && c->use_sliding_window && c->sliding_window > 0 && c->sliding_window < context;
+}
+
 int graph_band_window(const hf_config *c, int context)
 {
-	if (c->arch->split_kv_cache || !c->use_sliding_window || c->sliding_window <= 0 || c->sliding_window >= context)
+	if (graph_local_cache(c, context) || !c->use_sliding_window || c->sliding_window <= 0 ||
+	    c->sliding_window >= context)
 		return 0;
 	return c->sliding_window;
 }
 
 int graph_local_len(const hf_config *c, int context)
 {
-	if (!c->arch->split_kv_cache)
+	if (!graph_local_cache(c, context))
 		return 0;
 	return c->sliding_window < context ? c->sliding_window : context;
 }
 
-int graph_cache_slot(const hf_config *c, int layer, int *local, int *n_of_type)
+int graph_cache_slot(const hf_config *c, int context, int layer, int *local, int *n_of_type)
 {
-	int sliding = c->arch->split_kv_cache && hf_config_layer_sliding(c, layer);
+	int split = graph_local_cache(c, context);
+	int sliding = split && hf_config_layer_sliding(c, layer);
 	int idx = 0, n = 0;
 	for (int l = 0; l < c->num_hidden_layers; l++) {
-		int same = !c->arch->split_kv_cache || (hf_config_layer_sliding(c, l) != 0) == sliding;
+		int same = !split || (hf_config_layer_sliding(c, l) != 0) == sliding;
 		idx += same && l < layer;
 		n += same;
 	}
@@ -200,15 +214,19 @@ int graph_check_model(const hf_config *c, int context)
 	if (c->arch->split_kv_cache)
 		return check_split_cache(c, cfg);
 	/* Other sliding-window layers keep the one cache and mask outside their
-	 * window (graph_band_window) */
+	 * window (graph_band_window), or with a ring cache a local cache of
+	 * their own beyond it (graph_local_cache) */
 	return 0;
 }
 
 int graph_check_rotate(const hf_config *c, int context, int batch, graph_mode mode)
 {
 	const char *cfg = c->path ? c->path : "config";
-	if (!c->arch->split_kv_cache)
-		return errf("--rotate: %s has no sliding-window cache to rotate (Gemma 3 only)", cfg);
+	if (!c->arch->ring_cache)
+		return errf("--rotate: %s has no sliding-window cache to rotate (%s; families with one: %s)", cfg,
+			    c->arch->name, arch_ring_list());
+	if (!c->use_sliding_window || c->sliding_window <= 0)
+		return errf("--rotate: %s sets no sliding_window: there is no local cache to rotate", cfg);
 	if (context <= c->sliding_window)
 		return errf("--rotate: --context-length %d is not beyond the sliding window %d of %s: the local cache "
 			    "never rotates, so there is no rotate function",

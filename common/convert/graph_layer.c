@@ -488,7 +488,7 @@ static int output_projection(graph_ctx *g, int layer, graph_val o, graph_val *ou
 static graph_kv *layer_cache(graph_ctx *g, graph_layer_io *io, int layer, int64_t *k_idx, int64_t *v_idx)
 {
 	int local, n;
-	int idx = graph_cache_slot(g->c, layer, &local, &n);
+	int idx = graph_cache_slot(g->c, io->context, layer, &local, &n);
 	graph_kv *kv = &io->kv[local ? 1 : 0];
 	ASSERT(kv->used);
 	*k_idx = idx;

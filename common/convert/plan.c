@@ -100,7 +100,7 @@ static int check_sizes(const hf_model *hf, const plan_request *r)
 		return errf("%s exceeds the model's max_position_embeddings %d (%s)", named(r->context_name, r->context, a, sizeof a),
 			    c->max_position_embeddings, c->path);
 	/* chat.py's fill-mode prefill batches [kB, kB+B) must not straddle the window. */
-	if (c->arch->split_kv_cache && r->context > c->sliding_window && c->sliding_window % r->batch)
+	if (graph_local_cache(c, r->context) && r->context > c->sliding_window && c->sliding_window % r->batch)
 		return errf("%s does not divide the sliding window %d of %s while %s exceeds it: chat.py's prefill batch "
 			    "would straddle the window",
 			    named(r->batch_name, r->batch, a, sizeof a), c->sliding_window, c->path,

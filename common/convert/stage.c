@@ -300,7 +300,9 @@ static void print_plan(const chunk_opts *o)
 	fprintf(stderr, "plan: %d chunk(s) of %d layers (%s)\n", o->chunks, c->num_hidden_layers,
 		streq(o->chunk_arg, "auto") ? "auto" : "as given");
 	printf("model_dir=%s\nprefix=%s\nlayers=%d\nchunks=%d\n", o->s.model_dir, o->s.prefix_eff, c->num_hidden_layers,
-	       o->chunks);
+	       o->chunks);	/* make's rotate steps: a ring cache's window, and whether CONTEXT exceeds it */
+	if (c->arch->ring_cache && c->use_sliding_window && c->sliding_window > 0)
+		printf("sliding_window=%d\nrotate=%d\n", c->sliding_window, graph_rotates(c, o->s.context));
 }
 
 static const char *mono_part(const chunk_opts *o)
@@ -355,7 +357,7 @@ static void check_model_flags(const chunk_opts *o)
 	if (o->rotate && graph_check_rotate(c, o->s.context, o->s.batch, o->mode) != 0)
 		die_err();
 	/* chat.py's fill-mode prefill batches [kB, kB+B) must not straddle the window. */
-	if (c->arch->split_kv_cache && o->mode == GRAPH_PREFILL && o->s.context > c->sliding_window &&
+	if (graph_local_cache(c, o->s.context) && o->mode == GRAPH_PREFILL && o->s.context > c->sliding_window &&
 	    c->sliding_window % o->s.batch)
 		die("--batch-size %d does not divide the sliding window %d of %s while --context-length %d exceeds it: "
 		    "chat.py's prefill batch would straddle the window",

@@ -133,7 +133,7 @@ expect_fail fp16_scale_llama 1 "^prefill: --fp16-scale: .*llama, which has no po
 expect_fail fp16_scale_llama_embed 1 "^embed: --fp16-scale: .*llama" "$BIN/embed" --model fx_llama --output bad --fp16-scale 0.5
 expect_fail clamp_bad 2 "^ffn: --clamp: 'x' is not a number" "$BIN/ffn" --model fx_lt --output bad --clamp x
 expect_fail clamp_negative 2 "^prefill: --clamp: '-5' is not a number" "$BIN/prefill" --model fx_lt --output bad --clamp -5
-expect_fail rotate_llama 1 "^ffn: --rotate: .*no sliding-window cache to rotate \(Gemma 3 only\)" \
+expect_fail rotate_llama 1 "^ffn: --rotate: .*no sliding-window cache to rotate \(llama; families with one: gemma3, mistral, phi3\)" \
 	"$BIN/ffn" --model fx_llama --output bad --rotate
 expect_fail rotate_batch_straddles 1 "^prefill: --batch-size 6 does not divide the sliding window 16 .*\[12, 18\)" \
 	"$BIN/prefill" --model fx_lt --output bad --context-length 64 --batch-size 6 --rotate

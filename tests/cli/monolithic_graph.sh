@@ -76,6 +76,6 @@ expect_fail monolithic_chunk 2 "^ffn: --monolithic writes the whole model as one
 expect_fail bad_lut_lmhead 1 "^ffn: --lut-lmhead: " "$BIN/ffn" --monolithic --lut-lmhead 5 --model fx_qwen3 --output bad
 expect_fail bad_lut_embeddings_group 1 "^ffn: --lut-embeddings 4,7: model\.embed_tokens\.weight has 1024 output channels; groups that divide it: 1, 2, 4; try --lut-embeddings 4,4$" \
 	"$BIN/ffn" --monolithic --lut-embeddings 4,7 --model fx_qwen3 --output bad
-expect_fail monolithic_rotate_llama 1 "^ffn: --rotate: .*Gemma 3 only" "$BIN/ffn" --monolithic --rotate --model fx_qwen3 --output bad
+expect_fail monolithic_rotate_llama 1 "^ffn: --rotate: .*no sliding-window cache to rotate \(qwen3;" "$BIN/ffn" --monolithic --rotate --model fx_qwen3 --output bad
 no_artifacts nothing_left bad
 finish

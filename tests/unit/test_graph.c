@@ -174,7 +174,22 @@ static void test_rope_longrope(void)
 	unsigned char slide[2] = {1, 1};
 	hf_config c = {.path = "x/config.json", .arch = arch_get(ARCH_MISTRAL), .head_dim = 8, .num_hidden_layers = 2,
 		       .use_sliding_window = 1, .sliding_window = 16, .layer_sliding = slide};
-	CHECK(graph_band_window(&c, 64) == 16 && graph_band_window(&c, 16) == 0);
+	/* Mistral: the one cache within the window, a ring of 16 local slots beyond it */
+	CHECK(graph_band_window(&c, 64) == 0 && graph_band_window(&c, 16) == 0);
+	CHECK(graph_local_cache(&c, 64) && graph_rotates(&c, 64) && graph_local_len(&c, 64) == 16);
+	CHECK(!graph_local_cache(&c, 16) && !graph_rotates(&c, 16) && graph_local_len(&c, 16) == 0);
+	int local, n;
+	CHECK(graph_cache_slot(&c, 64, 1, &local, &n) == 1 && local && n == 2);
+	CHECK(graph_cache_slot(&c, 16, 1, &local, &n) == 1 && !local && n == 2);
+	CHECK(graph_check_rotate(&c, 64, 8, GRAPH_PREFILL) == 0);
+	c.use_sliding_window = 0, c.sliding_window = 0; /* sliding_window null */
+	CHECK(!graph_local_cache(&c, 64) && graph_check_rotate(&c, 64, 8, GRAPH_DECODE) == -1 &&
+	      strstr(errmsg(), "sets no sliding_window"));
+	c.use_sliding_window = 1, c.sliding_window = 16;
+	c.arch = arch_get(ARCH_QWEN2); /* no ring cache: the band mask */
+	CHECK(graph_band_window(&c, 64) == 16 && graph_band_window(&c, 16) == 0 && !graph_local_cache(&c, 64));
+	CHECK(graph_check_rotate(&c, 64, 8, GRAPH_DECODE) == -1 &&
+	      strstr(errmsg(), "families with one: gemma3, mistral, phi3"));
 	c.arch = arch_get(ARCH_GEMMA3);
 	CHECK(graph_band_window(&c, 64) == 0); /* Gemma 3: its ring buffer */
 }
@@ -1133,8 +1148,8 @@ static void test_gemma_interface(void)
 	hf_model hf;
 	CHECKF(hf_model_open(&hf, dir) == 0, "%s", errmsg());
 	int local, n;
-	CHECK(graph_cache_slot(&hf.cfg, 3, &local, &n) == 2 && local && n == 3);
-	CHECK(graph_cache_slot(&hf.cfg, 4, &local, &n) == 1 && !local && n == 2);
+	CHECK(graph_cache_slot(&hf.cfg, 32, 3, &local, &n) == 2 && local && n == 3);
+	CHECK(graph_cache_slot(&hf.cfg, 32, 4, &local, &n) == 1 && !local && n == 2);
 	CHECK(graph_local_len(&hf.cfg, 32) == 8 && graph_local_len(&hf.cfg, 6) == 6);
 	for (int c = 1; c <= 2; c++) {
 		ml_model *m = build(&hf, GRAPH_DECODE, c, 2, 0);
