@@ -61,7 +61,15 @@
  * W shifted slots, later rows of their own batch included. Ours are exact in
  * both cases. The interface (inputs, outputs, states, shapes) is ANEMLL's.
  * With C <= W there is nothing to rotate: the local cache is C long and
- * no rotate variant exists (graph_check_rotate). The last prefill chunk
+ * no rotate variant exists (graph_check_rotate).
+ *
+ * The other families with the arch trait ring_cache (Mistral, Phi3: every
+ * layer slides) use the same ring beyond their window (C > W) and declare
+ * the local cache alone, model_model_kv_cache_local [2L, kv, W, d] (chat.py
+ * calls that 'local_only' and makes the one state from chunk 0), with
+ * rope_theta and its scaling on every layer and the same four functions;
+ * with C <= W the unified kv_cache_0 and no rotate variant, as without a
+ * window (graph_local_cache). The last prefill chunk
  * skips the model's last MLP for every architecture (ANEMLL keeps Gemma's).
  *
  * FP16 safety (Gemma 3): fp16_scale alpha multiplies the post-attention and
@@ -183,7 +191,7 @@ typedef struct graph_chunk_opts {
 	int context;          /* C: KV state length and mask width */
 	int batch;            /* prefill tokens per call (B); ignored for decode */
 	int chunk, nchunks;   /* chunk is 1-based, 1 <= chunk <= nchunks <= layers */
-	int rotate;           /* Gemma 3 infer_rotate / prefill_rotate (graph_check_rotate) */
+	int rotate;           /* infer_rotate / prefill_rotate of a ring cache (graph_check_rotate) */
 	double fp16_scale;    /* FP16 scaling alpha in (0,1] on the post norms; 0 or 1: none */
 	double clamp;         /* clip after every residual add to [-clamp, clamp]; 0: none */
 	const char *function; /* program function; NULL: "main" with the

@@ -249,8 +249,8 @@ static void parse_chunk_args(int argc, char **argv, chunk_opts *o)
 		{"plan", NULL, CLI_FLAG, &o->plan, 0, 0, 0, "write nothing: check every value against the model (batch, context, chunks, every tensor each LUT spec applies to, with --lut-embeddings/--lut-lmhead those of the embeddings and the head; the tokenizer) and print the chunk plan (model_dir=, prefix=, layers=, chunks= on stdout, sizes on stderr)"},
 		{"make-names", NULL, CLI_FLAG, &o->make_names, 0, 0, 0, "messages name make's variables (LUT2/LUT1/LUT3, with --monolithic LUT/LUT_EMBED/LUT_LMHEAD; CONTEXT, BATCH, CHUNK) instead of the flags: for mk/plan.sh"},
 		{"rotate", NULL, CLI_FLAG, &o->rotate, 0, 0, 0, decode
-			? "Gemma 3, context > sliding window: write <prefix>_FFN_rotate[_lut<b>]_chunk_*: the local cache is a ring, the token goes to slot pos mod window (ANEMLL's infer_rotate shifts it)"
-			: "Gemma 3, context > sliding window: write <prefix>_prefill_rotate[_lut<b>]_chunk_*: the batch goes to ring slots of the local cache, with an exact window mask (ANEMLL's prefill_rotate shifts it); the batch must divide the window"},
+			? "Gemma 3, Mistral, Phi3, context > sliding window: write <prefix>_FFN_rotate[_lut<b>]_chunk_*: the local cache is a ring, the token goes to slot pos mod window (ANEMLL's infer_rotate shifts it)"
+			: "Gemma 3, Mistral, Phi3, context > sliding window: write <prefix>_prefill_rotate[_lut<b>]_chunk_*: the batch goes to ring slots of the local cache, with an exact window mask (ANEMLL's prefill_rotate shifts it); the batch must divide the window"},
 		{"monolithic", NULL, CLI_FLAG, &o->monolithic, 0, 0, 0, decode
 			? "write <prefix>_monolithic[_rotate][_lut<b>]: token ids -> embeddings -> every layer -> LM head logits in one package (ANEMLL's part monolithic)"
 			: "write <prefix>_monolithic_prefill[_rotate][_lut<b>]: a batch of token ids through the whole model (ANEMLL's part monolithic_prefill)"},
@@ -268,11 +268,11 @@ static void parse_chunk_args(int argc, char **argv, chunk_opts *o)
 	const cli_spec spec = {
 		.usage = decode ? "ffn --model DIR --output DIR [options]" : "prefill --model DIR --output DIR [options]",
 		.summary = decode ? "Write <prefix>_FFN[_lut<b>]_chunk_<ii>of<NN>.mlpackage: one decode step through a chunk of "
-				    "the transformer layers, with the KV cache as state, as ANEMLL's part 2. --rotate: Gemma 3's infer_rotate "
-				    "variant; --monolithic: the whole model in one package."
+				    "the transformer layers, with the KV cache as state, as ANEMLL's part 2. --rotate: the infer_rotate "
+				    "variant (a ring cache beyond its window); --monolithic: the whole model in one package."
 				  : "Write <prefix>_prefill[_lut<b>]_chunk_<ii>of<NN>.mlpackage: a batch of prompt tokens through a "
 				    "chunk of the transformer layers, filling the KV cache state, as ANEMLL's part 2_prefill. --rotate: "
-				    "Gemma 3's prefill_rotate variant; --monolithic: the whole model in one package.",
+				    "the prefill_rotate variant (a ring cache beyond its window); --monolithic: the whole model in one package.",
 		.opts = opts,
 		.nopts = (int)(sizeof opts / sizeof opts[0]),
 	};

@@ -11,7 +11,12 @@
 # LUT 6 passes the LUT bounds. Every feature matters: against the reference
 # of the config without it the same parts' KL grows 100-fold or more (the
 # window, each Granite multiplier, the NoPE layers, the long factors; Qwen
-# 2.5's use_sliding_window too). make MODEL=... (LUT2=4, LUT3=6) writes
+# 2.5's use_sliding_window too). Mistral and Phi3 beyond their window keep a
+# ring cache: kv_cache_local of window slots alone (no kv_cache_0, no
+# global cache) and the rotate parts, which the smoketest runs from the
+# window on in decode and prefill (exact: 100% top-1); within the window
+# (CONTEXT 16) their parts are the window-less model's, byte for byte.
+# make MODEL=... (LUT2=4, LUT3=6) writes
 # ANEMLL's layout under the family's prefix with meta.yaml, preflight.json
 # and a smoketest passing the LUT bounds; SmolLM3 with the Llama 3.1
 # tokenizer of ../shared (its vocabulary) takes --text through the chat
@@ -33,14 +38,26 @@ conv() {
 		"$BIN/embed" --model "$m" --output "$o" --batch-size 8 --context-length 64 -q "$@" >/dev/null &&
 			"$BIN/lmhead" --model "$m" --output "$o" --context-length 64 -q "$@" >/dev/null
 	fi &&
-		"$BIN/ffn" --model "$m" --output "$o" --batch-size 8 --context-length 64 --chunk "$n" -q "$@" >/dev/null &&
-		"$BIN/prefill" --model "$m" --output "$o" --batch-size 8 --context-length 64 --chunk "$n" -q "$@" >/dev/null
+		for r in "" $(rotates "$m"); do
+			"$BIN/ffn" --model "$m" --output "$o" --batch-size 8 --context-length 64 --chunk "$n" -q $r "$@" >/dev/null &&
+				"$BIN/prefill" --model "$m" --output "$o" --batch-size 8 --context-length 64 --chunk "$n" -q $r "$@" >/dev/null ||
+				return 1
+		done
+}
+# rotates MODEL: --rotate when make would write rotate parts at context 64 (ffn --plan says rotate=1)
+rotates() {
+	"$BIN/ffn" --plan --model "$1" --context-length 64 --batch-size 8 2>/dev/null | grep -qx 'rotate=1' && echo --rotate
+	return 0
 }
 # mono MODEL OUT LUT: the monolithic parts, combined
 mono() {
-	"$BIN/ffn" --model "$1" --output "$2" --monolithic --batch-size 8 --context-length 64 --lut "$3" -q >/dev/null &&
-		"$BIN/prefill" --model "$1" --output "$2" --monolithic --batch-size 8 --context-length 64 --lut "$3" -q >/dev/null &&
-		"$BIN/combine" --input "$2" --monolithic -q >/dev/null
+	local r
+	for r in "" $(rotates "$1"); do
+		"$BIN/ffn" --model "$1" --output "$2" --monolithic --batch-size 8 --context-length 64 --lut "$3" -q $r >/dev/null &&
+			"$BIN/prefill" --model "$1" --output "$2" --monolithic --batch-size 8 --context-length 64 --lut "$3" -q $r \
+				>/dev/null || return 1
+	done
+	"$BIN/combine" --input "$2" --monolithic -q >/dev/null
 }
 kl() { printf '%s\n' "$out" | sed -n 's/.*KL mean \([0-9.e+-]*\) .*/\1/p'; }
 # smoke NAME MODEL DIR [smoketest flags]: 100% top-1 agreement and KL within the default bound
@@ -85,10 +102,51 @@ for f in $FAMILIES; do
 	mono $f m_$f none && smoke "${f}_monolithic_agree" $f m_$f || fail "${f}_monolithic_agree" "the stages failed"
 	mono $f ml_$f 6 && smoke_lut "${f}_monolithic_lut6" $f ml_$f || fail "${f}_monolithic_lut6" "the stages failed"
 done
-# a 40-token prompt: prefill batches cross the windows (and Phi3's longrope switch at 32)
+# a 40-token prompt: prefill batches cross the windows (and Phi3's longrope switch at 32),
+# those from the window on through prefill_rotate
 for f in mistral phi3; do
-	smoke "${f}_prefill_past_window" $f c_${f}_2 --prompt "$(seq -s, 10 49)" --steps 8
+	for d in c_${f}_1 c_${f}_2 c_${f}_3 m_$f; do
+		smoke "${f}_prefill_past_window_${d%%_*}${d##*_}" $f $d --prompt "$(seq -s, 10 49)" --steps 8
+	done
 done
+
+# --- the ring cache: beyond the window the local cache alone, W slots, and the rotate parts --
+# states NAME PACKAGE: the state lines of a package's description
+states() { "$BIN/mldump" "$1" | grep -E '^  state ' | sed 's/^  state  *//' | tr '\n' ' '; }
+for f in mistral phi3; do
+	w=$(sed -n 's/.*"sliding_window":[[:space:]]*\([0-9]*\).*/\1/p' $f/config.json)
+	want="\"model_model_kv_cache_local\" state float16[6,2,$w,32] "
+	[ "$f" = phi3 ] && want="\"model_model_kv_cache_local\" state float16[6,2,$w,16] "
+	got=""
+	for p in c_${f}_2/${f}_{FFN,prefill,FFN_rotate,prefill_rotate}_chunk_0{1,2}of02.mlpackage; do
+		got="$got$(states "$p" 2>/dev/null)|"
+	done
+	[ "$got" = "$(for i in 1 2 3 4 5 6 7 8; do printf '%s|' "$want"; done)" ] && ok "${f}_ring_states" ||
+		fail "${f}_ring_states" "want $want in every part; got $got"
+	fs=$("$BIN/mldump" m_$f/${f}_monolithic_full.mlpackage | sed -n 's/^function "\(.*\)"$/\1/p' | tr '\n' ' ')
+	[ "$fs" = "infer infer_rotate prefill prefill_rotate " ] && ok "${f}_monolithic_rotate_functions" ||
+		fail "${f}_monolithic_rotate_functions" "$fs"
+done
+# LUT beyond the window: chunked parts with LUT 6 pass the LUT bounds through the rotate functions
+for f in mistral phi3; do
+	conv $f cl_${f}_2 2 --lut 6 && smoke_lut "${f}_chunks2_lut6" $f cl_${f}_2 ||
+		fail "${f}_chunks2_lut6" "the stages failed"
+done
+# within the window (CONTEXT 16 = Mistral's window): the one kv_cache_0, no rotate part, and
+# the same bytes as the model without a window
+cp -r mistral mistral_nowin && sed -i 's/"sliding_window":[^,]*,/"sliding_window": null,/' mistral_nowin/config.json
+for m in mistral mistral_nowin; do
+	for p in ffn prefill; do
+		"$BIN/$p" --model $m --output w16_$m --batch-size 8 --context-length 16 --chunk 2 --lut none -q >/dev/null 2>&1
+	done
+done
+[ "$(states w16_mistral/mistral_FFN_chunk_01of02.mlpackage)" = '"model_model_kv_cache_0" state float16[6,2,16,32] ' ] &&
+	[ -n "$(ls w16_mistral_nowin)" ] && diff -r w16_mistral w16_mistral_nowin >/dev/null && ok mistral_within_window_unchanged ||
+	fail mistral_within_window_unchanged "$(states w16_mistral/mistral_FFN_chunk_01of02.mlpackage); $(diff -rq w16_mistral w16_mistral_nowin 2>&1 | head -n 2)"
+expect_fail mistral_rotate_within_window 1 "^ffn: --rotate: --context-length 16 is not beyond the sliding window 16 of " \
+	"$BIN/ffn" --model mistral --output bad --context-length 16 --rotate
+expect_fail mistral_rotate_batch_straddles 1 "^prefill: --batch-size 12 does not divide the sliding window 16 of .*\[12, 24\)" \
+	"$BIN/prefill" --model mistral --output bad --context-length 64 --batch-size 12 --rotate
 
 # Qwen 2.5 with use_sliding_window: its sliding layers (max_window_layers on) mask the same way
 "$TESTBIN/mkfixture" --arch qwen2 --out q2w --layers 3 --sliding-window 16 --seed 7 >/dev/null
@@ -129,6 +187,31 @@ for f in $FAMILIES; do
 		grep -q '"ane_compatible":[[:space:]]*true' o_$f/preflight.json && ok "${f}_make" ||
 		fail "${f}_make" "exit $rc: $(printf '%s\n' "$err" | grep -v '^anemake' | tail -n 3) $(ls o_$f 2>/dev/null | tr '\n' ' ')"
 done
+
+# the combined chunks of Mistral and Phi3 carry the rotate pair (make's ffn_rotate/prefill_rotate steps)
+for f in mistral phi3; do
+	fs=$("$BIN/mldump" o_$f/${f}_FFN_PF_lut4_chunk_01of02.mlpackage | sed -n 's/^function "\(.*\)"$/\1/p' | tr '\n' ' ')
+	[ "$fs" = "infer infer_rotate prefill prefill_rotate " ] && ok "${f}_make_rotate_functions" ||
+		fail "${f}_make_rotate_functions" "$fs"
+done
+# SPLIT_ROTATE=1 and MONOLITHIC=1 beyond the window; SPLIT_ROTATE=1 within it, a batch
+# straddling the window: refused by the plan in one line
+run pipe MODEL="$SCRATCH/mistral" OUT="$SCRATCH/os_mistral" CONTEXT=64 BATCH=8 CHUNK=2 STEPS=40 PROMPT_IDS=$PROMPT SPLIT_ROTATE=1
+[ "$rc" = 0 ] && [ -d os_mistral/mistral_FFN_PF_lut4_chunk_02of02_rot.mlmodelc ] &&
+	grep -qx '    pf: mistral_FFN_PF_lut4_chunk_01of02_rot.mlmodelc' os_mistral/meta.yaml &&
+	grep -qE '"passed":[[:space:]]*true' os_mistral/smoketest.json && ok mistral_make_split_rotate ||
+	fail mistral_make_split_rotate "exit $rc: $(printf '%s\n' "$err" | grep -v '^anemake' | tail -n 3) $(ls os_mistral 2>/dev/null | tr '\n' ' ')"
+run pipe MODEL="$SCRATCH/phi3" OUT="$SCRATCH/om_phi3" CONTEXT=64 BATCH=8 STEPS=40 PROMPT_IDS=$PROMPT MONOLITHIC=1
+fs=$("$BIN/mldump" om_phi3/phi3_monolithic_full_lut4.mlmodelc 2>/dev/null | sed -n 's/^function "\(.*\)"$/\1/p' | tr '\n' ' ')
+[ "$rc" = 0 ] && [ "$fs" = "infer infer_rotate prefill prefill_rotate " ] &&
+	grep -qE '"passed":[[:space:]]*true' om_phi3/smoketest.json && ok phi3_make_monolithic_rotate ||
+	fail phi3_make_monolithic_rotate "exit $rc: functions '$fs' $(printf '%s\n' "$err" | grep -v '^anemake' | tail -n 3) $(ls om_phi3 2>/dev/null | tr '\n' ' ')"
+run pipe MODEL="$SCRATCH/mistral" OUT="$SCRATCH/bad_split" CONTEXT=16 BATCH=8 SPLIT_ROTATE=1 plan
+[ "$rc" != 0 ] && printf '%s\n' "$err" | grep -q '^anemake: SPLIT_ROTATE=1 needs rotate parts: a model with a ring cache (Gemma 3, Mistral, Phi3) and CONTEXT above its sliding window (16)$' &&
+	ok mistral_split_rotate_within_window_refused || fail mistral_split_rotate_within_window_refused "exit $rc: $err"
+run pipe MODEL="$SCRATCH/mistral" OUT="$SCRATCH/bad_batch" CONTEXT=64 BATCH=12 plan
+[ "$rc" != 0 ] && printf '%s\n' "$err" | grep -q '^anemake: BATCH=12 does not divide the sliding window 16 of .*mistral/config\.json while CONTEXT=64 exceeds it' &&
+	ok mistral_batch_straddles_window_refused || fail mistral_batch_straddles_window_refused "exit $rc: $err"
 
 # --- SmolLM3 with a real tokenizer: its vocabulary is Llama 3's --------------------------
 if have_shared; then
