@@ -24,7 +24,7 @@
 # reruns nothing.
 #
 # Steps, chunked: embed, lmhead, ffn-<ii>of<NN>, prefill-<ii>of<NN> (+ for
-# Gemma 3 with CONTEXT above the sliding window ffn_rotate-.., prefill_rotate-..),
+# a ring cache (Gemma 3, Mistral, Phi3) with CONTEXT above its window ffn_rotate-.., prefill_rotate-..),
 # combine-<ii>of<NN>, compile, meta, test. MONOLITHIC=1: monolithic,
 # monolithic_prefill (+ monolithic_rotate, monolithic_prefill_rotate), combine,
 # compile, meta, test. preflight (FP16 range check) runs only when asked for.

@@ -255,8 +255,9 @@ static int kv_rope(graph_ctx *g, const graph_chunk_opts *o, graph_val positions,
 	const hf_config *c = g->c;
 	static const hf_rope_scaling none = {.kind = ROPE_NONE};
 	int local = kind == KV_LOCAL && c->arch->def.rope_local_base_freq > 0;
+	const char *tag = kind == KV_LOCAL ? "rope_local" : "rope";
 	return graph_rope_rows(g, positions, o->context, local ? &none : &c->rope_scaling,
-			       local ? c->rope_local_base_freq : c->rope_theta, kind == KV_LOCAL ? "rope_local" : "rope", &kv->rope);
+			       local ? c->rope_local_base_freq : c->rope_theta, tag, &kv->rope);
 }
 
 /* The rest of a cache's function-level values: the mask columns it

@@ -268,11 +268,13 @@ static void parse_chunk_args(int argc, char **argv, chunk_opts *o)
 	const cli_spec spec = {
 		.usage = decode ? "ffn --model DIR --output DIR [options]" : "prefill --model DIR --output DIR [options]",
 		.summary = decode ? "Write <prefix>_FFN[_lut<b>]_chunk_<ii>of<NN>.mlpackage: one decode step through a chunk of "
-				    "the transformer layers, with the KV cache as state, as ANEMLL's part 2. --rotate: the infer_rotate "
-				    "variant (a ring cache beyond its window); --monolithic: the whole model in one package."
+				    "the transformer layers, with the KV cache as state, as ANEMLL's part 2. --rotate: the "
+				    "infer_rotate variant (a ring cache beyond its window); --monolithic: the whole model in one "
+				    "package."
 				  : "Write <prefix>_prefill[_lut<b>]_chunk_<ii>of<NN>.mlpackage: a batch of prompt tokens through a "
 				    "chunk of the transformer layers, filling the KV cache state, as ANEMLL's part 2_prefill. --rotate: "
-				    "the prefill_rotate variant (a ring cache beyond its window); --monolithic: the whole model in one package.",
+				    "the prefill_rotate variant (a ring cache beyond its window); --monolithic: the whole model in "
+				    "one package.",
 		.opts = opts,
 		.nopts = (int)(sizeof opts / sizeof opts[0]),
 	};

@@ -102,11 +102,19 @@ for f in $FAMILIES; do
 	mono $f m_$f none && smoke "${f}_monolithic_agree" $f m_$f || fail "${f}_monolithic_agree" "the stages failed"
 	mono $f ml_$f 6 && smoke_lut "${f}_monolithic_lut6" $f ml_$f || fail "${f}_monolithic_lut6" "the stages failed"
 done
+# rotated NAME DIR: DIR's parts have the rotate functions (else the test NAME fails)
+rotated() {
+	ls "$2"/*_FFN_rotate_*chunk_*.mlpackage >/dev/null 2>&1 ||
+		"$BIN/mldump" "$2"/*_monolithic_full*.mlpackage 2>/dev/null | grep -qx 'function "infer_rotate"' ||
+		{ fail "$1" "no rotate functions in $2: $(ls "$2" | tr '\n' ' ')" && return 1; }
+}
 # a 40-token prompt: prefill batches cross the windows (and Phi3's longrope switch at 32),
 # those from the window on through prefill_rotate
 for f in mistral phi3; do
-	for d in c_${f}_1 c_${f}_2 c_${f}_3 m_$f; do
-		smoke "${f}_prefill_past_window_${d%%_*}${d##*_}" $f $d --prompt "$(seq -s, 10 49)" --steps 8
+	for n in 1 2 3 m; do
+		d=c_${f}_$n t=${f}_prefill_past_window_chunks$n
+		[ $n != m ] || d=m_$f t=${f}_prefill_past_window_monolithic
+		rotated "$t" $d && smoke "$t" $f $d --prompt "$(seq -s, 10 49)" --steps 8
 	done
 done
 
@@ -129,8 +137,11 @@ for f in mistral phi3; do
 done
 # LUT beyond the window: chunked parts with LUT 6 pass the LUT bounds through the rotate functions
 for f in mistral phi3; do
-	conv $f cl_${f}_2 2 --lut 6 && smoke_lut "${f}_chunks2_lut6" $f cl_${f}_2 ||
+	if conv $f cl_${f}_2 2 --lut 6; then
+		rotated "${f}_chunks2_lut6" cl_${f}_2 && smoke_lut "${f}_chunks2_lut6" $f cl_${f}_2
+	else
 		fail "${f}_chunks2_lut6" "the stages failed"
+	fi
 done
 # within the window (CONTEXT 16 = Mistral's window): the one kv_cache_0, no rotate part, and
 # the same bytes as the model without a window
