@@ -248,6 +248,7 @@ struct tokenizer {
 	int32_t *eos_ids;
 	size_t n_eos;
 	tok_chat chat;
+	int chat_bos; /* the model's template writes bos_token */
 };
 
 /* tok_load.c: fill t (already zeroed, name set) from tokenizer.json text. */
