@@ -119,7 +119,7 @@ tok_chat tokenizer_chat_detect(const char *tpl)
 		return detect_chatml(tpl);
 	if (strstr(tpl, "[INST]"))
 		return detect_mistral(tpl);
-	if (strstr(tpl, "<|user|>") && strstr(tpl, "<|end|>"))
+	if (strstr(tpl, "<|end|>") && (strstr(tpl, "<|user|>") || has_quoted(tpl, "'<|' + message['role'] + '|>'")))
 		return has_quoted(tpl, "|>' + message['content'] + '<|end|>'") ? TOK_CHAT_PHI4_MINI : TOK_CHAT_PHI3;
 	if (strstr(tpl, "<|user|>") && strstr(tpl, "<|assistant|>"))
 		return TOK_CHAT_TULU;
