@@ -181,13 +181,13 @@ typedef struct tok_norm {
 	size_t alen, blen;
 } tok_norm;
 
-enum tok_pre_type { TOK_PRE_SPLIT, TOK_PRE_BYTELEVEL, TOK_PRE_METASPACE };
+enum tok_pre_type { TOK_PRE_SPLIT, TOK_PRE_BYTELEVEL, TOK_PRE_METASPACE, TOK_PRE_DIGITS };
 enum tok_behavior { TOK_REMOVED, TOK_ISOLATED, TOK_MERGED_PREV, TOK_MERGED_NEXT, TOK_CONTIGUOUS };
 enum tok_prepend { TOK_PREPEND_NEVER, TOK_PREPEND_FIRST, TOK_PREPEND_ALWAYS };
 
 typedef struct tok_pre {
 	int type;
-	int behavior;         /* Split */
+	int behavior;         /* Split; Digits: isolated (individual_digits) or contiguous */
 	int is_regex;         /* Split: re, else the literal str */
 	tok_regex re;         /* Split (regex), ByteLevel (use_regex: GPT-2) */
 	const char *str;      /* Split literal; Metaspace replacement */

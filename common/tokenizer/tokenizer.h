@@ -17,7 +17,8 @@
  *                 byte_fallback, fuse_unk, unk_token, ignore_merges
  *   added_tokens  id, content, special, lstrip, rstrip, normalized, single_word
  *   normalizer    Sequence, Prepend, Replace (string pattern), NFC
- *   pre_tokenizer Sequence, ByteLevel (add_prefix_space, use_regex), Metaspace
+ *   pre_tokenizer Sequence, ByteLevel (add_prefix_space, use_regex), Digits
+ *                 (individual_digits), Metaspace
  *                 (prepend_scheme, split), Split (any behavior, no invert) with
  *                 a string pattern or one of the regexes GPT-2, Llama 3 (GPT-4
  *                 style, \p{N}{1,3}) and Qwen 2 (\p{N}), matched by hand

@@ -341,6 +341,36 @@ static void test_tiny_sentencepiece(void)
 /* ------------------------------------------------------------------------
  * Malformed tokenizer.json: one line naming the file and the problem */
 
+/* Digits (StarCoder's and Granite 3's pre-tokenizer): numbers split off
+ * before ByteLevel, each digit alone with individual_digits, else runs. */
+static void test_digits(void)
+{
+	static const char fmt[] =
+		"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"1\": 2, \"2\": 3, \"3\": 4, "
+		"\"12\": 5, \"\\u0120\": 6, \"\\u0663\": 7}, \"merges\": [\"1 2\"]}, \"pre_tokenizer\": {\"type\": "
+		"\"Sequence\", \"pretokenizers\": [{\"type\": \"Digits\", \"individual_digits\": %s}, {\"type\": "
+		"\"ByteLevel\", \"add_prefix_space\": false, \"trim_offsets\": true, \"use_regex\": true}]}, "
+		"\"decoder\": {\"type\": \"ByteLevel\"}}";
+	tokenizer *t;
+	char json[1024];
+
+	snprintf(json, sizeof json, fmt, "true");
+	if (tokenizer_load_mem(json, strlen(json), "digits.json", &t) < 0) {
+		CHECKF(0, "load: %s", errmsg());
+		return;
+	}
+	CHECK_IDS(t, "a 123", 0, 0, 6, 2, 3, 4);
+	CHECK(round_trips(t, "a 123b"));
+	tokenizer_free(t);
+	snprintf(json, sizeof json, fmt, "false");
+	if (tokenizer_load_mem(json, strlen(json), "digits.json", &t) < 0) {
+		CHECKF(0, "load: %s", errmsg());
+		return;
+	}
+	CHECK_IDS(t, "a 123", 0, 0, 6, 5, 4);
+	tokenizer_free(t);
+}
+
 static void test_malformed(void)
 {
 #define M(x) "{\"model\": {\"type\": \"BPE\", " x "}}"
@@ -933,6 +963,7 @@ int main(void)
 	RUN(test_tiny_metaspace);
 	RUN(test_tiny_llama3);
 	RUN(test_tiny_sentencepiece);
+	RUN(test_digits);
 	RUN(test_malformed);
 	RUN(test_expansion_guard);
 	RUN(test_chat_text);
