@@ -371,6 +371,35 @@ static void test_digits(void)
 	tokenizer_free(t);
 }
 
+/* Phi-4-mini's (o200k) and Mistral-Nemo's (tekken) pre-tokenizer regexes
+ * split letters by case (\p{Lu}, \p{Ll}, ...), which the hand matchers do
+ * not: such a tokenizer.json is refused in one line naming the regex. */
+static void test_case_regex_refused(void)
+{
+	static const char *const re[] = {
+		"[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?[\\\\p{Lu}\\\\p{Lt}\\\\p{Lm}\\\\p{Lo}\\\\p{M}]*[\\\\p{Ll}\\\\p{Lm}\\\\p{Lo}\\\\p{M}]+"
+		"(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?[\\\\p{Lu}\\\\p{Lt}\\\\p{Lm}\\\\p{Lo}\\\\p{M}]+"
+		"[\\\\p{Ll}\\\\p{Lm}\\\\p{Lo}\\\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\\\p{N}{1,3}| ?[^\\\\s\\\\p{L}\\\\p{N}]+"
+		"[\\\\r\\\\n/]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+",
+		"[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?[\\\\p{Lu}\\\\p{Lt}\\\\p{Lm}\\\\p{Lo}\\\\p{M}]*[\\\\p{Ll}\\\\p{Lm}\\\\p{Lo}\\\\p{M}]+|"
+		"[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?[\\\\p{Lu}\\\\p{Lt}\\\\p{Lm}\\\\p{Lo}\\\\p{M}]+[\\\\p{Ll}\\\\p{Lm}\\\\p{Lo}\\\\p{M}]*|"
+		"\\\\p{N}| ?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n/]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+",
+	};
+	for (size_t i = 0; i < N(re); i++) {
+		char *json = xasprintf("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, "
+				       "\"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", "
+				       "\"pattern\": {\"Regex\": \"%s\"}, \"behavior\": \"Isolated\", \"invert\": false}, "
+				       "{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": false}]}}",
+				       re[i]);
+		tokenizer *t = NULL;
+		CHECK(tokenizer_load_mem(json, strlen(json), "tokenizer.json", &t) < 0 && !t);
+		CHECKF(strstr(errmsg(), "tokenizer.json: pre_tokenizer.pretokenizers[0]: unsupported pre_tokenizer Split "
+					"regex '[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}") && !strchr(errmsg(), '\n'),
+		       "%s", errmsg());
+		free(json);
+	}
+}
+
 static void test_malformed(void)
 {
 #define M(x) "{\"model\": {\"type\": \"BPE\", " x "}}"
@@ -964,6 +993,7 @@ int main(void)
 	RUN(test_tiny_llama3);
 	RUN(test_tiny_sentencepiece);
 	RUN(test_digits);
+	RUN(test_case_regex_refused);
 	RUN(test_malformed);
 	RUN(test_expansion_guard);
 	RUN(test_chat_text);
