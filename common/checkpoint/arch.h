@@ -90,6 +90,8 @@ typedef struct arch_info {
 	                                   layers without RoPE */
 	int fused_proj;                 /* Phi3: self_attn.qkv_proj and mlp.gate_up_proj hold
 	                                   q,k,v and gate,up stacked by rows (split at conversion) */
+	int anemll;                     /* ANEMLL 0.3.5 converts it, so its rules for the
+	                                   files beside the parts apply (prepare_hf's config.json) */
 	const char *tokenizer_class;    /* config.json's tokenizer_class in a conversion's folder
 	                                   (arch_tokenizer_config): ANEMLL's LlamaTokenizer /
 	                                   Qwen2Tokenizer for its families; PreTrainedTokenizerFast,

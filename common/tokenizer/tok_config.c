@@ -81,14 +81,17 @@ static int has_quoted(const char *tpl, const char *needle)
 /* Mistral's [INST] templates differ in the spaces around the text. */
 static tok_chat detect_mistral(const char *tpl)
 {
-	if (has_quoted(tpl, "' [INST] '"))
-		return TOK_CHAT_MISTRAL_V1;
-	if (has_quoted(tpl, "' [/INST]'"))
-		return TOK_CHAT_MISTRAL;
-	if (has_quoted(tpl, "'[INST] '"))
-		return TOK_CHAT_MISTRAL_V3;
-	if (has_quoted(tpl, "'[INST]'"))
-		return TOK_CHAT_MISTRAL_TEKKEN;
+	static const struct {
+		const char *quoted; /* the first of these the template has decides */
+		tok_chat f;
+	} shapes[] = {
+		{"' [INST] '", TOK_CHAT_MISTRAL_V1}, {"' [/INST]'", TOK_CHAT_MISTRAL},
+		{"'[INST] '", TOK_CHAT_MISTRAL_V3},  {"'[INST]'", TOK_CHAT_MISTRAL_TEKKEN},
+	};
+
+	for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+		if (has_quoted(tpl, shapes[i].quoted))
+			return shapes[i].f;
 	return TOK_CHAT_UNKNOWN;
 }
 

@@ -28,7 +28,9 @@
  *   truncation, padding must be null.
  *
  * Known limits: Unicode classes and NFC data are Unicode 14 (tok_unicode.c);
- * single_word takes letters, numbers and '_' as word characters.
+ * single_word takes letters, numbers and '_' as word characters; regexes
+ * that split letters by case (o200k's of Phi-4-mini, tekken's of
+ * Mistral-Nemo: \p{Lu}, \p{Ll}, ...) are refused, not approximated.
  *
  * Text in and out is UTF-8; encoding refuses invalid UTF-8. Errors are
  * reported the project way: one line through errf() and a -1 return.

@@ -135,6 +135,12 @@ for f in $FAMILIES; do
 	cmp -s want_config.json o_$f/config.json && ok "${f}_config_json" || fail "${f}_config_json" "$(cat o_$f/config.json)"
 done
 
+# dist: prepare_hf never knew these families; its config.json is metagen's (json.dump, no final newline)
+run "$BIN/dist" --input o_granite --output d_granite -q
+printf '{\n  "tokenizer_class": "PreTrainedTokenizerFast",\n  "model_type": "granite"\n}' >want_dist.json
+[ "$rc" = 0 ] && cmp -s want_dist.json d_granite/standard/config.json && cmp -s want_dist.json d_granite/ios/config.json &&
+	ok granite_dist_config_json || fail granite_dist_config_json "exit $rc $err: $(cat d_granite/standard/config.json)"
+
 # --- real tokenizers through --text (mkfixture --tokenizer) -----------------------------
 # SmolLM3's vocabulary is Llama 3's (../shared); Mistral 7B's and Phi-3's tokenizers are
 # Llama 2's kind (SentencePiece-style BPE; tests/tools/fetch-llama2-tokenizer.sh, as the
