@@ -35,6 +35,8 @@ typedef struct tok_utriple {
 extern const char tok_unicode_version[];
 extern const tok_urange tok_ucat_table[];
 extern const size_t tok_ucat_table_len;
+extern const tok_urange tok_ugc_table[]; /* 1 Lu, 2 Ll, 3 Lt, 4 Lm, 5 Lo, 6 M */
+extern const size_t tok_ugc_table_len;
 extern const tok_urange tok_ccc_table[];
 extern const size_t tok_ccc_table_len;
 extern const tok_utriple tok_decomp_table[];
@@ -87,6 +89,8 @@ typedef enum tok_regex {
 	TOK_RE_GPT2,   /* ByteLevel's own: 's|'t|...| ?\p{L}+| ?\p{N}+|... */
 	TOK_RE_LLAMA3, /* GPT-4 style, \p{N}{1,3} */
 	TOK_RE_QWEN2,  /* the same with single digits */
+	TOK_RE_O200K,  /* GPT-4o's (Phi-4-mini): words split by case, \p{N}{1,3} */
+	TOK_RE_TEKKEN, /* Mistral-Nemo's: the same without contractions, single digits */
 } tok_regex;
 
 /* Which known regex a Split pattern is; -1 if none. */

@@ -4,7 +4,8 @@
  * and decodes text the way that library does, so a converted model can be
  * run on prompts and its output read back. Two BPE families are covered:
  *
- *  - byte-level BPE (Llama 3, Qwen 2/2.5/3, GPT-2): text is split by the
+ *  - byte-level BPE (Llama 3, Qwen 2/2.5/3, GPT-2, Granite, OLMo 2,
+ *    Phi-4-mini, Mistral-Nemo): text is split by the
  *    model's pre-tokenizer regex, bytes are mapped to the GPT-2 byte alphabet,
  *    merges apply within each piece;
  *  - SentencePiece-style BPE (Llama 2, TinyLlama, Gemma, stories260K): spaces
@@ -21,16 +22,16 @@
  *                 (individual_digits), Metaspace
  *                 (prepend_scheme, split), Split (any behavior, no invert) with
  *                 a string pattern or one of the regexes GPT-2, Llama 3 (GPT-4
- *                 style, \p{N}{1,3}) and Qwen 2 (\p{N}), matched by hand
+ *                 style, \p{N}{1,3}), Qwen 2 (\p{N}), o200k (GPT-4o, Phi-4-mini:
+ *                 words split by case) and tekken (Mistral-Nemo), matched by hand
  *   post_processor TemplateProcessing (single), ByteLevel, Sequence
  *   decoder       ByteLevel, Metaspace, Replace (string pattern), ByteFallback,
  *                 Fuse, Strip, Sequence
  *   truncation, padding must be null.
  *
  * Known limits: Unicode classes and NFC data are Unicode 14 (tok_unicode.c);
- * single_word takes letters, numbers and '_' as word characters; regexes
- * that split letters by case (o200k's of Phi-4-mini, tekken's of
- * Mistral-Nemo: \p{Lu}, \p{Ll}, ...) are refused, not approximated.
+ * single_word takes letters, numbers and '_' as word characters; any
+ * other regex is refused, not approximated.
  *
  * Text in and out is UTF-8; encoding refuses invalid UTF-8. Errors are
  * reported the project way: one line through errf() and a -1 return.
