@@ -476,13 +476,16 @@ static size_t run_of(const rx *r, size_t i, int cls)
 	return i;
 }
 
-static size_t run_other(const rx *r, size_t i)
+/* End of the run of characters keep accepts from i. */
+static size_t run_while(const rx *r, size_t i, int (*keep)(uint32_t))
 {
 	size_t len;
-	while (i < r->n && is_other(at(r, i, &len)))
+	while (i < r->n && keep(at(r, i, &len)))
 		i += len;
 	return i;
 }
+
+static size_t run_other(const rx *r, size_t i) { return run_while(r, i, is_other); }
 
 /* 's|'t|'re|'ve|'m|'ll|'d after the apostrophe at i; length or 0. With
  * fold, case-insensitively (where 'ſ' U+017F folds to 's'). */
@@ -549,6 +552,31 @@ static size_t match_gpt2(const rx *r, size_t i)
 	return 0;
 }
 
+/* The alternatives after the words, shared by cl100k and o200k:
+ * \p{N}{1,max} | ?[^\s\p{L}\p{N}]+[\r\n]* ([\r\n/]* with slash) | spaces. */
+static size_t match_rest(const rx *r, size_t i, int max_digits, int slash)
+{
+	size_t len, len2;
+	uint32_t c = at(r, i, &len), d;
+
+	if (tok_ucat(c) == TOK_NUMBER) {
+		size_t j = i;
+		for (int k = 0; k < max_digits && j < r->n && tok_ucat(at(r, j, &len2)) == TOK_NUMBER; k++)
+			j += len2;
+		return j - i;
+	}
+	size_t j = c == ' ' ? i + len : i;
+	if (j < r->n && is_other(at(r, j, &len2))) {
+		j = run_other(r, j);
+		while (j < r->n && (is_crlf(d = at(r, j, &len2)) || (slash && d == '/')))
+			j += len2;
+		return j - i;
+	}
+	if (tok_is_space(c))
+		return match_space(r, i, 1);
+	return 0;
+}
+
 /* Llama 3 (max_digits 3) and Qwen 2 (max_digits 1). */
 static size_t match_cl100k(const rx *r, size_t i, int max_digits)
 {
@@ -564,64 +592,43 @@ static size_t match_cl100k(const rx *r, size_t i, int max_digits)
 	if (!is_crlf(c) && cls != TOK_NUMBER && i + len < r->n &&
 	    tok_ucat(at(r, i + len, &len2)) == TOK_LETTER)
 		return run_of(r, i + len, TOK_LETTER) - i;
-	/* \p{N}{1,max} */
-	if (cls == TOK_NUMBER) {
-		size_t j = i;
-		for (int d = 0; d < max_digits && j < r->n && tok_ucat(at(r, j, &len2)) == TOK_NUMBER; d++)
-			j += len2;
-		return j - i;
-	}
-	/*  ?[^\s\p{L}\p{N}]+[\r\n]* */
-	size_t j = c == ' ' ? i + len : i;
-	if (j < r->n && is_other(at(r, j, &len2))) {
-		j = run_other(r, j);
-		while (j < r->n && is_crlf(at(r, j, &len2)))
-			j += len2;
-		return j - i;
-	}
-	if (tok_is_space(c))
-		return match_space(r, i, 1);
-	return 0;
+	return match_rest(r, i, max_digits, 0);
 }
 
 /* The case classes of o200k and tekken: [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]
  * ("upper") and [\p{Ll}\p{Lm}\p{Lo}\p{M}] ("lower"); Lm, Lo and marks are both. */
 enum { GC_LU = 1, GC_LL, GC_LT, GC_LM, GC_LO, GC_M };
 
-static int gc_at(const rx *r, size_t i, size_t *len)
+static int gc_of(uint32_t cp)
 {
-	uint32_t cp = at(r, i, len);
-	if (!*len)
-		return 0;
 	if (cp < 0x80)
 		return cp >= 'A' && cp <= 'Z' ? GC_LU : cp >= 'a' && cp <= 'z' ? GC_LL : 0;
 	const tok_urange *u = range_find(tok_ugc_table, tok_ugc_table_len, cp);
 	return u ? (int)u->val : 0;
 }
 
-static int is_upper(int g) { return g && g != GC_LL; }
-static int is_lower(int g) { return g && g != GC_LU && g != GC_LT; }
-
-static size_t run_lower(const rx *r, size_t i)
+static int is_upper(uint32_t cp)
 {
-	size_t len;
-	while (i < r->n && is_lower(gc_at(r, i, &len)))
-		i += len;
-	return i;
+	int g = gc_of(cp);
+	return g && g != GC_LL;
+}
+
+static int is_lower(uint32_t cp)
+{
+	int g = gc_of(cp);
+	return g && g != GC_LU && g != GC_LT;
 }
 
 /* End of upper*lower+ (lower_needed) or upper+lower* from j, 0 for no match.
  * The greedy upper* gives back characters until a lower one follows. */
 static size_t case_word(const rx *r, size_t j, int lower_needed)
 {
-	size_t len, e = j;
-	while (e < r->n && is_upper(gc_at(r, e, &len)))
-		e += len;
+	size_t len, e = run_while(r, j, is_upper);
 	if (!lower_needed)
-		return e > j ? run_lower(r, e) : 0;
+		return e > j ? run_while(r, e, is_lower) : 0;
 	for (size_t k = e;;) {
-		if (is_lower(gc_at(r, k, &len)))
-			return run_lower(r, k);
+		if (k < r->n && is_lower(at(r, k, &len)))
+			return run_while(r, k, is_lower);
 		if (k == j)
 			return 0;
 		while (k > j && ((uint8_t)r->s[--k] & 0xC0) == 0x80) /* the character before */
@@ -648,28 +655,11 @@ static size_t prefixed_case_word(const rx *r, size_t i, int lower_needed, int co
 /* o200k (contractions, max_digits 3) and tekken (neither, 1). */
 static size_t match_o200k(const rx *r, size_t i, int contractions, int max_digits)
 {
-	size_t len, len2, m;
-	uint32_t c = at(r, i, &len);
+	size_t m;
 
 	if ((m = prefixed_case_word(r, i, 1, contractions)) || (m = prefixed_case_word(r, i, 0, contractions)))
 		return m;
-	if (tok_ucat(c) == TOK_NUMBER) {
-		size_t j = i;
-		for (int d = 0; d < max_digits && j < r->n && tok_ucat(at(r, j, &len2)) == TOK_NUMBER; d++)
-			j += len2;
-		return j - i;
-	}
-	/*  ?[^\s\p{L}\p{N}]+[\r\n/]* */
-	size_t j = c == ' ' ? i + len : i;
-	if (j < r->n && is_other(at(r, j, &len2))) {
-		j = run_other(r, j);
-		for (uint32_t d; j < r->n && ((d = at(r, j, &len2)) == '/' || is_crlf(d));)
-			j += len2;
-		return j - i;
-	}
-	if (tok_is_space(c))
-		return match_space(r, i, 1);
-	return 0;
+	return match_rest(r, i, max_digits, 1);
 }
 
 size_t tok_regex_match(tok_regex re, const char *s, size_t n, size_t i)
