@@ -598,16 +598,6 @@ static void copy_file(const char *from, const char *to)
 	free(data);
 }
 
-/* ANEMLL writes this for the iOS tokenizer loader; Qwen gets its own class. */
-static const char *config_json(const arch_info *arch)
-{
-	if (arch->id == ARCH_QWEN2)
-		return "{\n  \"tokenizer_class\": \"Qwen2Tokenizer\",\n  \"model_type\": \"qwen2\"\n}\n";
-	if (arch->id == ARCH_QWEN3)
-		return "{\n  \"tokenizer_class\": \"Qwen2Tokenizer\",\n  \"model_type\": \"qwen3\"\n}\n";
-	return "{\n  \"tokenizer_class\": \"LlamaTokenizer\",\n  \"model_type\": \"llama\"\n}\n";
-}
-
 static void copy_tokenizer(const source *src, const char *out)
 {
 	if (same_dir(src->dir, out))
@@ -618,11 +608,10 @@ static void copy_tokenizer(const source *src, const char *out)
 			copy_file(from, to);
 		free(from), free(to);
 	}
-	char *config = path_join(out, "config.json");
-	const char *text = config_json(src->cfg.arch);
+	char *config = path_join(out, "config.json"), *text = arch_tokenizer_config(src->cfg.arch);
 	if (!path_exists(config) && write_file_atomic(config, text, strlen(text)) != 0)
 		die_err();
-	free(config);
+	free(config), free(text);
 }
 
 /* ------------------------------------------------------------------ */

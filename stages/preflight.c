@@ -40,7 +40,7 @@ static void parse_args(int argc, char **argv, options *o)
 		STAGE_OPT_MODEL(&o->st),
 		{"text", "PROMPT", CLI_STRING, &o->prompt.text, 0, 0, 0, "the prompt, in the model's chat template (default \"" DEFAULT_TEXT "\")"},
 		{"prompt", "IDS", CLI_STRING, &o->prompt.ids, 0, 0, 0, "or: comma-separated token ids (a model without tokenizer.json)"},
-		{"template", "NAME", CLI_STRING, &o->prompt.template, 0, 0, 0, "chat template for --text: llama3, chatml, qwen2.5, qwen3, gemma3, none (default: the model's)"},
+		{"template", "NAME", CLI_STRING, &o->prompt.template, 0, 0, 0, "chat template for --text: a family (llama3, qwen3, gemma3, mistral-v3, phi3, granite3.1, tulu, smollm3, ...: a wrong name lists them) or none (default: the model's)"},
 		{"no-template", NULL, CLI_FLAG, &o->prompt.no_template, 0, 0, 0, "tokenize --text as is (with BOS), no chat template"},
 		{"tokens", "N", CLI_INT, &o->tokens, 0, 1, 100000, "greedy tokens generated after the prompt (default 30, ANEMLL's --max-tokens)"},
 		STAGE_OPT_FP16_SCALE(&o->st, "check the model as converted with this scaling"),

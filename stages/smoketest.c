@@ -55,7 +55,7 @@ static void parse_args(int argc, char **argv, options *o)
 		{"lut-lmhead", "BITS", CLI_INT, &o->lut_lmhead, 0, 0, 8, "use the LM head with this LUT (0: none)"},
 		{"prompt", "IDS", CLI_STRING, &o->prompt, 0, 0, 0, "comma-separated token ids (default: the BOS token)"},
 		{"text", "PROMPT", CLI_STRING, &o->text, 0, 0, 0, "a text prompt, tokenized with the model's tokenizer.json and chat template"},
-		{"template", "NAME", CLI_STRING, &o->template, 0, 0, 0, "chat template for --text: llama3, chatml, qwen2.5, qwen3, gemma3, none (default: the model's)"},
+		{"template", "NAME", CLI_STRING, &o->template, 0, 0, 0, "chat template for --text: a family (llama3, qwen3, gemma3, mistral-v3, phi3, granite3.1, tulu, smollm3, ...: a wrong name lists them) or none (default: the model's)"},
 		{"no-template", NULL, CLI_FLAG, &o->no_template, 0, 0, 0, "tokenize --text as is (with BOS), no chat template"},
 		{"steps", "N", CLI_INT, &o->steps, 0, 1, 100000, "tokens to generate (default 8)"},
 		{"no-prefill", NULL, CLI_FLAG, &o->no_prefill, 0, 0, 0, "send the whole prompt through infer, one token at a time"},

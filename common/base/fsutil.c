@@ -140,14 +140,58 @@ int is_dir(const char *path)
 	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-int mkdir_p(const char *path)
+/* Directories mkdir_p_undoable made, in creation order (parents first). */
+static char **g_made;
+static size_t g_n_made;
+
+static void remove_made(void)
+{
+	while (g_n_made) { /* children first; rmdir leaves a non-empty one alone */
+		char *d = g_made[--g_n_made];
+		rmdir(d);
+		free(d);
+	}
+	free(g_made);
+	g_made = NULL;
+}
+
+void mkdir_keep(void)
+{
+	for (size_t i = 0; i < g_n_made; i++)
+		free(g_made[i]);
+	g_n_made = 0;
+}
+
+static void made(const char *dir)
+{
+	static int registered;
+	if (!registered) {
+		registered = 1;
+		atexit(remove_made);
+	}
+	g_made = xrealloc(g_made, (g_n_made + 1) * sizeof *g_made);
+	g_made[g_n_made++] = xstrdup(dir);
+}
+
+/* mkdir one level: 0 when it exists afterwards (recorded when undoable and new). */
+static int mkdir_one(const char *p, int undoable)
+{
+	if (mkdir(p, 0777) == 0) {
+		if (undoable)
+			made(p);
+		return 0;
+	}
+	return errno == EEXIST ? 0 : -1;
+}
+
+static int mkdir_tree(const char *path, int undoable)
 {
 	char *p = xstrdup(path);
 	for (char *s = p + 1; *s; s++) {
 		if (*s != '/')
 			continue;
 		*s = 0;
-		if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+		if (mkdir_one(p, undoable) != 0) {
 			errf("cannot create directory '%s':", p);
 			free(p);
 			return -1;
@@ -155,13 +199,17 @@ int mkdir_p(const char *path)
 		*s = '/';
 	}
 	int rc = 0;
-	if (mkdir(p, 0777) != 0 && errno != EEXIST)
+	if (mkdir_one(p, undoable) != 0)
 		rc = errf("cannot create directory '%s':", p);
 	else if (!is_dir(p))
 		rc = errf("'%s' exists and is not a directory", p);
 	free(p);
 	return rc;
 }
+
+int mkdir_p(const char *path) { return mkdir_tree(path, 0); }
+
+int mkdir_p_undoable(const char *path) { return mkdir_tree(path, 1); }
 
 char *path_join(const char *a, const char *b)
 {

@@ -32,6 +32,12 @@ int file_copy(const char *from, const char *to);
 int path_exists(const char *path);
 int is_dir(const char *path);
 int mkdir_p(const char *path);
+/* mkdir_p for an output directory: the directories this call creates are
+ * removed again at exit, when still empty, unless mkdir_keep() ran first. A
+ * stage that fails (die) then leaves no empty directory behind; one that
+ * succeeds calls mkdir_keep(). */
+int mkdir_p_undoable(const char *path);
+void mkdir_keep(void);
 int rm_rf(const char *path);
 /* Join a and b with exactly one '/'; caller frees. */
 char *path_join(const char *a, const char *b);

@@ -51,7 +51,7 @@ static const arch_info g_arch[ARCH_COUNT] = {
 		.id = ARCH_LLAMA, .name = "llama", .prefix = "llama",
 		.model_types = llama_types, .classes = llama_classes,
 		.lm_head_splits = 8, .o_bias_with_attention_bias = 1,
-		.act = ACT_SILU, .o_proj_linear = 1, .tensor_prefix = "model.",
+		.act = ACT_SILU, .o_proj_linear = 1, .anemll = 1, .tokenizer_class = "LlamaTokenizer", .tensor_prefix = "model.",
 		.def = {.rope_theta = 10000.0, .rms_norm_eps = 1e-6,
 			.max_position_embeddings = 2048, .hidden_act = "silu"},
 	},
@@ -59,7 +59,7 @@ static const arch_info g_arch[ARCH_COUNT] = {
 		.id = ARCH_QWEN2, .name = "qwen2", .prefix = "qwen25",
 		.model_types = qwen2_types, .classes = qwen2_classes,
 		.lm_head_splits = 16, .act = ACT_SILU, .attn_fp32 = 1,
-		.tensor_prefix = "model.",
+		.anemll = 1, .tokenizer_class = "Qwen2Tokenizer", .tensor_prefix = "model.",
 		.def = {.attention_bias = 1, .rope_theta = 10000.0, .rms_norm_eps = 1e-6,
 			.max_position_embeddings = 32768, .hidden_act = "silu"},
 	},
@@ -67,7 +67,7 @@ static const arch_info g_arch[ARCH_COUNT] = {
 		.id = ARCH_QWEN3, .name = "qwen3", .prefix = "qwen",
 		.model_types = qwen3_types, .classes = qwen3_classes,
 		.lm_head_splits = 16, .qk_norm = 1, .o_bias_with_attention_bias = 1,
-		.act = ACT_SILU, .tensor_prefix = "model.",
+		.act = ACT_SILU, .anemll = 1, .tokenizer_class = "Qwen2Tokenizer", .tensor_prefix = "model.",
 		.def = {.rope_theta = 10000.0, .rms_norm_eps = 1e-6,
 			.max_position_embeddings = 32768, .hidden_act = "silu"},
 	},
@@ -76,7 +76,7 @@ static const arch_info g_arch[ARCH_COUNT] = {
 		.model_types = gemma3_types, .classes = gemma3_classes,
 		.lm_head_splits = 16, .qk_norm = 1, .o_bias_with_attention_bias = 1,
 		.norm_plus_one = 1, .act = ACT_GELU_TANH, .embed_scale_sqrt_hidden = 1,
-		.four_norms = 1, .always_sliding_window = 1, .tensor_prefix = "model.",
+		.four_norms = 1, .always_sliding_window = 1, .anemll = 1, .tokenizer_class = "LlamaTokenizer", .tensor_prefix = "model.",
 		.split_kv_cache = 1, .ring_cache = 1, .lut_min_elements = 8192, .softmax_op = 1,
 		.def = {.tie_word_embeddings = 1, .rope_theta = 1e6, .rms_norm_eps = 1e-6,
 			.max_position_embeddings = 131072, .sliding_window = 512,
@@ -91,7 +91,7 @@ static const arch_info g_arch[ARCH_COUNT] = {
 		.id = ARCH_MISTRAL, .name = "mistral", .prefix = "mistral",
 		.model_types = mistral_types, .classes = mistral_classes,
 		.lm_head_splits = 0, .o_bias_with_attention_bias = 1, .act = ACT_SILU,
-		.tensor_prefix = "model.", .window_when_set = 1, .ring_cache = 1,
+		.tokenizer_class = "PreTrainedTokenizerFast", .tensor_prefix = "model.", .window_when_set = 1, .ring_cache = 1,
 		.def = {.rope_theta = 10000.0, .rms_norm_eps = 1e-6, .max_position_embeddings = 131072,
 			.sliding_window = 4096, .hidden_act = "silu"},
 	},
@@ -99,7 +99,7 @@ static const arch_info g_arch[ARCH_COUNT] = {
 		.id = ARCH_GRANITE, .name = "granite", .prefix = "granite",
 		.model_types = granite_types, .classes = granite_classes,
 		.lm_head_splits = 16, .o_bias_with_attention_bias = 1, .act = ACT_SILU,
-		.tensor_prefix = "model.", .mup_multipliers = 1,
+		.tokenizer_class = "PreTrainedTokenizerFast", .tensor_prefix = "model.", .mup_multipliers = 1,
 		.def = {.rope_theta = 10000.0, .rms_norm_eps = 1e-6, .max_position_embeddings = 2048,
 			.hidden_act = "silu"},
 	},
@@ -107,7 +107,7 @@ static const arch_info g_arch[ARCH_COUNT] = {
 		.id = ARCH_OLMO2, .name = "olmo2", .prefix = "olmo2",
 		.model_types = olmo2_types, .classes = olmo2_classes,
 		.lm_head_splits = 16, .o_bias_with_attention_bias = 1, .act = ACT_SILU,
-		.tensor_prefix = "model.", .post_norms = 1, .qk_norm_full = 1,
+		.tokenizer_class = "PreTrainedTokenizerFast", .tensor_prefix = "model.", .post_norms = 1, .qk_norm_full = 1,
 		.def = {.rope_theta = 10000.0, .rms_norm_eps = 1e-5, .max_position_embeddings = 2048,
 			.hidden_act = "silu"},
 	},
@@ -115,7 +115,7 @@ static const arch_info g_arch[ARCH_COUNT] = {
 		.id = ARCH_SMOLLM3, .name = "smollm3", .prefix = "smollm3",
 		.model_types = smollm3_types, .classes = smollm3_classes,
 		.lm_head_splits = 16, .o_bias_with_attention_bias = 1, .act = ACT_SILU,
-		.tensor_prefix = "model.", .nope_layers = 1,
+		.tokenizer_class = "PreTrainedTokenizerFast", .tensor_prefix = "model.", .nope_layers = 1,
 		.def = {.tie_word_embeddings = 1, .rope_theta = 2000000.0, .rms_norm_eps = 1e-6,
 			.max_position_embeddings = 32768, .hidden_act = "silu"},
 	},
@@ -123,7 +123,8 @@ static const arch_info g_arch[ARCH_COUNT] = {
 		.id = ARCH_PHI3, .name = "phi3", .prefix = "phi3",
 		.model_types = phi3_types, .classes = phi3_classes,
 		.lm_head_splits = 0, .o_bias_with_attention_bias = 1, .act = ACT_SILU,
-		.tensor_prefix = "model.", .window_when_set = 1, .fused_proj = 1, .ring_cache = 1,
+		.tokenizer_class = "PreTrainedTokenizerFast", .tensor_prefix = "model.", .window_when_set = 1, .fused_proj = 1,
+		.ring_cache = 1,
 		.def = {.rope_theta = 10000.0, .rms_norm_eps = 1e-5, .max_position_embeddings = 4096,
 			.original_max_position_embeddings = 4096, .hidden_act = "silu"},
 	},
@@ -259,6 +260,12 @@ int arch_lm_head_splits(const arch_info *a, int vocab)
 	if (a->lm_head_splits)
 		return a->lm_head_splits;
 	return vocab > 65536 ? 16 : 8;
+}
+
+char *arch_tokenizer_config(const arch_info *a)
+{
+	const char *type = strcmp(a->tokenizer_class, "LlamaTokenizer") == 0 ? "llama" : a->name;
+	return xasprintf("{\n  \"tokenizer_class\": \"%s\",\n  \"model_type\": \"%s\"\n}\n", a->tokenizer_class, type);
 }
 
 /* ------------------------------------------------------------------ */

@@ -94,6 +94,12 @@ typedef struct arch_info {
 	                                   layers without RoPE */
 	int fused_proj;                 /* Phi3: self_attn.qkv_proj and mlp.gate_up_proj hold
 	                                   q,k,v and gate,up stacked by rows (split at conversion) */
+	int anemll;                     /* ANEMLL 0.3.5 converts it, so its rules for the
+	                                   files beside the parts apply (prepare_hf's config.json) */
+	const char *tokenizer_class;    /* config.json's tokenizer_class in a conversion's folder
+	                                   (arch_tokenizer_config): ANEMLL's LlamaTokenizer /
+	                                   Qwen2Tokenizer for its families; PreTrainedTokenizerFast,
+	                                   which loads any tokenizer.json, for the others */
 	arch_defaults def;
 } arch_info;
 
@@ -119,6 +125,13 @@ const char *arch_ring_list(void);
  * lm_head_splits, or for families whose models span both sizes (0 in the
  * table) ANEMLL's convention by size: 8 up to 65536 rows, 16 above. */
 int arch_lm_head_splits(const arch_info *a, int vocab);
+
+/* The config.json a conversion's folder gets beside the copied tokenizer
+ * files, for AutoTokenizer (tokenizer_class when tokenizer_config.json has
+ * none; model_type for AutoConfig): ANEMLL's create_config_json text, with
+ * LlamaTokenizer paired with model_type llama as ANEMLL does, else the
+ * family's own model_type. JSON text ending in a newline; caller frees. */
+char *arch_tokenizer_config(const arch_info *a);
 
 /* Activation from a config's hidden_act / hidden_activation string:
  * 0 and *out set, or -1 (no error recorded) when the string is unknown. */

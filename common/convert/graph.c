@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------ */
 /* Chunks                                                              */
@@ -737,6 +738,9 @@ int graph_write_package(const char *path, graph_build_fn build, const void *ctx,
 	w.ov = wo->ov;
 	w.stats = wo->stats;
 	int rc = build(m, &w, ctx);
+	/* The quality file first: a package is never committed without it. */
+	if (rc == 0 && wo->quality_path)
+		rc = weights_write_quality(&w, wo->quality_path);
 	if (rc == 0) {
 		anemll_meta mt = *meta;
 		char *ov = wo->ov && wo->ov->n ? lut_overrides_format(wo->ov) : NULL;
@@ -752,14 +756,14 @@ int graph_write_package(const char *path, graph_build_fn build, const void *ctx,
 		ml_model_encode(m, &bytes);
 		rc = mlpackage_commit(&pw, bytes.data, bytes.len);
 		pb_release(&bytes);
+		if (rc != 0 && wo->quality_path)
+			unlink(wo->quality_path);
 	} else {
 		char *msg = xstrdup(errmsg()); /* abort may overwrite the recorded error */
 		mlpackage_abort(&pw);
 		errf("%s", msg);
 		free(msg);
 	}
-	if (rc == 0 && wo->quality_path)
-		rc = weights_write_quality(&w, wo->quality_path);
 	weights_summary(&w, wo->summary, sizeof wo->summary);
 	weights_release(&w);
 	ml_model_free(m);

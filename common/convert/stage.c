@@ -103,7 +103,8 @@ void stage_open(stage_opts *o)
 		    "(Gemma 3 only)",
 		    c->path ? c->path : o->model_dir, c->arch->name);
 	o->prefix_eff = o->prefix ? o->prefix : c->arch->prefix;
-	if ((o->output && mkdir_p(o->output) != 0) || (o->quality_dir && mkdir_p(o->quality_dir) != 0))
+	/* undoable: a stage that dies (here, on --quality-dir, or later) leaves no empty --output */
+	if ((o->output && mkdir_p_undoable(o->output) != 0) || (o->quality_dir && mkdir_p_undoable(o->quality_dir) != 0))
 		die_err();
 }
 
@@ -121,6 +122,7 @@ void stage_resolve_lut(stage_opts *o, stage_lut_part part)
 
 void stage_close(stage_opts *o)
 {
+	mkdir_keep(); /* the stage succeeded: its directories stay, even an empty --quality-dir */
 	hf_model_close(&o->hf);
 	lut_overrides_release(o->ov);
 	free(o->ov);

@@ -4,6 +4,7 @@
 #include "base/fsutil.h"
 #include "base/progress.h"
 #include "base/util.h"
+#include "checkpoint/arch.h"
 #include "dist/zipdir.h"
 
 #include <dirent.h>
@@ -139,11 +140,17 @@ void dist_plan_close(dist_plan *p)
 	*p = (dist_plan){0};
 }
 
-const char *dist_config_json(const metayaml *m)
+char *dist_config_json(const metayaml *m)
 {
+	const arch_info *a = m->architecture ? arch_by_name(m->architecture) : NULL;
+	if (a && !a->anemll) {
+		char *text = arch_tokenizer_config(a);
+		text[strlen(text) - 1] = 0; /* json.dump's: no final newline */
+		return text;
+	}
 	if (m->architecture && strncmp(m->architecture, "gemma", 5) == 0)
-		return "{\n  \"tokenizer_class\": \"GemmaTokenizer\",\n  \"model_type\": \"gemma\"\n}";
-	return "{\n  \"tokenizer_class\": \"LlamaTokenizer\",\n  \"model_type\": \"llama\"\n}";
+		return xstrdup("{\n  \"tokenizer_class\": \"GemmaTokenizer\",\n  \"model_type\": \"gemma\"\n}");
+	return xstrdup("{\n  \"tokenizer_class\": \"LlamaTokenizer\",\n  \"model_type\": \"llama\"\n}");
 }
 
 /* ------------------------------------------------------------------ */
@@ -202,7 +209,11 @@ static int write_common(const dist_plan *p, const char *dir)
 	int rc = copy_into(p->input, "meta.yaml", dir);
 	for (size_t i = 0; rc == 0 && i < p->nfiles; i++)
 		rc = copy_into(p->input, p->files[i], dir);
-	return rc ? rc : write_in(dir, "config.json", dist_config_json(&p->meta));
+	char *config = dist_config_json(&p->meta);
+	if (rc == 0)
+		rc = write_in(dir, "config.json", config);
+	free(config);
+	return rc;
 }
 
 static int stage_parts(dist_plan *p, const dist_out *o, time_t mtime)

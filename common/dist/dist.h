@@ -60,8 +60,10 @@ void dist_plan_close(dist_plan *p);
 
 /* prepare_hf's config.json for the iOS tokenizer (create_config_json.py:
  * json.dump with indent 2, no final newline): gemma/GemmaTokenizer when the
- * architecture starts with "gemma", else llama/LlamaTokenizer. */
-const char *dist_config_json(const metayaml *m);
+ * architecture starts with "gemma", else llama/LlamaTokenizer; for the
+ * families ANEMLL lacks, which prepare_hf never saw, the architecture
+ * table's (arch_tokenizer_config, as metagen writes it). Caller frees. */
+char *dist_config_json(const metayaml *m);
 
 /* The two layouts under construction: "<final>.tmp.<pid>" until committed. */
 typedef struct dist_out {

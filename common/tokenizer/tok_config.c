@@ -19,14 +19,26 @@
  * Families */
 
 static const char *const chat_names[] = {
-	[TOK_CHAT_NONE] = "none",     [TOK_CHAT_LLAMA3] = "llama3", [TOK_CHAT_CHATML] = "chatml",
-	[TOK_CHAT_QWEN25] = "qwen2.5", [TOK_CHAT_QWEN3] = "qwen3",  [TOK_CHAT_GEMMA3] = "gemma3",
-	[TOK_CHAT_UNKNOWN] = "unknown",
+	[TOK_CHAT_NONE] = "none",         [TOK_CHAT_LLAMA3] = "llama3",
+	[TOK_CHAT_CHATML] = "chatml",     [TOK_CHAT_QWEN25] = "qwen2.5",
+	[TOK_CHAT_QWEN3] = "qwen3",       [TOK_CHAT_GEMMA3] = "gemma3",
+	[TOK_CHAT_MISTRAL] = "mistral",   [TOK_CHAT_MISTRAL_V1] = "mistral-v1",
+	[TOK_CHAT_MISTRAL_V3] = "mistral-v3", [TOK_CHAT_MISTRAL_TEKKEN] = "mistral-tekken",
+	[TOK_CHAT_PHI3] = "phi3",         [TOK_CHAT_PHI4_MINI] = "phi4-mini",
+	[TOK_CHAT_PHI4] = "phi4",         [TOK_CHAT_GRANITE] = "granite",
+	[TOK_CHAT_GRANITE31] = "granite3.1", [TOK_CHAT_TULU] = "tulu",
+	[TOK_CHAT_SMOLLM3] = "smollm3",   [TOK_CHAT_UNKNOWN] = "unknown",
 };
 
 const char *tokenizer_chat_name(tok_chat f)
 {
 	return (unsigned)f <= TOK_CHAT_UNKNOWN ? chat_names[f] : "unknown";
+}
+
+const char *tokenizer_chat_names(void)
+{
+	return "none, llama3, chatml, qwen2.5, qwen3, gemma3, mistral, mistral-v1, mistral-v3, mistral-tekken, "
+	       "phi3, phi4-mini, phi4, granite, granite3.1, tulu, smollm3";
 }
 
 int tokenizer_chat_from_name(const char *name, tok_chat *out)
@@ -36,7 +48,7 @@ int tokenizer_chat_from_name(const char *name, tok_chat *out)
 		tok_chat f;
 	} alias[] = {
 		{"llama", TOK_CHAT_LLAMA3}, {"qwen", TOK_CHAT_QWEN3}, {"qwen25", TOK_CHAT_QWEN25},
-		{"gemma", TOK_CHAT_GEMMA3},
+		{"gemma", TOK_CHAT_GEMMA3}, {"olmo2", TOK_CHAT_TULU},
 	};
 
 	for (int f = TOK_CHAT_NONE; f < TOK_CHAT_UNKNOWN; f++)
@@ -49,7 +61,51 @@ int tokenizer_chat_from_name(const char *name, tok_chat *out)
 			*out = alias[i].f;
 			return 0;
 		}
-	return errf("unknown chat template '%s' (none, llama3, chatml, qwen2.5, qwen3, gemma3)", name);
+	return errf("unknown chat template '%s' (%s)", name, tokenizer_chat_names());
+}
+
+/* needle in tpl with its quotes as written, or with ' and " swapped (templates use both). */
+static int has_quoted(const char *tpl, const char *needle)
+{
+	char alt[128];
+	size_t n = strlen(needle);
+
+	if (strstr(tpl, needle))
+		return 1;
+	ASSERT(n < sizeof alt);
+	for (size_t i = 0; i <= n; i++)
+		alt[i] = needle[i] == '\'' ? '"' : needle[i];
+	return strstr(tpl, alt) != NULL;
+}
+
+/* Mistral's [INST] templates differ in the spaces around the text. */
+static tok_chat detect_mistral(const char *tpl)
+{
+	static const struct {
+		const char *quoted; /* the first of these the template has decides */
+		tok_chat f;
+	} shapes[] = {
+		{"' [INST] '", TOK_CHAT_MISTRAL_V1}, {"' [/INST]'", TOK_CHAT_MISTRAL},
+		{"'[INST] '", TOK_CHAT_MISTRAL_V3},  {"'[INST]'", TOK_CHAT_MISTRAL_TEKKEN},
+	};
+
+	for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+		if (has_quoted(tpl, shapes[i].quoted))
+			return shapes[i].f;
+	return TOK_CHAT_UNKNOWN;
+}
+
+static tok_chat detect_chatml(const char *tpl)
+{
+	if (strstr(tpl, "<|im_sep|>"))
+		return TOK_CHAT_PHI4;
+	if (strstr(tpl, "Reasoning Mode"))
+		return TOK_CHAT_SMOLLM3;
+	if (strstr(tpl, "enable_thinking") || strstr(tpl, "<think>"))
+		return TOK_CHAT_QWEN3;
+	if (strstr(tpl, "You are Qwen, created by Alibaba Cloud"))
+		return TOK_CHAT_QWEN25;
+	return TOK_CHAT_CHATML;
 }
 
 tok_chat tokenizer_chat_detect(const char *tpl)
@@ -60,13 +116,16 @@ tok_chat tokenizer_chat_detect(const char *tpl)
 		return TOK_CHAT_LLAMA3;
 	if (strstr(tpl, "<start_of_turn>"))
 		return TOK_CHAT_GEMMA3;
-	if (strstr(tpl, "<|im_start|>")) {
-		if (strstr(tpl, "enable_thinking") || strstr(tpl, "<think>"))
-			return TOK_CHAT_QWEN3;
-		if (strstr(tpl, "You are Qwen, created by Alibaba Cloud"))
-			return TOK_CHAT_QWEN25;
-		return TOK_CHAT_CHATML;
-	}
+	if (strstr(tpl, "<|start_of_role|>"))
+		return strstr(tpl, "Knowledge Cutoff Date: April 2024") ? TOK_CHAT_GRANITE31 : TOK_CHAT_GRANITE;
+	if (strstr(tpl, "<|im_start|>"))
+		return detect_chatml(tpl);
+	if (strstr(tpl, "[INST]"))
+		return detect_mistral(tpl);
+	if (strstr(tpl, "<|end|>") && (strstr(tpl, "<|user|>") || has_quoted(tpl, "'<|' + message['role'] + '|>'")))
+		return has_quoted(tpl, "|>' + message['content'] + '<|end|>'") ? TOK_CHAT_PHI4_MINI : TOK_CHAT_PHI3;
+	if (strstr(tpl, "<|user|>") && strstr(tpl, "<|assistant|>"))
+		return TOK_CHAT_TULU;
 	return TOK_CHAT_UNKNOWN;
 }
 
@@ -152,8 +211,10 @@ static int read_tokenizer_config(tokenizer *t, const char *dir)
 	}
 	if (rc == 0 && !tpl && path_exists(jpath) && (rc = read_file(jpath, FS_MAX_TEXT, &jinja, &len)) == 0)
 		tpl = jinja;
-	if (rc == 0)
+	if (rc == 0) {
 		t->chat = tokenizer_chat_detect(tpl);
+		t->chat_bos = tpl && strstr(tpl, "bos_token") != NULL;
+	}
 	free(jinja);
 	free(jpath);
 	cJSON_Delete(cfg);

@@ -35,6 +35,8 @@ typedef struct tok_utriple {
 extern const char tok_unicode_version[];
 extern const tok_urange tok_ucat_table[];
 extern const size_t tok_ucat_table_len;
+extern const tok_urange tok_ugc_table[]; /* 1 Lu, 2 Ll, 3 Lt, 4 Lm, 5 Lo, 6 M */
+extern const size_t tok_ugc_table_len;
 extern const tok_urange tok_ccc_table[];
 extern const size_t tok_ccc_table_len;
 extern const tok_utriple tok_decomp_table[];
@@ -87,6 +89,8 @@ typedef enum tok_regex {
 	TOK_RE_GPT2,   /* ByteLevel's own: 's|'t|...| ?\p{L}+| ?\p{N}+|... */
 	TOK_RE_LLAMA3, /* GPT-4 style, \p{N}{1,3} */
 	TOK_RE_QWEN2,  /* the same with single digits */
+	TOK_RE_O200K,  /* GPT-4o's (Phi-4-mini): words split by case, \p{N}{1,3} */
+	TOK_RE_TEKKEN, /* Mistral-Nemo's: the same without contractions, single digits */
 } tok_regex;
 
 /* Which known regex a Split pattern is; -1 if none. */
@@ -181,13 +185,13 @@ typedef struct tok_norm {
 	size_t alen, blen;
 } tok_norm;
 
-enum tok_pre_type { TOK_PRE_SPLIT, TOK_PRE_BYTELEVEL, TOK_PRE_METASPACE };
+enum tok_pre_type { TOK_PRE_SPLIT, TOK_PRE_BYTELEVEL, TOK_PRE_METASPACE, TOK_PRE_DIGITS };
 enum tok_behavior { TOK_REMOVED, TOK_ISOLATED, TOK_MERGED_PREV, TOK_MERGED_NEXT, TOK_CONTIGUOUS };
 enum tok_prepend { TOK_PREPEND_NEVER, TOK_PREPEND_FIRST, TOK_PREPEND_ALWAYS };
 
 typedef struct tok_pre {
 	int type;
-	int behavior;         /* Split */
+	int behavior;         /* Split; Digits: isolated (individual_digits) or contiguous */
 	int is_regex;         /* Split: re, else the literal str */
 	tok_regex re;         /* Split (regex), ByteLevel (use_regex: GPT-2) */
 	const char *str;      /* Split literal; Metaspace replacement */
@@ -248,6 +252,7 @@ struct tokenizer {
 	int32_t *eos_ids;
 	size_t n_eos;
 	tok_chat chat;
+	int chat_bos; /* the model's template writes bos_token */
 };
 
 /* tok_load.c: fill t (already zeroed, name set) from tokenizer.json text. */

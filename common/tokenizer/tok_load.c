@@ -501,6 +501,13 @@ static int parse_pre(tokenizer *t, const cJSON *v, const char *path, int depth)
 	}
 	if (streq(type, "Split"))
 		return parse_split(t, v, path);
+	if (streq(type, "Digits")) { /* StarCoder's, Granite 3's: numbers split off before ByteLevel */
+		int individual;
+		if (get_bool(t, v, "individual_digits", path, 0, &individual) < 0)
+			return -1;
+		add_pre(t, (tok_pre){.type = TOK_PRE_DIGITS, .behavior = individual ? TOK_ISOLATED : TOK_CONTIGUOUS});
+		return 0;
+	}
 	if (streq(type, "ByteLevel")) {
 		tok_pre p = {.type = TOK_PRE_BYTELEVEL, .re = TOK_RE_GPT2};
 		if (get_bool(t, v, "add_prefix_space", path, 1, &p.add_prefix_space) < 0 ||

@@ -423,6 +423,15 @@ static const char re_llama3[] =
 static const char re_qwen2[] =
 	"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+"
 	"[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char re_o200k[] =
+	"[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+"
+	"(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+"
+	"[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+"
+	"[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char re_tekken[] =
+	"[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+|"
+	"[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*|"
+	"\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 int tok_regex_find(const char *pattern, tok_regex *out)
 {
@@ -432,6 +441,10 @@ int tok_regex_find(const char *pattern, tok_regex *out)
 		*out = TOK_RE_LLAMA3;
 	else if (streq(pattern, re_qwen2))
 		*out = TOK_RE_QWEN2;
+	else if (streq(pattern, re_o200k))
+		*out = TOK_RE_O200K;
+	else if (streq(pattern, re_tekken))
+		*out = TOK_RE_TEKKEN;
 	else
 		return -1;
 	return 0;
@@ -463,13 +476,16 @@ static size_t run_of(const rx *r, size_t i, int cls)
 	return i;
 }
 
-static size_t run_other(const rx *r, size_t i)
+/* End of the run of characters keep accepts from i. */
+static size_t run_while(const rx *r, size_t i, int (*keep)(uint32_t))
 {
 	size_t len;
-	while (i < r->n && is_other(at(r, i, &len)))
+	while (i < r->n && keep(at(r, i, &len)))
 		i += len;
 	return i;
 }
+
+static size_t run_other(const rx *r, size_t i) { return run_while(r, i, is_other); }
 
 /* 's|'t|'re|'ve|'m|'ll|'d after the apostrophe at i; length or 0. With
  * fold, case-insensitively (where 'ſ' U+017F folds to 's'). */
@@ -536,6 +552,31 @@ static size_t match_gpt2(const rx *r, size_t i)
 	return 0;
 }
 
+/* The alternatives after the words, shared by cl100k and o200k:
+ * \p{N}{1,max} | ?[^\s\p{L}\p{N}]+[\r\n]* ([\r\n/]* with slash) | spaces. */
+static size_t match_rest(const rx *r, size_t i, int max_digits, int slash)
+{
+	size_t len, len2;
+	uint32_t c = at(r, i, &len), d;
+
+	if (tok_ucat(c) == TOK_NUMBER) {
+		size_t j = i;
+		for (int k = 0; k < max_digits && j < r->n && tok_ucat(at(r, j, &len2)) == TOK_NUMBER; k++)
+			j += len2;
+		return j - i;
+	}
+	size_t j = c == ' ' ? i + len : i;
+	if (j < r->n && is_other(at(r, j, &len2))) {
+		j = run_other(r, j);
+		while (j < r->n && (is_crlf(d = at(r, j, &len2)) || (slash && d == '/')))
+			j += len2;
+		return j - i;
+	}
+	if (tok_is_space(c))
+		return match_space(r, i, 1);
+	return 0;
+}
+
 /* Llama 3 (max_digits 3) and Qwen 2 (max_digits 1). */
 static size_t match_cl100k(const rx *r, size_t i, int max_digits)
 {
@@ -551,24 +592,74 @@ static size_t match_cl100k(const rx *r, size_t i, int max_digits)
 	if (!is_crlf(c) && cls != TOK_NUMBER && i + len < r->n &&
 	    tok_ucat(at(r, i + len, &len2)) == TOK_LETTER)
 		return run_of(r, i + len, TOK_LETTER) - i;
-	/* \p{N}{1,max} */
-	if (cls == TOK_NUMBER) {
-		size_t j = i;
-		for (int d = 0; d < max_digits && j < r->n && tok_ucat(at(r, j, &len2)) == TOK_NUMBER; d++)
-			j += len2;
-		return j - i;
+	return match_rest(r, i, max_digits, 0);
+}
+
+/* The case classes of o200k and tekken: [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]
+ * ("upper") and [\p{Ll}\p{Lm}\p{Lo}\p{M}] ("lower"); Lm, Lo and marks are both. */
+enum { GC_LU = 1, GC_LL, GC_LT, GC_LM, GC_LO, GC_M };
+
+static int gc_of(uint32_t cp)
+{
+	if (cp < 0x80)
+		return cp >= 'A' && cp <= 'Z' ? GC_LU : cp >= 'a' && cp <= 'z' ? GC_LL : 0;
+	const tok_urange *u = range_find(tok_ugc_table, tok_ugc_table_len, cp);
+	return u ? (int)u->val : 0;
+}
+
+static int is_upper(uint32_t cp)
+{
+	int g = gc_of(cp);
+	return g && g != GC_LL;
+}
+
+static int is_lower(uint32_t cp)
+{
+	int g = gc_of(cp);
+	return g && g != GC_LU && g != GC_LT;
+}
+
+/* End of upper*lower+ (lower_needed) or upper+lower* from j, 0 for no match.
+ * The greedy upper* gives back characters until a lower one follows. */
+static size_t case_word(const rx *r, size_t j, int lower_needed)
+{
+	size_t len, e = run_while(r, j, is_upper);
+	if (!lower_needed)
+		return e > j ? run_while(r, e, is_lower) : 0;
+	for (size_t k = e;;) {
+		if (k < r->n && is_lower(at(r, k, &len)))
+			return run_while(r, k, is_lower);
+		if (k == j)
+			return 0;
+		while (k > j && ((uint8_t)r->s[--k] & 0xC0) == 0x80) /* the character before */
+			;
 	}
-	/*  ?[^\s\p{L}\p{N}]+[\r\n]* */
-	size_t j = c == ' ' ? i + len : i;
-	if (j < r->n && is_other(at(r, j, &len2))) {
-		j = run_other(r, j);
-		while (j < r->n && is_crlf(at(r, j, &len2)))
-			j += len2;
-		return j - i;
-	}
-	if (tok_is_space(c))
-		return match_space(r, i, 1);
-	return 0;
+}
+
+/* [^\r\n\p{L}\p{N}]? then a case word, the optional character given back
+ * when the word does not match after it; then the optional contraction. */
+static size_t prefixed_case_word(const rx *r, size_t i, int lower_needed, int contractions)
+{
+	size_t len, k, m = 0;
+	uint32_t c = at(r, i, &len);
+
+	if (!is_crlf(c) && tok_ucat(c) == TOK_OTHER)
+		m = case_word(r, i + len, lower_needed);
+	if (!m)
+		m = case_word(r, i, lower_needed);
+	if (m && contractions && m < r->n && r->s[m] == '\'' && (k = contraction(r, m, 1)))
+		m += k;
+	return m ? m - i : 0;
+}
+
+/* o200k (contractions, max_digits 3) and tekken (neither, 1). */
+static size_t match_o200k(const rx *r, size_t i, int contractions, int max_digits)
+{
+	size_t m;
+
+	if ((m = prefixed_case_word(r, i, 1, contractions)) || (m = prefixed_case_word(r, i, 0, contractions)))
+		return m;
+	return match_rest(r, i, max_digits, 1);
 }
 
 size_t tok_regex_match(tok_regex re, const char *s, size_t n, size_t i)
@@ -584,6 +675,10 @@ size_t tok_regex_match(tok_regex re, const char *s, size_t n, size_t i)
 		return match_cl100k(&r, i, 3);
 	case TOK_RE_QWEN2:
 		return match_cl100k(&r, i, 1);
+	case TOK_RE_O200K:
+		return match_o200k(&r, i, 1, 3);
+	case TOK_RE_TEKKEN:
+		return match_o200k(&r, i, 0, 1);
 	}
 	BUG("unknown regex %d", (int)re);
 }

@@ -210,7 +210,11 @@ static void find_segs(const tok_pre *p, const char *s, size_t n, segs *g)
 
 	while (i < n) {
 		size_t m = 0;
-		if (p->is_regex)
+		if (p->type == TOK_PRE_DIGITS) { /* one \p{N} character (Rust's char::is_numeric) */
+			uint32_t c;
+			size_t len = tok_utf8_next(s, n, i, &c);
+			m = tok_ucat(c) == TOK_NUMBER ? len : 0;
+		} else if (p->is_regex)
 			m = tok_regex_match(p->re, s, n, i);
 		else if (i + p->slen <= n && memcmp(s + i, p->str, p->slen) == 0)
 			m = p->slen;
@@ -340,7 +344,7 @@ static void pre_tokenize(const tokenizer *t, plist *l)
 			size_t n = l->v[i].len;
 			if (!n)
 				continue;
-			if (p->type == TOK_PRE_SPLIT)
+			if (p->type == TOK_PRE_SPLIT || p->type == TOK_PRE_DIGITS)
 				split_piece(p, p->behavior, s, n, l->v[i].origin, &next);
 			else if (p->type == TOK_PRE_BYTELEVEL)
 				byte_level(p, s, n, l->v[i].origin, &next);

@@ -18,9 +18,11 @@
 # (CONTEXT 16) their parts are the window-less model's, byte for byte.
 # make MODEL=... (LUT2=4, LUT3=6) writes
 # ANEMLL's layout under the family's prefix with meta.yaml, preflight.json
-# and a smoketest passing the LUT bounds; SmolLM3 with the Llama 3.1
-# tokenizer of ../shared (its vocabulary) takes --text through the chat
-# template; field variants we do not build are refused in one line.
+# and a smoketest passing the LUT bounds, and config.json names
+# PreTrainedTokenizerFast with the family's model_type; real tokenizers take
+# --text through the chat template (SmolLM3 with the Llama 3.1 tokenizer of
+# ../shared, its vocabulary; Mistral with Llama 2's, its kind); field
+# variants we do not build are refused in one line.
 . "$SRC/tests/cli/lib.sh"
 pipe() { make -C "$SRC" --no-print-directory PIPE_BIN="$BIN" "$@"; }
 PROMPT=1,5,9,13,17,21,25,29,33,37,41
@@ -197,6 +199,9 @@ for f in $FAMILIES; do
 		grep -qE '"passed":[[:space:]]*true' o_$f/smoketest.json &&
 		grep -q '"ane_compatible":[[:space:]]*true' o_$f/preflight.json && ok "${f}_make" ||
 		fail "${f}_make" "exit $rc: $(printf '%s\n' "$err" | grep -v '^anemake' | tail -n 3) $(ls o_$f 2>/dev/null | tr '\n' ' ')"
+	# AutoTokenizer's fallback class loads any tokenizer.json (LlamaTokenizer's needs a tokenizer.model)
+	printf '{\n  "tokenizer_class": "PreTrainedTokenizerFast",\n  "model_type": "%s"\n}\n' $f >want_config.json
+	cmp -s want_config.json o_$f/config.json && ok "${f}_config_json" || fail "${f}_config_json" "$(cat o_$f/config.json)"
 done
 
 # the combined chunks of Mistral and Phi3 carry the rotate pair (make's ffn_rotate/prefill_rotate steps)
@@ -224,16 +229,42 @@ run pipe MODEL="$SCRATCH/mistral" OUT="$SCRATCH/bad_batch" CONTEXT=64 BATCH=12 p
 [ "$rc" != 0 ] && printf '%s\n' "$err" | grep -q '^anemake: BATCH=12 does not divide the sliding window 16 of .*mistral/config\.json while CONTEXT=64 exceeds it' &&
 	ok mistral_batch_straddles_window_refused || fail mistral_batch_straddles_window_refused "exit $rc: $err"
 
-# --- SmolLM3 with a real tokenizer: its vocabulary is Llama 3's --------------------------
+# dist: prepare_hf never knew these families; its config.json is metagen's (json.dump, no final newline)
+run "$BIN/dist" --input o_granite --output d_granite -q
+printf '{\n  "tokenizer_class": "PreTrainedTokenizerFast",\n  "model_type": "granite"\n}' >want_dist.json
+[ "$rc" = 0 ] && cmp -s want_dist.json d_granite/standard/config.json && cmp -s want_dist.json d_granite/ios/config.json &&
+	ok granite_dist_config_json || fail granite_dist_config_json "exit $rc $err: $(cat d_granite/standard/config.json)"
+
+# --- real tokenizers through --text (mkfixture --tokenizer) -----------------------------
+# SmolLM3's vocabulary is Llama 3's (../shared); Mistral 7B's and Phi-3's tokenizers are
+# Llama 2's kind (SentencePiece-style BPE; tests/tools/fetch-llama2-tokenizer.sh, as the
+# unit tests): with Mistral's template "<s>[INST] Hello [/INST]" gives Llama-2-chat's
+# well-known ids; Phi-3's template needs its added tokens, which Llama 2's lacks: refused.
 if have_shared; then
-	"$TESTBIN/mkfixture" --arch smollm3 --out st --vocab 128256 --seed 3 >/dev/null &&
-		cp "$SHARED"/tokenizers/llama3_1/tokenizer.json "$SHARED"/tokenizers/llama3_1/tokenizer_config.json st/ &&
-		conv st st_parts 1 --lut none && ok smollm3_tokenizer_converts || fail smollm3_tokenizer_converts "stages failed"
+	"$TESTBIN/mkfixture" --arch smollm3 --out st --tokenizer "$SHARED"/tokenizers/llama3_1 --seed 3 >/dev/null &&
+		grep -q '"vocab_size":[[:space:]]*128256' st/config.json && conv st st_parts 1 --lut none &&
+		ok smollm3_tokenizer_converts || fail smollm3_tokenizer_converts "stages failed"
 	run "$BIN/smoketest" --model st --dir st_parts --text Hello --steps 4
 	[ "$rc" = 0 ] && printf '%s\n' "$out" | grep -q '^prompt:    128000,128006,882,128007,271,9906,128009,128006,78191,128007,271$' &&
 		ok smollm3_chat_template || fail smollm3_chat_template "exit $rc: $out $err"
 else
 	skip smollm3_chat_template "needs ../shared"
+fi
+llama2=${TOKENIZER_LLAMA_SPM:-$SRC/build/llama2-tokenizer/tokenizer.json}
+if [ -f "$llama2" ]; then
+	mkdir -p l2 && cp "$llama2" l2/tokenizer.json
+	printf '%s' "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token}}{% endif %}{% endfor %}" >mistral.jinja
+	"$TESTBIN/mkfixture" --arch mistral --out mt --layers 2 --tokenizer l2 --chat-template mistral.jinja >/dev/null &&
+		conv mt mt_parts 1 --lut none || fail mistral_tokenizer_converts "stages failed"
+	run "$BIN/smoketest" --model mt --dir mt_parts --text Hello --steps 4
+	[ "$rc" = 0 ] && printf '%s\n' "$out" | grep -q '^prompt:    1,518,25580,29962,15043,518,29914,25580,29962$' &&
+		ok mistral_chat_template || fail mistral_chat_template "exit $rc: $out $err"
+	printf '%s' "{% for message in messages %}{% if message['role'] == 'user' %}{{'<|user|>\n' + message['content'] + '<|end|>\n'}}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}" >phi3.jinja
+	"$TESTBIN/mkfixture" --arch phi3 --out pt --layers 2 --tokenizer l2 --chat-template phi3.jinja >/dev/null
+	expect_fail phi3_template_tokens_refused 1 "^smoketest: --text: .*chat format 'phi3' needs the added token '<\|user\|>'$" \
+		"$BIN/smoketest" --model pt --dir mt_parts --text Hello --steps 4
+else
+	skip mistral_chat_template "no Llama 2 tokenizer.json ($llama2): make check fetches it with npm"
 fi
 
 # --- refusals: one line naming the field --------------------------------------------------

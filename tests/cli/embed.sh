@@ -31,6 +31,19 @@ expect_ok lut_quality_dir "$BIN/embed" --model "$STORIES" --output qd --quality-
 	cmp -s qd_reports/llama_embeddings_lut4.quality.json lut/llama_embeddings_lut4.quality.json &&
 	diff -r qd/llama_embeddings_lut4.mlpackage lut/llama_embeddings_lut4.mlpackage >/dev/null &&
 	ok quality_dir_holds_the_report || fail quality_dir_holds_the_report "$(ls qd qd_reports 2>&1 | tr '\n' ' ')"
+# a --quality-dir that cannot be made, or a report that cannot be written: exit 1 and
+# nothing left behind, not even the --output directory the run created (every stage)
+touch not_a_dir
+for s in embed lmhead ffn prefill; do
+	expect_fail "${s}_quality_dir_unmakeable" 1 "cannot create directory 'not_a_dir/q'" \
+		"$BIN/$s" --model "$STORIES" --output "qfail_$s/out" --quality-dir not_a_dir/q --lut 4 --lut-cache none
+	[ ! -e "qfail_$s" ] && ok "${s}_quality_dir_fail_leaves_nothing" ||
+		fail "${s}_quality_dir_fail_leaves_nothing" "$(find "qfail_$s" | tr '\n' ' ')"
+done
+mkdir -p qblock/llama_embeddings_lut4.quality.json/x
+expect_fail quality_unwritable 1 "llama_embeddings_lut4.quality.json" \
+	"$BIN/embed" --model "$STORIES" --output qfail_w --quality-dir qblock --lut 4 --lut-cache none
+[ ! -e qfail_w ] && ok quality_unwritable_leaves_nothing || fail quality_unwritable_leaves_nothing "$(find qfail_w | tr '\n' ' ')"
 cp -r lut/llama_embeddings_lut4.mlpackage lut_first.mlpackage
 expect_ok lut_cache_hit "$BIN/embed" --model "$STORIES" --output lut --lut 4
 printf '%s' "$err" | grep -q '1 from cache' && diff -r lut_first.mlpackage lut/llama_embeddings_lut4.mlpackage >/dev/null &&

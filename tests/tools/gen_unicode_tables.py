@@ -5,11 +5,14 @@ tokenizer needs, from Python's unicodedata module.
 A developer tool, not part of the build: run it once when the Unicode version
 should change and commit the result. The C project never needs Python.
 
-    python3 tests/tools/gen_unicode_tables.py > common/tok_unicode.c
+    python3 tests/tools/gen_unicode_tables.py > common/tokenizer/tok_unicode.c
 
 Tables (all sorted, searched by binary search):
   tok_ucat_table   ranges of the regex classes \\p{L} (letters, gc L*) and
                    \\p{N} (numbers, gc N*); everything else is "other"
+  tok_ugc_table    ranges of the letter subclasses and marks the case-splitting
+                   regexes (o200k, tekken) name: \\p{Lu} \\p{Ll} \\p{Lt} \\p{Lm}
+                   \\p{Lo} \\p{M}
   tok_ccc_table    ranges of non-zero canonical combining class
   tok_decomp_table canonical decompositions cp -> a [b] (one level; the C code
                    recurses; Hangul syllables are algorithmic and left out)
@@ -43,6 +46,14 @@ def cat_class(ch):
     return 1 if c[0] == 'L' else 2 if c[0] == 'N' else 0
 
 
+GC = {'Lu': 1, 'Ll': 2, 'Lt': 3, 'Lm': 4, 'Lo': 5}
+
+
+def gc_class(ch):
+    c = unicodedata.category(ch)
+    return GC.get(c, 6 if c[0] == 'M' else 0)
+
+
 def canonical_decomp(cp):
     d = unicodedata.decomposition(chr(cp))
     if not d or d.startswith('<'):
@@ -52,6 +63,7 @@ def canonical_decomp(cp):
 
 def main():
     cats = ranges(cat_class)
+    gcs = ranges(gc_class)
     cccs = ranges(unicodedata.combining)
     decomp, comp = [], []
     for cp in range(MAXCP):
@@ -80,9 +92,9 @@ def main():
       ' * Unicode %s. Letter/number classes drive the pre-tokenizer regexes\n'
       ' * (\\p{L}, \\p{N}); combining classes, canonical decompositions and primary\n'
       ' * composites drive NFC (Hangul is algorithmic, in tok_text.c). Regenerate with\n'
-      ' *   python3 tests/tools/gen_unicode_tables.py > common/tok_unicode.c\n'
+      ' *   python3 tests/tools/gen_unicode_tables.py > common/tokenizer/tok_unicode.c\n'
       ' */\n' % (sys.version.split()[0], unicodedata.unidata_version))
-    w('#include "tok_internal.h"\n\n')
+    w('#include "tokenizer/tok_internal.h"\n\n')
     w('const char tok_unicode_version[] = "%s";\n\n' % unicodedata.unidata_version)
 
     def table(name, typ, rows, comment):
@@ -100,6 +112,8 @@ def main():
         w('const size_t %s_len = sizeof %s / sizeof %s[0];\n\n' % (name, name, name))
 
     table('tok_ucat_table', 'tok_urange', cats, '{lo, hi, class}: 1 = letter (L*), 2 = number (N*)')
+    table('tok_ugc_table', 'tok_urange', gcs,
+          '{lo, hi, class}: 1 Lu, 2 Ll, 3 Lt, 4 Lm, 5 Lo, 6 mark (M*)')
     table('tok_ccc_table', 'tok_urange', cccs, '{lo, hi, ccc}: non-zero canonical combining classes')
     table('tok_decomp_table', 'tok_utriple', decomp,
           '{cp, a, b}: cp decomposes canonically to a b (b = 0: to a alone)')

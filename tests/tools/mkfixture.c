@@ -29,6 +29,7 @@
 #include "base/fp16.h"
 #include "base/fsutil.h"
 #include "base/util.h"
+#include "tokenizer/tokenizer.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>   /* opendir: removing stale shards */
@@ -113,6 +114,9 @@ typedef struct options {
 	int boost_layer;        /* -1: layers / 2 */
 	const char **omit;
 	int nomit;
+	const char *tokenizer;     /* --tokenizer DIR: its tokenizer files, or NULL */
+	const char *chat_template; /* --chat-template FILE, or NULL */
+	int vocab_given;
 } options;
 
 static const char USAGE[] =
@@ -158,6 +162,10 @@ static const char USAGE[] =
 	"                       drop its outliers, so its max stays ~4.5 V/sqrt(intermediate))\n"
 	"  --boost-layer L      the layer the two options above change (default layers/2)\n"
 	"  --omit NAME          leave tensor NAME out (repeatable)\n"
+	"  --tokenizer DIR      copy DIR's tokenizer.json (and tokenizer_config.json when\n"
+	"                       there) instead of the minimal tokenizer_config.json; --vocab\n"
+	"                       defaults to the tokenizer's id space\n"
+	"  --chat-template FILE set tokenizer_config.json's chat_template to FILE's text\n"
 	"  -h, --help           show this help\n"
 	"\n"
 	"Exit status: 0 ok, 1 I/O error, 2 usage error.\n";
@@ -167,7 +175,7 @@ enum {
 	OPT_HEADS, OPT_KV, OPT_HEAD_DIM, OPT_VOCAB, OPT_CONTEXT, OPT_TIED,
 	OPT_UNTIED, OPT_DTYPE, OPT_SHARDS, OPT_ROPE, OPT_ROPE_FACTOR, OPT_SWA,
 	OPT_LAYER_TYPES, OPT_QUANT, OPT_OMIT, OPT_POST_NORM_GAIN, OPT_RESIDUAL_BOOST,
-	OPT_BOOST_LAYER,
+	OPT_BOOST_LAYER, OPT_TOKENIZER, OPT_CHAT_TEMPLATE,
 };
 
 static const struct option LONG_OPTS[] = {
@@ -195,6 +203,8 @@ static const struct option LONG_OPTS[] = {
 	{"post-norm-gain", required_argument, NULL, OPT_POST_NORM_GAIN},
 	{"residual-boost", required_argument, NULL, OPT_RESIDUAL_BOOST},
 	{"boost-layer", required_argument, NULL, OPT_BOOST_LAYER},
+	{"tokenizer", required_argument, NULL, OPT_TOKENIZER},
+	{"chat-template", required_argument, NULL, OPT_CHAT_TEMPLATE},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -279,7 +289,9 @@ static void set_option(options *o, int c, const char *arg)
 	case OPT_HEADS: o->heads = parse_int("--heads", arg, 1, 4096); break;
 	case OPT_KV: o->kv_heads = parse_int("--kv-heads", arg, 1, 4096); break;
 	case OPT_HEAD_DIM: o->head_dim = parse_int("--head-dim", arg, 1, 65536); break;
-	case OPT_VOCAB: o->vocab = parse_int("--vocab", arg, 8, DIM_MAX); break;
+	case OPT_VOCAB: o->vocab = parse_int("--vocab", arg, 8, DIM_MAX), o->vocab_given = 1; break;
+	case OPT_TOKENIZER: o->tokenizer = arg; break;
+	case OPT_CHAT_TEMPLATE: o->chat_template = arg; break;
 	case OPT_CONTEXT: o->context = parse_int("--context", arg, 1, 1L << 30); break;
 	case OPT_TIED: o->tied = 1; break;
 	case OPT_UNTIED: o->tied = 0; break;
@@ -370,6 +382,22 @@ static void check_options(options *o)
 	}
 }
 
+/* --tokenizer: the vocabulary must hold every id the tokenizer can give. */
+static void tokenizer_vocab(options *o)
+{
+	char *path = path_join(o->tokenizer, "tokenizer.json");
+	tokenizer *t;
+	if (tokenizer_load(path, &t) != 0)
+		die_err();
+	int size = (int)tokenizer_vocab_size(t);
+	tokenizer_free(t);
+	if (!o->vocab_given)
+		o->vocab = size;
+	else if (o->vocab < size)
+		die_usage("--vocab %d: '%s' has ids up to %d", o->vocab, path, size - 1);
+	free(path);
+}
+
 static void parse_args(int argc, char **argv, options *o)
 {
 	*o = (options){.seed = 1, .hidden = 64, .intermediate = 128, .heads = 4,
@@ -392,6 +420,8 @@ static void parse_args(int argc, char **argv, options *o)
 	}
 	if (optind < argc)
 		die_usage("unexpected argument '%s'", argv[optind]);
+	if (o->tokenizer)
+		tokenizer_vocab(o);
 	check_options(o);
 }
 
@@ -1024,7 +1054,7 @@ static void write_config(const options *o)
 	write_json(o, "config.json", root);
 }
 
-static void write_tokenizer_config(const options *o)
+static cJSON *minimal_tokenizer_config(const options *o)
 {
 	cJSON *c = cJSON_CreateObject();
 	const char *a = o->arch->name;
@@ -1048,7 +1078,45 @@ static void write_tokenizer_config(const options *o)
 		cJSON_AddStringToObject(c, "tokenizer_class", gemma ? "GemmaTokenizer" : "LlamaTokenizer");
 	}
 	json_sort_keys(c);
+	return c;
+}
+
+static cJSON *read_json_file(const char *path)
+{
+	char *text;
+	size_t n;
+	if (read_file(path, FS_MAX_TOKENIZER, &text, &n) != 0)
+		die_err();
+	cJSON *root = cJSON_ParseWithLength(text, n);
+	if (!cJSON_IsObject(root))
+		die("'%s' is not a JSON object", path);
+	free(text);
+	return root;
+}
+
+/* tokenizer_config.json (--tokenizer's or a minimal one, --chat-template
+ * set) and, with --tokenizer, its tokenizer.json. */
+static void write_tokenizer_config(const options *o)
+{
+	char *cfg = o->tokenizer ? path_join(o->tokenizer, "tokenizer_config.json") : NULL;
+	cJSON *c = cfg && path_exists(cfg) ? read_json_file(cfg) : minimal_tokenizer_config(o);
+	if (o->tokenizer) {
+		char *from = path_join(o->tokenizer, "tokenizer.json"), *to = path_join(o->out, "tokenizer.json");
+		if (file_copy(from, to) != 0)
+			die_err();
+		free(from), free(to);
+	}
+	if (o->chat_template) {
+		char *text;
+		size_t n;
+		if (read_file(o->chat_template, FS_MAX_TEXT, &text, &n) != 0)
+			die_err();
+		cJSON_DeleteItemFromObject(c, "chat_template");
+		cJSON_AddStringToObject(c, "chat_template", text);
+		free(text);
+	}
 	write_json(o, "tokenizer_config.json", c);
+	free(cfg);
 }
 
 /* ------------------------------------------------------------------ */

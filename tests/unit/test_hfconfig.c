@@ -326,6 +326,30 @@ static void test_new_families(void)
 		    "partial_rotary_factor 0.2 gives 3 rotary dimensions");
 }
 
+/* config.json beside the tokenizer files: ANEMLL's exact bytes for its
+ * families; the others name a class that loads their tokenizer.json
+ * (LlamaTokenizer's slow path needs a tokenizer.model byte-level ones lack). */
+static void test_tokenizer_config_json(void)
+{
+	static const struct { arch_id id; const char *want; } rows[] = {
+		{ARCH_LLAMA, "{\n  \"tokenizer_class\": \"LlamaTokenizer\",\n  \"model_type\": \"llama\"\n}\n"},
+		{ARCH_GEMMA3, "{\n  \"tokenizer_class\": \"LlamaTokenizer\",\n  \"model_type\": \"llama\"\n}\n"},
+		{ARCH_QWEN2, "{\n  \"tokenizer_class\": \"Qwen2Tokenizer\",\n  \"model_type\": \"qwen2\"\n}\n"},
+		{ARCH_QWEN3, "{\n  \"tokenizer_class\": \"Qwen2Tokenizer\",\n  \"model_type\": \"qwen3\"\n}\n"},
+		{ARCH_MISTRAL, "{\n  \"tokenizer_class\": \"PreTrainedTokenizerFast\",\n  \"model_type\": \"mistral\"\n}\n"},
+		{ARCH_GRANITE, "{\n  \"tokenizer_class\": \"PreTrainedTokenizerFast\",\n  \"model_type\": \"granite\"\n}\n"},
+		{ARCH_OLMO2, "{\n  \"tokenizer_class\": \"PreTrainedTokenizerFast\",\n  \"model_type\": \"olmo2\"\n}\n"},
+		{ARCH_SMOLLM3, "{\n  \"tokenizer_class\": \"PreTrainedTokenizerFast\",\n  \"model_type\": \"smollm3\"\n}\n"},
+		{ARCH_PHI3, "{\n  \"tokenizer_class\": \"PreTrainedTokenizerFast\",\n  \"model_type\": \"phi3\"\n}\n"},
+	};
+	CHECK_EQ_INT(sizeof rows / sizeof rows[0], ARCH_COUNT);
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		char *text = arch_tokenizer_config(arch_get(rows[i].id));
+		CHECK_STR(text, rows[i].want);
+		free(text);
+	}
+}
+
 static void test_rope_variants(void)
 {
 	hf_config c;
@@ -668,6 +692,7 @@ int main(void)
 	RUN(test_qwen3);
 	RUN(test_detection);
 	RUN(test_new_families);
+	RUN(test_tokenizer_config_json);
 	RUN(test_rope_variants);
 	RUN(test_refusals);
 	RUN(test_intermediate_list);

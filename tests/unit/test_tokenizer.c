@@ -18,7 +18,10 @@
 #include "base/fsutil.h"
 #include "base/util.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/tok_internal.h" /* tok_regex_match: the pieces themselves */
 #include "test.h"
+
+#include <cjson/cJSON.h>
 
 #include <stdint.h>
 
@@ -339,6 +342,151 @@ static void test_tiny_sentencepiece(void)
 /* ------------------------------------------------------------------------
  * Malformed tokenizer.json: one line naming the file and the problem */
 
+/* Digits (StarCoder's and Granite 3's pre-tokenizer): numbers split off
+ * before ByteLevel, each digit alone with individual_digits, else runs. */
+static void test_digits(void)
+{
+	static const char fmt[] =
+		"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"1\": 2, \"2\": 3, \"3\": 4, "
+		"\"12\": 5, \"\\u0120\": 6, \"\\u0663\": 7}, \"merges\": [\"1 2\"]}, \"pre_tokenizer\": {\"type\": "
+		"\"Sequence\", \"pretokenizers\": [{\"type\": \"Digits\", \"individual_digits\": %s}, {\"type\": "
+		"\"ByteLevel\", \"add_prefix_space\": false, \"trim_offsets\": true, \"use_regex\": true}]}, "
+		"\"decoder\": {\"type\": \"ByteLevel\"}}";
+	tokenizer *t;
+	char json[1024];
+
+	snprintf(json, sizeof json, fmt, "true");
+	if (tokenizer_load_mem(json, strlen(json), "digits.json", &t) < 0) {
+		CHECKF(0, "load: %s", errmsg());
+		return;
+	}
+	CHECK_IDS(t, "a 123", 0, 0, 6, 2, 3, 4);
+	CHECK(round_trips(t, "a 123b"));
+	tokenizer_free(t);
+	snprintf(json, sizeof json, fmt, "false");
+	if (tokenizer_load_mem(json, strlen(json), "digits.json", &t) < 0) {
+		CHECKF(0, "load: %s", errmsg());
+		return;
+	}
+	CHECK_IDS(t, "a 123", 0, 0, 6, 5, 4);
+	tokenizer_free(t);
+}
+
+/* The case-splitting regexes of Phi-4-mini (o200k) and Mistral-Nemo
+ * (tekken): the pieces are those Python's regex module (backtracking, as
+ * the Oniguruma engine of HF tokenizers) finds with the patterns as their
+ * tokenizer.json files spell them. */
+static void test_case_regexes(void)
+{
+	static const struct {
+		int o200k;
+		const char *text;
+		const char *pieces[24];
+	} cases[] = {
+		{1, "Hello World",
+		 {"Hello", " World"}},
+		{1, "HelloWORLD helloWorld XMLParser iPhone McDonald's",
+		 {"Hello", "WORLD", " hello", "World", " XMLParser", " i", "Phone", " Mc", "Donald's"}},
+		{1, "I'M don't YOU'LL we've THEY'RE it's",
+		 {"I'M", " don't", " YOU'LL", " we've", " THEY'RE", " it's"}},
+		{1, "1234567 3.14159 v2.0/beta",
+		 {"123", "456", "7", " ", "3", ".", "141", "59", " v", "2", ".", "0", "/beta"}},
+		{1, "  two  spaces\t\ttabs\n\n\nnewlines \r\n end  ",
+		 {" ", " two", " ", " spaces", "\t", "\ttabs", "\n\n\n", "newlines", " \r\n", " end", "  "}},
+		{1, "path/to/file.txt // comment\n/x",
+		 {"path", "/to", "/file", ".txt", " //", " comment", "\n", "/x"}},
+		{1, "\xC3\x89l\xC3\xA8ve, d\xC3\xA9j\xC3\xA0, No\xC3\xABl, o\xC3\xB9, c\xC5\x93ur \xC5\x92UVRE",
+		 {"\xC3\x89l\xC3\xA8ve", ",", " d\xC3\xA9j\xC3\xA0", ",", " No\xC3\xABl", ",", " o\xC3\xB9", ",", " c\xC5\x93ur", " \xC5\x92UVRE"}},
+		{1, "e\xCC\x81t\xC3\xA9 \xCC\x81x A\xCC\x81" "B stra\xC3\x9F" "e \xC7\x85ungla \xC7\x84UNGLA",
+		 {"e\xCC\x81t\xC3\xA9", " \xCC\x81x", " A\xCC\x81", "B", " stra\xC3\x9F" "e", " \xC7\x85ungla", " \xC7\x84UNGLA"}},
+		{1, "\xD0\x9F\xD1\x80\xD0\xB8\xD0\xB2\xD0\xB5\xD1\x82 \xD0\x9C\xD0\x98\xD0\xA0 \xE4\xBD\xA0\xE5\xA5\xBD\xE4\xB8\x96\xE7\x95\x8C \xE3\x81\x93\xE3\x82\x93\xE3\x81\xAB\xE3\x81\xA1\xE3\x81\xAF \xE0\xA4\x85\xE0\xA4\xA8\xE0\xA5\x81\xE0\xA4\x9A\xE0\xA5\x8D\xE0\xA4\x9B\xE0\xA5\x87\xE0\xA4\xA6",
+		 {"\xD0\x9F\xD1\x80\xD0\xB8\xD0\xB2\xD0\xB5\xD1\x82", " \xD0\x9C\xD0\x98\xD0\xA0", " \xE4\xBD\xA0\xE5\xA5\xBD\xE4\xB8\x96\xE7\x95\x8C", " \xE3\x81\x93\xE3\x82\x93\xE3\x81\xAB\xE3\x81\xA1\xE3\x81\xAF", " \xE0\xA4\x85\xE0\xA4\xA8\xE0\xA5\x81\xE0\xA4\x9A\xE0\xA5\x8D\xE0\xA4\x9B\xE0\xA5\x87\xE0\xA4\xA6"}},
+		{1, "\xCA\xB0" "ello \xCA\xB0" "E\xCA\xB0 \xC2\xAA" "B\xC2\xAA",
+		 {"\xCA\xB0" "ello", " \xCA\xB0" "E\xCA\xB0", " \xC2\xAA" "B\xC2\xAA"}},
+		{1, "emoji \xF0\x9F\x98\x80\xF0\x9F\x91\x8D\xF0\x9F\x8F\xBD! ??? ...\n\n  x",
+		 {"emoji", " \xF0\x9F\x98\x80\xF0\x9F\x91\x8D\xF0\x9F\x8F\xBD!", " ???", " ...\n\n", " ", " x"}},
+		{1, "'s 'S 'll x'LL O'Neil",
+		 {"'s", " '", "S", " '", "ll", " x'LL", " O", "'Neil"}},
+		{1, "\xD9\xA1\xD9\xA2\xD9\xA3\xD9\xA4 \xC2\xBD\xC2\xBE \xE2\x85\xA7",
+		 {"\xD9\xA1\xD9\xA2\xD9\xA3", "\xD9\xA4", " ", "\xC2\xBD\xC2\xBE", " ", "\xE2\x85\xA7"}},
+		{1, " \t\n \xE3\x80\x80\xC2\xA0word",
+		 {" \t\n", " \xE3\x80\x80", "\xC2\xA0word"}},
+		{1, "a\xCC\x81\xCC\x82" "b \xCC\x81\xCC\x82 \xE2\x83\x9D",
+		 {"a\xCC\x81\xCC\x82" "b", " \xCC\x81\xCC\x82", " \xE2\x83\x9D"}},
+		{1, "ABC\xC7\x85" "def \xE1\xBA\x9E\xC3\x9F",
+		 {"ABC\xC7\x85" "def", " \xE1\xBA\x9E\xC3\x9F"}},
+		{0, "Hello World",
+		 {"Hello", " World"}},
+		{0, "HelloWORLD helloWorld XMLParser iPhone McDonald's",
+		 {"Hello", "WORLD", " hello", "World", " XMLParser", " i", "Phone", " Mc", "Donald", "'s"}},
+		{0, "I'M don't YOU'LL we've THEY'RE it's",
+		 {"I", "'M", " don", "'t", " YOU", "'LL", " we", "'ve", " THEY", "'RE", " it", "'s"}},
+		{0, "1234567 3.14159 v2.0/beta",
+		 {"1", "2", "3", "4", "5", "6", "7", " ", "3", ".", "1", "4", "1", "5", "9", " v", "2", ".", "0", "/beta"}},
+		{0, "  two  spaces\t\ttabs\n\n\nnewlines \r\n end  ",
+		 {" ", " two", " ", " spaces", "\t", "\ttabs", "\n\n\n", "newlines", " \r\n", " end", "  "}},
+		{0, "path/to/file.txt // comment\n/x",
+		 {"path", "/to", "/file", ".txt", " //", " comment", "\n", "/x"}},
+		{0, "\xC3\x89l\xC3\xA8ve, d\xC3\xA9j\xC3\xA0, No\xC3\xABl, o\xC3\xB9, c\xC5\x93ur \xC5\x92UVRE",
+		 {"\xC3\x89l\xC3\xA8ve", ",", " d\xC3\xA9j\xC3\xA0", ",", " No\xC3\xABl", ",", " o\xC3\xB9", ",", " c\xC5\x93ur", " \xC5\x92UVRE"}},
+		{0, "e\xCC\x81t\xC3\xA9 \xCC\x81x A\xCC\x81" "B stra\xC3\x9F" "e \xC7\x85ungla \xC7\x84UNGLA",
+		 {"e\xCC\x81t\xC3\xA9", " \xCC\x81x", " A\xCC\x81", "B", " stra\xC3\x9F" "e", " \xC7\x85ungla", " \xC7\x84UNGLA"}},
+		{0, "\xD0\x9F\xD1\x80\xD0\xB8\xD0\xB2\xD0\xB5\xD1\x82 \xD0\x9C\xD0\x98\xD0\xA0 \xE4\xBD\xA0\xE5\xA5\xBD\xE4\xB8\x96\xE7\x95\x8C \xE3\x81\x93\xE3\x82\x93\xE3\x81\xAB\xE3\x81\xA1\xE3\x81\xAF \xE0\xA4\x85\xE0\xA4\xA8\xE0\xA5\x81\xE0\xA4\x9A\xE0\xA5\x8D\xE0\xA4\x9B\xE0\xA5\x87\xE0\xA4\xA6",
+		 {"\xD0\x9F\xD1\x80\xD0\xB8\xD0\xB2\xD0\xB5\xD1\x82", " \xD0\x9C\xD0\x98\xD0\xA0", " \xE4\xBD\xA0\xE5\xA5\xBD\xE4\xB8\x96\xE7\x95\x8C", " \xE3\x81\x93\xE3\x82\x93\xE3\x81\xAB\xE3\x81\xA1\xE3\x81\xAF", " \xE0\xA4\x85\xE0\xA4\xA8\xE0\xA5\x81\xE0\xA4\x9A\xE0\xA5\x8D\xE0\xA4\x9B\xE0\xA5\x87\xE0\xA4\xA6"}},
+		{0, "\xCA\xB0" "ello \xCA\xB0" "E\xCA\xB0 \xC2\xAA" "B\xC2\xAA",
+		 {"\xCA\xB0" "ello", " \xCA\xB0" "E\xCA\xB0", " \xC2\xAA" "B\xC2\xAA"}},
+		{0, "emoji \xF0\x9F\x98\x80\xF0\x9F\x91\x8D\xF0\x9F\x8F\xBD! ??? ...\n\n  x",
+		 {"emoji", " \xF0\x9F\x98\x80\xF0\x9F\x91\x8D\xF0\x9F\x8F\xBD!", " ???", " ...\n\n", " ", " x"}},
+		{0, "'s 'S 'll x'LL O'Neil",
+		 {"'s", " '", "S", " '", "ll", " x", "'LL", " O", "'Neil"}},
+		{0, "\xD9\xA1\xD9\xA2\xD9\xA3\xD9\xA4 \xC2\xBD\xC2\xBE \xE2\x85\xA7",
+		 {"\xD9\xA1", "\xD9\xA2", "\xD9\xA3", "\xD9\xA4", " ", "\xC2\xBD", "\xC2\xBE", " ", "\xE2\x85\xA7"}},
+		{0, " \t\n \xE3\x80\x80\xC2\xA0word",
+		 {" \t\n", " \xE3\x80\x80", "\xC2\xA0word"}},
+		{0, "a\xCC\x81\xCC\x82" "b \xCC\x81\xCC\x82 \xE2\x83\x9D",
+		 {"a\xCC\x81\xCC\x82" "b", " \xCC\x81\xCC\x82", " \xE2\x83\x9D"}},
+		{0, "ABC\xC7\x85" "def \xE1\xBA\x9E\xC3\x9F",
+		 {"ABC\xC7\x85" "def", " \xE1\xBA\x9E\xC3\x9F"}},
+	};
+	/* as tokenizer.json spells them (JSON-escaped): recognised, so the file loads */
+	static const char *const json_pattern[] = {
+		"[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?[\\\\p{Lu}\\\\p{Lt}\\\\p{Lm}\\\\p{Lo}\\\\p{M}]*[\\\\p{Ll}\\\\p{Lm}\\\\p{Lo}\\\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?[\\\\p{Lu}\\\\p{Lt}\\\\p{Lm}\\\\p{Lo}\\\\p{M}]+[\\\\p{Ll}\\\\p{Lm}\\\\p{Lo}\\\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\\\p{N}{1,3}| ?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n/]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+",
+		"[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?[\\\\p{Lu}\\\\p{Lt}\\\\p{Lm}\\\\p{Lo}\\\\p{M}]*[\\\\p{Ll}\\\\p{Lm}\\\\p{Lo}\\\\p{M}]+|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?[\\\\p{Lu}\\\\p{Lt}\\\\p{Lm}\\\\p{Lo}\\\\p{M}]+[\\\\p{Ll}\\\\p{Lm}\\\\p{Lo}\\\\p{M}]*|\\\\p{N}| ?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n/]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+",
+	};
+	tok_regex re;
+
+	for (size_t i = 0; i < N(json_pattern); i++) {
+		char *json = xasprintf("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": []}, "
+				       "\"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", "
+				       "\"pattern\": {\"Regex\": \"%s\"}, \"behavior\": \"Isolated\", \"invert\": false}, "
+				       "{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": false}]}}",
+				       json_pattern[i]);
+		tokenizer *t = NULL;
+		CHECKF(tokenizer_load_mem(json, strlen(json), "tokenizer.json", &t) == 0, "pattern %zu: %s", i, errmsg());
+		if (t)
+			CHECK_IDS(t, "ab", 0, 0, 1);
+		tokenizer_free(t);
+		free(json);
+	}
+
+	for (size_t c = 0; c < N(cases); c++) {
+		const char *s = cases[c].text;
+		size_t n = strlen(s), i = 0, k = 0;
+		re = cases[c].o200k ? TOK_RE_O200K : TOK_RE_TEKKEN;
+		while (i < n && cases[c].pieces[k]) {
+			size_t m = tok_regex_match(re, s, n, i), want = strlen(cases[c].pieces[k]);
+			if (m != want || memcmp(s + i, cases[c].pieces[k], want) != 0) {
+				CHECKF(0, "%s case %zu piece %zu: got \"%.*s\", expected \"%s\"", cases[c].o200k ? "o200k" : "tekken",
+				       c, k, (int)m, s + i, cases[c].pieces[k]);
+				break;
+			}
+			i += m, k++;
+		}
+		CHECKF(i == n || cases[c].pieces[k], "%s case %zu: stopped at byte %zu of %zu", cases[c].o200k ? "o200k" : "tekken",
+		       c, i, n);
+	}
+}
+
 static void test_malformed(void)
 {
 #define M(x) "{\"model\": {\"type\": \"BPE\", " x "}}"
@@ -470,6 +618,180 @@ static void test_chat_text(void)
 	CHECK(tokenizer_chat_from_name("qwen2.5", &f) == 0 && f == TOK_CHAT_QWEN25);
 	CHECK(tokenizer_chat_from_name("jinja", &f) < 0);
 	CHECK_STR(tokenizer_chat_name(TOK_CHAT_LLAMA3), "llama3");
+}
+
+/* ------------------------------------------------------------------------
+ * Chat templates of the families beyond ANEMLL. The templates are the
+ * public ones of their model cards (as llama.cpp's test-chat-template
+ * quotes them; Mistral v3/tekken reduced to their user-turn branch), the
+ * expected text what jinja2 renders from them with HF's settings
+ * (trim_blocks, lstrip_blocks) for one user turn, without the BOS. */
+
+/* stories260K's tokenizer with the families' special tokens added and a
+ * tokenizer_config.json holding tpl, in a fresh directory; NULL on failure. */
+static tokenizer *family_tok(const char *tpl, char *dir)
+{
+	static const char *const added[] = {"<|user|>", "<|end|>", "<|assistant|>", "<|system|>", "<|im_start|>",
+					    "<|im_end|>", "<|im_sep|>", "<|start_of_role|>", "<|end_of_role|>",
+					    "<|end_of_text|>", "<think>", "</think>"};
+	char *data, *path;
+	size_t n;
+	tokenizer *t = NULL;
+
+	strcpy(dir, "/tmp/anemake-chat.XXXXXX");
+	if (!mkdtemp(dir) || read_file(STORIES "/tokenizer.json", FS_MAX_MODEL, &data, &n) != 0)
+		return NULL;
+	cJSON *root = cJSON_ParseWithLength(data, n), *list = cJSON_GetObjectItem(root, "added_tokens");
+	for (size_t i = 0; i < N(added); i++) {
+		cJSON *e = cJSON_CreateObject();
+		cJSON_AddNumberToObject(e, "id", 512 + (double)i);
+		cJSON_AddStringToObject(e, "content", added[i]);
+		cJSON_AddBoolToObject(e, "special", 1);
+		cJSON_AddItemToArray(list, e);
+	}
+	char *text = cJSON_PrintUnformatted(root);
+	cJSON *cfg = cJSON_CreateObject();
+	cJSON_AddStringToObject(cfg, "bos_token", "<s>");
+	cJSON_AddStringToObject(cfg, "chat_template", tpl);
+	char *ctext = cJSON_PrintUnformatted(cfg);
+	path = path_join(dir, "tokenizer.json");
+	int rc = write_file_atomic(path, text, strlen(text));
+	free(path);
+	path = path_join(dir, "tokenizer_config.json");
+	if (rc == 0 && write_file_atomic(path, ctext, strlen(ctext)) == 0 && tokenizer_load_dir(dir, &t) != 0)
+		CHECKF(0, "load %s: %s", dir, errmsg());
+	free(path), free(text), free(ctext), free(data);
+	cJSON_Delete(root), cJSON_Delete(cfg);
+	return t;
+}
+
+/* The prompt's ids are those of want (after the BOS text when bos). */
+static int same_ids(const tokenizer *t, tok_chat f, const char *system, const char *want, int bos, int line)
+{
+	int32_t *ids;
+	size_t n;
+	char *text = xasprintf("%s%s", bos ? "<s>" : "", want);
+	int ok = tokenizer_chat_prompt(t, f, system, "Hi there", TOK_CHAT_NO_THINK, &ids, &n) == 0;
+	if (!ok) {
+		printf("  line %d: %s: %s\n", line, tokenizer_chat_name(f), errmsg());
+	} else {
+		ok = check_ids_at(t, text, TOK_NO_ADD_SPECIAL, ids, n, line);
+		free(ids);
+	}
+	free(text);
+	return ok;
+}
+
+static void test_chat_families(void)
+{
+	static const struct {
+		const char *tpl;
+		tok_chat f;
+		int bos;
+		const char *user, *sys; /* rendered by jinja2 without the BOS; NULL: refused */
+	} real[] = {
+		{"{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token}}{% else %}{{ raise_exception('Only user and assistant roles are supported!') }}{% endif %}{% endfor %}",
+		 TOK_CHAT_MISTRAL, 1, "[INST] Hi there [/INST]",
+		 NULL},
+		{"{%- if messages[0]['role'] == 'system' %}\n    {%- set system_message = messages[0]['content'] %}\n    {%- set loop_messages = messages[1:] %}\n{%- else %}\n    {%- set loop_messages = messages %}\n{%- endif %}\n\n{{- bos_token }}\n{%- for message in loop_messages %}\n    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}\n        {{- raise_exception('After the optional system message, conversation roles must alternate user/assistant/user/assistant/...') }}\n    {%- endif %}\n    {%- if message['role'] == 'user' %}\n        {%- if loop.first and system_message is defined %}\n            {{- ' [INST] ' + system_message + '\\n\\n' + message['content'] + ' [/INST]' }}\n        {%- else %}\n            {{- ' [INST] ' + message['content'] + ' [/INST]' }}\n        {%- endif %}\n    {%- elif message['role'] == 'assistant' %}\n        {{- ' ' + message['content'] + eos_token}}\n    {%- else %}\n        {{- raise_exception('Only user and assistant roles are supported, with the exception of an initial optional system message!') }}\n    {%- endif %}\n{%- endfor %}\n",
+		 TOK_CHAT_MISTRAL_V1, 1, " [INST] Hi there [/INST]",
+		 " [INST] Be brief.\n\nHi there [/INST]"},
+		{"{%- if messages[0][\"role\"] == \"system\" %}\n    {%- set system_message = messages[0][\"content\"] %}\n    {%- set loop_messages = messages[1:] %}\n{%- else %}\n    {%- set loop_messages = messages %}\n{%- endif %}\n{{- bos_token }}\n{%- for message in loop_messages %}\n    {%- if message[\"role\"] == \"user\" %}\n        {%- if loop.last and system_message is defined %}\n            {{- \"[INST] \" + system_message + \"\\n\\n\" + message[\"content\"] + \"[/INST]\" }}\n        {%- else %}\n            {{- \"[INST] \" + message[\"content\"] + \"[/INST]\" }}\n        {%- endif %}\n    {%- endif %}\n{%- endfor %}\n",
+		 TOK_CHAT_MISTRAL_V3, 1, "[INST] Hi there[/INST]",
+		 "[INST] Be brief.\n\nHi there[/INST]"},
+		{"{%- if messages[0][\"role\"] == \"system\" %}\n    {%- set system_message = messages[0][\"content\"] %}\n    {%- set loop_messages = messages[1:] %}\n{%- else %}\n    {%- set loop_messages = messages %}\n{%- endif %}\n{{- bos_token }}\n{%- for message in loop_messages %}\n    {%- if message[\"role\"] == \"user\" %}\n        {%- if loop.last and system_message is defined %}\n            {{- \"[INST]\" + system_message + \"\\n\\n\" + message[\"content\"] + \"[/INST]\" }}\n        {%- else %}\n            {{- \"[INST]\" + message[\"content\"] + \"[/INST]\" }}\n        {%- endif %}\n    {%- endif %}\n{%- endfor %}\n",
+		 TOK_CHAT_MISTRAL_TEKKEN, 1, "[INST]Hi there[/INST]",
+		 "[INST]Be brief.\n\nHi there[/INST]"},
+		{"{% for message in messages %}{% if message['role'] == 'system' and message['content'] %}{{'<|system|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'user' %}{{'<|user|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'assistant' %}{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}",
+		 TOK_CHAT_PHI3, 0, "<|user|>\nHi there<|end|>\n<|assistant|>\n",
+		 "<|system|>\nBe brief.<|end|>\n<|user|>\nHi there<|end|>\n<|assistant|>\n"},
+		{"{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') %}{{'<|user|>' + '\n' + message['content'] + '<|end|>' + '\n' + '<|assistant|>' + '\n'}}{% elif (message['role'] == 'assistant') %}{{message['content'] + '<|end|>' + '\n'}}{% endif %}{% endfor %}",
+		 TOK_CHAT_PHI3, 1, "<|user|>\nHi there<|end|>\n<|assistant|>\n",
+		 "<|system|>\nBe brief.<|end|>\n<|user|>\nHi there<|end|>\n<|assistant|>\n"},
+		{"{% for message in messages %}{% if message['role'] == 'system' and 'tools' in message and message['tools'] is not none %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|tool|>' + message['tools'] + '<|/tool|>' + '<|end|>' }}{% else %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>' }}{% else %}{{ eos_token }}{% endif %}",
+		 TOK_CHAT_PHI4_MINI, 0, "<|user|>Hi there<|end|><|assistant|>",
+		 "<|system|>Be brief.<|end|><|user|>Hi there<|end|><|assistant|>"},
+		{"{% for message in messages %}{% if (message['role'] == 'system') %}{{'<|im_start|>system<|im_sep|>' + message['content'] + '<|im_end|>'}}{% elif (message['role'] == 'user') %}{{'<|im_start|>user<|im_sep|>' + message['content'] + '<|im_end|><|im_start|>assistant<|im_sep|>'}}{% elif (message['role'] == 'assistant') %}{{message['content'] + '<|im_end|>'}}{% endif %}{% endfor %}",
+		 TOK_CHAT_PHI4, 0, "<|im_start|>user<|im_sep|>Hi there<|im_end|><|im_start|>assistant<|im_sep|>",
+		 "<|im_start|>system<|im_sep|>Be brief.<|im_end|><|im_start|>user<|im_sep|>Hi there<|im_end|><|im_start|>assistant<|im_sep|>"},
+		{"{%- if tools %}\n    {{- '<|start_of_role|>available_tools<|end_of_role|>\n' }}\n    {%- for tool in tools %}\n    {{- tool | tojson(indent=4) }}\n    {%- if not loop.last %}\n        {{- '\n\n' }}\n    {%- endif %}\n    {%- endfor %}\n    {{- '<|end_of_text|>\n' }}\n{%- endif %}\n{%- for message in messages %}\n    {%- if message['role'] == 'system' %}\n    {{- '<|start_of_role|>system<|end_of_role|>' + message['content'] + '<|end_of_text|>\n' }}\n    {%- elif message['role'] == 'user' %}\n    {{- '<|start_of_role|>user<|end_of_role|>' + message['content'] + '<|end_of_text|>\n' }}\n    {%- elif message['role'] == 'assistant' %}\n    {{- '<|start_of_role|>assistant<|end_of_role|>'  + message['content'] + '<|end_of_text|>\n' }}\n    {%- endif %}\n    {%- if loop.last and add_generation_prompt %}\n    {{- '<|start_of_role|>assistant<|end_of_role|>' }}\n    {%- endif %}\n{%- endfor %}",
+		 TOK_CHAT_GRANITE, 0, "<|start_of_role|>user<|end_of_role|>Hi there<|end_of_text|>\n<|start_of_role|>assistant<|end_of_role|>",
+		 "<|start_of_role|>system<|end_of_role|>Be brief.<|end_of_text|>\n<|start_of_role|>user<|end_of_role|>Hi there<|end_of_text|>\n<|start_of_role|>assistant<|end_of_role|>"},
+		{"{{ bos_token }}{% for message in messages %}{% if message['role'] == 'system' %}{{ '<|system|>\n' + message['content'] + '\n' }}{% elif message['role'] == 'user' %}{{ '<|user|>\n' + message['content'] + '\n' }}{% elif message['role'] == 'assistant' %}{% if not loop.last %}{{ '<|assistant|>\n'  + message['content'] + eos_token + '\n' }}{% else %}{{ '<|assistant|>\n'  + message['content'] + eos_token }}{% endif %}{% endif %}{% if loop.last and add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}{% endfor %}",
+		 TOK_CHAT_TULU, 1, "<|user|>\nHi there\n<|assistant|>\n",
+		 "<|system|>\nBe brief.\n<|user|>\nHi there\n<|assistant|>\n"},
+	};
+
+	char *s, dir[64];
+	tok_chat f;
+
+	for (size_t i = 0; i < N(real); i++) {
+		CHECKF(tokenizer_chat_detect(real[i].tpl) == real[i].f, "template %zu detected as %s", i,
+		       tokenizer_chat_name(tokenizer_chat_detect(real[i].tpl)));
+		CHECK(tokenizer_chat_text(real[i].f, NULL, "Hi there", 0, &s) == 0);
+		CHECKF(s && strcmp(s, real[i].user) == 0, "%s: \"%s\"", tokenizer_chat_name(real[i].f), s);
+		free(s);
+		if (real[i].sys) {
+			CHECK(tokenizer_chat_text(real[i].f, "Be brief.", "Hi there", 0, &s) == 0);
+			CHECKF(s && strcmp(s, real[i].sys) == 0, "%s with a system prompt: \"%s\"",
+			       tokenizer_chat_name(real[i].f), s);
+			free(s);
+		} else {
+			CHECK(tokenizer_chat_text(real[i].f, "Be brief.", "Hi there", 0, &s) < 0 &&
+			      strstr(errmsg(), "no place for a system prompt"));
+		}
+		/* through a tokenizer that carries the template: its family, and its BOS */
+		tokenizer *t = family_tok(real[i].tpl, dir);
+		if (t) {
+			CHECK_EQ_INT(tokenizer_chat_family(t), real[i].f);
+			CHECKF(same_ids(t, real[i].f, NULL, real[i].user, real[i].bos, __LINE__), "template %zu", i);
+			tokenizer_free(t);
+		}
+		rm_rf(dir);
+	}
+
+	/* the templates that write today's date: SOURCE_DATE_EPOCH pins it */
+	setenv("SOURCE_DATE_EPOCH", "1764892800", 1); /* 2025-12-05 */
+	CHECK(tokenizer_chat_text(TOK_CHAT_SMOLLM3, NULL, "Hi there", TOK_CHAT_NO_THINK, &s) == 0);
+	CHECK_STR(s, "<|im_start|>system\n## Metadata\n\nKnowledge Cutoff Date: June 2025\nToday Date: 05 December 2025\n"
+		     "Reasoning Mode: /no_think\n\n## Custom Instructions\n\nYou are a helpful AI assistant named SmolLM, "
+		     "trained by Hugging Face.\n\n<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n"
+		     "<think>\n\n</think>\n");
+	free(s);
+	CHECK(tokenizer_chat_text(TOK_CHAT_SMOLLM3, "Be brief.", "Hi there", 0, &s) == 0);
+	CHECK_STR(s, "<|im_start|>system\n## Metadata\n\nKnowledge Cutoff Date: June 2025\nToday Date: 05 December 2025\n"
+		     "Reasoning Mode: /think\n\n## Custom Instructions\n\nBe brief.\n\n<|im_start|>user\nHi there"
+		     "<|im_end|>\n<|im_start|>assistant\n");
+	free(s);
+	CHECK(tokenizer_chat_text(TOK_CHAT_SMOLLM3, NULL, "Hi", 0, &s) == 0);
+	CHECK(strstr(s, "Reasoning Mode: /think\n\n## Custom Instructions\n\nYou are a helpful AI assistant named SmolLM, "
+			"trained by Hugging Face. Your role as an assistant involves thoroughly exploring questions") &&
+	      strstr(s, "necessary steps needed to reach the conclusion.\n\n<|im_start|>user\nHi<|im_end|>\n"));
+	free(s);
+	CHECK(tokenizer_chat_text(TOK_CHAT_GRANITE31, NULL, "Hi there", 0, &s) == 0);
+	CHECK_STR(s, "<|start_of_role|>system<|end_of_role|>Knowledge Cutoff Date: April 2024.\nToday's Date: December 05, "
+		     "2025.\nYou are Granite, developed by IBM. You are a helpful AI assistant.<|end_of_text|>\n"
+		     "<|start_of_role|>user<|end_of_role|>Hi there<|end_of_text|>\n<|start_of_role|>assistant<|end_of_role|>");
+	free(s);
+	unsetenv("SOURCE_DATE_EPOCH");
+	CHECK_EQ_INT(tokenizer_chat_detect("{{ 'Knowledge Cutoff Date: April 2024.' }}<|start_of_role|>"), TOK_CHAT_GRANITE31);
+	CHECK_EQ_INT(tokenizer_chat_detect("<|im_start|>{{ 'Reasoning Mode: ' }}{% if enable_thinking %}"), TOK_CHAT_SMOLLM3);
+	/* an [INST] template of another shape is not guessed */
+	CHECK_EQ_INT(tokenizer_chat_detect("{{ '[INST]\\n' + message['content'] }}"), TOK_CHAT_UNKNOWN);
+	CHECK(tokenizer_chat_from_name("olmo2", &f) == 0 && f == TOK_CHAT_TULU);
+	CHECK(tokenizer_chat_from_name("granite3.1", &f) == 0 && f == TOK_CHAT_GRANITE31);
+	CHECK(tokenizer_chat_from_name("mistral-8", &f) < 0 && strstr(errmsg(), "mistral-tekken, phi3"));
+	/* a family's special tokens must be in the vocabulary, its BOS too */
+	tokenizer *t;
+	int32_t *ids;
+	size_t n;
+	if (tokenizer_load_dir(STORIES, &t) == 0) {
+		CHECK(tokenizer_chat_prompt(t, TOK_CHAT_PHI3, NULL, "Hi", 0, &ids, &n) < 0 &&
+		      strstr(errmsg(), "chat format 'phi3' needs the added token '<|user|>'"));
+		CHECK(tokenizer_chat_prompt(t, TOK_CHAT_MISTRAL_V3, NULL, "Hi", 0, &ids, &n) == 0 && n > 1 && ids[0] == 1);
+		free(ids);
+		tokenizer_free(t);
+	}
 }
 
 /* ------------------------------------------------------------------------
@@ -757,9 +1079,12 @@ int main(void)
 	RUN(test_tiny_metaspace);
 	RUN(test_tiny_llama3);
 	RUN(test_tiny_sentencepiece);
+	RUN(test_digits);
+	RUN(test_case_regexes);
 	RUN(test_malformed);
 	RUN(test_expansion_guard);
 	RUN(test_chat_text);
+	RUN(test_chat_families);
 	vector_sets();
 	RUN(test_llama2);
 	RUN(test_gemma3);
