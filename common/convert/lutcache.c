@@ -30,7 +30,8 @@ void lutcache_key(const uint16_t *w, int64_t channels, int64_t per_channel, int 
 	}
 	if (xtx) { /* GPTQ: its inputs and version */
 		char tag[32];
-		int n = snprintf(tag, sizeof tag, "gptq1 refits %d xtx f64", LUT_GPTQ_REFITS);
+		int n = snprintf(tag, sizeof tag, "gptq2 %d %d %g xtx f64", LUT_GPTQ_REFITS, LUT_GPTQ_DESCENT,
+				 LUT_GPTQ_DAMP);
 		sha256_update(c, tag, (size_t)n);
 		sha256_update(c, xtx, (size_t)(per_channel * per_channel) * sizeof *xtx);
 	}

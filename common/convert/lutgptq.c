@@ -9,7 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define DAMP 0.01
 #define MAX_DAMP_TRIES 8
 
 /* The problem in column order of decreasing H_kk (perm[j]: the column at j). */
@@ -89,7 +88,7 @@ static int gptq_init(gptq *g, const double *xtx, int64_t K)
 	double mean = 0;
 	for (int64_t j = 0; j < K; j++)
 		mean += xtx[j * K + j] / (double)K;
-	double damp = DAMP * (mean > 0 ? mean : 1);
+	double damp = LUT_GPTQ_DAMP * (mean > 0 ? mean : 1);
 	for (int t = 0; t < MAX_DAMP_TRIES; t++, damp *= 10) {
 		for (int64_t i = 0; i < K; i++)
 			for (int64_t j = 0; j < K; j++)
@@ -168,6 +167,48 @@ static void assign_row(const gptq *g, const sorted_table *t, const double *lutv,
 		double d = (x[j] - lutv[q]) / u[j];
 		for (int64_t i = j + 1; i < K; i++)
 			x[i] -= d * u[i];
+	}
+}
+
+/* Coordinate descent on (w - q)^T H (w - q): each weight in turn moves to
+ * the entry that lowers the row's error most (if any does), until a pass
+ * moves none or after `passes` passes. e, h: scratch [K]. */
+static void descend_row(const gptq *g, const double *w, const double *lutv, int n, uint8_t *idx, int passes, double *e,
+			double *h)
+{
+	int64_t K = g->K;
+	const double *H = g->H;
+	for (int64_t j = 0; j < K; j++)
+		e[j] = w[j] - lutv[idx[j]];
+	for (int64_t i = 0; i < K; i++) { /* h = H e */
+		double s = 0;
+		for (int64_t j = 0; j < K; j++)
+			s += H[i * K + j] * e[j];
+		h[i] = s;
+	}
+	for (int p = 0; p < passes; p++) {
+		int moved = 0;
+		for (int64_t j = 0; j < K; j++) {
+			double cur = lutv[idx[j]], hjj = H[j * K + j], best = 0;
+			int to = -1;
+			for (int a = 0; a < n; a++) { /* error change when e_j becomes e_j - d */
+				double d = lutv[a] - cur, delta = d * (d * hjj - 2 * h[j]);
+				if (delta < best) {
+					best = delta;
+					to = a;
+				}
+			}
+			if (to < 0)
+				continue;
+			double d = lutv[to] - cur;
+			idx[j] = (uint8_t)to;
+			e[j] -= d;
+			for (int64_t i = 0; i < K; i++)
+				h[i] -= d * H[i * K + j];
+			moved = 1;
+		}
+		if (!moved)
+			break;
 	}
 }
 
@@ -270,6 +311,7 @@ static double assign_group(const gptq *g, int rows, const double *w, const uint1
 	for (int r = 0; r < rows; r++) {
 		memcpy(x, w + (size_t)r * (size_t)K, (size_t)K * sizeof *x);
 		assign_row(g, &t, lutv, x, idx + (size_t)r * (size_t)K);
+		descend_row(g, w + (size_t)r * (size_t)K, lutv, n, idx + (size_t)r * (size_t)K, LUT_GPTQ_DESCENT, e, x);
 		err += row_error(g->H, K, w + (size_t)r * (size_t)K, idx + (size_t)r * (size_t)K, lutv, e);
 	}
 	return err;

@@ -12,8 +12,12 @@
  * its error over the remaining columns of the row through the upper
  * Cholesky factor U of H^-1:
  *     w_i -= (w_j - q_j) / U_jj * U_ji   for the columns i after j.
- * H is damped first, H + 0.01 mean(diag H) I (times 10 until it factors).
- * Then, `refits` times: every table entry is refitted by least squares to
+ * H is damped first, H + LUT_GPTQ_DAMP mean(diag H) I (times 10 until it
+ * factors); the error below is measured with the damped H. GPTQ is
+ * greedy, so coordinate descent follows: each weight in turn (same order)
+ * moves to the table entry that lowers its row's error most, if one does
+ * (the lowest such index on a tie), until a pass moves nothing or after
+ * LUT_GPTQ_DESCENT passes. Then, `refits` times: every table entry is refitted by least squares to
  * its group's assignment (the entries minimising sum over the group's rows
  * of (w - q)^T H (w - q), rounded to fp16; an entry no weight takes keeps
  * its value) and the rows are assigned again with the new table.
@@ -37,6 +41,9 @@
 
 /* Least-squares table refits (and reassignments) lut_gptq's callers use. */
 #define LUT_GPTQ_REFITS 2
+/* The damping, times mean(diag H), and the most coordinate-descent passes. */
+#define LUT_GPTQ_DAMP 0.001
+#define LUT_GPTQ_DESCENT 8
 
 /* Reassign (and refit) r, the palettization of the fp16 weight w
  * [r->channels, r->per_channel] that lut_quantize made, with xtx the

@@ -188,6 +188,7 @@ static int quantize(weights_ctx *w, const char *name, const char *source, const 
 	const double *xtx = colw ? weights_xtx(w->stats, key, per_channel) : NULL;
 	free(key);
 	w->n_weighted += colw != NULL;
+	w->n_gptq += xtx != NULL;
 	int rc = weights_quantize_cached(w->cache_dir, name, data, channels, per_channel, &w->lut, colw, xtx, w->threads,
 					 r);
 	free(colw);
@@ -382,6 +383,8 @@ static cJSON *quality_json(const weights_ctx *w)
 		sha256_hex(w->stats->digest, hex);
 		cJSON_AddStringToObject(root, "calibration_sha256", hex);
 		cJSON_AddNumberToObject(root, "activation_weighted", (double)w->n_weighted);
+		if (w->n_gptq) /* only with calib --xtx statistics: sidecars without them stay as they were */
+			cJSON_AddNumberToObject(root, "gptq", (double)w->n_gptq);
 	}
 	cJSON_AddNumberToObject(root, "dense", (double)w->n_dense);
 	cJSON_AddNumberToObject(root, "worst_rel_rms", worst);

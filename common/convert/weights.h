@@ -55,6 +55,7 @@ typedef struct weights_ctx {
 	 * entry for its input is palettized activation-aware. */
 	const struct calstats *stats;
 	size_t n_weighted;
+	size_t n_gptq; /* of them, with GPTQ (the statistics have E[x x^T]: lutgptq.h) */
 	/* Check only (the plan, lutcheck.h): no data is read or written; every
 	 * tensor the LUT applies to is recorded instead of palettized. */
 	int check_only;
@@ -119,7 +120,8 @@ const double *weights_xtx(const struct calstats *stats, const char *name, int64_
 /* Sidecar "<package base>.quality.json": one entry per palettized tensor
  * (name, bits, group, rel_rms, snr_db) and the totals, the overrides in
  * force (lut_override, canonical) and the calibration statistics'
- * SHA-256 with the count of activation-weighted tensors; written atomically.
+ * SHA-256 with the count of activation-weighted tensors (and "gptq", the
+ * count of those with GPTQ, when any); written atomically.
  * Nothing is written (and an old sidecar removed) when nothing was palettized. */
 int weights_write_quality(const weights_ctx *w, const char *path);
 
