@@ -5,7 +5,6 @@
 #        [SPLIT_ROTATE=1] [FP16_SCALE=<alpha>|auto] [CLAMP=<v>]
 #        [LUT_OVERRIDE='layers.0-1=8;layers.*.mlp.down_proj=6;lm_head=none']
 #        [CALIB=<text file>] [LUT2=auto:<bits per weight>[,GROUP] (with CALIB)] [GPTQ=1 (with CALIB)]
-#        [AUTO_TOKENS=256 (tokens of CALIB LUT2=auto measures over)]
 #   make MODEL=... MONOLITHIC=1 [LUT=4] [LUT_EMBED=] [LUT_LMHEAD=] ...
 #   make MODEL=... preflight
 #   make MODEL=... dist [ORG=anemll] [DIST=OUT/hf_dist] [NAME=...]
@@ -69,7 +68,6 @@ MONOLITHIC ?=
 LUT_OVERRIDE ?=
 CALIB ?=
 GPTQ ?=
-AUTO_TOKENS ?=
 .DEFAULT_GOAL := convert
 
 # What MONOLITHIC=1 does not use, when given on the command line (plan.sh says so).
@@ -80,7 +78,7 @@ PLAN_ENV = BIN='$(PIPE_BIN)' MODEL='$(MODEL)' OUT='$(OUT)' ST='$(ST)' CONTEXT='$
 	MIN_AGREEMENT='$(MIN_AGREEMENT)' MAX_KL='$(MAX_KL)' \
 	SPLIT_ROTATE='$(SPLIT_ROTATE)' FP16_SCALE='$(FP16_SCALE)' CLAMP='$(CLAMP)' MONOLITHIC='$(MONOLITHIC)' \
 	LUT='$(LUT)' LUT_EMBED='$(LUT_EMBED)' LUT_LMHEAD='$(LUT_LMHEAD)' IGNORED='$(if $(MONOLITHIC),$(IGNORED))' \
-	LUT_OVERRIDE='$(LUT_OVERRIDE)' CALIB='$(CALIB)' GPTQ='$(GPTQ)' AUTO_TOKENS='$(AUTO_TOKENS)'
+	LUT_OVERRIDE='$(LUT_OVERRIDE)' CALIB='$(CALIB)' GPTQ='$(GPTQ)'
 
 # The plan is an included makefile: make refreshes it (and every key) first,
 # even under -q and -n, and restarts only when its content changed (the
@@ -122,8 +120,7 @@ $(ST)/calib.stamp: $(ST)/calib.key
 # within BITS per weight: BUILD/lut_plan.txt (lutauto).
 $(ST)/lutplan.stamp: $(ST)/lutplan.key $(ST)/calib.stamp
 	$(Q)$(STEP) lutplan "mixed-precision plan" -- $(PIPE_BIN)/lutauto --model '$(MODEL_DIR)' --output '$(BUILD)' --lut-cache '$(ST)/lutcache' \
-	  --calib-stats '$(BUILD)/calib.stats' --text '$(CALIB)' --budget $(LUT2_AUTO) --plan '$(BUILD)/lut_plan.txt' \
-	  $(if $(AUTO_TOKENS),--tokens $(AUTO_TOKENS))
+	  --calib-stats '$(BUILD)/calib.stats' --text '$(CALIB)' --budget $(LUT2_AUTO) --plan '$(BUILD)/lut_plan.txt'
 OV_FLAGS = $(if $(OVERRIDE_EFF),--lut-override '$(OVERRIDE_EFF)') $(CALIB_FLAGS)
 META_LUT_FLAGS = $(if $(OVERRIDE_EFF),--lut-override '$(OVERRIDE_EFF)') $(if $(CALIB),--calib '$(CALIB)')
 # The smoketest's and the preflight's prompt: text, or token ids (a checkpoint without tokenizer.json).

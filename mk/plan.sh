@@ -17,7 +17,7 @@
 #              PREFIX ARGMAX MAX_WEIGHT_MB STEPS PROMPT PROMPT_IDS SPLIT_ROTATE FP16_SCALE
 #              CLAMP MONOLITHIC LUT LUT_EMBED LUT_LMHEAD MIN_AGREEMENT MAX_KL ORG DIST NAME
 #              EVAL EVAL_LABEL EVAL_GOAL (non-empty: make eval was asked for)
-#              LUT_OVERRIDE CALIB GPTQ AUTO_TOKENS
+#              LUT_OVERRIDE CALIB GPTQ
 #              IGNORED (the variables
 #              given on the command line that MONOLITHIC=1 does not use)
 #
@@ -120,7 +120,7 @@ fi
 remove_dead_temporaries
 [[ $CONTEXT =~ ^[0-9]+$ ]] || die "CONTEXT=$CONTEXT is not a number"
 # LUT overrides reach the stages inside single quotes and plan.mk: no quote, '#' or '$' in them.
-LUT_OVERRIDE=${LUT_OVERRIDE:-} CALIB=${CALIB:-} GPTQ=${GPTQ:-} AUTO_TOKENS=${AUTO_TOKENS:-}
+LUT_OVERRIDE=${LUT_OVERRIDE:-} CALIB=${CALIB:-} GPTQ=${GPTQ:-}
 [[ $LUT_OVERRIDE != *[\'\#\$]* ]] || die "LUT_OVERRIDE='$LUT_OVERRIDE' has a quote, '#' or '\$' (entries are PATTERN=SPEC;...)"
 # Its @FILE entries are inputs of the steps that read them.
 override_files=()
@@ -151,11 +151,6 @@ if [[ $LUT2 == auto* ]]; then
 	for w in 8 6 4 3 2; do awk -v b="$bits" -v w=$w 'BEGIN { exit !(w <= b) }' && break; done
 	lut2_auto=$LUT2 lut2_base=$w${group:+,$group}
 	LUT2=$lut2_base
-fi
-if [ -n "$AUTO_TOKENS" ]; then
-	[[ $AUTO_TOKENS =~ ^[1-9][0-9]{0,4}$ ]] && ((AUTO_TOKENS <= 65536)) ||
-		die "AUTO_TOKENS=$AUTO_TOKENS is not a number of tokens from 1 to 65536"
-	[ -n "$lut2_auto" ] || die "AUTO_TOKENS=$AUTO_TOKENS applies to LUT2=auto:BITS[,GROUP] (the tokens its sensitivities are measured over)"
 fi
 if [ -n "$MONOLITHIC" ]; then
 	[ -z "$SPLIT_ROTATE" ] || die "SPLIT_ROTATE=1 applies to chunked conversions, not with MONOLITHIC=1"
@@ -260,7 +255,7 @@ if [ -n "$CALIB" ]; then
 	calib=("step calib")
 fi
 if [ -n "$lut2_auto" ]; then
-	args lutplan "param LUT2=$lut2_auto" ${AUTO_TOKENS:+"param AUTO_TOKENS=$AUTO_TOKENS"} "program $BIN/lutauto" "step calib" "input $CALIB" "$minputs" "$tinputs"
+	args lutplan "param LUT2=$lut2_auto" "program $BIN/lutauto" "step calib" "input $CALIB" "$minputs" "$tinputs"
 	layers_plan=("step lutplan")
 fi
 scaled=("param FP16_SCALE=$FP16_SCALE" "param CLAMP=$CLAMP")

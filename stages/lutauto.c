@@ -3,7 +3,7 @@
  * Measures every layer tensor a LUT applies to at 2, 3, 4, 6 and 8 bits
  * (activation-aware, with the calibration statistics of `calib`): the mean
  * KL divergence of the model's next-token distributions on the calibration
- * text (its first --tokens tokens, in windows of --window positions) when that tensor alone is palettized,
+ * text (its first --tokens tokens) when that tensor alone is palettized,
  * against the fp32 reference, and the bytes it would write, each width
  * with --budget's group and with one table per tensor; picks the widths that minimise the total error within BITS per
  * weight (lutauto.h) and writes them as LUT overrides (--plan FILE), which
@@ -31,7 +31,6 @@ typedef struct options {
 	stage_opts st; /* --model, --output, --calib-stats, --lut-cache, --threads, --context-length */
 	const char *budget_arg, *plan, *text;
 	int tokens;    /* of the text, for the sensitivities */
-	int window;    /* positions restart every window tokens */
 	double bits;   /* per weight */
 	lut_spec spec; /* its group; bits are per tensor */
 } options;
@@ -55,15 +54,13 @@ static void parse_args(int argc, char **argv, options *o)
 {
 	stage_opts_init(&o->st);
 	o->tokens = 256;
-	o->window = 256;
 	const cli_opt opts[] = {
 		STAGE_OPT_MODEL(&o->st),
 		STAGE_OPT_OUTPUT(&o->st, 1),
 		STAGE_OPT_CALIB_STATS(&o->st),
 		{"budget", "[auto:]BITS[,GROUP]", CLI_STRING, &o->budget_arg, 1, 0, 0, "bits per weight, counted in bytes written (indices and tables), and the LUT group (default 8, or the largest below that fits)"},
 		{"text", "FILE", CLI_STRING, &o->text, 1, 0, 0, "the calibration text (the one the statistics come from)"},
-		{"tokens", "N", CLI_INT, &o->tokens, 0, 1, 65536, "tokens of the text each sensitivity is measured over, from its start (default 256; each keeps vocab x 4 bytes of reference log-probabilities)"},
-		{"window", "N", CLI_INT, &o->window, 0, 1, 1 << 20, "positions restart every N tokens, as in calib (default 256)"},
+		{"tokens", "N", CLI_INT, &o->tokens, 0, 1, 65536, "tokens of the text each sensitivity is measured over, from its start (default 256)"},
 		{"plan", "FILE", CLI_STRING, &o->plan, 1, 0, 0, "where to write the plan (LUT overrides, one tensor per line)"},
 		STAGE_OPT_CONTEXT(&o->st, "context length the layers are checked at"),
 		STAGE_OPT_LUT_CACHE(&o->st),
@@ -199,7 +196,7 @@ int main(int argc, char **argv)
 	size_t nids;
 	if (calib_tokens(o.text, &o.st.hf, (size_t)o.tokens, &ids, &nids) != 0)
 		die_err();
-	calib_kl *k = calib_kl_open(&o.st.hf, ids, nids, o.window, o.st.threads);
+	calib_kl *k = calib_kl_open(&o.st.hf, ids, nids, o.st.threads);
 	if (!k)
 		die_err();
 	lutauto_tensor *t = xcalloc(w.ntargets ? w.ntargets : 1, sizeof *t);

@@ -166,7 +166,6 @@ struct calib_kl {
 	const hf_model *hf;
 	const int32_t *ids;
 	size_t n;
-	int window; /* positions restart every window tokens */
 	int threads, vocab;
 	float *ref_logp; /* [n][vocab] log-softmax of the reference */
 	float *logits;   /* [vocab] */
@@ -189,10 +188,7 @@ static void log_softmax(float *x, int n)
 static int run_window(calib_kl *k, ref_model *m, void (*each)(calib_kl *k, size_t i, void *arg), void *arg)
 {
 	for (size_t i = 0; i < k->n; i++) {
-		int pos = (int)(i % (size_t)k->window);
-		if (pos == 0)
-			ref_reset(m);
-		if (ref_forward(m, k->ids[i], pos, k->logits, NULL) != 0)
+		if (ref_forward(m, k->ids[i], (int)i, k->logits, NULL) != 0)
 			return -1;
 		log_softmax(k->logits, k->vocab);
 		each(k, i, arg);
@@ -215,18 +211,17 @@ static void add_kl(calib_kl *k, size_t i, void *arg)
 	*(double *)arg += s;
 }
 
-calib_kl *calib_kl_open(const hf_model *hf, const int32_t *ids, size_t n, int window, int threads)
+calib_kl *calib_kl_open(const hf_model *hf, const int32_t *ids, size_t n, int threads)
 {
-	if (n == 0 || n > (1u << 20) || window < 0) {
+	if (n == 0 || n > (1u << 20)) {
 		errf("calibration text: %zu tokens for the sensitivity window", n);
 		return NULL;
 	}
 	calib_kl *k = xcalloc(1, sizeof *k);
-	*k = (calib_kl){.hf = hf, .ids = ids, .n = n, .threads = threads, .vocab = hf->cfg.vocab_size,
-			.window = window && (size_t)window < n ? window : (int)n};
+	*k = (calib_kl){.hf = hf, .ids = ids, .n = n, .threads = threads, .vocab = hf->cfg.vocab_size};
 	k->ref_logp = xmalloc(xmul(n, xmul((size_t)k->vocab, sizeof(float))));
 	k->logits = xmalloc(xmul((size_t)k->vocab, sizeof(float)));
-	ref_options ro = {.context = k->window, .threads = threads};
+	ref_options ro = {.context = (int)n, .threads = threads};
 	ref_model *m = ref_open(hf, &ro);
 	int rc = m ? run_window(k, m, keep_ref, NULL) : -1;
 	ref_close(m);
@@ -239,7 +234,7 @@ calib_kl *calib_kl_open(const hf_model *hf, const int32_t *ids, size_t n, int wi
 
 int calib_kl_measure(calib_kl *k, const char *name, const float *w, double *kl)
 {
-	ref_options ro = {.context = k->window, .threads = k->threads, .replace_name = name, .replace_data = w};
+	ref_options ro = {.context = (int)k->n, .threads = k->threads, .replace_name = name, .replace_data = w};
 	ref_model *m = ref_open(k->hf, &ro);
 	double sum = 0;
 	int rc = m ? run_window(k, m, add_kl, &sum) : -1;

@@ -32,13 +32,12 @@ int calib_collect(const hf_model *hf, const int32_t *ids, size_t n, int context,
 		  calstats *out);
 
 /* Sensitivity of the output to one weight (lutauto): the reference's
- * next-token distributions over ids[0..n) (positions restarting every
- * `window` tokens; 0 or >= n: one window, n <= the model's positions)
+ * next-token distributions over ids[0..n) (one window, n <= the context)
  * are kept (n x vocab floats), then calib_kl_measure runs the tokens again
  * with decoder-layer weight `name` replaced by w (fp32, its shape) and
  * gives the mean over the tokens of KL(reference || replaced), in nats. */
 typedef struct calib_kl calib_kl;
-calib_kl *calib_kl_open(const hf_model *hf, const int32_t *ids, size_t n, int window, int threads);
+calib_kl *calib_kl_open(const hf_model *hf, const int32_t *ids, size_t n, int threads);
 int calib_kl_measure(calib_kl *k, const char *name, const float *w, double *kl);
 void calib_kl_close(calib_kl *k);
 
