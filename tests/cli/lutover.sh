@@ -83,6 +83,12 @@ grep -q '(25 from cache' <<<"$err" && ok ffn_plan_from_cache || fail ffn_plan_fr
 run "$BIN/lutauto" --model "$STORIES" --output a --calib-stats c.stats --text "$TEXT" --tokens 8 --budget 2 --plan a/p2.txt
 [ "$rc" = 1 ] && tail -n 1 <<<"$err" | grep -q "^lutauto: --budget 2: a budget of [0-9]* bytes is below the least any choice writes" && [ ! -e a/p2.txt ] &&
 	ok lutauto_budget_small || fail lutauto_budget_small "rc $rc: $(tail -n 1 <<<"$err")"
+# chunks of one conversion may differ in LUT groups under overrides (a plan can give every
+# main-width tensor of a chunk one table per tensor): meta.yaml takes the first group of rows
+expect_ok meta_mixed_groups pipe OUT="$SCRATCH/mg" MODEL="$STORIES" CONTEXT=64 BATCH=8 CHUNK=2 LUT2=4,4 \
+	LUT_OVERRIDE='layers.0-2=4,tensor' meta
+grep -q "lut_ffn: 4" "$SCRATCH/mg/meta.yaml" && ok meta_mixed_groups_lut || fail meta_mixed_groups_lut "$(grep lut "$SCRATCH/mg/meta.yaml")"
+
 # --- GPTQ: second moments, error feedback ---------------------------------------------
 expect_ok calib_xtx "$BIN/calib" --model "$STORIES" --text "$TEXT" --output x.stats --xtx
 expect_ok calib_xtx_again "$BIN/calib" --model "$STORIES" --text "$TEXT" --output x2.stats --xtx --threads 1

@@ -181,6 +181,17 @@ static void test_gptq_matches_obq(void)
 	free(xtx);
 }
 
+/* a and b: w palettized by k-means, then by lut_gptq with ra and rb refits
+ * (-1: not at all). */
+static void palettize_pair(const uint16_t *w, int C, int K, int bits, int G, const double *xtx, int ra, int rb,
+			   lut_result *a, lut_result *b)
+{
+	CHECK(lut_quantize("t", w, C, K, bits, G, 1, a) == 0);
+	CHECK(lut_quantize("t", w, C, K, bits, G, 1, b) == 0);
+	CHECK(ra < 0 || lut_gptq("t", w, xtx, ra, 1, a) == 0);
+	CHECK(rb < 0 || lut_gptq("t", w, xtx, rb, 1, b) == 0);
+}
+
 /* Never worse than k-means in output error; much better on correlated inputs;
  * and never better than the brute-force optimum for its tables. */
 static void test_gptq_error_bounds(void)
@@ -190,9 +201,7 @@ static void test_gptq_error_bounds(void)
 	random_weights(w, C * K);
 	double *xtx = random_xtx(K, 300);
 	lut_result km, gq;
-	CHECK(lut_quantize("t", w, C, K, BITS, G, 1, &km) == 0);
-	CHECK(lut_quantize("t", w, C, K, BITS, G, 1, &gq) == 0);
-	CHECK(lut_gptq("t", w, xtx, 0, 1, &gq) == 0);
+	palettize_pair(w, C, K, BITS, G, xtx, -1, 0, &km, &gq);
 	double e_km = lut_output_error(w, xtx, &km), e_gq = lut_output_error(w, xtx, &gq);
 	CHECKF(e_gq < 0.8 * e_km, "GPTQ %g, k-means %g", e_gq, e_km);
 	/* brute force over every assignment of each row to its (unchanged) table */
@@ -225,10 +234,7 @@ static void test_gptq_refit(void)
 	random_weights(w, C * K);
 	double *xtx = random_xtx(K, 300);
 	lut_result a, b;
-	CHECK(lut_quantize("t", w, C, K, BITS, G, 1, &a) == 0);
-	CHECK(lut_quantize("t", w, C, K, BITS, G, 1, &b) == 0);
-	CHECK(lut_gptq("t", w, xtx, 0, 1, &a) == 0);
-	CHECK(lut_gptq("t", w, xtx, 2, 1, &b) == 0);
+	palettize_pair(w, C, K, BITS, G, xtx, 0, 2, &a, &b);
 	double ea = lut_output_error(w, xtx, &a), eb = lut_output_error(w, xtx, &b);
 	CHECKF(eb <= ea, "refitted %g, not refitted %g", eb, ea);
 	CHECKF(memcmp(a.lut, b.lut, sizeof(uint16_t) * (C / G << BITS)) != 0, "no table changed");
