@@ -41,7 +41,8 @@ static int cholesky(double *A, int64_t n)
 	return 0;
 }
 
-/* U with H^-1 = U^T U from L (H = L L^T): H^-1 = L^-T L^-1, factored again. */
+/* U with H^-1 = U^T U from L (H = L L^T): H^-1 = L^-T L^-1, factored again.
+ * U may be L's buffer: L is read whole before U is written. */
 static int inverse_factor(const double *L, int64_t n, double *U)
 {
 	double *Li = xcalloc(xmul((size_t)(n * n), 1), sizeof *Li);
@@ -94,14 +95,7 @@ static int gptq_init(gptq *g, const double *xtx, int64_t K)
 			for (int64_t j = 0; j < K; j++)
 				g->H[i * K + j] = xtx[g->perm[i] * K + g->perm[j]] + (i == j ? damp : 0);
 		memcpy(g->U, g->H, (size_t)(K * K) * sizeof *g->U);
-		double *L = g->U;
-		if (cholesky(L, K) != 0)
-			continue;
-		double *Lc = xmalloc(xmul((size_t)(K * K), sizeof *Lc));
-		memcpy(Lc, L, (size_t)(K * K) * sizeof *Lc);
-		int rc = inverse_factor(Lc, K, g->U);
-		free(Lc);
-		if (rc == 0)
+		if (cholesky(g->U, K) == 0 && inverse_factor(g->U, K, g->U) == 0)
 			return 0;
 	}
 	return -1;
