@@ -181,15 +181,18 @@ static void test_gptq_matches_obq(void)
 	free(xtx);
 }
 
-/* a and b: w palettized by k-means, then by lut_gptq with ra and rb refits
- * (-1: not at all). */
-static void palettize_pair(const uint16_t *w, int C, int K, int bits, int G, const double *xtx, int ra, int rb,
-			   lut_result *a, lut_result *b)
+/* Random w [C][K] and its input's second moments (returned), palettized
+ * twice by k-means, then by lut_gptq with ra and rb refits (-1: not at all). */
+static double *palettize_pair(uint16_t *w, int C, int K, int bits, int G, int ra, int rb, lut_result *a,
+			      lut_result *b)
 {
+	random_weights(w, (size_t)(C * K));
+	double *xtx = random_xtx(K, 300);
 	CHECK(lut_quantize("t", w, C, K, bits, G, 1, a) == 0);
 	CHECK(lut_quantize("t", w, C, K, bits, G, 1, b) == 0);
 	CHECK(ra < 0 || lut_gptq("t", w, xtx, ra, 1, a) == 0);
 	CHECK(rb < 0 || lut_gptq("t", w, xtx, rb, 1, b) == 0);
+	return xtx;
 }
 
 /* Never worse than k-means in output error; much better on correlated inputs;
@@ -198,10 +201,8 @@ static void test_gptq_error_bounds(void)
 {
 	enum { C = 8, K = 8, G = 4, BITS = 2 };
 	uint16_t w[C * K];
-	random_weights(w, C * K);
-	double *xtx = random_xtx(K, 300);
 	lut_result km, gq;
-	palettize_pair(w, C, K, BITS, G, xtx, -1, 0, &km, &gq);
+	double *xtx = palettize_pair(w, C, K, BITS, G, -1, 0, &km, &gq);
 	double e_km = lut_output_error(w, xtx, &km), e_gq = lut_output_error(w, xtx, &gq);
 	CHECKF(e_gq < 0.8 * e_km, "GPTQ %g, k-means %g", e_gq, e_km);
 	/* brute force over every assignment of each row to its (unchanged) table */
@@ -231,10 +232,8 @@ static void test_gptq_refit(void)
 {
 	enum { C = 16, K = 24, G = 4, BITS = 2 };
 	uint16_t w[C * K];
-	random_weights(w, C * K);
-	double *xtx = random_xtx(K, 300);
 	lut_result a, b;
-	palettize_pair(w, C, K, BITS, G, xtx, 0, 2, &a, &b);
+	double *xtx = palettize_pair(w, C, K, BITS, G, 0, 2, &a, &b);
 	double ea = lut_output_error(w, xtx, &a), eb = lut_output_error(w, xtx, &b);
 	CHECKF(eb <= ea, "refitted %g, not refitted %g", eb, ea);
 	CHECKF(memcmp(a.lut, b.lut, sizeof(uint16_t) * (C / G << BITS)) != 0, "no table changed");
