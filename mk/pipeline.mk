@@ -4,7 +4,7 @@
 #        [LUT2=4] [LUT3=6] [CHUNK=2|auto] [MAX_CHUNK_MB=950] [PREFIX=] [ARGMAX=]
 #        [SPLIT_ROTATE=1] [FP16_SCALE=<alpha>|auto] [CLAMP=<v>]
 #        [LUT_OVERRIDE='layers.0-1=8;layers.*.mlp.down_proj=6;lm_head=none']
-#        [CALIB=<text file>] [LUT2=auto:<bits per weight>[,GROUP] (with CALIB)]
+#        [CALIB=<text file>] [LUT2=auto:<bits per weight>[,GROUP] (with CALIB)] [GPTQ=1 (with CALIB)]
 #   make MODEL=... MONOLITHIC=1 [LUT=4] [LUT_EMBED=] [LUT_LMHEAD=] ...
 #   make MODEL=... preflight
 #   make MODEL=... dist [ORG=anemll] [DIST=OUT/hf_dist] [NAME=...]
@@ -67,6 +67,7 @@ CLAMP ?=
 MONOLITHIC ?=
 LUT_OVERRIDE ?=
 CALIB ?=
+GPTQ ?=
 .DEFAULT_GOAL := convert
 
 # What MONOLITHIC=1 does not use, when given on the command line (plan.sh says so).
@@ -77,7 +78,7 @@ PLAN_ENV = BIN='$(PIPE_BIN)' MODEL='$(MODEL)' OUT='$(OUT)' ST='$(ST)' CONTEXT='$
 	MIN_AGREEMENT='$(MIN_AGREEMENT)' MAX_KL='$(MAX_KL)' \
 	SPLIT_ROTATE='$(SPLIT_ROTATE)' FP16_SCALE='$(FP16_SCALE)' CLAMP='$(CLAMP)' MONOLITHIC='$(MONOLITHIC)' \
 	LUT='$(LUT)' LUT_EMBED='$(LUT_EMBED)' LUT_LMHEAD='$(LUT_LMHEAD)' IGNORED='$(if $(MONOLITHIC),$(IGNORED))' \
-	LUT_OVERRIDE='$(LUT_OVERRIDE)' CALIB='$(CALIB)'
+	LUT_OVERRIDE='$(LUT_OVERRIDE)' CALIB='$(CALIB)' GPTQ='$(GPTQ)'
 
 # The plan is an included makefile: make refreshes it (and every key) first,
 # even under -q and -n, and restarts only when its content changed (the
@@ -112,7 +113,7 @@ LUT_STEPS = $(if $(CALIB),$(ST)/calib.stamp) $(if $(LUT2_AUTO),$(ST)/lutplan.sta
 # the fp32 reference; keyed by the text's and the checkpoint's content.
 $(ST)/calib.stamp: $(ST)/calib.key
 	$(Q)$(STEP) calib "calibration statistics" -- $(PIPE_BIN)/calib --model '$(MODEL_DIR)' --text '$(CALIB)' \
-	  --output '$(BUILD)/calib.stats'
+	  --output '$(BUILD)/calib.stats' $(if $(GPTQ),--xtx)
 
 # LUT2=auto:BITS[,GROUP]: each layer tensor's effect on the output (mean KL on the calibration
 # text) at 2, 3, 4, 6 and 8 bits, with GROUP and per tensor; the choice with the least total

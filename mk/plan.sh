@@ -17,7 +17,7 @@
 #              PREFIX ARGMAX MAX_WEIGHT_MB STEPS PROMPT PROMPT_IDS SPLIT_ROTATE FP16_SCALE
 #              CLAMP MONOLITHIC LUT LUT_EMBED LUT_LMHEAD MIN_AGREEMENT MAX_KL ORG DIST NAME
 #              EVAL EVAL_LABEL EVAL_GOAL (non-empty: make eval was asked for)
-#              LUT_OVERRIDE CALIB
+#              LUT_OVERRIDE CALIB GPTQ
 #              IGNORED (the variables
 #              given on the command line that MONOLITHIC=1 does not use)
 #
@@ -120,7 +120,7 @@ fi
 remove_dead_temporaries
 [[ $CONTEXT =~ ^[0-9]+$ ]] || die "CONTEXT=$CONTEXT is not a number"
 # LUT overrides reach the stages inside single quotes and plan.mk: no quote, '#' or '$' in them.
-LUT_OVERRIDE=${LUT_OVERRIDE:-} CALIB=${CALIB:-}
+LUT_OVERRIDE=${LUT_OVERRIDE:-} CALIB=${CALIB:-} GPTQ=${GPTQ:-}
 [[ $LUT_OVERRIDE != *[\'\#\$]* ]] || die "LUT_OVERRIDE='$LUT_OVERRIDE' has a quote, '#' or '\$' (entries are PATTERN=SPEC;...)"
 # Its @FILE entries are inputs of the steps that read them.
 override_files=()
@@ -135,6 +135,9 @@ if [ -n "$CALIB" ]; then
 	[[ $CALIB != *\'* ]] || die "CALIB=$CALIB has a quote: rename the file"
 	[ -f "$CALIB" ] && [ -r "$CALIB" ] || die "CALIB=$CALIB: no such readable file (a calibration text)"
 fi
+# GPTQ=1: the calibration also records E[x x^T] and the palettizer compensates errors with it.
+[[ $GPTQ == "" || $GPTQ == 1 ]] || die "GPTQ=$GPTQ: give GPTQ=1 or nothing"
+[[ -z $GPTQ || -n $CALIB ]] || die "GPTQ=1 compensates errors on a calibration text's statistics: give CALIB=<text file>"
 # LUT2=auto:BITS[,GROUP]: per-tensor widths chosen to a budget of BITS per weight (lutauto);
 # the parts are named, and the plan checked, with the largest width not above BITS.
 lut2_auto= lut2_base=
@@ -242,7 +245,7 @@ ov=(${LUT_OVERRIDE:+"param LUT_OVERRIDE=$LUT_OVERRIDE"} "${override_files[@]}")
 calib_param=(${CALIB:+"param CALIB=$CALIB"})
 calib=() layers_plan=()
 if [ -n "$CALIB" ]; then
-	args calib "param CALIB_CONTEXT=256" "program $BIN/calib" "input $CALIB" "$minputs" "$tinputs"
+	args calib "param CALIB_CONTEXT=256" ${GPTQ:+"param GPTQ=$GPTQ"} "program $BIN/calib" "input $CALIB" "$minputs" "$tinputs"
 	calib=("step calib")
 fi
 if [ -n "$lut2_auto" ]; then

@@ -2,7 +2,8 @@
  *
  * Tokenizes a calibration text with the model's tokenizer, runs the fp32
  * reference over it (windows of --context-length tokens) and writes, for
- * every linear layer, E[x^2] of each channel of its input (calstats.h).
+ * every linear layer, E[x^2] of each channel of its input (calstats.h),
+ * with --xtx also E[x x^T] (GPTQ's second moments, lutgptq.h).
  * The converting stages read the file with --calib-stats; the pipeline runs
  * this once per text and checkpoint (make CALIB=<text file>).
  */
@@ -19,6 +20,7 @@
 typedef struct options {
 	stage_opts st; /* --model, --threads, --context-length */
 	const char *text, *stats;
+	int xtx;
 } options;
 
 static void parse_args(int argc, char **argv, options *o)
@@ -30,6 +32,7 @@ static void parse_args(int argc, char **argv, options *o)
 		{"text", "FILE", CLI_STRING, &o->text, 1, 0, 0, "calibration text (UTF-8), tokenized with the model's tokenizer.json"},
 		{"output", "FILE", CLI_STRING, &o->stats, 1, 0, 0, "statistics file to write (atomically)"},
 		{"context-length", "N", CLI_INT, &o->st.context, 0, 1, 1 << 20, "tokens per window: the reference's cache starts afresh every N tokens (default 256)"},
+		{"xtx", NULL, CLI_FLAG, &o->xtx, 0, 0, 0, "also E[x x^T] of every input, for GPTQ (refused beyond 1 GiB of them: small models)"},
 		STAGE_OPT_THREADS(&o->st),
 	};
 	const cli_spec spec = {
@@ -53,9 +56,10 @@ int main(int argc, char **argv)
 	if (calib_tokens(o.text, &o.st.hf, 0, &ids, &n) != 0)
 		die_err();
 	calstats cs = {0};
-	if (calib_collect(&o.st.hf, ids, n, o.st.context, o.st.threads, &cs) != 0 || calstats_write(o.stats, &cs) != 0)
+	if (calib_collect(&o.st.hf, ids, n, o.st.context, o.st.threads, o.xtx, &cs) != 0 || calstats_write(o.stats, &cs) != 0)
 		die_err();
-	info(1, "%s: E[x^2] of %zu layer inputs over %zu tokens", o.stats, cs.n, n);
+	info(1, "%s: E[x^2]%s of %zu layer inputs over %zu tokens", o.stats, o.xtx ? " and E[x x^T]" : "",
+	     o.xtx ? cs.n / 2 : cs.n, n);
 	printf("%s\n", o.stats);
 	if (stdout_close_checked() != 0)
 		die_err();

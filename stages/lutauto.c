@@ -126,7 +126,8 @@ static void measure(const options *o, const char *cache, calib_kl *k, const char
 		for (int b = 0; b < LUTAUTO_NWIDTHS && (g == 0 || o->spec.group != 0); b++) {
 			lut_spec spec = {.bits = LUTAUTO_WIDTHS[b], .group = g ? 0 : o->spec.group};
 			lut_result r;
-			if (weights_quantize_cached(cache, name, data, C, K, &spec, colw, o->st.threads, &r) < 0)
+			if (weights_quantize_cached(cache, name, data, C, K, &spec, colw, weights_xtx(o->st.stats, name, K),
+						    o->st.threads, &r) < 0)
 				die_err();
 			t->opt[t->nopt++] = (lutauto_option){
 				.bits = spec.bits, .group = spec.group, .err = sensitivity(k, name, &r),

@@ -336,7 +336,9 @@ static void chunk_io(const inv_part *inf, const inv_part *pre, int combined, int
 /* Every chunk states the same context, batch, hidden size and LUT group
  * size, and (in metadata, when present) its own position among the same
  * number of chunks. The group is taken from the first chunk that has
- * palettized weights. */
+ * palettized weights. Chunks written with LUT overrides may differ (one
+ * whose main-width weights all have one table per tensor says 0): the
+ * first group of rows any of them has is kept. */
 static void check_chunk(inv_chunks *c, int i)
 {
 	int ctx, batch, hidden, upd;
@@ -351,9 +353,10 @@ static void check_chunk(inv_chunks *c, int i)
 		int no = inv_meta_int(ps[k], "com.anemll.chunk_no", i + 1);
 		if (n != c->n || no != i + 1)
 			die("'%s': its metadata says chunk %d of %d", ps[k]->pkg_path, no, n);
-		if (ps[k]->group >= 0 && c->group >= 0 && ps[k]->group != c->group)
+		int mixed = ml_model_user_meta(ps[k]->model, "com.anemake.lut_override") != NULL;
+		if (!mixed && ps[k]->group >= 0 && c->group >= 0 && ps[k]->group != c->group)
 			die("'%s': LUT groups of %d rows, an earlier chunk has %d", ps[k]->pkg_path, ps[k]->group, c->group);
-		if (ps[k]->group >= 0)
+		if (ps[k]->group >= 0 && (!mixed || c->group <= 0))
 			c->group = ps[k]->group;
 	}
 }

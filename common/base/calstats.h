@@ -9,7 +9,8 @@
  *
  * Entries are keyed by the checkpoint's tensor name
  * ("model.layers.0.mlp.down_proj.weight"), the LM head's input by
- * CALSTATS_HEAD ("lm_head", the head may be the tied embedding matrix).
+ * CALSTATS_HEAD ("lm_head", the head may be the tied embedding matrix);
+ * optional second moments under "<name>#xtx" (below).
  *
  * File (all integers little-endian, doubles IEEE binary64 little-endian):
  *   8 bytes "ANCALIB1", u64 tokens, u64 entries, then per entry
@@ -24,6 +25,9 @@
 #include <stdint.h>
 
 #define CALSTATS_HEAD "lm_head"
+/* With calib --xtx, "<name>#xtx" holds E[x x^T] of that input, n x n
+ * row-major (n^2 values): GPTQ's second moments (convert/lutgptq.h). */
+#define CALSTATS_XTX_SUFFIX "#xtx"
 
 typedef struct calstats_entry {
 	char *name;

@@ -900,6 +900,11 @@ static uint16_t f64_to_fp16(double d)
 	return h == 0x8000 ? 0 : h; /* keep the table free of -0 */
 }
 
+uint16_t lut_round_fp16(double d)
+{
+	return f64_to_fp16(d);
+}
+
 /* Count bit patterns (and, with column weights colw[e % K], sum them per
  * pattern, in element order); 1 if a NaN or infinity was seen. */
 static int histogram(lut_scratch *s, const uint16_t *src, size_t n, const double *colw, size_t K)

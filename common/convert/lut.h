@@ -115,6 +115,10 @@ int lut_quantize(const char *name, const uint16_t *w, int64_t channels, int64_t 
 int lut_quantize_weighted(const char *name, const uint16_t *w, int64_t channels, int64_t per_channel, int bits,
 			  int64_t group, const double *colw, int threads, lut_result *out);
 
+/* d (|d| <= 65504) as the fp16 a table entry holds: nearest, ties to even,
+ * -0 as +0. */
+uint16_t lut_round_fp16(double d);
+
 /* Free what lut_quantize allocated and zero *r. NULL-tolerant. */
 void lut_result_release(lut_result *r);
 

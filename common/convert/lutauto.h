@@ -1,11 +1,11 @@
 /* lutauto.h: mixed-precision palettization to a size budget.
  *
  * make's LUT2=auto:BITS[,GROUP] (with CALIB): every layer tensor a LUT
- * applies to is palettized, activation-aware (lut.h), at each width of
- * LUTAUTO_WIDTHS; its error at width b is the expected squared error of
- * its output over the calibration text, sum over c, k of
- * E[x_k^2] (W - W'_b)[c][k]^2 (the statistics of calstats.h: the input's
- * channels taken as uncorrelated), and its cost the bytes written:
+ * applies to is palettized, activation-aware (lut.h; with GPTQ=1 also
+ * error-compensated, lutgptq.h), at each width of LUTAUTO_WIDTHS; its
+ * error at width b is what the caller measures (stages/lutauto.c: the
+ * model's mean KL on the calibration text with that tensor alone so
+ * palettized), and its cost the bytes written:
  * packed indices plus the fp16 tables. The widths chosen minimise the
  * total error with total bytes at most BITS x weights / 8: a
  * multiple-choice knapsack solved exactly by dynamic programming over

@@ -1,5 +1,6 @@
 /* lutcache.c: palettization results cached by content (see lutcache.h). */
 #include "convert/lutcache.h"
+#include "convert/lutgptq.h"
 #include "base/fsutil.h"
 #include "base/hash.h"
 #include "base/util.h"
@@ -14,7 +15,7 @@ static const char MAGIC[8] = "ANLUTC1";
 #define HDR_SIZE (8 + 32 + 4 + 4 + 8 * 5 + 8)
 
 void lutcache_key(const uint16_t *w, int64_t channels, int64_t per_channel, int bits, int64_t group,
-		  const double *colw, uint8_t key[32])
+		  const double *colw, const double *xtx, uint8_t key[32])
 {
 	int64_t shape[4] = {channels, per_channel, bits, group};
 	sha256_ctx *c = sha256_new();
@@ -26,6 +27,13 @@ void lutcache_key(const uint16_t *w, int64_t channels, int64_t per_channel, int 
 	if (colw) { /* activation-aware: the column weights' bytes too (unweighted keys unchanged) */
 		sha256_update(c, "colw f64", 8);
 		sha256_update(c, colw, (size_t)per_channel * sizeof *colw);
+	}
+	if (xtx) { /* GPTQ: its inputs and version */
+		char tag[32];
+		int n = snprintf(tag, sizeof tag, "gptq2 %d %d %g xtx f64", LUT_GPTQ_REFITS, LUT_GPTQ_DESCENT,
+				 LUT_GPTQ_DAMP);
+		sha256_update(c, tag, (size_t)n);
+		sha256_update(c, xtx, (size_t)(per_channel * per_channel) * sizeof *xtx);
 	}
 	sha256_final(c, key);
 }

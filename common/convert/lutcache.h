@@ -6,7 +6,8 @@
  * result is stored under a key that is the SHA-256 of everything it depends
  * on: a format tag, the fp16 tensor bytes, the shape [channels,
  * per_channel], bits and group size, and for activation-aware results the
- * column weights (lut_quantize_weighted). The same key always gives byte-identical
+ * column weights (lut_quantize_weighted) and with GPTQ the input's second
+ * moments and the number of refits (lutgptq.h). The same key always gives byte-identical
  * results, which also makes the infer and prefill functions of a chunk hold
  * identical blobs (what combine's deduplication relies on).
  *
@@ -31,9 +32,10 @@
 #include <stdint.h>
 
 /* Key for a tensor of `channels` x `per_channel` fp16 values; colw
- * [per_channel] or NULL (unweighted). */
+ * [per_channel] or NULL (unweighted); xtx [per_channel]^2 or NULL (no GPTQ,
+ * lutgptq.h; the key then is what it was before GPTQ existed). */
 void lutcache_key(const uint16_t *w, int64_t channels, int64_t per_channel, int bits, int64_t group,
-		  const double *colw, uint8_t key[32]);
+		  const double *colw, const double *xtx, uint8_t key[32]);
 /* 1: *r filled from the cache; 0: no valid entry (r untouched). */
 int lutcache_load(const char *dir, const uint8_t key[32], int64_t channels, int64_t per_channel, int bits,
 		  int64_t group, lut_result *r);

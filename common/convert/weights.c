@@ -6,6 +6,7 @@
 #include "base/util.h"
 #include "base/calstats.h"
 #include "convert/lutcache.h"
+#include "convert/lutgptq.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -147,17 +148,32 @@ double *weights_column_weights(const struct calstats *stats, const char *name, i
 	return c;
 }
 
+const double *weights_xtx(const struct calstats *stats, const char *name, int64_t per_channel)
+{
+	if (!stats)
+		return NULL;
+	char *key = xasprintf("%s%s", name, CALSTATS_XTX_SUFFIX);
+	const double *v = calstats_find(stats, key, (uint64_t)per_channel * (uint64_t)per_channel);
+	free(key);
+	return v;
+}
+
 int weights_quantize_cached(const char *cache_dir, const char *name, const uint16_t *data, int64_t channels,
-			    int64_t per_channel, const lut_spec *spec, const double *colw, int threads, lut_result *r)
+			    int64_t per_channel, const lut_spec *spec, const double *colw, const double *xtx, int threads,
+			    lut_result *r)
 {
 	uint8_t key[32];
 	if (cache_dir) {
-		lutcache_key(data, channels, per_channel, spec->bits, spec->group, colw, key);
+		lutcache_key(data, channels, per_channel, spec->bits, spec->group, colw, xtx, key);
 		if (lutcache_load(cache_dir, key, channels, per_channel, spec->bits, spec->group, r))
 			return 1;
 	}
 	if (lut_quantize_weighted(name, data, channels, per_channel, spec->bits, spec->group, colw, threads, r) != 0)
 		return -1;
+	if (xtx && lut_gptq(name, data, xtx, LUT_GPTQ_REFITS, threads, r) != 0) {
+		lut_result_release(r);
+		return -1;
+	}
 	if (cache_dir && lutcache_store(cache_dir, key, r) != 0)
 		warn("cannot store LUT cache entry for '%s': %s", name, errmsg());
 	return 0;
@@ -169,9 +185,12 @@ static int quantize(weights_ctx *w, const char *name, const char *source, const 
 {
 	char *key = w->alias ? xstrdup(CALSTATS_HEAD) : xstrndup(source, strcspn(source, " "));
 	double *colw = weights_column_weights(w->stats, key, per_channel);
+	const double *xtx = colw ? weights_xtx(w->stats, key, per_channel) : NULL;
 	free(key);
 	w->n_weighted += colw != NULL;
-	int rc = weights_quantize_cached(w->cache_dir, name, data, channels, per_channel, &w->lut, colw, w->threads, r);
+	w->n_gptq += xtx != NULL;
+	int rc = weights_quantize_cached(w->cache_dir, name, data, channels, per_channel, &w->lut, colw, xtx, w->threads,
+					 r);
 	free(colw);
 	w->n_cached += rc == 1;
 	return rc < 0 ? -1 : 0;
@@ -364,6 +383,8 @@ static cJSON *quality_json(const weights_ctx *w)
 		sha256_hex(w->stats->digest, hex);
 		cJSON_AddStringToObject(root, "calibration_sha256", hex);
 		cJSON_AddNumberToObject(root, "activation_weighted", (double)w->n_weighted);
+		if (w->n_gptq) /* only with calib --xtx statistics: sidecars without them stay as they were */
+			cJSON_AddNumberToObject(root, "gptq", (double)w->n_gptq);
 	}
 	cJSON_AddNumberToObject(root, "dense", (double)w->n_dense);
 	cJSON_AddNumberToObject(root, "worst_rel_rms", worst);

@@ -55,6 +55,7 @@ typedef struct weights_ctx {
 	 * entry for its input is palettized activation-aware. */
 	const struct calstats *stats;
 	size_t n_weighted;
+	size_t n_gptq; /* of them, with GPTQ (the statistics have E[x x^T]: lutgptq.h) */
 	/* Check only (the plan, lutcheck.h): no data is read or written; every
 	 * tensor the LUT applies to is recorded instead of palettized. */
 	int check_only;
@@ -100,21 +101,27 @@ const char *weights_emit(weights_ctx *w, mil_block *b, const char *name, const c
 			 size_t rank, const int64_t *shape);
 
 /* Palettize through the LUT cache (NULL: none), activation-aware when colw
- * is set (lut_quantize_weighted). 1: from the cache, 0: computed (and
- * stored), -1 with errf(). */
+ * is set (lut_quantize_weighted), then with GPTQ's error compensation when
+ * xtx is set (lutgptq.h, LUT_GPTQ_REFITS). 1: from the cache, 0: computed
+ * (and stored), -1 with errf(). */
 int weights_quantize_cached(const char *cache_dir, const char *name, const uint16_t *data, int64_t channels,
-			    int64_t per_channel, const lut_spec *spec, const double *colw, int threads, lut_result *r);
+			    int64_t per_channel, const lut_spec *spec, const double *colw, const double *xtx, int threads,
+			    lut_result *r);
 
 /* The column weights of tensor `name` (a checkpoint name, or CALSTATS_HEAD)
  * from calibration statistics: E[x^2] of its input per channel, floored at
  * 1e-6 of their mean so every column counts a little. NULL when stats is
  * NULL or has no entry of per_channel values for it. Caller frees. */
 double *weights_column_weights(const struct calstats *stats, const char *name, int64_t per_channel);
+/* The second moments E[x x^T] of tensor `name`'s input ([per_channel]^2,
+ * owned by stats) when calib --xtx recorded them, else NULL. */
+const double *weights_xtx(const struct calstats *stats, const char *name, int64_t per_channel);
 
 /* Sidecar "<package base>.quality.json": one entry per palettized tensor
  * (name, bits, group, rel_rms, snr_db) and the totals, the overrides in
  * force (lut_override, canonical) and the calibration statistics'
- * SHA-256 with the count of activation-weighted tensors; written atomically.
+ * SHA-256 with the count of activation-weighted tensors (and "gptq", the
+ * count of those with GPTQ, when any); written atomically.
  * Nothing is written (and an old sidecar removed) when nothing was palettized. */
 int weights_write_quality(const weights_ctx *w, const char *path);
 

@@ -11,12 +11,24 @@
 
 #define NSITES 4
 
-/* Sums of x^2 per layer and site. */
+/* Sums of x^2 (and with xtx of x x^T) per layer and site. */
 typedef struct sums {
 	int layers;
 	int len[NSITES];
 	double *s[NSITES]; /* [layers * len] */
+	double *xx[NSITES]; /* [layers * len * len] or NULL */
 } sums;
+
+/* x x^T added to s [n][n]: the lower triangle, mirrored when read. */
+static void add_outer(double *s, const float *x, int n)
+{
+	for (int i = 0; i < n; i++) {
+		double xi = x[i];
+		double *row = s + (size_t)i * (size_t)n;
+		for (int j = 0; j <= i; j++)
+			row[j] += xi * x[j];
+	}
+}
 
 static void tap(void *ctx, int layer, ref_tap_site site, const float *x, int n)
 {
@@ -25,6 +37,8 @@ static void tap(void *ctx, int layer, ref_tap_site site, const float *x, int n)
 	double *s = t->s[site] + (size_t)layer * (size_t)n;
 	for (int k = 0; k < n; k++)
 		s[k] += (double)x[k] * x[k];
+	if (t->xx[site])
+		add_outer(t->xx[site] + (size_t)layer * (size_t)n * (size_t)n, x, n);
 }
 
 /* The tensors each site feeds. */
@@ -64,7 +78,31 @@ static void put_means(calstats *out, const char *name, const double *sum, int n,
 	free(v);
 }
 
-int calib_collect(const hf_model *hf, const int32_t *ids, size_t n, int context, int threads, calstats *out)
+/* E[x x^T] from the lower triangle of its sums, as entry "<name>#xtx". */
+static void put_xtx(calstats *out, const char *name, const double *sum, int n, size_t tokens)
+{
+	double *v = xmalloc(xmul(xmul((size_t)n, (size_t)n), sizeof *v));
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j <= i; j++)
+			v[(size_t)i * (size_t)n + (size_t)j] = v[(size_t)j * (size_t)n + (size_t)i] =
+				sum[(size_t)i * (size_t)n + (size_t)j] / (double)tokens;
+	char *key = xasprintf("%s%s", name, CALSTATS_XTX_SUFFIX);
+	calstats_set(out, key, (uint64_t)n * (uint64_t)n, v);
+	free(key);
+	free(v);
+}
+
+/* Bytes the second moments of every site take while collected. */
+static uint64_t xtx_bytes(const sums *t, int head)
+{
+	uint64_t b = (uint64_t)head * (uint64_t)head;
+	for (int s = 0; s < NSITES; s++)
+		b += (uint64_t)t->layers * (uint64_t)t->len[s] * (uint64_t)t->len[s];
+	return b * sizeof(double);
+}
+
+int calib_collect(const hf_model *hf, const int32_t *ids, size_t n, int context, int threads, int xtx,
+		  calstats *out)
 {
 	const hf_config *c = &hf->cfg;
 	if (n == 0)
@@ -72,11 +110,19 @@ int calib_collect(const hf_model *hf, const int32_t *ids, size_t n, int context,
 	int H = c->hidden_size, Q = c->num_attention_heads * c->head_dim;
 	sums t = {.layers = c->num_hidden_layers, .len = {[REF_TAP_QKV] = H, [REF_TAP_O] = Q,
 							   [REF_TAP_GATE_UP] = H, [REF_TAP_DOWN] = c->intermediate_size}};
-	for (int s = 0; s < NSITES; s++)
+	if (xtx && xtx_bytes(&t, H) > CALIB_XTX_MAX_BYTES)
+		return errf("second moments (GPTQ) of every linear layer's input would take %.1f GB (at most %.1f): "
+			    "this model is too large for them",
+			    (double)xtx_bytes(&t, H) / 1e9, CALIB_XTX_MAX_BYTES / 1e9);
+	for (int s = 0; s < NSITES; s++) {
 		t.s[s] = xcalloc(xmul((size_t)t.layers, (size_t)t.len[s]), sizeof(double));
+		if (xtx)
+			t.xx[s] = xcalloc(xmul(xmul((size_t)t.layers, (size_t)t.len[s]), (size_t)t.len[s]), sizeof(double));
+	}
 	ref_options ro = {.context = context, .threads = threads, .tap = tap, .tap_ctx = &t};
 	ref_model *m = ref_open(hf, &ro);
 	double *head = xcalloc((size_t)H, sizeof *head);
+	double *head_xx = xtx ? xcalloc(xmul((size_t)H, (size_t)H), sizeof *head_xx) : NULL;
 	float *hidden = xmalloc(xmul((size_t)H, sizeof *hidden));
 	int rc = m ? 0 : -1, ctx = m ? ref_context(m) : 1;
 	for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -86,6 +132,8 @@ int calib_collect(const hf_model *hf, const int32_t *ids, size_t n, int context,
 		rc = ref_forward(m, ids[i], pos, NULL, hidden);
 		for (int k = 0; rc == 0 && k < H; k++)
 			head[k] += (double)hidden[k] * hidden[k];
+		if (rc == 0 && head_xx)
+			add_outer(head_xx, hidden, H);
 	}
 	for (int l = 0; rc == 0 && l < t.layers; l++)
 		for (int s = 0; s < NSITES; s++)
@@ -93,15 +141,23 @@ int calib_collect(const hf_model *hf, const int32_t *ids, size_t n, int context,
 				const st_tensor *w = hf_layer_tensor(hf, l, SITE_TENSORS[s][j]);
 				if (w)
 					put_means(out, w->name, t.s[s] + (size_t)l * (size_t)t.len[s], t.len[s], n);
+				if (w && t.xx[s])
+					put_xtx(out, w->name, t.xx[s] + (size_t)l * (size_t)t.len[s] * (size_t)t.len[s],
+						t.len[s], n);
 			}
 	if (rc == 0) {
 		put_means(out, CALSTATS_HEAD, head, H, n);
+		if (head_xx)
+			put_xtx(out, CALSTATS_HEAD, head_xx, H, n);
 		out->tokens = n;
 	}
 	ref_close(m);
-	for (int s = 0; s < NSITES; s++)
+	for (int s = 0; s < NSITES; s++) {
 		free(t.s[s]);
+		free(t.xx[s]);
+	}
 	free(head);
+	free(head_xx);
 	free(hidden);
 	return rc;
 }

@@ -23,8 +23,13 @@
  * frees. 0, or -1 with errf() (fewer than two tokens is an error). */
 int calib_tokens(const char *path, const hf_model *hf, size_t max, int32_t **ids, size_t *n);
 
-/* Fill *out (empty on entry). 0, or -1 with one errf() line. */
-int calib_collect(const hf_model *hf, const int32_t *ids, size_t n, int context, int threads, calstats *out);
+/* Fill *out (empty on entry). With xtx, also E[x x^T] of every one of
+ * those inputs (entries "<name>#xtx", [n][n] row-major: GPTQ, lutgptq.h),
+ * refused when they would take more than CALIB_XTX_MAX_BYTES (models
+ * with layers wider than a few thousand channels). 0, or -1 with one errf() line. */
+#define CALIB_XTX_MAX_BYTES (1024.0 * 1024 * 1024)
+int calib_collect(const hf_model *hf, const int32_t *ids, size_t n, int context, int threads, int xtx,
+		  calstats *out);
 
 /* Sensitivity of the output to one weight (lutauto): the reference's
  * next-token distributions over ids[0..n) (one window, n <= the context)

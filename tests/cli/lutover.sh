@@ -83,6 +83,33 @@ grep -q '(25 from cache' <<<"$err" && ok ffn_plan_from_cache || fail ffn_plan_fr
 run "$BIN/lutauto" --model "$STORIES" --output a --calib-stats c.stats --text "$TEXT" --tokens 8 --budget 2 --plan a/p2.txt
 [ "$rc" = 1 ] && tail -n 1 <<<"$err" | grep -q "^lutauto: --budget 2: a budget of [0-9]* bytes is below the least any choice writes" && [ ! -e a/p2.txt ] &&
 	ok lutauto_budget_small || fail lutauto_budget_small "rc $rc: $(tail -n 1 <<<"$err")"
+# chunks of one conversion may differ in LUT groups under overrides (a plan can give every
+# main-width tensor of a chunk one table per tensor): meta.yaml takes the first group of rows
+expect_ok meta_mixed_groups pipe OUT="$SCRATCH/mg" MODEL="$STORIES" CONTEXT=64 BATCH=8 CHUNK=2 LUT2=4,4 \
+	LUT_OVERRIDE='layers.0-2=4,tensor' meta
+grep -q "lut_ffn: 4" "$SCRATCH/mg/meta.yaml" && ok meta_mixed_groups_lut || fail meta_mixed_groups_lut "$(grep lut "$SCRATCH/mg/meta.yaml")"
+
+# --- GPTQ: second moments, error feedback ---------------------------------------------
+expect_ok calib_xtx "$BIN/calib" --model "$STORIES" --text "$TEXT" --output x.stats --xtx
+expect_ok calib_xtx_again "$BIN/calib" --model "$STORIES" --text "$TEXT" --output x2.stats --xtx --threads 1
+cmp -s x.stats x2.stats && ok calib_xtx_deterministic || fail calib_xtx_deterministic "differs with --threads 1"
+[ "$(stat -c %s x.stats)" -gt "$(stat -c %s c.stats)" ] && ok calib_xtx_larger || fail calib_xtx_larger "$(stat -c %s x.stats c.stats)"
+expect_ok ffn_gptq1 "$BIN/ffn" --model "$STORIES" --output g1 --lut 4,4 --calib-stats x.stats --threads 1 --lut-cache none
+expect_ok ffn_gptq2 "$BIN/ffn" --model "$STORIES" --output g2 --lut 4,4 --calib-stats x.stats --threads 3
+cmp -s "$(wb g1)" "$(wb g2)" && ok gptq_threads_identical || fail gptq_threads_identical "weights differ"
+cmp -s "$(wb g1)" "$(wb w1)" && fail gptq_changes_weights "same weights as CALIB alone" || ok gptq_changes_weights
+[ "$(jq_get g1/llama_FFN_lut4_chunk_01of01.quality.json gptq)" = 25 ] &&
+	[ "$(jq_get w1/llama_FFN_lut4_chunk_01of01.quality.json gptq)" = None ] &&
+	ok quality_records_gptq || fail quality_records_gptq "$(head -c 400 g1/llama_FFN_lut4_chunk_01of01.quality.json)"
+expect_ok lmhead_gptq "$BIN/lmhead" --model "$STORIES" --output g1 --lut 6 --calib-stats x.stats
+[ "$(jq_get g1/llama_lm_head_lut6.quality.json gptq)" = "$(jq_get g1/llama_lm_head_lut6.quality.json palettized)" ] &&
+	ok lmhead_gptq_all || fail lmhead_gptq_all "$(head -c 400 g1/llama_lm_head_lut6.quality.json)"
+run pipe OUT="$SCRATCH/r" MODEL="$STORIES" GPTQ=1 plan
+[ "$rc" != 0 ] && grep -q "^anemake: GPTQ=1 compensates errors on a calibration text's statistics: give CALIB=<text file>$" <<<"$err" &&
+	ok gptq_needs_calib || fail gptq_needs_calib "rc $rc: $err"
+run pipe OUT="$SCRATCH/r" MODEL="$STORIES" CALIB="$TEXT" GPTQ=yes plan
+[ "$rc" != 0 ] && grep -q "^anemake: GPTQ=yes: give GPTQ=1 or nothing$" <<<"$err" &&
+	ok gptq_value || fail gptq_value "rc $rc: $err"
 run pipe OUT="$SCRATCH/r" MODEL="$STORIES" LUT2=auto:4 plan
 [ "$rc" != 0 ] && grep -q "^anemake: LUT2=auto:4 measures each tensor on a calibration text: give CALIB=<text file>$" <<<"$err" &&
 	ok auto_needs_calib || fail auto_needs_calib "rc $rc: $err"
