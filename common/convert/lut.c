@@ -1246,6 +1246,7 @@ void lut_result_release(lut_result *r)
 	free(r->indices);
 	free(r->group_sse);
 	free(r->group_energy);
+	free(r->packed);
 	memset(r, 0, sizeof *r);
 }
 

@@ -94,6 +94,9 @@ typedef struct lut_result {
 	 * snr_db sum in group order (lut_error_add); NULL when not known (a
 	 * result loaded from a cache entry of a whole tensor). */
 	double *group_sse, *group_energy;
+	/* The indices packed at `bits` per element (blob.h packing), set instead
+	 * of `indices` by lutcache_load_packed: what weight.bin stores. */
+	uint8_t *packed;
 } lut_result;
 
 /* The error figures of a tensor palettized a block of rows (whole groups)

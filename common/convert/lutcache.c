@@ -123,7 +123,7 @@ static int check_entry(const uint8_t *f, size_t n, const uint8_t key[32], entry_
 	return memcmp(digest, f + HDR_SIZE + h->zlen, 32) == 0;
 }
 
-static int unpack_entry(const uint8_t *z, size_t zlen, const entry_hdr *h, lut_result *r)
+static int unpack_entry(const uint8_t *z, size_t zlen, const entry_hdr *h, int packed, lut_result *r)
 {
 	int64_t g = h->group ? h->group : h->channels;
 	lut_result t = {.bits = (int)h->bits, .channels = h->channels, .per_channel = h->per_channel,
@@ -138,8 +138,13 @@ static int unpack_entry(const uint8_t *z, size_t zlen, const entry_hdr *h, lut_r
 	}
 	t.lut = xmalloc(lut_bytes);
 	memcpy(t.lut, raw, lut_bytes);
-	t.indices = xmalloc(n);
-	blob_unpack_bits(raw + lut_bytes, n, t.bits, t.indices);
+	if (packed) {
+		t.packed = xmalloc(packed_n - lut_bytes + 1);
+		memcpy(t.packed, raw + lut_bytes, packed_n - lut_bytes);
+	} else {
+		t.indices = xmalloc(n);
+		blob_unpack_bits(raw + lut_bytes, n, t.bits, t.indices);
+	}
 	if (h->flags & HAS_GROUP_ERRORS) {
 		size_t half = errors_size(&t) / 2;
 		t.group_sse = xmalloc(half);
@@ -152,8 +157,8 @@ static int unpack_entry(const uint8_t *z, size_t zlen, const entry_hdr *h, lut_r
 	return 1;
 }
 
-int lutcache_load(const char *dir, const uint8_t key[32], int64_t channels, int64_t per_channel, int bits,
-		  int64_t group, lut_result *r)
+static int load(const char *dir, const uint8_t key[32], int64_t channels, int64_t per_channel, int bits,
+		int64_t group, int packed, lut_result *r)
 {
 	char *path = entry_path(dir, key), *f;
 	size_t n, lut_bytes;
@@ -172,11 +177,23 @@ int lutcache_load(const char *dir, const uint8_t key[32], int64_t channels, int6
 		int old = ok && !(h.flags & HAS_GROUP_ERRORS);
 		if (ok && !old && (int)h.bits == bits && h.channels == channels &&
 		    h.per_channel == per_channel && (h.group == group || (group == 0 && h.group == channels)))
-			found = unpack_entry((uint8_t *)f + HDR_SIZE, (size_t)h.zlen, &h, r);
+			found = unpack_entry((uint8_t *)f + HDR_SIZE, (size_t)h.zlen, &h, packed, r);
 		if (!found && !old)
 			info(1, "lut cache entry '%s' is damaged: recomputing it", path);
 		free(f);
 	}
 	free(path);
 	return found;
+}
+
+int lutcache_load(const char *dir, const uint8_t key[32], int64_t channels, int64_t per_channel, int bits,
+		  int64_t group, lut_result *r)
+{
+	return load(dir, key, channels, per_channel, bits, group, 0, r);
+}
+
+int lutcache_load_packed(const char *dir, const uint8_t key[32], int64_t channels, int64_t per_channel, int bits,
+			 int64_t group, lut_result *r)
+{
+	return load(dir, key, channels, per_channel, bits, group, 1, r);
 }

@@ -41,6 +41,10 @@ void lutcache_key(const uint16_t *w, int64_t channels, int64_t per_channel, int 
 /* 1: *r filled from the cache; 0: no valid entry (r untouched). */
 int lutcache_load(const char *dir, const uint8_t key[32], int64_t channels, int64_t per_channel, int bits,
 		  int64_t group, lut_result *r);
+/* The same with the indices left packed (r->packed, r->indices NULL), as
+ * weight.bin stores them: no unpacking and packing again. */
+int lutcache_load_packed(const char *dir, const uint8_t key[32], int64_t channels, int64_t per_channel, int bits,
+			 int64_t group, lut_result *r);
 /* Store r under key; -1 with errf() when the entry cannot be written. */
 int lutcache_store(const char *dir, const uint8_t key[32], const lut_result *r);
 

@@ -147,13 +147,16 @@ double *weights_column_weights(const struct calstats *stats, const char *name, i
 	return c;
 }
 
-int weights_quantize_cached(const char *cache_dir, const char *name, const uint16_t *data, int64_t channels,
-			    int64_t per_channel, const lut_spec *spec, const double *colw, int threads, lut_result *r)
+/* packed: a cached result may come with its indices packed (r->packed). */
+static int quantize_cached(const char *cache_dir, const char *name, const uint16_t *data, int64_t channels,
+			   int64_t per_channel, const lut_spec *spec, const double *colw, int threads, int packed,
+			   lut_result *r)
 {
 	uint8_t key[32];
 	if (cache_dir) {
 		lutcache_key(data, channels, per_channel, spec->bits, spec->group, colw, key);
-		if (lutcache_load(cache_dir, key, channels, per_channel, spec->bits, spec->group, r))
+		if ((packed ? lutcache_load_packed : lutcache_load)(cache_dir, key, channels, per_channel, spec->bits,
+								    spec->group, r))
 			return 1;
 	}
 	if (lut_quantize_weighted(name, data, channels, per_channel, spec->bits, spec->group, colw, threads, r) != 0)
@@ -161,6 +164,12 @@ int weights_quantize_cached(const char *cache_dir, const char *name, const uint1
 	if (cache_dir && lutcache_store(cache_dir, key, r) != 0)
 		warn("cannot store LUT cache entry for '%s': %s", name, errmsg());
 	return 0;
+}
+
+int weights_quantize_cached(const char *cache_dir, const char *name, const uint16_t *data, int64_t channels,
+			    int64_t per_channel, const lut_spec *spec, const double *colw, int threads, lut_result *r)
+{
+	return quantize_cached(cache_dir, name, data, channels, per_channel, spec, colw, threads, 0, r);
 }
 
 /* The column weights of a tensor from the statistics (NULL: none), counted. */
@@ -178,7 +187,7 @@ static int quantize(weights_ctx *w, const char *name, const char *source, const 
 		    int64_t per_channel, lut_result *r)
 {
 	double *colw = tensor_column_weights(w, source, per_channel);
-	int rc = weights_quantize_cached(w->cache_dir, name, data, channels, per_channel, &w->lut, colw, w->threads, r);
+	int rc = quantize_cached(w->cache_dir, name, data, channels, per_channel, &w->lut, colw, w->threads, 1, r);
 	free(colw);
 	w->n_cached += rc == 1;
 	return rc < 0 ? -1 : 0;
@@ -223,7 +232,8 @@ static const char *emit_palettized(weights_ctx *w, mil_block *b, const char *nam
 		return NULL;
 	uint64_t idx_off, lut_off;
 	size_t n = (size_t)(shape[0] * per_channel);
-	int rc = blob_append_unpacked(w->bw, index_dtype(r.bits), r.indices, n, &idx_off);
+	int rc = r.packed ? blob_append_tensor(w->bw, index_dtype(r.bits), r.packed, n, &idx_off)
+			  : blob_append_unpacked(w->bw, index_dtype(r.bits), r.indices, n, &idx_off);
 	if (rc == 0)
 		rc = blob_append_tensor(w->bw, MIL_FP16, r.lut, (size_t)(r.groups << r.bits), &lut_off);
 	const char *out = NULL;
@@ -271,15 +281,17 @@ static const char *emit_palettized_rows(weights_ctx *w, mil_block *b, const char
 		uint64_t n = C - r < step ? C - r : step;
 		lut_result br;
 		rc = rows(ctx, r, n, buf);
-		int q = rc == 0 ? weights_quantize_cached(w->cache_dir, name, buf, (int64_t)n, (int64_t)K, &w->lut, colw,
-							  w->threads, &br)
+		int q = rc == 0 ? quantize_cached(w->cache_dir, name, buf, (int64_t)n, (int64_t)K, &w->lut, colw,
+						  w->threads, 1, &br)
 				: -1;
 		rc = q < 0 ? -1 : 0;
 		if (rc == 0) {
 			cached += q == 1;
 			lut_error_add(&err, &br);
 			memcpy(lut + (size_t)(r / G) * nlut, br.lut, (size_t)(n / G) * nlut * 2);
-			rc = blob_write_unpacked(w->bw, idt, br.indices, (size_t)(n * K));
+			/* (each block's indices start on a byte boundary: palette_block_rows) */
+			rc = br.packed ? blob_write(w->bw, br.packed, blob_packed_size((size_t)(n * K), bits))
+				       : blob_write_unpacked(w->bw, idt, br.indices, (size_t)(n * K));
 			lut_result_release(&br);
 		}
 	}
