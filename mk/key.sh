@@ -26,6 +26,12 @@ cache_new=
 # A file this large (MB) is named while it is hashed (ANEMAKE_HASH_NOTE_MB: tests set 0).
 HASH_NOTE_MB=${ANEMAKE_HASH_NOTE_MB:-256}
 if command -v sha256sum >/dev/null 2>&1; then SHA=(sha256sum); else SHA=(shasum -a 256); fi
+# Files this large (MB) go through openssl when it is there: its SHA-256 uses
+# the CPU's SHA instructions, 3-5 times coreutils' speed (gigabytes per
+# conversion); small ones keep sha256sum, which starts faster.
+BIG_SHA_MB=16
+BIG_SHA=()
+if command -v openssl >/dev/null 2>&1; then BIG_SHA=(openssl dgst -sha256 -r); fi
 if stat -c %s / >/dev/null 2>&1; then STATFMT=(-c $'%n\t%s %.9Y %.9Z %i'); else STATFMT=(-f $'%N\t%z %Fm %Fc %i'); fi
 
 # write_file FILE CONTENT: atomically (a temporary of this process, then a
@@ -132,8 +138,14 @@ hash_file() {
 	[ -n "$st" ] || { REPLY=missing; return; }
 	mb=$((${st%% *} / 1048576))
 	[ "$mb" -lt "$HASH_NOTE_MB" ] || echo "anemake: hashing $f ($mb MB; once, then cached by size, mtime, ctime)" >&2
-	REPLY=$("${SHA[@]}" <"$f") || { echo "anemake: cannot read $f" >&2; exit 1; }
+	REPLY=
+	# (an openssl that fails or prints something else falls back to sha256sum)
+	if [ "$mb" -ge "$BIG_SHA_MB" ] && [ ${#BIG_SHA[@]} -gt 0 ]; then REPLY=$("${BIG_SHA[@]}" <"$f" 2>/dev/null) || REPLY=; fi
 	REPLY=${REPLY%% *}
+	if ! [[ $REPLY =~ ^[0-9a-f]{64}$ ]]; then
+		REPLY=$("${SHA[@]}" <"$f") || { echo "anemake: cannot read $f" >&2; exit 1; }
+		REPLY=${REPLY%% *}
+	fi
 	cache[$f]=$st$'\t'$REPLY
 	cache_new+=$f$'\t'$st$'\t'$REPLY$'\n'
 }

@@ -152,6 +152,10 @@ $$(ST)/$(1)-%.stamp: $$(ST)/$(1)-%.key $$(LUT_STEPS)
 	  $$(if $$(LUT2_EFF),--lut $$(LUT2_EFF)) $$(OV_FLAGS) $$(SCALE_FLAGS) $$(CLAMP_FLAGS)
 endef
 $(foreach s,ffn prefill ffn_rotate prefill_rotate,$(eval $(call chunk_rule,$(s))))
+# Under make -j a prefill part waits for its FFN part (order only): it then finds every
+# palettized tensor in the LUT cache instead of computing them again beside it.
+$(foreach c,$(CHUNK_IDS),$(eval $(ST)/prefill-$(c).stamp: | $(ST)/ffn-$(c).stamp) \
+  $(eval $(ST)/prefill_rotate-$(c).stamp: | $(ST)/ffn_rotate-$(c).stamp))
 
 $(ST)/combine-%.stamp: $(ST)/combine-%.key $(foreach s,$(CHUNK_STAGES),$(ST)/$(s)-%.stamp)
 	$(Q)$(STEP) combine-$* "combine chunk $*" -- $(PIPE_BIN)/combine --input '$(BUILD)' --output '$(OUT)' --prefix $(PREFIX_EFF) \
@@ -184,6 +188,9 @@ $(MONO_STAMPS): $(ST)/%.stamp: $(ST)/%.key $(LUT_STEPS)
 	$(Q)$(STEP) $* "$(call label,$*)" -- $(PIPE_BIN)/$(call stage_prog,$*) --monolithic $(call rotate_flag,$*) \
 	  $(COMMON_FLAGS) $(BUILD_FLAGS) --batch-size $(BATCH) $(MONO_FLAGS) $(OV_FLAGS) $(if $(ARGMAX),$(if $(findstring prefill,$*),,--argmax)) \
 	  $(SCALE_FLAGS) $(CLAMP_FLAGS)
+# (make -j: a prefill part after its infer part, which fills the LUT cache)
+$(ST)/monolithic_prefill.stamp: | $(ST)/monolithic.stamp
+$(ST)/monolithic_prefill_rotate.stamp: | $(ST)/monolithic_rotate.stamp
 
 $(ST)/combine.stamp: $(ST)/combine.key $(foreach p,$(MONO_PARTS),$(ST)/$(p).stamp)
 	$(Q)$(STEP) combine "combine" -- $(PIPE_BIN)/combine --monolithic --input '$(BUILD)' --output '$(OUT)' --prefix $(PREFIX_EFF) \

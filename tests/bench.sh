@@ -68,6 +68,19 @@ table() {
 	done
 }
 
+# bounded LOG LABEL MB: the step's peak anonymous memory is under MB (a
+# bound, not a timing: embed and lmhead stream the table a block of rows at a
+# time, so theirs does not grow with the vocabulary), else a failure
+bounded() {
+	local a
+	a=$(sed -n "s/^anemake: $2 done (.*anonymous \([0-9]*\) MB.*/\1/p" "$1")
+	[ -z "$a" ] && return 0 # not run, or no RssAnon here
+	if [ "$a" -lt "$3" ]; then echo "  $2: peak anonymous $a MB, under $3 MB"; else
+		echo "  $2: peak anonymous $a MB, over its bound of $3 MB"
+		failed+=("$name-memory")
+	fi
+}
+
 # convert NAME MODEL MAKE-VARS...: make MODEL=... end to end (release
 # programs), its steps and totals; the smoketest's agreement line.
 convert() {
@@ -83,6 +96,8 @@ convert() {
 	times >"$log.t1"
 	u0=$(tail -n 1 "$log.t0") u1=$(tail -n 1 "$log.t1")
 	table "$log"
+	bounded "$log" embeddings 64
+	bounded "$log" "LM head" 64
 	grep -h 'agreement' "$log.out" | sed 's/^/  /'
 	[ $rc = 0 ] || { echo "$name: make failed with status $rc:"; tail -n 5 "$log" | sed 's/^/  /'; failed+=("$name"); }
 	# children's CPU time: times' second line, "XmY.YYYs XmY.YYYs" (user, system)

@@ -321,6 +321,7 @@ int atomic_open(atomic_file *af, const char *path)
 {
 	af->path = xstrdup(path);
 	af->tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
+	af->no_sync = 0;
 	cleanup_register(af->tmp);
 	int fd = open(af->tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
 	if (fd < 0 || !(af->f = fdopen(fd, "wb"))) {
@@ -337,7 +338,7 @@ int atomic_open(atomic_file *af, const char *path)
 int atomic_commit(atomic_file *af)
 {
 	int rc = 0;
-	if (fflush(af->f) != 0 || ferror(af->f) || fsync(fileno(af->f)) != 0)
+	if (fflush(af->f) != 0 || ferror(af->f) || (!af->no_sync && fsync(fileno(af->f)) != 0))
 		rc = errf("cannot write '%s':", af->path);
 	if (fclose(af->f) != 0 && rc == 0)
 		rc = errf("cannot write '%s':", af->path);
@@ -348,7 +349,8 @@ int atomic_commit(atomic_file *af)
 		atomic_abort(af);
 		return rc;
 	}
-	fsync_dir(af->path);
+	if (!af->no_sync)
+		fsync_dir(af->path);
 	cleanup_unregister(af->tmp);
 	free(af->tmp);
 	free(af->path);
@@ -370,17 +372,22 @@ void atomic_abort(atomic_file *af)
 	af->tmp = af->path = NULL;
 }
 
-int write_file_atomic(const char *path, const void *data, size_t n)
+static int write_whole(const char *path, const void *data, size_t n, int no_sync)
 {
 	atomic_file af;
 	if (atomic_open(&af, path) != 0)
 		return -1;
+	af.no_sync = no_sync;
 	if (fwrite_all(af.f, data, n, path) != 0) {
 		atomic_abort(&af);
 		return -1;
 	}
 	return atomic_commit(&af);
 }
+
+int write_file_atomic(const char *path, const void *data, size_t n) { return write_whole(path, data, n, 0); }
+
+int write_file_atomic_nosync(const char *path, const void *data, size_t n) { return write_whole(path, data, n, 1); }
 
 /* ------------------------------------------------------------------ */
 /* Temporary directories                                               */

@@ -21,6 +21,11 @@
 #define FS_MAX_MODEL ((size_t)1 << 30)     /* a package's model.mlmodel (weights live in weight.bin) */
 int read_file(const char *path, size_t max, char **data, size_t *n);
 int write_file_atomic(const char *path, const void *data, size_t n);
+/* The same without fsync: the rename still makes it all or nothing for
+ * readers, but a crash may leave a torn file. Only for caches whose entries
+ * verify themselves (lutcache.h), where waiting for the disk would cost
+ * seconds per gigabyte and a torn entry is just computed again. */
+int write_file_atomic_nosync(const char *path, const void *data, size_t n);
 
 /* root printed as indented JSON plus a newline, written with
  * write_file_atomic; root is freed either way. 0, or -1 with errf(). */
@@ -55,6 +60,7 @@ typedef struct atomic_file {
 	char *path;    /* final name */
 	char *tmp;     /* temporary name */
 	FILE *f;
+	int no_sync;   /* set after atomic_open: commit without waiting for the disk */
 } atomic_file;
 
 int atomic_open(atomic_file *af, const char *path);

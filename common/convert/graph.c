@@ -445,32 +445,39 @@ int graph_build_chunk(ml_model *m, weights_ctx *w, const hf_model *hf, const gra
 /* ------------------------------------------------------------------ */
 /* LM head                                                             */
 
+/* Rows of one head split, read a block at a time (weights_emit_rows). */
+typedef struct head_rows {
+	const st_tensor *t;
+	int64_t row0;
+	double scale;
+	size_t clamped;
+} head_rows;
+
+static int read_head_rows(void *ctx, uint64_t row0, uint64_t n, uint16_t *dst)
+{
+	head_rows *h = ctx;
+	return graph_read_rows_scaled(h->t, (uint64_t)h->row0 + row0, n, h->scale, dst, &h->clamped);
+}
+
 /* Head k (1-based): rows [row0, row0 + n) of the head matrix as a 1x1 conv,
  * reshaped to logits<k> [1,1,n]. */
 static int head_split(graph_ctx *g, graph_val x, int k, int64_t row0, int64_t n, graph_val *out)
 {
 	const st_tensor *t = g->hf->lm_head;
 	int64_t H = g->c->hidden_size;
-	int check = g->w->check_only; /* the plan: shapes only, no data */
-	uint16_t *buf = check ? NULL : xmalloc(xmul(xmul((size_t)n, (size_t)H), 2));
-	size_t clamped = 0;
 	/* Granite divides the logits by logits_scaling: folded into the rows */
 	double ls = g->c->logits_scaling > 0 ? g->c->logits_scaling : 1.0;
-	int rc = check ? 0 : graph_read_rows_scaled(t, (uint64_t)row0, (uint64_t)n, 1.0 / ls, buf, &clamped);
-	const char *w = NULL;
-	if (rc == 0) {
-		if (clamped)
-			warn("tensor '%s': %zu values beyond fp16 range clamped to +-65504", t->name, clamped);
-		char name[48], *source = xasprintf("%s rows %lld-%lld (LM-head split %d of %d)", t->name, (long long)row0,
-						   (long long)(row0 + n - 1), k, arch_lm_head_splits(g->c->arch, g->c->vocab_size));
-		int64_t shape[4] = {n, H, 1, 1};
-		snprintf(name, sizeof name, "lm_head_weight_%d", k);
-		g->w->alias = "lm_head"; /* overrides and statistics know the head by this name, tied or not */
-		w = weights_emit(g->w, g->b, name, source, buf, 4, shape);
-		g->w->alias = NULL;
-		free(source);
-	}
-	free(buf);
+	head_rows hr = {t, row0, 1.0 / ls, 0};
+	char name[48], *source = xasprintf("%s rows %lld-%lld (LM-head split %d of %d)", t->name, (long long)row0,
+					   (long long)(row0 + n - 1), k, arch_lm_head_splits(g->c->arch, g->c->vocab_size));
+	int64_t shape[4] = {n, H, 1, 1};
+	snprintf(name, sizeof name, "lm_head_weight_%d", k);
+	g->w->alias = "lm_head"; /* overrides and statistics know the head by this name, tied or not */
+	const char *w = weights_emit_rows(g->w, g->b, name, source, read_head_rows, &hr, 4, shape);
+	g->w->alias = NULL;
+	free(source);
+	if (hr.clamped)
+		warn("tensor '%s': %zu values beyond fp16 range clamped to +-65504", t->name, hr.clamped);
 	if (!w)
 		return -1;
 	char cname[32], lname[32];
@@ -560,6 +567,28 @@ int graph_build_lm_head(ml_model *m, weights_ctx *w, const hf_model *hf, int arg
 /* ------------------------------------------------------------------ */
 /* Monolithic                                                          */
 
+/* Rows of the embedding table, times alpha (when above 0) in fp32, rounded once. */
+typedef struct embed_rows {
+	const st_tensor *t;
+	double alpha;
+	float *row; /* [H] */
+	size_t clamped;
+} embed_rows;
+
+static int read_embed_rows(void *ctx, uint64_t row0, uint64_t n, uint16_t *dst)
+{
+	embed_rows *e = ctx;
+	uint64_t H = e->t->shape[1];
+	for (uint64_t r = 0; r < n; r++) {
+		if (st_read_rows_f32(e->t, row0 + r, 1, e->row) != 0)
+			return -1;
+		for (uint64_t j = 0; e->alpha > 0 && j < H; j++)
+			e->row[j] = (float)(e->row[j] * e->alpha);
+		e->clamped += f32_array_to_fp16(e->row, dst + r * H, (size_t)H);
+	}
+	return 0;
+}
+
 /* The embedding table [V,H] (x alpha when scaling, x Granite's
  * embedding_multiplier, in fp32, rounded once) gathered at input_ids, times
  * sqrt(H) for Gemma: hidden [1,S,H]. */
@@ -570,25 +599,13 @@ static int mono_embed(graph_ctx *g, graph_val ids, double alpha, graph_val *out)
 		alpha = (alpha > 0 ? alpha : 1.0) * em;
 	const st_tensor *t = g->hf->embed;
 	int64_t V = (int64_t)t->shape[0], H = (int64_t)t->shape[1];
-	int check = g->w->check_only; /* the plan: shapes only, no data */
-	uint16_t *table = check ? NULL : xmalloc(xmul(xmul((size_t)V, (size_t)H), 2));
-	float *row = xmalloc(xmul((size_t)H, sizeof *row));
-	size_t clamped = 0;
-	int rc = 0;
-	for (int64_t r = 0; !check && rc == 0 && r < V; r++) {
-		rc = st_read_rows_f32(t, (uint64_t)r, 1, row);
-		for (int64_t j = 0; rc == 0 && alpha > 0 && j < H; j++)
-			row[j] = (float)(row[j] * alpha);
-		if (rc == 0)
-			clamped += f32_array_to_fp16(row, table + r * H, (size_t)H);
-	}
-	free(row);
-	if (clamped)
-		warn("tensor '%s': %zu values beyond fp16 range clamped to +-65504", t->name, clamped);
+	embed_rows er = {t, alpha, xmalloc(xmul((size_t)H, sizeof(float))), 0};
 	int64_t shape[2] = {V, H};
-	const char *tv = rc == 0 ? weights_emit(g->w, g->b, "model_model_embed_tokens_weight", t->name, table, 2, shape)
-				 : NULL;
-	free(table);
+	const char *tv = weights_emit_rows(g->w, g->b, "model_model_embed_tokens_weight", t->name, read_embed_rows, &er,
+					   2, shape);
+	free(er.row);
+	if (er.clamped)
+		warn("tensor '%s': %zu values beyond fp16 range clamped to +-65504", t->name, er.clamped);
 	if (!tv)
 		return -1;
 	graph_val h = graph_gather(g, "embeddings", graph_val_make(tv, MIL_FP16, 2, shape), ids, 0);

@@ -1160,17 +1160,29 @@ static int check_shape(const char *who, int64_t channels, int64_t per_channel, i
 	return 0;
 }
 
-/* Error figures over the whole tensor, summed in group order so they do not
- * depend on the thread count. */
-static void set_quality(lut_result *r, const double *sse, const double *energy)
+/* Error figures are summed in group order, one group after the other, so
+ * they depend neither on the thread count nor on how the rows were cut
+ * into blocks. */
+void lut_error_add(lut_error *e, const lut_result *r)
 {
-	double e = 0, en = 0;
+	ASSERT(r->group_sse && r->group_energy);
 	for (int64_t g = 0; g < r->groups; g++) {
-		e += sse[g];
-		en += energy[g];
+		e->sse += r->group_sse[g];
+		e->energy += r->group_energy[g];
 	}
-	r->rel_rms = en > 0 ? sqrt(e / en) : 0;
-	r->snr_db = e > 0 ? 10 * log10(en / e) : INFINITY;
+}
+
+void lut_error_finish(const lut_error *e, double *rel_rms, double *snr_db)
+{
+	*rel_rms = e->energy > 0 ? sqrt(e->sse / e->energy) : 0;
+	*snr_db = e->sse > 0 ? 10 * log10(e->energy / e->sse) : INFINITY;
+}
+
+static void set_quality(lut_result *r)
+{
+	lut_error e = {0, 0};
+	lut_error_add(&e, r);
+	lut_error_finish(&e, &r->rel_rms, &r->snr_db);
 }
 
 int lut_quantize(const char *name, const uint16_t *w, int64_t channels, int64_t per_channel, int bits,
@@ -1219,13 +1231,13 @@ int lut_quantize_weighted(const char *name, const uint16_t *w, int64_t channels,
 	for (int i = 0; i < nt && rc == 0; i++)
 		if (jobs[i].failed_group >= 0)
 			rc = errf("%s", jobs[i].err);
+	r.group_sse = sse;
+	r.group_energy = energy;
 	if (rc == 0)
-		set_quality(&r, sse, energy);
+		set_quality(&r);
 	else
 		lut_result_release(&r);
 	free(jobs);
-	free(sse);
-	free(energy);
 	if (rc == 0)
 		*out = r;
 	return rc;
@@ -1237,6 +1249,9 @@ void lut_result_release(lut_result *r)
 		return;
 	free(r->lut);
 	free(r->indices);
+	free(r->group_sse);
+	free(r->group_energy);
+	free(r->packed);
 	memset(r, 0, sizeof *r);
 }
 

@@ -90,7 +90,23 @@ typedef struct lut_result {
 	 * double, in group order): */
 	double rel_rms; /* ||W - W'|| / ||W||; 0 if W = 0 */
 	double snr_db;  /* 10 log10(||W||^2 / ||W - W'||^2); +inf when lossless */
+	/* [groups] each group's ||W - W'||^2 and ||W||^2, which rel_rms and
+	 * snr_db sum in group order (lut_error_add); NULL when not known (a
+	 * result loaded from a cache entry of a whole tensor). */
+	double *group_sse, *group_energy;
+	/* The indices packed at `bits` per element (blob.h packing), set instead
+	 * of `indices` by lutcache_load_packed: what weight.bin stores. */
+	uint8_t *packed;
 } lut_result;
+
+/* The error figures of a tensor palettized a block of rows (whole groups)
+ * at a time: add each block's result in row order, then lut_error_finish
+ * gives the very rel_rms and snr_db of palettizing the tensor at once. */
+typedef struct lut_error {
+	double sse, energy;
+} lut_error;
+void lut_error_add(lut_error *e, const lut_result *r);
+void lut_error_finish(const lut_error *e, double *rel_rms, double *snr_db);
 
 /* Palettize the fp16 weight w viewed as [channels, per_channel] with `bits`
  * bits and `group` channels per table (0 = per tensor). threads = 0 uses

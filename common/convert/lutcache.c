@@ -60,18 +60,32 @@ static void get(const uint8_t **p, void *v, size_t n)
 	*p += n;
 }
 
+/* Flag bit: the payload ends with each group's squared error and energy. */
+#define HAS_GROUP_ERRORS 1u
+
 static size_t payload_size(const lut_result *r, size_t *lut_bytes)
 {
 	*lut_bytes = (size_t)(r->groups << r->bits) * 2;
 	return *lut_bytes + blob_packed_size((size_t)(r->channels * r->per_channel), r->bits);
 }
 
+static size_t errors_size(const lut_result *r)
+{
+	return (size_t)r->groups * 2 * sizeof(double);
+}
+
 int lutcache_store(const char *dir, const uint8_t key[32], const lut_result *r)
 {
-	size_t lut_bytes, raw_n = payload_size(r, &lut_bytes);
+	size_t lut_bytes, raw_n = payload_size(r, &lut_bytes), packed_n = raw_n;
+	uint32_t flags = r->group_sse && r->group_energy ? HAS_GROUP_ERRORS : 0;
+	raw_n += flags ? errors_size(r) : 0;
 	uint8_t *raw = xmalloc(raw_n);
 	memcpy(raw, r->lut, lut_bytes);
 	blob_pack_bits(r->indices, (size_t)(r->channels * r->per_channel), r->bits, raw + lut_bytes);
+	if (flags) {
+		memcpy(raw + packed_n, r->group_sse, errors_size(r) / 2);
+		memcpy(raw + packed_n + errors_size(r) / 2, r->group_energy, errors_size(r) / 2);
+	}
 	size_t zcap = ZSTD_compressBound(raw_n);
 	uint8_t *file = xmalloc(HDR_SIZE + zcap + 32), *p = file;
 	size_t z = ZSTD_compress(file + HDR_SIZE, zcap, raw, raw_n, 3);
@@ -80,14 +94,15 @@ int lutcache_store(const char *dir, const uint8_t key[32], const lut_result *r)
 		free(file);
 		return errf("lut cache: zstd: %s", ZSTD_getErrorName(z));
 	}
-	uint32_t bits = (uint32_t)r->bits, zero = 0;
+	uint32_t bits = (uint32_t)r->bits;
 	uint64_t zlen = z;
-	put(&p, MAGIC, 8), put(&p, key, 32), put(&p, &bits, 4), put(&p, &zero, 4);
+	put(&p, MAGIC, 8), put(&p, key, 32), put(&p, &bits, 4), put(&p, &flags, 4);
 	put(&p, &r->channels, 8), put(&p, &r->per_channel, 8), put(&p, &r->group, 8);
 	put(&p, &r->rel_rms, 8), put(&p, &r->snr_db, 8), put(&p, &zlen, 8);
 	sha256(file, HDR_SIZE + z, file + HDR_SIZE + z);
 	char *path = entry_path(dir, key);
-	int rc = mkdir_p(dir) == 0 ? write_file_atomic(path, file, HDR_SIZE + z + 32) : -1;
+	/* no fsync: a torn entry fails its checks and is computed again */
+	int rc = mkdir_p(dir) == 0 ? write_file_atomic_nosync(path, file, HDR_SIZE + z + 32) : -1;
 	free(path);
 	free(file);
 	return rc;
@@ -95,7 +110,7 @@ int lutcache_store(const char *dir, const uint8_t key[32], const lut_result *r)
 
 /* Header fields after the magic and key. */
 typedef struct entry_hdr {
-	uint32_t bits, reserved;
+	uint32_t bits, flags;
 	int64_t channels, per_channel, group;
 	double rel_rms, snr_db;
 	uint64_t zlen;
@@ -106,7 +121,7 @@ static int check_entry(const uint8_t *f, size_t n, const uint8_t key[32], entry_
 	if (n < HDR_SIZE + 32 || memcmp(f, MAGIC, 8) != 0 || memcmp(f + 8, key, 32) != 0)
 		return 0;
 	const uint8_t *p = f + 40;
-	get(&p, &h->bits, 4), get(&p, &h->reserved, 4), get(&p, &h->channels, 8);
+	get(&p, &h->bits, 4), get(&p, &h->flags, 4), get(&p, &h->channels, 8);
 	get(&p, &h->per_channel, 8), get(&p, &h->group, 8), get(&p, &h->rel_rms, 8);
 	get(&p, &h->snr_db, 8), get(&p, &h->zlen, 8);
 	if (h->zlen != n - HDR_SIZE - 32)
@@ -116,12 +131,13 @@ static int check_entry(const uint8_t *f, size_t n, const uint8_t key[32], entry_
 	return memcmp(digest, f + HDR_SIZE + h->zlen, 32) == 0;
 }
 
-static int unpack_entry(const uint8_t *z, size_t zlen, const entry_hdr *h, lut_result *r)
+static int unpack_entry(const uint8_t *z, size_t zlen, const entry_hdr *h, int packed, lut_result *r)
 {
 	int64_t g = h->group ? h->group : h->channels;
 	lut_result t = {.bits = (int)h->bits, .channels = h->channels, .per_channel = h->per_channel,
 			.group = g, .groups = h->channels / g, .rel_rms = h->rel_rms, .snr_db = h->snr_db};
-	size_t lut_bytes, raw_n = payload_size(&t, &lut_bytes), n = (size_t)(t.channels * t.per_channel);
+	size_t lut_bytes, packed_n = payload_size(&t, &lut_bytes), n = (size_t)(t.channels * t.per_channel);
+	size_t raw_n = packed_n + (h->flags & HAS_GROUP_ERRORS ? errors_size(&t) : 0);
 	uint8_t *raw = xmalloc(raw_n);
 	size_t got = ZSTD_decompress(raw, raw_n, z, zlen);
 	if (ZSTD_isError(got) || got != raw_n) {
@@ -130,15 +146,27 @@ static int unpack_entry(const uint8_t *z, size_t zlen, const entry_hdr *h, lut_r
 	}
 	t.lut = xmalloc(lut_bytes);
 	memcpy(t.lut, raw, lut_bytes);
-	t.indices = xmalloc(n);
-	blob_unpack_bits(raw + lut_bytes, n, t.bits, t.indices);
+	if (packed) {
+		t.packed = xmalloc(packed_n - lut_bytes + 1);
+		memcpy(t.packed, raw + lut_bytes, packed_n - lut_bytes);
+	} else {
+		t.indices = xmalloc(n);
+		blob_unpack_bits(raw + lut_bytes, n, t.bits, t.indices);
+	}
+	if (h->flags & HAS_GROUP_ERRORS) {
+		size_t half = errors_size(&t) / 2;
+		t.group_sse = xmalloc(half);
+		t.group_energy = xmalloc(half);
+		memcpy(t.group_sse, raw + packed_n, half);
+		memcpy(t.group_energy, raw + packed_n + half, half);
+	}
 	free(raw);
 	*r = t;
 	return 1;
 }
 
-int lutcache_load(const char *dir, const uint8_t key[32], int64_t channels, int64_t per_channel, int bits,
-		  int64_t group, lut_result *r)
+static int load(const char *dir, const uint8_t key[32], int64_t channels, int64_t per_channel, int bits,
+		int64_t group, int packed, lut_result *r)
 {
 	char *path = entry_path(dir, key), *f;
 	size_t n, lut_bytes;
@@ -146,18 +174,34 @@ int lutcache_load(const char *dir, const uint8_t key[32], int64_t channels, int6
 	/* No entry for this tensor is larger than its compressed payload can be. */
 	lut_result shape = {.bits = bits, .channels = channels, .per_channel = per_channel,
 			    .groups = group ? channels / group : 1};
-	size_t max = HDR_SIZE + ZSTD_compressBound(payload_size(&shape, &lut_bytes)) + 32;
+	size_t max = HDR_SIZE + ZSTD_compressBound(payload_size(&shape, &lut_bytes) + errors_size(&shape)) + 32;
 	if (path_exists(path) && read_file(path, max, &f, &n) != 0)
 		info(1, "lut cache entry: %s: recomputing it", errmsg());
 	else if (path_exists(path)) {
 		entry_hdr h;
-		if (check_entry((uint8_t *)f, n, key, &h) && (int)h.bits == bits && h.channels == channels &&
+		int ok = check_entry((uint8_t *)f, n, key, &h);
+		/* every result carries its groups' errors: an entry of an earlier
+		 * version, without them, is simply computed again (and replaced) */
+		int old = ok && !(h.flags & HAS_GROUP_ERRORS);
+		if (ok && !old && (int)h.bits == bits && h.channels == channels &&
 		    h.per_channel == per_channel && (h.group == group || (group == 0 && h.group == channels)))
-			found = unpack_entry((uint8_t *)f + HDR_SIZE, (size_t)h.zlen, &h, r);
-		if (!found)
+			found = unpack_entry((uint8_t *)f + HDR_SIZE, (size_t)h.zlen, &h, packed, r);
+		if (!found && !old)
 			info(1, "lut cache entry '%s' is damaged: recomputing it", path);
 		free(f);
 	}
 	free(path);
 	return found;
+}
+
+int lutcache_load(const char *dir, const uint8_t key[32], int64_t channels, int64_t per_channel, int bits,
+		  int64_t group, lut_result *r)
+{
+	return load(dir, key, channels, per_channel, bits, group, 0, r);
+}
+
+int lutcache_load_packed(const char *dir, const uint8_t key[32], int64_t channels, int64_t per_channel, int bits,
+			 int64_t group, lut_result *r)
+{
+	return load(dir, key, channels, per_channel, bits, group, 1, r);
 }

@@ -14,11 +14,15 @@
  * Entry file "<dir>/<key hex>.lut" (all integers little-endian):
  *   1. 8 bytes   magic "ANLUTC1\0"
  *   2. 32 bytes  the key
- *   3. u32 bits, u32 reserved 0, i64 channels, i64 per_channel, i64 group,
+ *   3. u32 bits, u32 flags, i64 channels, i64 per_channel, i64 group,
  *      f64 rel_rms, f64 snr_db
  *   4. u64 Z: length of the zstd frame that follows
  *   5. Z bytes   zstd frame of: lut (groups * 2^bits fp16) then the indices
- *                packed LSB-first at `bits` per element (blob.h packing)
+ *                packed LSB-first at `bits` per element (blob.h packing),
+ *                then, with flag bit 0 (always written; entries of earlier
+ *                versions have flags 0), each group's squared error (f64
+ *                [groups]) and energy (f64 [groups]): what a tensor
+ *                palettized in row blocks sums (lut_error_add)
  *   6. 32 bytes  SHA-256 of bytes 1..5
  * A missing, truncated or corrupted entry (any check failing) is treated as
  * absent: the caller recomputes and overwrites it, never uses it.
@@ -39,6 +43,10 @@ void lutcache_key(const uint16_t *w, int64_t channels, int64_t per_channel, int 
 /* 1: *r filled from the cache; 0: no valid entry (r untouched). */
 int lutcache_load(const char *dir, const uint8_t key[32], int64_t channels, int64_t per_channel, int bits,
 		  int64_t group, lut_result *r);
+/* The same with the indices left packed (r->packed, r->indices NULL), as
+ * weight.bin stores them: no unpacking and packing again. */
+int lutcache_load_packed(const char *dir, const uint8_t key[32], int64_t channels, int64_t per_channel, int bits,
+			 int64_t group, lut_result *r);
 /* Store r under key; -1 with errf() when the entry cannot be written. */
 int lutcache_store(const char *dir, const uint8_t key[32], const lut_result *r);
 

@@ -397,22 +397,21 @@ int lut_gptq(const char *name, const uint16_t *w, const double *xtx, int refits,
 		gptq_free(&g);
 		return errf("tensor '%s': its input's second moments do not factor even damped", name);
 	}
-	double *sse = xcalloc((size_t)r->groups, sizeof *sse), *energy = xcalloc((size_t)r->groups, sizeof *energy);
-	gptq_job job = {.g = &g, .w = w, .r = r, .refits = refits, .sse = sse, .energy = energy};
+	/* each group's figures replace k-means' where the result keeps them, so
+	 * a tensor palettized a block at a time sums to the same figures */
+	if (!r->group_sse)
+		r->group_sse = xcalloc((size_t)r->groups, sizeof *r->group_sse);
+	if (!r->group_energy)
+		r->group_energy = xcalloc((size_t)r->groups, sizeof *r->group_energy);
+	gptq_job job = {.g = &g, .w = w, .r = r, .refits = refits, .sse = r->group_sse, .energy = r->group_energy};
 	int nt = thread_count(threads);
 	nt = r->groups < nt ? (int)r->groups : nt;
 	workpool *pool = workpool_new(nt - 1);
 	workpool_run(pool, workpool_size(pool) + 1, gptq_part, &job);
 	workpool_free(pool);
-	double s = 0, en = 0; /* in group order */
-	for (int64_t i = 0; i < r->groups; i++) {
-		s += sse[i];
-		en += energy[i];
-	}
-	r->rel_rms = en > 0 ? sqrt(s / en) : 0;
-	r->snr_db = s > 0 ? 10 * log10(en / s) : INFINITY;
-	free(sse);
-	free(energy);
+	lut_error e = {0, 0}; /* in group order */
+	lut_error_add(&e, r);
+	lut_error_finish(&e, &r->rel_rms, &r->snr_db);
 	gptq_free(&g);
 	return 0;
 }

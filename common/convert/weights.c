@@ -118,16 +118,16 @@ static const char *emit_dense_rows(weights_ctx *w, mil_block *b, const char *nam
 	return dense_const(w, b, name, off, rank, shape);
 }
 
-static void record_quality(weights_ctx *w, const char *name, const lut_result *r)
+static void record_quality(weights_ctx *w, const char *name, int bits, double rel_rms, double snr_db)
 {
 	GROW(w->quality, w->quality_cap, w->nquality + 1);
 	weights_quality *q = &w->quality[w->nquality++];
 	q->name = xstrdup(name);
-	q->bits = r->bits;
+	q->bits = bits;
 	q->group = w->lut.group;
-	q->rel_rms = r->rel_rms;
-	q->snr_db = r->snr_db;
-	info(2, "%s: LUT%d group %d, relative RMS error %.4g", name, r->bits, w->lut.group, r->rel_rms);
+	q->rel_rms = rel_rms;
+	q->snr_db = snr_db;
+	info(2, "%s: LUT%d group %d, relative RMS error %.4g", name, bits, w->lut.group, rel_rms);
 }
 
 /* The column weights of a tensor's palettization: the calibration
@@ -158,14 +158,16 @@ const double *weights_xtx(const struct calstats *stats, const char *name, int64_
 	return v;
 }
 
-int weights_quantize_cached(const char *cache_dir, const char *name, const uint16_t *data, int64_t channels,
-			    int64_t per_channel, const lut_spec *spec, const double *colw, const double *xtx, int threads,
-			    lut_result *r)
+/* packed: a cached result may come with its indices packed (r->packed). */
+static int quantize_cached(const char *cache_dir, const char *name, const uint16_t *data, int64_t channels,
+			   int64_t per_channel, const lut_spec *spec, const double *colw, const double *xtx, int threads,
+			   int packed, lut_result *r)
 {
 	uint8_t key[32];
 	if (cache_dir) {
 		lutcache_key(data, channels, per_channel, spec->bits, spec->group, colw, xtx, key);
-		if (lutcache_load(cache_dir, key, channels, per_channel, spec->bits, spec->group, r))
+		if ((packed ? lutcache_load_packed : lutcache_load)(cache_dir, key, channels, per_channel, spec->bits,
+								    spec->group, r))
 			return 1;
 	}
 	if (lut_quantize_weighted(name, data, channels, per_channel, spec->bits, spec->group, colw, threads, r) != 0)
@@ -179,18 +181,33 @@ int weights_quantize_cached(const char *cache_dir, const char *name, const uint1
 	return 0;
 }
 
+int weights_quantize_cached(const char *cache_dir, const char *name, const uint16_t *data, int64_t channels,
+			    int64_t per_channel, const lut_spec *spec, const double *colw, const double *xtx, int threads,
+			    lut_result *r)
+{
+	return quantize_cached(cache_dir, name, data, channels, per_channel, spec, colw, xtx, threads, 0, r);
+}
+
+/* The column weights of a tensor from the statistics (NULL: none) and, with
+ * them, its input's second moments for GPTQ (*xtx, NULL: none), counted. */
+static double *tensor_column_weights(weights_ctx *w, const char *source, int64_t per_channel, const double **xtx)
+{
+	char *key = w->alias ? xstrdup(CALSTATS_HEAD) : xstrndup(source, strcspn(source, " "));
+	double *colw = weights_column_weights(w->stats, key, per_channel);
+	*xtx = colw ? weights_xtx(w->stats, key, per_channel) : NULL;
+	free(key);
+	w->n_weighted += colw != NULL;
+	w->n_gptq += *xtx != NULL;
+	return colw;
+}
+
 /* Quantize through the cache, activation-aware when the statistics know the tensor. */
 static int quantize(weights_ctx *w, const char *name, const char *source, const uint16_t *data, int64_t channels,
 		    int64_t per_channel, lut_result *r)
 {
-	char *key = w->alias ? xstrdup(CALSTATS_HEAD) : xstrndup(source, strcspn(source, " "));
-	double *colw = weights_column_weights(w->stats, key, per_channel);
-	const double *xtx = colw ? weights_xtx(w->stats, key, per_channel) : NULL;
-	free(key);
-	w->n_weighted += colw != NULL;
-	w->n_gptq += xtx != NULL;
-	int rc = weights_quantize_cached(w->cache_dir, name, data, channels, per_channel, &w->lut, colw, xtx, w->threads,
-					 r);
+	const double *xtx;
+	double *colw = tensor_column_weights(w, source, per_channel, &xtx);
+	int rc = quantize_cached(w->cache_dir, name, data, channels, per_channel, &w->lut, colw, xtx, w->threads, 1, r);
 	free(colw);
 	w->n_cached += rc == 1;
 	return rc < 0 ? -1 : 0;
@@ -208,6 +225,24 @@ static mil_type *lut_type(mil_arena *a, size_t rank, int64_t groups, int bits)
 	return mil_type_tensor(a, MIL_FP16, rank + 2, dims);
 }
 
+/* The constexpr_lut_to_dense op over the blobs at idx_off and lut_off, counted. */
+static const char *palettized_op(weights_ctx *w, mil_block *b, const char *name, size_t rank, const int64_t *shape,
+				 int bits, int64_t groups, uint64_t idx_off, uint64_t lut_off)
+{
+	mil_arena *a = b->arena;
+	char *pname = xasprintf("%s_palettized", name);
+	mil_op *op = mil_block_add_op(b, "constexpr_lut_to_dense", pname);
+	mil_op_bind_value(op, "indices",
+			  mil_value_blob(a, mil_type_tensor(a, index_dtype(bits), rank, shape), NULL, idx_off));
+	mil_op_bind_value(op, "lut", mil_value_blob(a, lut_type(a, rank, groups, bits), NULL, lut_off));
+	mil_op_add_output(op, pname, mil_type_tensor(a, MIL_FP16, rank, shape));
+	char *out = mil_strdup(a, pname);
+	free(pname);
+	w->n_palettized++;
+	w->palettized_bytes += blob_packed_size((size_t)numel(rank, shape), bits) + (size_t)(groups << bits) * 2;
+	return out;
+}
+
 static const char *emit_palettized(weights_ctx *w, mil_block *b, const char *name, const char *source,
 				   const uint16_t *data, size_t rank, const int64_t *shape)
 {
@@ -217,26 +252,83 @@ static const char *emit_palettized(weights_ctx *w, mil_block *b, const char *nam
 		return NULL;
 	uint64_t idx_off, lut_off;
 	size_t n = (size_t)(shape[0] * per_channel);
-	mil_dtype idt = index_dtype(r.bits);
-	int rc = blob_append_unpacked(w->bw, idt, r.indices, n, &idx_off);
+	int rc = r.packed ? blob_append_tensor(w->bw, index_dtype(r.bits), r.packed, n, &idx_off)
+			  : blob_append_unpacked(w->bw, index_dtype(r.bits), r.indices, n, &idx_off);
 	if (rc == 0)
 		rc = blob_append_tensor(w->bw, MIL_FP16, r.lut, (size_t)(r.groups << r.bits), &lut_off);
-	if (rc != 0) {
-		lut_result_release(&r);
-		return NULL;
+	const char *out = NULL;
+	if (rc == 0) {
+		record_quality(w, name, r.bits, r.rel_rms, r.snr_db);
+		out = palettized_op(w, b, name, rank, shape, r.bits, r.groups, idx_off, lut_off);
 	}
-	mil_arena *a = b->arena;
-	char *pname = xasprintf("%s_palettized", name);
-	mil_op *op = mil_block_add_op(b, "constexpr_lut_to_dense", pname);
-	mil_op_bind_value(op, "indices", mil_value_blob(a, mil_type_tensor(a, idt, rank, shape), NULL, idx_off));
-	mil_op_bind_value(op, "lut", mil_value_blob(a, lut_type(a, rank, r.groups, r.bits), NULL, lut_off));
-	mil_op_add_output(op, pname, mil_type_tensor(a, MIL_FP16, rank, shape));
-	char *out = mil_strdup(a, pname);
-	free(pname);
-	record_quality(w, name, &r);
-	w->n_palettized++;
-	w->palettized_bytes += blob_packed_size(n, r.bits) + (size_t)(r.groups << r.bits) * 2;
 	lut_result_release(&r);
+	return out;
+}
+
+/* Rows per block of a streamed palettization: whole groups, about
+ * ROW_BLOCK_BYTES of fp16, and a multiple of 8 values, so every block's
+ * packed indices start on a byte boundary. */
+static uint64_t palette_block_rows(uint64_t group, uint64_t per_channel)
+{
+	uint64_t step = ROW_BLOCK_BYTES / 2 / per_channel / group * group;
+	step = step ? step : group;
+	while ((step * per_channel) % 8)
+		step += group;
+	return step;
+}
+
+/* A palettized tensor (group > 0, dividing the channels) read, palettized
+ * and written a block of whole groups at a time: memory is one block, its
+ * indices and the tensor's tables (2^bits entries per group), never the
+ * tensor. Groups are independent and the error figures are summed group
+ * after group (lut_error), so the bytes and the figures are those of
+ * palettizing it whole. Each block goes through the cache on its own. */
+static const char *emit_palettized_rows(weights_ctx *w, mil_block *b, const char *name, const char *source,
+					weights_rows_fn rows, void *ctx, size_t rank, const int64_t *shape)
+{
+	uint64_t C = (uint64_t)shape[0], K = (uint64_t)(numel(rank, shape) / shape[0]), G = (uint64_t)w->lut.group;
+	uint64_t step = palette_block_rows(G, K);
+	int bits = w->lut.bits;
+	size_t nlut = (size_t)1 << bits;
+	mil_dtype idt = index_dtype(bits);
+	uint16_t *buf = xmalloc(xmul((size_t)(step < C ? step : C), (size_t)K * 2) + 2);
+	uint16_t *lut = xcalloc((size_t)(C / G) * nlut, 2);
+	const double *xtx;
+	double *colw = tensor_column_weights(w, source, (int64_t)K, &xtx);
+	lut_error err = {0, 0};
+	uint64_t idx_off = 0, lut_off = 0, cached = 0, blocks = 0;
+	int rc = blob_begin_unpacked(w->bw, idt, (size_t)(C * K), &idx_off);
+	for (uint64_t r = 0; rc == 0 && r < C; r += step, blocks++) {
+		uint64_t n = C - r < step ? C - r : step;
+		lut_result br;
+		rc = rows(ctx, r, n, buf);
+		int q = rc == 0 ? quantize_cached(w->cache_dir, name, buf, (int64_t)n, (int64_t)K, &w->lut, colw,
+						  xtx, w->threads, 1, &br)
+				: -1;
+		rc = q < 0 ? -1 : 0;
+		if (rc == 0) {
+			cached += q == 1;
+			lut_error_add(&err, &br);
+			memcpy(lut + (size_t)(r / G) * nlut, br.lut, (size_t)(n / G) * nlut * 2);
+			/* (each block's indices start on a byte boundary: palette_block_rows) */
+			rc = br.packed ? blob_write(w->bw, br.packed, blob_packed_size((size_t)(n * K), bits))
+				       : blob_write_unpacked(w->bw, idt, br.indices, (size_t)(n * K));
+			lut_result_release(&br);
+		}
+	}
+	free(buf);
+	free(colw);
+	const char *out = NULL;
+	/* a failure mid-blob abandons the package: blob_end would rightly object */
+	if (rc == 0 && blob_end(w->bw) == 0 &&
+	    blob_append_tensor(w->bw, MIL_FP16, lut, (size_t)(C / G) * nlut, &lut_off) == 0) {
+		double rel_rms, snr_db;
+		lut_error_finish(&err, &rel_rms, &snr_db);
+		record_quality(w, name, bits, rel_rms, snr_db);
+		w->n_cached += cached == blocks;
+		out = palettized_op(w, b, name, rank, shape, bits, (int64_t)(C / G), idx_off, lut_off);
+	}
+	free(lut);
 	return out;
 }
 
@@ -340,16 +432,26 @@ const char *weights_emit_rows(weights_ctx *w, mil_block *b, const char *name, co
 	ASSERT(rank >= 1 && rank <= 8);
 	if (w->check_only) /* reads no data */
 		return weights_emit(w, b, name, source, NULL, rank, shape);
-	if (!weights_lut_applies(w, rank, shape) && !override_of(w, source, rank, shape)) {
-		const char *var = emit_dense_rows(w, b, name, rows, ctx, rank, shape);
-		if (var)
-			progress_add(1, (uint64_t)numel(rank, shape) * 2);
-		return var;
+	lut_override *o = override_of(w, source, rank, shape);
+	lut_spec lut = w->lut;
+	const char *flag = w->lut_flag, *v;
+	if (o) {
+		w->lut = o->spec;
+		w->lut_flag = o->text;
 	}
-	uint16_t *data = xmalloc(xmul((size_t)numel(rank, shape), 2) + 2);
-	const char *v = rows(ctx, 0, (uint64_t)shape[0], data) == 0 ? weights_emit(w, b, name, source, data, rank, shape)
-								  : NULL;
-	free(data);
+	if (!weights_lut_applies(w, rank, shape))
+		v = emit_dense_rows(w, b, name, rows, ctx, rank, shape);
+	else if (w->lut.group > 0 && shape[0] % w->lut.group == 0)
+		v = emit_palettized_rows(w, b, name, source, rows, ctx, rank, shape);
+	else { /* one table for the tensor needs it whole; a group that does not fit is refused */
+		uint16_t *data = xmalloc(xmul((size_t)numel(rank, shape), 2) + 2);
+		v = rows(ctx, 0, (uint64_t)shape[0], data) == 0 ? emit_data(w, b, name, source, data, rank, shape) : NULL;
+		free(data);
+	}
+	if (v)
+		progress_add(1, (uint64_t)numel(rank, shape) * 2);
+	w->lut = lut;
+	w->lut_flag = flag;
 	return v;
 }
 

@@ -91,10 +91,13 @@ int weights_lut_applies(const weights_ctx *w, size_t rank, const int64_t *shape)
  * is returned. */
 /* Rows [row0, row0 + n) of a tensor (axis 0) as fp16 into dst; 0 or -1 with errf(). */
 typedef int (*weights_rows_fn)(void *ctx, uint64_t row0, uint64_t n, uint16_t *dst);
-/* As weights_emit, reading the values through rows(ctx, ..): a dense
- * tensor is written a block of rows at a time and never held whole (an
- * embedding table is the largest tensor of a model); a palettized one is
- * read whole, since the quantizer takes the tensor. Same bytes either way. */
+/* As weights_emit, reading the values through rows(ctx, ..): the tensor is
+ * never held whole (an embedding table or an LM head is the largest tensor
+ * of a model). A dense one is written a block of rows at a time; a
+ * palettized one is palettized a block of whole LUT groups at a time (its
+ * indices written, its tables kept: 2^bits fp16 per group), except with one
+ * table for the whole tensor (group 0), which needs it whole. Same bytes
+ * and quality figures either way. */
 const char *weights_emit_rows(weights_ctx *w, mil_block *b, const char *name, const char *source,
 			      weights_rows_fn rows, void *ctx, size_t rank, const int64_t *shape);
 const char *weights_emit(weights_ctx *w, mil_block *b, const char *name, const char *source, const uint16_t *data,

@@ -415,6 +415,33 @@ int blob_append_unpacked(blob_writer *bw, mil_dtype t, const void *vals, size_t 
 	if (blob_begin(bw, bt, blob_packed_size(n, bits), blob_padding_bits(n, bits),
 		       meta_offset) != 0)
 		return -1;
+	int rc = blob_write_unpacked(bw, t, v, n);
+	return blob_end(bw) != 0 ? -1 : rc;
+}
+
+int blob_begin_unpacked(blob_writer *bw, mil_dtype t, size_t n, uint64_t *meta_offset)
+{
+	blob_dtype bt;
+	int bits;
+	if (tensor_type(bw, t, &bt, &bits) != 0)
+		return -1;
+	if (bits >= 8)
+		return blob_begin(bw, bt, xmul(n, (size_t)bits / 8), 0, meta_offset);
+	return blob_begin(bw, bt, blob_packed_size(n, bits), blob_padding_bits(n, bits), meta_offset);
+}
+
+int blob_write_unpacked(blob_writer *bw, mil_dtype t, const void *vals, size_t n)
+{
+	int bits = mil_dtype_bits(t);
+	if (bits >= 8)
+		return blob_write(bw, vals, xmul(n, (size_t)bits / 8));
+	const uint8_t *v = vals;
+	size_t bad = first_out_of_range(t, v, n, bits);
+	if (bad < n) {
+		bw->failed = 1;
+		return errf("'%s': element %zu of a %s tensor is out of range (%d)", bw->name, bad,
+			    mil_dtype_name(t), t == MIL_INT4 ? (int)(int8_t)v[bad] : (int)v[bad]);
+	}
 	/* Chunks of a multiple of 8 values start on a byte boundary. */
 	enum { CHUNK = 8192 };
 	uint8_t buf[CHUNK];
@@ -424,7 +451,7 @@ int blob_append_unpacked(blob_writer *bw, mil_dtype t, const void *vals, size_t 
 		blob_pack_bits(v + i, k, bits, buf);
 		rc = blob_write(bw, buf, blob_packed_size(k, bits));
 	}
-	return blob_end(bw) != 0 ? -1 : rc;
+	return rc;
 }
 
 uint32_t blob_writer_count(const blob_writer *bw) { return bw->count; }

@@ -116,6 +116,13 @@ int blob_begin(blob_writer *bw, blob_dtype t, uint64_t nbytes, unsigned padding_
 int blob_write(blob_writer *bw, const void *data, size_t n);
 int blob_end(blob_writer *bw);
 
+/* The same for a tensor given unpacked (blob_append_unpacked): blob_begin_unpacked
+ * for n values of t, then blob_write_unpacked with pieces of a multiple of 8
+ * values (the last one any), then blob_end. A value out of range fails the
+ * write and the blob (blob_end returns -1). */
+int blob_begin_unpacked(blob_writer *bw, mil_dtype t, size_t n, uint64_t *meta_offset);
+int blob_write_unpacked(blob_writer *bw, mil_dtype t, const void *vals, size_t n);
+
 uint32_t blob_writer_count(const blob_writer *bw);
 /* Bytes written so far, which is the final file size once closed. */
 uint64_t blob_writer_size(const blob_writer *bw);

@@ -137,6 +137,13 @@ layout qwen2_layout q2o qwen25 "" "${n:-0}" ""
 run pipe MODEL="$SCRATCH/q2" OUT="$SCRATCH/q2o" LUT2= LUT3= CHUNK=auto MAX_CHUNK_MB=0.03 plan
 printf '%s\n' "$out" | grep -q '^recommended' && ok make_plan || fail make_plan "$out"
 
+# --- a prefill part comes after its FFN part (make -j too) and reads the LUT cache -------
+run pipe MODEL="$STORIES" OUT="$SCRATCH/pj" LUT2=6,4 CHUNK=2 CONTEXT=64 BATCH=8 prefill-01
+printf '%s\n' "$err" >pj.log
+[ "$rc" = 0 ] && [ "$(steps_run pj.log | tr '\n' ',')" = "$(printf '%s\n' 'FFN chunk 01of02' 'prefill chunk 01of02' | sort | tr '\n' ',')" ] &&
+	grep -q '^prefill: .* \([0-9][0-9]*\) tensors palettized (\1 from cache' pj.log &&
+	ok prefill_after_ffn || fail prefill_after_ffn "exit $rc: $(grep -v '^anemake: hashing' pj.log | head -n 8)"
+
 # --- bad input ------------------------------------------------------------------------
 run pipe MODEL="$SCRATCH/nowhere" OUT="$SCRATCH/bad1"
 [ "$rc" != 0 ] && printf '%s\n' "$err" | grep -q "^anemake: .*nowhere" && ok unknown_model || fail unknown_model "exit $rc: $err"

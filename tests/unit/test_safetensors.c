@@ -215,6 +215,34 @@ static void test_bf16_values(void)
 	st_close(&m);
 }
 
+/* Every finite bf16 pattern reads as fp16 exactly as the general rounding
+ * converts it (the reader rebiases normal halves directly), and the clamped
+ * count is that of the patterns beyond fp16. */
+static void test_bf16_every_pattern(void)
+{
+	uint16_t *v = xmalloc(65536 * 2), *got = xmalloc(65536 * 2);
+	size_t n = 0, want_clamped = 0, clamped = 0, bad = 0;
+	for (uint32_t b = 0; b < 65536; b++) {
+		if ((b & 0x7f80) != 0x7f80)
+			v[n++] = (uint16_t)b;
+	}
+	wt t = {"b", "BF16", 1, {(uint64_t)n}, v, n * 2};
+	st_model m;
+	const st_tensor *a = open_single(&m, &t, "bf16all.safetensors");
+	CHECKF(a && st_read_fp16(a, got, &clamped) == 0, "%s", errmsg());
+	for (size_t i = 0; a && i < n; i++) {
+		int of;
+		uint16_t want = f32_to_fp16(bf16_to_f32(v[i]), &of);
+		want_clamped += (size_t)of;
+		bad += got[i] != want;
+	}
+	CHECKF(bad == 0, "%zu of %zu patterns differ", bad, n);
+	CHECKF(clamped == want_clamped, "clamped %zu, want %zu", clamped, want_clamped);
+	st_close(&m);
+	free(v);
+	free(got);
+}
+
 /* Other dtypes open (they are legitimate buffers) but do not convert. */
 static void test_other_dtypes(void)
 {
@@ -618,6 +646,7 @@ int main(void)
 	RUN(test_f16_values);
 	RUN(test_nonfinite_refused);
 	RUN(test_bf16_values);
+	RUN(test_bf16_every_pattern);
 	RUN(test_other_dtypes);
 	RUN(test_sharded_index);
 	RUN(test_unindexed_dir);
