@@ -856,7 +856,7 @@ static void unpack_indices(const uint8_t *p, int bits, size_t e0, size_t n, uint
 }
 
 /* The table of run o (multi-index over dims 0..last_grouped). */
-static const uint8_t *lut_table(const rt_lut *l, size_t o)
+const uint8_t *rt_lut_table(const rt_lut *l, size_t o)
 {
 	size_t rest = o, g = 0;
 	for (int d = l->last_grouped; d >= 0; d--) {
@@ -876,7 +876,7 @@ void rt_lut_expand(const rt_lut *l, size_t off, size_t n, void *dst)
 		size_t pos = off % l->inner, c = l->inner - pos;
 		c = c < n ? c : n;
 		c = c < sizeof ix ? c : sizeof ix;
-		const uint8_t *table = lut_table(l, off / l->inner);
+		const uint8_t *table = rt_lut_table(l, off / l->inner);
 		unpack_indices(l->idx, l->bits, off, c, ix);
 		if (l->es == 2) {
 			for (size_t k = 0; k < c; k++)
@@ -931,7 +931,7 @@ void rt_lut_expand_f32(const rt_lut *l, size_t off, size_t n, float *dst)
 	while (n) {
 		size_t pos = off % l->inner, c = l->inner - pos;
 		c = c < n ? c : n;
-		const uint8_t *table = lut_table(l, off / l->inner);
+		const uint8_t *table = rt_lut_table(l, off / l->inner);
 		if (table != last) {
 			if (l->dtype == MIL_FP16)
 				rt_h2f_n((const uint16_t *)(const void *)table, tf, l->np);
