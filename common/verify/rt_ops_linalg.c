@@ -161,6 +161,7 @@ static int use_vbmi(void)
 typedef struct lut_row {
 	const uint8_t *p;  /* byte holding the row's first index */
 	int r;             /* its first bit in that byte */
+	size_t kload;      /* steps at k below this may load 16 bytes */
 	__m128i shift;     /* multishift control: bit offsets of 8 indices in a qword */
 	__m512 t[8];       /* the table, replicated to 16 entries when smaller */
 	const float *tf;   /* the table as floats (8-bit indices: gathers) */
@@ -172,7 +173,10 @@ RT_VBMI __m512 lut_row_load(const lut_row *r, int b, int np, size_t k, int n)
 {
 	const uint8_t *q = r->p + k * (size_t)b / 8; /* k is a multiple of 16: whole bytes */
 	int nbytes = (r->r + n * b + 7) / 8;
-	__m128i raw = _mm_maskz_loadu_epi8((__mmask16)((1u << nbytes) - 1), q);
+	/* a plain load reads up to 16 - nbytes bytes more, within the row but
+	 * its last steps (masked: never past the end of the indices) */
+	__m128i raw = k <= r->kload ? _mm_loadu_si128((const __m128i *)(const void *)q)
+					 : _mm_maskz_loadu_epi8((__mmask16)((1u << nbytes) - 1), q);
 	/* indices 0-7 are in bytes 0..7, indices 8-15 in bytes b..b+7 */
 	__m128i sel = _mm_set_epi64x(0x0706050403020100LL + 0x0101010101010101LL * b, 0x0706050403020100LL);
 	__m128i bytes = _mm_shuffle_epi8(raw, sel);
@@ -231,11 +235,13 @@ RT_VBMI void lut_dot4(const lut_row *r, int b, int np, size_t K, const float *a,
 }
 
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi"))) static void
-lut_row_setup(const rt_lut *l, size_t e, lut_row *r, float *tf)
+lut_row_setup(const rt_lut *l, size_t e, size_t K, lut_row *r, float *tf)
 {
 	size_t bit = e * (size_t)l->bits;
 	r->p = l->idx + bit / 8;
 	r->r = (int)(bit % 8);
+	size_t rowbytes = (bit % 8 + K * (size_t)l->bits) / 8; /* whole bytes of the row */
+	r->kload = rowbytes < 16 ? 0 : (rowbytes - 16) * 8 / (size_t)l->bits;
 	uint8_t sh[16];
 	for (int i = 0; i < 16; i++)
 		sh[i] = (uint8_t)(bit % 8 + (size_t)(i % 8) * (size_t)l->bits);
@@ -262,7 +268,7 @@ lut_dot_vbmi(const rt_lut *l, size_t e0, size_t ldb, size_t K, int nr, const flo
 		if (j >= nr) /* missing rows repeat the last one */
 			r[j] = r[j - 1];
 		else
-			lut_row_setup(l, e0 + (size_t)j * ldb, &r[j], tf[j]);
+			lut_row_setup(l, e0 + (size_t)j * ldb, K, &r[j], tf[j]);
 	}
 	float o[4];
 	switch (l->np) {
@@ -332,11 +338,13 @@ static void gemm_rows(const gemm *g, size_t n, int nb, float *bt)
 static void gemm_part(void *ctx, size_t n0, size_t n1)
 {
 	const gemm *g = ctx;
-	float *bt = rt_alloc(4 * g->Kp * sizeof(float));
+	float *bt = NULL; /* the fused palettized path needs none */
 	float *out = rt_alloc(g->M * 4 * sizeof(float));
 	for (size_t n = n0; n < n1; n += 4) {
 		int nb = n1 - n < 4 ? (int)(n1 - n) : 4;
 		if (!g->b_lut || g->M != 1 || rt_lut_dot(g->b_lut, g->b_off + n * g->ldb, g->ldb, g->K, nb, g->A, out, 1) != 0) {
+			if (!bt)
+				bt = rt_alloc(4 * g->Kp * sizeof(float));
 			gemm_rows(g, n, nb, bt);
 			dot_tile(g->A, g->Kp, g->M, bt, g->Kp, nb, out);
 		}

@@ -350,8 +350,28 @@ int rt_axis(int64_t a, int r)
 /* ------------------------------------------------------------------ */
 /* Buffers and tensors                                                 */
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
+/* A decode step allocates and frees the same few MB (tiled KV caches,
+ * activations) in every op. glibc serves blocks over 128 KB with fresh
+ * mmaps and returns them on free, so every step page-faults them in again:
+ * 40% of a 1B-shaped model's decode time on a VM (measured). Keep blocks up
+ * to 32 MB in the heap instead, and up to 64 MB of free heap top. */
+static pthread_once_t g_heap_once = PTHREAD_ONCE_INIT;
+
+static void keep_heap(void)
+{
+#ifdef __GLIBC__
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	mallopt(M_TRIM_THRESHOLD, 64 << 20);
+#endif
+}
+
 void *rt_alloc(size_t nbytes)
 {
+	pthread_once(&g_heap_once, keep_heap);
 	void *p = NULL;
 	size_t n = nbytes ? (nbytes + 63) & ~(size_t)63 : 64;
 	if (n < nbytes || posix_memalign(&p, 64, n) != 0)
