@@ -211,6 +211,9 @@ RT_VBMI void lut_dot4(const lut_row *r, int b, int np, size_t K, const float *a,
 	size_t k = 0;
 	for (; k + 16 <= K; k += 16) {
 		__m512 x = _mm512_loadu_ps(a + k);
+		if (k % 64 == 0)
+			for (int j = 0; j < 4; j++)
+				_mm_prefetch((const char *)r[j].p + k * (size_t)b / 8 + 512, _MM_HINT_T0);
 		for (int j = 0; j < 4; j++) {
 			__m512 p = _mm512_mul_ps(x, lut_row_load(&r[j], b, np, k, 16));
 			s[j] = _mm256_add_ps(s[j], _mm512_castps512_ps256(p));
