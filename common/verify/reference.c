@@ -190,6 +190,26 @@ static int have_avx2(void)
 		}                                                                                           \
 	}
 
+/* One vector, the same way: one 512-bit accumulator holds a[0..7]. */
+#define DEFINE_DOT_512(name, LOAD8, LOAD, SIZE)                                                         \
+	__attribute__((target("avx512f,avx2,f16c"))) static float name(const uint8_t *w, const float *x, int n) \
+	{                                                                                                   \
+		__m512d acc = _mm512_setzero_pd();                                                          \
+		int i = 0;                                                                                  \
+		for (; i + LANES <= n; i += LANES, w += LANES * (SIZE)) {                                   \
+			__m512d p = _mm512_mul_pd(_mm512_cvtps_pd(LOAD8(w)), _mm512_cvtps_pd(_mm256_loadu_ps(x + i))); \
+			acc = _mm512_add_pd(acc, p);                                                        \
+		}                                                                                           \
+		double a[LANES];                                                                            \
+		_mm512_storeu_pd(a, acc);                                                                   \
+		for (; i < n; i++, w += (SIZE))                                                             \
+			a[0] += (double)LOAD(w) * x[i];                                                     \
+		return (float)(((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])));         \
+	}
+
+DEFINE_DOT_512(dot_f32_512, LD8_F32, ld_f32, 4)
+DEFINE_DOT_512(dot_bf16_512, LD8_BF16, ld_bf16, 2)
+DEFINE_DOT_512(dot_f16_512, LD8_F16, ld_f16, 2)
 DEFINE_DOTS_512(dots_f32_512, LD8_F32, ld_f32, 4)
 DEFINE_DOTS_512(dots_bf16_512, LD8_BF16, ld_bf16, 2)
 DEFINE_DOTS_512(dots_f16_512, LD8_F16, ld_f16, 2)
@@ -429,8 +449,10 @@ static int bind_mat(const st_tensor *t, int rows, int cols, ref_mat *out)
 	}
 	out->dots = NULL;
 #ifdef REF_AVX2
-	if (v && have_avx512())
+	if (v && have_avx512()) {
+		out->dot = t->dtype == ST_F32 ? dot_f32_512 : t->dtype == ST_BF16 ? dot_bf16_512 : dot_f16_512;
 		out->dots = t->dtype == ST_F32 ? dots_f32_512 : t->dtype == ST_BF16 ? dots_bf16_512 : dots_f16_512;
+	}
 #endif
 	out->data = t->data;
 	out->row_bytes = (size_t)cols * esize;
