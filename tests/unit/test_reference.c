@@ -431,6 +431,18 @@ static int run_seq(ref_model *m, int V, float *logits, float *hidden, int H)
 	return 0;
 }
 
+/* open_fixture, then with window > 0 the last layer slides over that many tokens. */
+static int open_sliding(hf_model *hf, const char *name, const char *args, int window)
+{
+	if (open_fixture(hf, name, args) != 0)
+		return -1;
+	if (window) {
+		hf->cfg.sliding_window = window;
+		hf->cfg.layer_sliding[hf->cfg.num_hidden_layers - 1] = 1;
+	}
+	return 0;
+}
+
 /* Cached step-by-step logits vs the naive recomputation, plus determinism
  * (a second pass after ref_reset is bit-identical). `window` > 0 makes
  * the last layer slide over that many tokens; qpas > 0 overrides
@@ -439,12 +451,8 @@ static int run_seq(ref_model *m, int V, float *logits, float *hidden, int H)
 static void cross_check_ex(const char *name, const char *args, int window, double qpas)
 {
 	hf_model hf;
-	if (open_fixture(&hf, name, args) != 0)
+	if (open_sliding(&hf, name, args, window) != 0)
 		return;
-	if (window) {
-		hf.cfg.sliding_window = window;
-		hf.cfg.layer_sliding[hf.cfg.num_hidden_layers - 1] = 1;
-	}
 	if (qpas > 0) {
 		hf.cfg.query_pre_attn_scalar = qpas;
 		hf.cfg.attn_scale = pow(qpas, -0.5);
@@ -623,12 +631,8 @@ static void batch_case(const char *name, const char *args, int window)
 {
 	enum { N = 70, FIRST = 5 };
 	hf_model hf;
-	if (open_fixture(&hf, name, args) != 0)
+	if (open_sliding(&hf, name, args, window) != 0)
 		return;
-	if (window) {
-		hf.cfg.sliding_window = window;
-		hf.cfg.layer_sliding[hf.cfg.num_hidden_layers - 1] = 1;
-	}
 	int V = hf.cfg.vocab_size, H = hf.cfg.hidden_size;
 	int32_t tok[N];
 	for (int i = 0; i < N; i++)
