@@ -10,7 +10,8 @@
  * weights, read row by row exactly as stored ([Cout, Cin] for conv and
  * linear), converted to fp32 four rows at a time into a small per-thread
  * buffer, and dotted with every row of A using 8 fp32 partial sums that are
- * added in a fixed order. Output channels are split over the model's
+ * added in a fixed order (palettized rows at decode skip the buffer: see
+ * "Palettized rows" below). Output channels are split over the model's
  * threads; each C element is computed entirely by one thread in the same
  * order whatever the thread count, so results are deterministic. When the
  * CPU has AVX2 the same kernel runs with 256-bit vectors (no FMA, so both
