@@ -33,6 +33,7 @@
 #include <float.h>
 #include <math.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,8 +154,75 @@ static int have_avx2(void)
 	__builtin_cpu_init();
 	return __builtin_cpu_supports("avx2") && __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
 }
+
+/* Several vectors against one row at a time (a teacher-forced batch reads
+ * each weight once for all its tokens): the row's 8 elements in double fill
+ * one 512-bit vector whose lanes are a[0..7] above, so every sum is the
+ * one-vector dot's, bit for bit. xd: the vectors in double (exact). */
+#define DEFINE_DOTS_512(name, LOAD8, LOAD, SIZE)                                                        \
+	__attribute__((target("avx512f,avx2,f16c"))) static void name(const uint8_t *w0, const double *const *xd, \
+								      int nx, int n, float *out)                  \
+	{                                                                                                   \
+		for (int b0 = 0; b0 < nx; b0 += 8) {                                                        \
+			const double *x[8];                                                                 \
+			for (int j = 0; j < 8; j++) /* missing vectors repeat the last one */               \
+				x[j] = xd[b0 + j < nx ? b0 + j : nx - 1];                                   \
+			__m512d a[8];                                                                       \
+			for (int j = 0; j < 8; j++)                                                         \
+				a[j] = _mm512_setzero_pd();                                                 \
+			const uint8_t *w = w0;                                                              \
+			int i = 0;                                                                          \
+			for (; i + LANES <= n; i += LANES, w += LANES * (SIZE)) {                           \
+				__m512d wd = _mm512_cvtps_pd(LOAD8(w));                                     \
+				for (int j = 0; j < 8; j++) {                                               \
+					__m512d p = _mm512_mul_pd(wd, _mm512_loadu_pd(x[j] + i));           \
+					a[j] = _mm512_add_pd(a[j], p);                                      \
+				}                                                                           \
+			}                                                                                   \
+			for (int j = 0; j < 8 && b0 + j < nx; j++) {                                        \
+				double s[LANES];                                                            \
+				_mm512_storeu_pd(s, a[j]);                                                  \
+				const uint8_t *t = w;                                                       \
+				for (int k = i; k < n; k++, t += (SIZE))                                    \
+					s[0] += (double)LOAD(t) * x[j][k];                                  \
+				out[b0 + j] = (float)(((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))); \
+			}                                                                                   \
+		}                                                                                           \
+	}
+
+/* One vector, the same way: one 512-bit accumulator holds a[0..7]. */
+#define DEFINE_DOT_512(name, LOAD8, LOAD, SIZE)                                                         \
+	__attribute__((target("avx512f,avx2,f16c"))) static float name(const uint8_t *w, const float *x, int n) \
+	{                                                                                                   \
+		__m512d acc = _mm512_setzero_pd();                                                          \
+		int i = 0;                                                                                  \
+		for (; i + LANES <= n; i += LANES, w += LANES * (SIZE)) {                                   \
+			__m512d p = _mm512_mul_pd(_mm512_cvtps_pd(LOAD8(w)), _mm512_cvtps_pd(_mm256_loadu_ps(x + i))); \
+			acc = _mm512_add_pd(acc, p);                                                        \
+		}                                                                                           \
+		double a[LANES];                                                                            \
+		_mm512_storeu_pd(a, acc);                                                                   \
+		for (; i < n; i++, w += (SIZE))                                                             \
+			a[0] += (double)LOAD(w) * x[i];                                                     \
+		return (float)(((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])));         \
+	}
+
+DEFINE_DOT_512(dot_f32_512, LD8_F32, ld_f32, 4)
+DEFINE_DOT_512(dot_bf16_512, LD8_BF16, ld_bf16, 2)
+DEFINE_DOT_512(dot_f16_512, LD8_F16, ld_f16, 2)
+DEFINE_DOTS_512(dots_f32_512, LD8_F32, ld_f32, 4)
+DEFINE_DOTS_512(dots_bf16_512, LD8_BF16, ld_bf16, 2)
+DEFINE_DOTS_512(dots_f16_512, LD8_F16, ld_f16, 2)
+
+static int have_avx512(void)
+{
+	__builtin_cpu_init();
+	return have_avx2() && __builtin_cpu_supports("avx512f");
+}
+
 #else
 static int have_avx2(void) { return 0; }
+static int have_avx512(void) { return 0; }
 #endif
 
 /* Dot product of two activation vectors, the same way. */
@@ -172,6 +240,8 @@ typedef struct ref_mat {
 	size_t row_bytes;
 	int rows, cols;
 	float (*dot)(const uint8_t *w, const float *x, int n);
+	/* several vectors at once (AVX-512), or NULL: dot per vector */
+	void (*dots)(const uint8_t *w, const double *const *xd, int nx, int n, float *out);
 } ref_mat;
 
 static void matvec_rows(const ref_mat *a, const float *x, float *y, int r0, int r1)
@@ -214,6 +284,14 @@ static workpool *pool_start(int workers)
 
 /* ------------------------------------------------------------------ */
 /* The model                                                           */
+
+/* One position's activations in a batch (ref_forward_n); the model's own
+ * fields of the same names point at the current position's. */
+typedef struct ref_slot {
+	float *x, *xn, *q, *k, *v, *att_out, *tmp, *gate, *up, *cos, *sin, *cos_l, *sin_l;
+} ref_slot;
+
+#define REF_BATCH 64 /* positions per pass of ref_forward_n */
 
 typedef struct ref_layer {
 	ref_mat q, k, v, o, gate, up, down;
@@ -260,6 +338,9 @@ struct ref_model {
 	int filled;                          /* positions 0..filled-1 are cached */
 	float *x, *xn, *q, *k, *v, *att_out, *tmp, *gate, *up, *scores;
 	double *acc;                         /* [head_dim]: P.V accumulators */
+	ref_slot *slot;                      /* ref_forward_n: per position; slot 0 is the fields above */
+	double **xd;                         /* per slot: a mat-vec input in double (the wide kernel) */
+	int nslots;
 	float *peak;                         /* [layers] */
 	workpool *pool;
 };
@@ -270,6 +351,50 @@ static void matvec(ref_model *m, const ref_mat *a, const float *x, float *y)
 		workpool_run(m->pool, workpool_size(m->pool) + 1, matvec_part, &(matvec_job){a, x, y});
 	else
 		matvec_rows(a, x, y, 0, a->rows);
+}
+
+/* Several vectors through one matrix, each weight row read once for all
+ * of them: y[b] = a . x[b], every value the one matvec gives. */
+typedef struct matvecs_job {
+	const ref_mat *a;
+	int n;
+	float *const *x, *const *y;
+	const double *const *xd;
+} matvecs_job;
+
+static void matvecs_part(void *arg, int i, int parts)
+{
+	const matvecs_job *j = arg;
+	const ref_mat *a = j->a;
+	int r0 = (int)((long long)a->rows * i / parts), r1 = (int)((long long)a->rows * (i + 1) / parts);
+	float o[REF_BATCH];
+	for (int r = r0; r < r1; r++) {
+		const uint8_t *w = a->data + (size_t)r * a->row_bytes;
+		if (a->dots) {
+			a->dots(w, j->xd, j->n, a->cols, o);
+			for (int b = 0; b < j->n; b++)
+				j->y[b][r] = o[b];
+		} else {
+			for (int b = 0; b < j->n; b++)
+				j->y[b][r] = a->dot(w, j->x[b], a->cols);
+		}
+	}
+}
+
+static void matvecs(ref_model *m, const ref_mat *a, float *const *x, float *const *y, int n)
+{
+	if (n == 1) {
+		matvec(m, a, x[0], y[0]);
+		return;
+	}
+	for (int b = 0; a->dots && b < n; b++)
+		for (int i = 0; i < a->cols; i++)
+			m->xd[b][i] = x[b][i];
+	matvecs_job j = {a, n, x, y, (const double *const *)m->xd};
+	if (m->pool)
+		workpool_run(m->pool, workpool_size(m->pool) + 1, matvecs_part, &j);
+	else
+		matvecs_part(&j, 0, 1);
 }
 
 static void add_bias(float *y, const float *b, int n)
@@ -322,6 +447,13 @@ static int bind_mat(const st_tensor *t, int rows, int cols, ref_mat *out)
 		return errf("%s: tensor '%s' has dtype %s; the reference forward pass reads F32, F16 "
 		            "and BF16", t->file, t->name, st_dtype_name(t->dtype));
 	}
+	out->dots = NULL;
+#ifdef REF_AVX2
+	if (v && have_avx512()) {
+		out->dot = t->dtype == ST_F32 ? dot_f32_512 : t->dtype == ST_BF16 ? dot_bf16_512 : dot_f16_512;
+		out->dots = t->dtype == ST_F32 ? dots_f32_512 : t->dtype == ST_BF16 ? dots_bf16_512 : dots_f16_512;
+	}
+#endif
 	out->data = t->data;
 	out->row_bytes = (size_t)cols * esize;
 	out->rows = rows;
@@ -433,6 +565,7 @@ static int bind_layer(ref_model *m, int l)
 			p->mat->data = (const uint8_t *)m->replace_data;
 			p->mat->row_bytes = (size_t)p->cols * sizeof(float);
 			p->mat->dot = dot_f32;
+			p->mat->dots = NULL;
 		}
 	}
 	y->window = hf_config_layer_sliding(c, l) ? c->sliding_window : 0;
@@ -556,6 +689,22 @@ static void alloc_state(ref_model *m)
 	m->peak = xcalloc((size_t)m->layers, sizeof(float));
 }
 
+/* The batch slots beyond slot 0 (grow_slots). */
+static void free_slots(ref_model *m)
+{
+	for (int b = 1; b < m->nslots; b++) {
+		float *v[] = {m->slot[b].x, m->slot[b].xn, m->slot[b].q, m->slot[b].k, m->slot[b].v,
+			      m->slot[b].att_out, m->slot[b].tmp, m->slot[b].gate, m->slot[b].up, m->slot[b].cos,
+			      m->slot[b].sin, m->slot[b].cos_l, m->slot[b].sin_l};
+		for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+			free(v[i]);
+	}
+	for (int b = 0; m->xd && b < REF_BATCH; b++)
+		free(m->xd[b]);
+	free(m->xd);
+	free(m->slot);
+}
+
 ref_model *ref_open(const hf_model *hf, const ref_options *opt)
 {
 	const hf_config *c = &hf->cfg;
@@ -647,6 +796,7 @@ void ref_close(ref_model *m)
 	free(m->scores);
 	free(m->acc);
 	free(m->peak);
+	free_slots(m);
 	free(m);
 }
 
@@ -852,16 +1002,12 @@ static void qk_heads(const ref_model *m, const ref_layer *y, float *x, int n, co
 	}
 }
 
-/* Self-attention of layer l on m->xn at pos; result (after o_proj) in m->tmp. */
+/* Self-attention of layer l after its q/k/v projections of m->xn at pos:
+ * biases, norms, RoPE, the cache, the heads; o_proj's input in m->att_out. */
 static void attention(ref_model *m, int l, int pos)
 {
 	const ref_layer *y = &m->layer[l];
 	int D = m->head_dim;
-	if (m->tap)
-		m->tap(m->tap_ctx, l, REF_TAP_QKV, m->xn, m->hidden);
-	matvec(m, &y->q, m->xn, m->q);
-	matvec(m, &y->k, m->xn, m->k);
-	matvec(m, &y->v, m->xn, m->v);
 	add_bias(m->q, y->q_bias, m->heads * D);
 	add_bias(m->k, y->k_bias, m->kv_heads * D);
 	add_bias(m->v, y->v_bias, m->kv_heads * D);
@@ -882,19 +1028,19 @@ static void attention(ref_model *m, int l, int pos)
 	store(m, m->att_out, m->heads * D);
 	if (m->tap)
 		m->tap(m->tap_ctx, l, REF_TAP_O, m->att_out, m->heads * D);
-	matvec(m, &y->o, m->att_out, m->tmp);
-	add_bias(m->tmp, y->o_bias, m->hidden);
+}
+
+/* A projection's bias and fp16 store on its output in m->tmp. */
+static void proj_out(ref_model *m, const float *bias)
+{
+	add_bias(m->tmp, bias, m->hidden);
 	store(m, m->tmp, m->hidden);
 }
 
-/* down(act(gate(xn)) * up(xn)) into m->tmp. */
+/* act(gate) * up into m->gate, from the gate and up projections of m->xn. */
 static void mlp(ref_model *m, int l)
 {
 	const ref_layer *y = &m->layer[l];
-	if (m->tap)
-		m->tap(m->tap_ctx, l, REF_TAP_GATE_UP, m->xn, m->hidden);
-	matvec(m, &y->gate, m->xn, m->gate);
-	matvec(m, &y->up, m->xn, m->up);
 	add_bias(m->gate, y->gate_bias, m->inter);
 	add_bias(m->up, y->up_bias, m->inter);
 	store(m, m->gate, m->inter);
@@ -904,9 +1050,6 @@ static void mlp(ref_model *m, int l)
 	store(m, m->gate, m->inter);
 	if (m->tap)
 		m->tap(m->tap_ctx, l, REF_TAP_DOWN, m->gate, m->inter);
-	matvec(m, &y->down, m->gate, m->tmp);
-	add_bias(m->tmp, y->down_bias, m->hidden);
-	store(m, m->tmp, m->hidden);
 }
 
 /* RMSNorm into out, stored as the ANE would. */
@@ -963,6 +1106,180 @@ static void rope_table(const float *inv, int half, int pos, float mscale, float 
 /* ------------------------------------------------------------------ */
 /* Forward                                                             */
 
+/* The model's activation fields point at slot b's. */
+static void use_slot(ref_model *m, int b)
+{
+	const ref_slot *t = &m->slot[b];
+	m->x = t->x, m->xn = t->xn, m->q = t->q, m->k = t->k, m->v = t->v, m->att_out = t->att_out;
+	m->tmp = t->tmp, m->gate = t->gate, m->up = t->up;
+	m->cos = t->cos, m->sin = t->sin, m->cos_l = t->cos_l, m->sin_l = t->sin_l;
+}
+
+/* Slots 0..n-1 exist (slot 0 holds the buffers alloc_state made). */
+static void grow_slots(ref_model *m, int n)
+{
+	if (!m->slot) {
+		m->slot = xcalloc(REF_BATCH, sizeof *m->slot);
+		m->xd = xcalloc(REF_BATCH, sizeof *m->xd);
+		m->slot[0] = (ref_slot){m->x, m->xn, m->q, m->k, m->v, m->att_out, m->tmp, m->gate, m->up,
+					m->cos, m->sin, m->cos_l, m->sin_l};
+		m->nslots = 1;
+	}
+	size_t H = (size_t)m->hidden, D = (size_t)m->head_dim, QD = (size_t)m->heads * D, KD = (size_t)m->kv_heads * D;
+	size_t I = (size_t)m->inter, widest = H > I ? H : I;
+	widest = widest > QD ? widest : QD;
+	for (int b = 0; b < n; b++)
+		if (!m->xd[b])
+			m->xd[b] = xcalloc(widest, sizeof(double));
+	for (; m->nslots < n; m->nslots++)
+		m->slot[m->nslots] = (ref_slot){xcalloc(H, 4), xcalloc(H, 4), xcalloc(QD, 4), xcalloc(KD, 4),
+						xcalloc(KD, 4), xcalloc(QD, 4), xcalloc(H, 4), xcalloc(I, 4),
+						xcalloc(I, 4), xcalloc(D / 2, 4), xcalloc(D / 2, 4), xcalloc(D / 2, 4),
+						xcalloc(D / 2, 4)};
+}
+
+/* Field `off` of slots 0..n-1 (an offsetof(ref_slot, ...)). */
+static float *const *slot_ptrs(const ref_model *m, int n, size_t off, float **out)
+{
+	for (int b = 0; b < n; b++)
+		out[b] = *(float *const *)(const void *)((const char *)&m->slot[b] + off);
+	return out;
+}
+
+#define SLOTS(f) slot_ptrs(m, n, offsetof(ref_slot, f), (float *[REF_BATCH]){0})
+
+/* Token tokens[b]'s embedding and RoPE tables at pos0 + b into slot b. */
+static int embed_slots(ref_model *m, const int32_t *tokens, int pos0, int n)
+{
+	int H = m->hidden, half = m->rot_dim / 2;
+	for (int b = 0; b < n; b++) {
+		use_slot(m, b);
+		int pos = pos0 + b;
+		if (st_read_rows_f32(m->embed, (uint64_t)tokens[b], 1, m->x) != 0)
+			return -1;
+		for (int i = 0; m->alpha != 1.0f && i < H; i++)
+			m->x[i] *= m->alpha; /* --fp16-scale scales the embedding weights */
+		for (int i = 0; m->embed_scale != 1.0f && i < H; i++)
+			m->x[i] *= m->embed_scale;
+		store(m, m->x, H);
+		rope_table(m->inv_long && pos >= m->long_from ? m->inv_long : m->inv_freq, half, pos, m->rope_mscale,
+			   m->cos, m->sin);
+		if (m->inv_local)
+			rope_table(m->inv_local, half, pos, 1.0f, m->cos_l, m->sin_l);
+	}
+	return 0;
+}
+
+/* The norm before a sublayer into m->xn (a copy for post-norm-only layers). */
+static void sublayer_in(ref_model *m, const float *gain)
+{
+	if (gain)
+		norm_store(m, m->xn, m->x, gain);
+	else
+		memcpy(m->xn, m->x, (size_t)m->hidden * sizeof *m->x);
+}
+
+/* Decoder layer l over slots 0..n-1 at positions pos0.. . pre-norm layers:
+ * h += attn(in(h)); h += mlp(post_attention(h)); four norms:
+ * post_attention normalises the attention output and pre/post_feedforward
+ * wrap the MLP; post norms only (OLMo 2): h += post_attention(attn(h));
+ * h += post_feedforward(mlp(h)). Between the projections every slot runs
+ * alone, in position order (the cache then holds every earlier position). */
+static void layer_n(ref_model *m, int l, int pos0, int n)
+{
+	const ref_layer *y = &m->layer[l];
+	int four = y->pre_ff_norm != NULL, post = y->in_norm == NULL;
+	for (int b = 0; b < n; b++) {
+		use_slot(m, b);
+		sublayer_in(m, post ? NULL : y->in_norm);
+		if (m->tap)
+			m->tap(m->tap_ctx, l, REF_TAP_QKV, m->xn, m->hidden);
+	}
+	matvecs(m, &y->q, SLOTS(xn), SLOTS(q), n);
+	matvecs(m, &y->k, SLOTS(xn), SLOTS(k), n);
+	matvecs(m, &y->v, SLOTS(xn), SLOTS(v), n);
+	for (int b = 0; b < n; b++) {
+		use_slot(m, b);
+		attention(m, l, pos0 + b);
+	}
+	matvecs(m, &y->o, SLOTS(att_out), SLOTS(tmp), n);
+	for (int b = 0; b < n; b++) {
+		use_slot(m, b);
+		proj_out(m, y->o_bias);
+		residual_add(m, four || post ? y->post_norm : NULL);
+		sublayer_in(m, post ? NULL : four ? y->pre_ff_norm : y->post_norm);
+		if (m->tap)
+			m->tap(m->tap_ctx, l, REF_TAP_GATE_UP, m->xn, m->hidden);
+	}
+	matvecs(m, &y->gate, SLOTS(xn), SLOTS(gate), n);
+	matvecs(m, &y->up, SLOTS(xn), SLOTS(up), n);
+	for (int b = 0; b < n; b++) {
+		use_slot(m, b);
+		mlp(m, l);
+	}
+	matvecs(m, &y->down, SLOTS(gate), SLOTS(tmp), n);
+	for (int b = 0; b < n; b++) {
+		use_slot(m, b);
+		proj_out(m, y->down_bias);
+		residual_add(m, four || post ? y->post_ff_norm : NULL);
+		record_layer(m, l);
+	}
+}
+
+/* Up to REF_BATCH positions; outputs from slot first_out on. */
+static int forward_batch(ref_model *m, const int32_t *tokens, int pos0, int n, int first_out, float *logits,
+			 float *hidden)
+{
+	int H = m->hidden;
+	grow_slots(m, n);
+	int rc = embed_slots(m, tokens, pos0, n);
+	for (int l = 0; rc == 0 && l < m->layers; l++)
+		layer_n(m, l, pos0, n);
+	if (rc == 0)
+		m->filled = pos0 + n;
+	float *lrows[REF_BATCH];
+	int nl = 0;
+	for (int b = 0; rc == 0 && b < n; b++) {
+		use_slot(m, b);
+		norm_store(m, m->xn, m->x, m->final_norm);
+		if (b >= first_out && hidden)
+			memcpy(hidden + (size_t)(b - first_out) * (size_t)H, m->xn, (size_t)H * sizeof *hidden);
+		if (b >= first_out && logits)
+			lrows[nl++] = logits + (size_t)(b - first_out) * (size_t)m->vocab;
+	}
+	if (rc == 0 && nl) {
+		matvecs(m, &m->lm_head, SLOTS(xn) + first_out, lrows, nl);
+		for (int b = 0; b < nl; b++) {
+			for (int i = 0; m->logits_scaling != 1.0f && i < m->vocab; i++)
+				lrows[b][i] /= m->logits_scaling; /* Granite */
+			store(m, lrows[b], m->vocab);
+		}
+	}
+	use_slot(m, 0);
+	return rc;
+}
+
+int ref_forward_n(ref_model *m, const int32_t *tokens, int pos0, int n, int first_out, float *logits, float *hidden)
+{
+	for (int b = 0; b < n; b++)
+		if (tokens[b] < 0 || tokens[b] >= m->vocab)
+			return errf("reference forward pass: token id %ld out of range [0, %d)", (long)tokens[b], m->vocab);
+	if (pos0 < 0 || pos0 > m->filled || n < 0 || pos0 + n > m->ctx)
+		return errf("reference forward pass: positions %d..%d out of range (%d cached, context %d)", pos0,
+			    pos0 + n - 1, m->filled, m->ctx);
+	/* taps see one position at a time, in order */
+	int chunk = m->tap ? 1 : REF_BATCH;
+	for (int c = 0; c < n; c += chunk) {
+		int k = n - c < chunk ? n - c : chunk, f = first_out > c ? first_out - c : 0;
+		f = f < k ? f : k;
+		size_t row = f < k ? (size_t)(c + f - first_out) : 0; /* the chunk's first output row */
+		if (forward_batch(m, tokens + c, pos0 + c, k, f, logits ? logits + row * (size_t)m->vocab : NULL,
+				  hidden ? hidden + row * (size_t)m->hidden : NULL) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 int ref_forward(ref_model *m, int32_t token, int pos, float *logits_out, float *hidden_out)
 {
 	if (token < 0 || token >= m->vocab)
@@ -971,48 +1288,5 @@ int ref_forward(ref_model *m, int32_t token, int pos, float *logits_out, float *
 	if (pos < 0 || pos > m->filled || pos >= m->ctx)
 		return errf("reference forward pass: position %d out of range (%d cached, context %d)",
 		            pos, m->filled, m->ctx);
-	int H = m->hidden, half = m->rot_dim / 2;
-	if (st_read_rows_f32(m->embed, (uint64_t)token, 1, m->x) != 0)
-		return -1;
-	for (int i = 0; m->alpha != 1.0f && i < H; i++)
-		m->x[i] *= m->alpha; /* --fp16-scale scales the embedding weights */
-	for (int i = 0; m->embed_scale != 1.0f && i < H; i++)
-		m->x[i] *= m->embed_scale;
-	store(m, m->x, H);
-	rope_table(m->inv_long && pos >= m->long_from ? m->inv_long : m->inv_freq, half, pos, m->rope_mscale, m->cos,
-	           m->sin);
-	if (m->inv_local)
-		rope_table(m->inv_local, half, pos, 1.0f, m->cos_l, m->sin_l);
-	for (int l = 0; l < m->layers; l++) {
-		const ref_layer *y = &m->layer[l];
-		int four = y->pre_ff_norm != NULL, post = y->in_norm == NULL;
-		/* pre-norm layers: h += attn(in(h)); h += mlp(post_attention(h));
-		 * four norms: post_attention normalises the attention output and
-		 * pre/post_feedforward wrap the MLP; post norms only (OLMo 2):
-		 * h += post_attention(attn(h)); h += post_feedforward(mlp(h)) */
-		if (post)
-			memcpy(m->xn, m->x, (size_t)H * sizeof *m->x);
-		else
-			norm_store(m, m->xn, m->x, y->in_norm);
-		attention(m, l, pos);
-		residual_add(m, four || post ? y->post_norm : NULL);
-		if (post)
-			memcpy(m->xn, m->x, (size_t)H * sizeof *m->x);
-		else
-			norm_store(m, m->xn, m->x, four ? y->pre_ff_norm : y->post_norm);
-		mlp(m, l);
-		residual_add(m, four || post ? y->post_ff_norm : NULL);
-		record_layer(m, l);
-	}
-	m->filled = pos + 1;
-	norm_store(m, m->xn, m->x, m->final_norm);
-	if (hidden_out)
-		memcpy(hidden_out, m->xn, (size_t)H * sizeof *hidden_out);
-	if (logits_out) {
-		matvec(m, &m->lm_head, m->xn, logits_out);
-		for (int i = 0; m->logits_scaling != 1.0f && i < m->vocab; i++)
-			logits_out[i] /= m->logits_scaling; /* Granite */
-		store(m, logits_out, m->vocab);
-	}
-	return 0;
+	return forward_batch(m, &token, pos, 1, 0, logits_out, hidden_out);
 }

@@ -105,6 +105,13 @@ void ref_close(ref_model *m);
  * or position out of range). */
 int ref_forward(ref_model *m, int32_t token, int pos, float *logits_out, float *hidden_out);
 
+/* ref_forward over positions pos0 .. pos0+n-1 with tokens[0..n) (teacher
+ * forcing), each weight read once per up to 64 positions: the same bits as
+ * n ref_forward calls in order. Outputs for positions from pos0 + first_out
+ * on: logits [n - first_out][vocab], hidden [n - first_out][hidden_size]
+ * (either may be NULL). */
+int ref_forward_n(ref_model *m, const int32_t *tokens, int pos0, int n, int first_out, float *logits, float *hidden);
+
 /* Forget the cached positions (the next call starts at pos 0). Peaks stay. */
 void ref_reset(ref_model *m);
 

@@ -10,7 +10,8 @@
  * weights, read row by row exactly as stored ([Cout, Cin] for conv and
  * linear), converted to fp32 four rows at a time into a small per-thread
  * buffer, and dotted with every row of A using 8 fp32 partial sums that are
- * added in a fixed order. Output channels are split over the model's
+ * added in a fixed order (palettized rows at decode skip the buffer: see
+ * "Palettized rows" below). Output channels are split over the model's
  * threads; each C element is computed entirely by one thread in the same
  * order whatever the thread count, so results are deterministic. When the
  * CPU has AVX2 the same kernel runs with 256-bit vectors (no FMA, so both
@@ -110,6 +111,203 @@ static void dot_tile(const float *A, size_t lda, size_t M, const float *Bt, size
 }
 
 /* ------------------------------------------------------------------ */
+/* Palettized rows: unpack, look up and multiply in one pass            */
+
+/* Decode (one activation row) spends its time here: expanding a weight row
+ * into a buffer and reading it back costs more than the products. With
+ * AVX-512 VBMI, 16 indices at a time are cut out of their packed bytes
+ * (multishift), looked up in the row's fp32 table held in registers
+ * (permutes), multiplied with the activations and summed into the same
+ * 8 lanes in the same order as dot_tile: elements k..k+7 then k+8..k+15.
+ * Products and sums stay separate instructions (no FMA), so the bits are
+ * dot_tile's. Without VBMI (or on other CPUs) the rows are expanded. */
+
+static size_t pad8(size_t k) { return (k + 7) & ~(size_t)7; }
+
+/* The generic path: expand the rows, then dot_tile. */
+static void lut_dot_expand(const rt_lut *l, size_t e0, size_t ldb, size_t K, int nr, const float *a, float *out,
+			   float *bt)
+{
+	size_t Kp = pad8(K);
+	for (int j = 0; j < nr; j++) {
+		float *row = bt + (size_t)j * Kp;
+		rt_lut_expand_f32(l, e0 + (size_t)j * ldb, K, row);
+		memset(row + K, 0, (Kp - K) * sizeof(float));
+	}
+	dot_tile(a, Kp, 1, bt, Kp, nr, out);
+}
+
+#ifdef RT_AVX2
+#include <immintrin.h>
+
+#define RT_VBMI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi"), always_inline)) static inline
+
+static int g_vbmi;
+static pthread_once_t g_vbmi_once = PTHREAD_ONCE_INIT;
+
+static void detect_vbmi(void)
+{
+	__builtin_cpu_init();
+	g_vbmi = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+		 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi");
+}
+
+static int use_vbmi(void)
+{
+	pthread_once(&g_vbmi_once, detect_vbmi);
+	return g_vbmi;
+}
+
+/* One row of the tile: where its indices start and its table. */
+typedef struct lut_row {
+	const uint8_t *p;  /* byte holding the row's first index */
+	int r;             /* its first bit in that byte */
+	size_t kload;      /* steps at k below this may load 16 bytes */
+	__m128i shift;     /* multishift control: bit offsets of 8 indices in a qword */
+	__m512 t[8];       /* the table, replicated to 16 entries when smaller */
+	const float *tf;   /* the table as floats (8-bit indices: gathers) */
+} lut_row;
+
+/* 16 fp32 weights from n <= 16 indices at element k of the row (bits b);
+ * lanes from n on are 0. */
+RT_VBMI __m512 lut_row_load(const lut_row *r, int b, int np, size_t k, int n)
+{
+	const uint8_t *q = r->p + k * (size_t)b / 8; /* k is a multiple of 16: whole bytes */
+	int nbytes = (r->r + n * b + 7) / 8;
+	/* a plain load reads up to 16 - nbytes bytes more, within the row but
+	 * its last steps (masked: never past the end of the indices) */
+	__m128i raw = k <= r->kload ? _mm_loadu_si128((const __m128i *)(const void *)q)
+					 : _mm_maskz_loadu_epi8((__mmask16)((1u << nbytes) - 1), q);
+	/* indices 0-7 are in bytes 0..7, indices 8-15 in bytes b..b+7 */
+	__m128i sel = _mm_set_epi64x(0x0706050403020100LL + 0x0101010101010101LL * b, 0x0706050403020100LL);
+	__m128i bytes = _mm_shuffle_epi8(raw, sel);
+	__m128i ix8 = _mm_multishift_epi64_epi8(r->shift, bytes);
+	__m512i ix = _mm512_cvtepu8_epi32(ix8);
+	__mmask16 live = (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1);
+	if (np <= 16)
+		return _mm512_maskz_permutexvar_ps(live, ix, r->t[0]);
+	if (np == 256)
+		return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, _mm512_and_si512(ix, _mm512_set1_epi32(255)),
+						r->tf, 4);
+	__m512 v0 = _mm512_permutex2var_ps(r->t[0], ix, r->t[1]);
+	if (np >= 64) {
+		__m512 v1 = _mm512_permutex2var_ps(r->t[2], ix, r->t[3]);
+		v0 = _mm512_mask_blend_ps(_mm512_test_epi32_mask(ix, _mm512_set1_epi32(32)), v0, v1);
+	}
+	if (np == 128) {
+		__m512 v2 = _mm512_permutex2var_ps(r->t[4], ix, r->t[5]);
+		__m512 v3 = _mm512_permutex2var_ps(r->t[6], ix, r->t[7]);
+		v2 = _mm512_mask_blend_ps(_mm512_test_epi32_mask(ix, _mm512_set1_epi32(32)), v2, v3);
+		v0 = _mm512_mask_blend_ps(_mm512_test_epi32_mask(ix, _mm512_set1_epi32(64)), v0, v2);
+	}
+	return _mm512_maskz_mov_ps(live, v0);
+}
+
+RT_VBMI __m256 hi8(__m512 v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
+
+/* Four rows against a: acc[j] += a[k..k+7] * w[k..k+7], then k+8..k+15. */
+RT_VBMI void lut_dot4(const lut_row *r, int b, int np, size_t K, const float *a, float *out)
+{
+	__m256 s[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+	size_t k = 0;
+	for (; k + 16 <= K; k += 16) {
+		__m512 x = _mm512_loadu_ps(a + k);
+		if (k % 64 == 0)
+			for (int j = 0; j < 4; j++)
+				_mm_prefetch((const char *)r[j].p + k * (size_t)b / 8 + 512, _MM_HINT_T0);
+		for (int j = 0; j < 4; j++) {
+			__m512 p = _mm512_mul_ps(x, lut_row_load(&r[j], b, np, k, 16));
+			s[j] = _mm256_add_ps(s[j], _mm512_castps512_ps256(p));
+			s[j] = _mm256_add_ps(s[j], hi8(p));
+		}
+	}
+	if (k < K) { /* a is zero-padded to a multiple of 8, the weights are 0 past K */
+		int n = (int)(K - k);
+		__m512 x = _mm512_maskz_loadu_ps((__mmask16)(n > 8 ? 0xffff : 0xff), a + k);
+		for (int j = 0; j < 4; j++) {
+			__m512 p = _mm512_mul_ps(x, lut_row_load(&r[j], b, np, k, n));
+			s[j] = _mm256_add_ps(s[j], _mm512_castps512_ps256(p));
+			if (n > 8)
+				s[j] = _mm256_add_ps(s[j], hi8(p));
+		}
+	}
+	for (int j = 0; j < 4; j++) {
+		float v[8];
+		_mm256_storeu_ps(v, s[j]);
+		out[j] = HSUM8(v);
+	}
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi"))) static void
+lut_row_setup(const rt_lut *l, size_t e, size_t K, lut_row *r, float *tf)
+{
+	size_t bit = e * (size_t)l->bits;
+	r->p = l->idx + bit / 8;
+	r->r = (int)(bit % 8);
+	size_t rowbytes = (bit % 8 + K * (size_t)l->bits) / 8; /* whole bytes of the row */
+	r->kload = rowbytes < 16 ? 0 : (rowbytes - 16) * 8 / (size_t)l->bits;
+	uint8_t sh[16];
+	for (int i = 0; i < 16; i++)
+		sh[i] = (uint8_t)(bit % 8 + (size_t)(i % 8) * (size_t)l->bits);
+	r->shift = _mm_loadu_si128((const __m128i *)sh);
+	const uint8_t *table = rt_lut_table(l, e / l->inner);
+	if (l->dtype == MIL_FP16)
+		rt_h2f_n((const uint16_t *)(const void *)table, tf, l->np);
+	else
+		memcpy(tf, table, l->np * sizeof(float));
+	for (size_t i = l->np; i < 16; i++) /* junk bits above the index select a copy */
+		tf[i] = tf[i % l->np];
+	r->tf = tf;
+	for (size_t i = 0; i < 8 && i * 16 < (l->np < 16 ? 16 : l->np); i++)
+		r->t[i] = _mm512_loadu_ps(tf + 16 * i);
+}
+
+/* Rows e0 + j * ldb (j < nr), each within one run of its table. */
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi"))) static void
+lut_dot_vbmi(const rt_lut *l, size_t e0, size_t ldb, size_t K, int nr, const float *a, float *out)
+{
+	lut_row r[4];
+	float tf[4][256] __attribute__((aligned(64)));
+	for (int j = 0; j < 4; j++) {
+		if (j >= nr) /* missing rows repeat the last one */
+			r[j] = r[j - 1];
+		else
+			lut_row_setup(l, e0 + (size_t)j * ldb, K, &r[j], tf[j]);
+	}
+	float o[4];
+	switch (l->np) {
+	case 2: case 4: case 8: case 16: lut_dot4(r, l->bits, 16, K, a, o); break;
+	case 32: lut_dot4(r, l->bits, 32, K, a, o); break;
+	case 64: lut_dot4(r, l->bits, 64, K, a, o); break;
+	case 128: lut_dot4(r, l->bits, 128, K, a, o); break;
+	default: lut_dot4(r, l->bits, 256, K, a, o); break;
+	}
+	memcpy(out, o, (size_t)nr * sizeof(float));
+}
+#endif
+
+int rt_lut_dot(const rt_lut *l, size_t e0, size_t ldb, size_t K, int nr, const float *a, float *out, int vector)
+{
+	if (vector) {
+#ifdef RT_AVX2
+		if (!use_vbmi() || l->bits < 1 || l->bits > 8 || l->np != (size_t)1 << l->bits || !K || nr < 1 || nr > 4)
+			return -1;
+		for (int j = 0; j < nr; j++)
+			if ((e0 + (size_t)j * ldb) % l->inner + K > l->inner)
+				return -1;
+		lut_dot_vbmi(l, e0, ldb, K, nr, a, out);
+		return 0;
+#else
+		return -1;
+#endif
+	}
+	float *bt = rt_alloc(4 * pad8(K) * sizeof(float));
+	lut_dot_expand(l, e0, ldb, K, nr, a, out, bt);
+	free(bt);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* GEMM over stored weight rows                                        */
 
 typedef struct gemm {
@@ -125,27 +323,35 @@ typedef struct gemm {
 	const float *bias;    /* per n, or NULL */
 } gemm;
 
-static size_t pad8(size_t k) { return (k + 7) & ~(size_t)7; }
+/* Weight rows n .. n+nb-1 as fp32 rows of Kp into bt. */
+static void gemm_rows(const gemm *g, size_t n, int nb, float *bt)
+{
+	for (int j = 0; j < nb; j++) {
+		float *row = bt + (size_t)j * g->Kp;
+		if (g->b_lut) /* exact: every fp16 entry is an fp32 */
+			rt_lut_expand_f32(g->b_lut, g->b_off + (n + (size_t)j) * g->ldb, g->K, row);
+		else if (g->b_dtype == MIL_FP16)
+			rt_h2f_n((const uint16_t *)g->B + (n + (size_t)j) * g->ldb, row, g->K);
+		else
+			memcpy(row, (const float *)g->B + (n + (size_t)j) * g->ldb, g->K * sizeof(float));
+		memset(row + g->K, 0, (g->Kp - g->K) * sizeof(float));
+	}
+}
 
 /* Output channels [n0, n1): four weight rows at a time. */
 static void gemm_part(void *ctx, size_t n0, size_t n1)
 {
 	const gemm *g = ctx;
-	float *bt = rt_alloc(4 * g->Kp * sizeof(float));
+	float *bt = NULL; /* the fused palettized path needs none */
 	float *out = rt_alloc(g->M * 4 * sizeof(float));
 	for (size_t n = n0; n < n1; n += 4) {
 		int nb = n1 - n < 4 ? (int)(n1 - n) : 4;
-		for (int j = 0; j < nb; j++) {
-			float *row = bt + (size_t)j * g->Kp;
-			if (g->b_lut) /* exact: every fp16 entry is an fp32 */
-				rt_lut_expand_f32(g->b_lut, g->b_off + (n + (size_t)j) * g->ldb, g->K, row);
-			else if (g->b_dtype == MIL_FP16)
-				rt_h2f_n((const uint16_t *)g->B + (n + (size_t)j) * g->ldb, row, g->K);
-			else
-				memcpy(row, (const float *)g->B + (n + (size_t)j) * g->ldb, g->K * sizeof(float));
-			memset(row + g->K, 0, (g->Kp - g->K) * sizeof(float));
+		if (!g->b_lut || g->M != 1 || rt_lut_dot(g->b_lut, g->b_off + n * g->ldb, g->ldb, g->K, nb, g->A, out, 1) != 0) {
+			if (!bt)
+				bt = rt_alloc(4 * g->Kp * sizeof(float));
+			gemm_rows(g, n, nb, bt);
+			dot_tile(g->A, g->Kp, g->M, bt, g->Kp, nb, out);
 		}
-		dot_tile(g->A, g->Kp, g->M, bt, g->Kp, nb, out);
 		for (size_t m = 0; m < g->M; m++)
 			for (int j = 0; j < nb; j++) {
 				float v = out[m * 4 + (size_t)j];

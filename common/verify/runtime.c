@@ -350,8 +350,28 @@ int rt_axis(int64_t a, int r)
 /* ------------------------------------------------------------------ */
 /* Buffers and tensors                                                 */
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
+/* A decode step allocates and frees the same few MB (tiled KV caches,
+ * activations) in every op. glibc serves blocks over 128 KB with fresh
+ * mmaps and returns them on free, so every step page-faults them in again:
+ * 40% of a 1B-shaped model's decode time on a VM (measured). Keep blocks up
+ * to 32 MB in the heap instead, and up to 64 MB of free heap top. */
+static pthread_once_t g_heap_once = PTHREAD_ONCE_INIT;
+
+static void keep_heap(void)
+{
+#ifdef __GLIBC__
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	mallopt(M_TRIM_THRESHOLD, 64 << 20);
+#endif
+}
+
 void *rt_alloc(size_t nbytes)
 {
+	pthread_once(&g_heap_once, keep_heap);
 	void *p = NULL;
 	size_t n = nbytes ? (nbytes + 63) & ~(size_t)63 : 64;
 	if (n < nbytes || posix_memalign(&p, 64, n) != 0)
@@ -856,7 +876,7 @@ static void unpack_indices(const uint8_t *p, int bits, size_t e0, size_t n, uint
 }
 
 /* The table of run o (multi-index over dims 0..last_grouped). */
-static const uint8_t *lut_table(const rt_lut *l, size_t o)
+const uint8_t *rt_lut_table(const rt_lut *l, size_t o)
 {
 	size_t rest = o, g = 0;
 	for (int d = l->last_grouped; d >= 0; d--) {
@@ -876,7 +896,7 @@ void rt_lut_expand(const rt_lut *l, size_t off, size_t n, void *dst)
 		size_t pos = off % l->inner, c = l->inner - pos;
 		c = c < n ? c : n;
 		c = c < sizeof ix ? c : sizeof ix;
-		const uint8_t *table = lut_table(l, off / l->inner);
+		const uint8_t *table = rt_lut_table(l, off / l->inner);
 		unpack_indices(l->idx, l->bits, off, c, ix);
 		if (l->es == 2) {
 			for (size_t k = 0; k < c; k++)
@@ -931,7 +951,7 @@ void rt_lut_expand_f32(const rt_lut *l, size_t off, size_t n, float *dst)
 	while (n) {
 		size_t pos = off % l->inner, c = l->inner - pos;
 		c = c < n ? c : n;
-		const uint8_t *table = lut_table(l, off / l->inner);
+		const uint8_t *table = rt_lut_table(l, off / l->inner);
 		if (table != last) {
 			if (l->dtype == MIL_FP16)
 				rt_h2f_n((const uint16_t *)(const void *)table, tf, l->np);

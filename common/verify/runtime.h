@@ -221,6 +221,16 @@ typedef struct rt_lut {
 void rt_lut_expand(const rt_lut *l, size_t off, size_t n, void *dst);
 /* The same as fp32. */
 void rt_lut_expand_f32(const rt_lut *l, size_t off, size_t n, float *dst);
+/* The table (np entries of es bytes) of the run holding dense element off is
+ * rt_lut_table(l, off / l->inner). */
+const uint8_t *rt_lut_table(const rt_lut *l, size_t run);
+/* out[j] = the GEMM's dot product of a (pad8(K) fp32 values, zero past K,
+ * 32-byte aligned) with dense elements [e0 + j * ldb, + K) of l, for
+ * j < nr <= 4: exactly the bits of expanding the rows with
+ * rt_lut_expand_f32 and summing in the kernel's 8 lanes. vector: 1 the
+ * fused unpack-lookup-multiply kernel (-1 when this CPU or these rows
+ * cannot take it), 0 the generic expansion (tests compare the two). */
+int rt_lut_dot(const rt_lut *l, size_t e0, size_t ldb, size_t K, int nr, const float *a, float *out, int vector);
 
 /* A value during a run: a tensor whose data either belongs to a buffer
  * (buf != NULL, shared by views such as reshape) or is borrowed read-only

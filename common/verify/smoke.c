@@ -721,7 +721,10 @@ int smoke_step(smoke_parts *p, const int32_t *tokens, int pos, float *logits)
 void smoke_restart(smoke_parts *p) { rt_state_clear(p->state); }
 
 /* The reference beside the generation (smoke_generate_checked): it runs
- * position pos as soon as token[pos] is known. */
+ * the known positions in batches of FOLLOW_BATCH or more (ref_forward_n
+ * reads each weight once per batch; the bits are those of one position at
+ * a time), the rest once the generation is over. */
+#define FOLLOW_BATCH 16
 typedef struct follower {
 	ref_model *ref;
 	const smoke_run *run;
@@ -744,28 +747,42 @@ static void publish(follower *f, int known)
 	pthread_mutex_unlock(&f->mu);
 }
 
+/* Reference outputs of positions [pos, end) of run: logits and hidden
+ * states from position nprompt - 1 on. */
+static int reference_span(ref_model *ref, const smoke_run *run, int pos, int end, int vocab, float *logits, int hdim,
+			  float *hidden)
+{
+	int first = run->nprompt - 1, skip = first > pos ? first - pos : 0, row = pos + skip - first;
+	if (skip > end - pos)
+		skip = end - pos;
+	int rc = ref_forward_n(ref, run->tokens + pos, pos, end - pos, skip,
+			       logits && row >= 0 ? logits + (size_t)row * (size_t)vocab : NULL,
+			       hidden && hdim > 0 && row >= 0 ? hidden + (size_t)row * (size_t)hdim : NULL);
+	if (rc == 0)
+		progress_add(end - pos, 0);
+	return rc;
+}
+
 static void *follow(void *arg)
 {
 	follower *f = arg;
 	ref_reset(f->ref);
-	int nprompt = f->run->nprompt;
-	for (int pos = 0; pos < f->npos; pos++) {
+	for (int pos = 0; pos < f->npos;) {
+		int want = pos + FOLLOW_BATCH < f->npos ? pos + FOLLOW_BATCH : f->npos;
 		pthread_mutex_lock(&f->mu);
-		while (f->known >= 0 && f->known <= pos)
+		while (f->known >= 0 && f->known < want)
 			pthread_cond_wait(&f->cv, &f->mu);
 		int known = f->known;
 		pthread_mutex_unlock(&f->mu);
 		if (known < 0)
 			return NULL;
-		int step = pos - (nprompt - 1);
-		float *l = step >= 0 ? f->logits + (size_t)step * (size_t)f->vocab : NULL;
-		float *h = step >= 0 && f->hidden && f->hdim > 0 ? f->hidden + (size_t)step * (size_t)f->hdim : NULL;
-		if (ref_forward(f->ref, f->run->tokens[pos], pos, l, h) != 0) {
+		int end = known < f->npos ? known : f->npos;
+		if (reference_span(f->ref, f->run, pos, end, f->vocab, f->logits, f->hdim, f->hidden) != 0) {
 			snprintf(f->err, sizeof f->err, "%s", errmsg());
 			f->rc = -1;
 			return NULL;
 		}
-		progress_add(1, 0);
+		pos = end;
 	}
 	return NULL;
 }
@@ -850,15 +867,7 @@ void smoke_run_release(smoke_run *r)
 int smoke_reference_hidden(ref_model *ref, const smoke_run *run, int vocab, float *logits, int hdim, float *hidden)
 {
 	ref_reset(ref);
-	for (int pos = 0; pos < run->nprompt + run->nsteps - 1; pos++) {
-		int step = pos - (run->nprompt - 1);
-		float *l = step >= 0 ? logits + (size_t)step * (size_t)vocab : NULL;
-		float *h = step >= 0 && hidden && hdim > 0 ? hidden + (size_t)step * (size_t)hdim : NULL;
-		if (ref_forward(ref, run->tokens[pos], pos, l, h) != 0)
-			return -1;
-		progress_add(1, 0);
-	}
-	return 0;
+	return reference_span(ref, run, 0, run->nprompt + run->nsteps - 1, vocab, logits, hdim, hidden);
 }
 
 int smoke_reference(ref_model *ref, const smoke_run *run, int vocab, float *logits)

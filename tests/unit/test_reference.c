@@ -431,6 +431,18 @@ static int run_seq(ref_model *m, int V, float *logits, float *hidden, int H)
 	return 0;
 }
 
+/* open_fixture, then with window > 0 the last layer slides over that many tokens. */
+static int open_sliding(hf_model *hf, const char *name, const char *args, int window)
+{
+	if (open_fixture(hf, name, args) != 0)
+		return -1;
+	if (window) {
+		hf->cfg.sliding_window = window;
+		hf->cfg.layer_sliding[hf->cfg.num_hidden_layers - 1] = 1;
+	}
+	return 0;
+}
+
 /* Cached step-by-step logits vs the naive recomputation, plus determinism
  * (a second pass after ref_reset is bit-identical). `window` > 0 makes
  * the last layer slide over that many tokens; qpas > 0 overrides
@@ -439,12 +451,8 @@ static int run_seq(ref_model *m, int V, float *logits, float *hidden, int H)
 static void cross_check_ex(const char *name, const char *args, int window, double qpas)
 {
 	hf_model hf;
-	if (open_fixture(&hf, name, args) != 0)
+	if (open_sliding(&hf, name, args, window) != 0)
 		return;
-	if (window) {
-		hf.cfg.sliding_window = window;
-		hf.cfg.layer_sliding[hf.cfg.num_hidden_layers - 1] = 1;
-	}
 	if (qpas > 0) {
 		hf.cfg.query_pre_attn_scalar = qpas;
 		hf.cfg.attn_scale = pow(qpas, -0.5);
@@ -612,6 +620,62 @@ static void test_vector_dot_identical(void)
 		free(a);
 		free(b);
 	}
+}
+
+/* ref_forward_n (teacher forcing, each weight read once for up to 64
+ * positions) gives the bits of ref_forward position by position: logits
+ * and hidden states from position 5 on, over 70 positions (two batches),
+ * also resumed mid-sequence, with the wide vector kernel and the plain
+ * dots, bf16/f16/f32 weights with odd row lengths, a sliding layer, 2 threads. */
+static void batch_case(const char *name, const char *args, int window)
+{
+	enum { N = 70, FIRST = 5 };
+	hf_model hf;
+	if (open_sliding(&hf, name, args, window) != 0)
+		return;
+	int V = hf.cfg.vocab_size, H = hf.cfg.hidden_size;
+	int32_t tok[N];
+	for (int i = 0; i < N; i++)
+		tok[i] = (int32_t)((i * 7919 + 13) % V);
+	size_t nl = (size_t)(N - FIRST) * (size_t)V, nh = (size_t)(N - FIRST) * (size_t)H;
+	float *a = xcalloc(nl, 4), *b = xcalloc(nl, 4), *ha = xcalloc(nh, 4), *hb = xcalloc(nh, 4);
+	for (int plain = 0; plain < 2; plain++) {
+		if (plain)
+			setenv("ANEMAKE_REF_PLAIN", "1", 1);
+		ref_options opt = {.context = 80, .threads = 2};
+		ref_model *m = ref_open(&hf, &opt);
+		unsetenv("ANEMAKE_REF_PLAIN");
+		CHECKF(m != NULL, "%s: %s", name, errmsg());
+		if (!m)
+			break;
+		for (int p = 0; p < N; p++) {
+			int o = p - FIRST;
+			CHECK(ref_forward(m, tok[p], p, o >= 0 ? a + (size_t)o * V : NULL, o >= 0 ? ha + (size_t)o * H : NULL) == 0);
+		}
+		ref_reset(m);
+		memset(b, 0, nl * 4);
+		CHECKF(ref_forward_n(m, tok, 0, N, FIRST, b, hb) == 0, "%s", errmsg());
+		CHECKF(memcmp(a, b, nl * 4) == 0 && memcmp(ha, hb, nh * 4) == 0, "%s%s: one batch differs from one at a time",
+		       name, plain ? " (plain dots)" : "");
+		ref_reset(m);
+		memset(b, 0, nl * 4);
+		CHECK(ref_forward_n(m, tok, 0, 3, 3, NULL, NULL) == 0);
+		CHECK(ref_forward_n(m, tok + 3, 3, N - 3, FIRST - 3, b, NULL) == 0);
+		CHECKF(memcmp(a, b, nl * 4) == 0, "%s%s: a resumed batch differs", name, plain ? " (plain dots)" : "");
+		ref_close(m);
+	}
+	free(a), free(b), free(ha), free(hb);
+	hf_model_close(&hf);
+}
+
+static void test_batch_identical(void)
+{
+	batch_case("batch-bf16", "--arch llama --seed 11 --hidden 84 --heads 6 --kv-heads 2 --intermediate 300 --vocab 515 "
+		   "--untied --dtype bf16", 0);
+	batch_case("batch-f16", "--arch llama --seed 12 --hidden 84 --heads 6 --kv-heads 2 --intermediate 300 --vocab 515 "
+		   "--dtype f16", 0);
+	batch_case("batch-f32", "--arch qwen2 --seed 6 --dtype f32", 9);
+	batch_case("batch-gemma3", G3_ARGS, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1041,6 +1105,7 @@ int main(void)
 	RUN(test_rope_scaling_changes_output);
 	RUN(test_threads_identical);
 	RUN(test_vector_dot_identical);
+	RUN(test_batch_identical);
 	RUN(test_rope_inv_freq);
 	RUN(test_softcapping_refused);
 	RUN(test_bad_input);
