@@ -20,8 +20,9 @@ FUZZ_BRIEF ?= 4
 check:
 	$(Q)mk/deps.sh install test
 	$(Q)$(MAKE) --no-print-directory FLAVOR=asan WERROR=1 B=$(CHECK_B) check-build
-# Llama 2's tokenizer.json for the llama-spm vectors: needs npm, never fails the build.
-	$(Q)tests/tools/fetch-llama2-tokenizer.sh --quiet $(CHECK_B)/tests/spm_js_to_json >/dev/null || true
+# Real tokenizer.json files for the llama-spm, o200k and tekken vectors: need npm, never fail the build.
+	$(Q)tests/tools/fetch-npm-tokenizer.sh --quiet llama2 $(CHECK_B)/tests/spm_js_to_json >/dev/null || true
+	$(Q)for t in gpt4o mistral-nemo; do tests/tools/fetch-npm-tokenizer.sh --quiet $$t >/dev/null || true; done
 	$(Q)$(MAKE) --no-print-directory fuzz-build
 	$(Q)BIN=$(CURDIR)/$(CHECK_B)/bin TESTBIN=$(CURDIR)/$(CHECK_B)/tests FUZZBIN=$(CURDIR)/$(FZ) \
 	  FUZZ_SECONDS=$(FUZZ_BRIEF) SHARED=$(SHARED) tests/run.sh

@@ -192,6 +192,7 @@ enum tok_prepend { TOK_PREPEND_NEVER, TOK_PREPEND_FIRST, TOK_PREPEND_ALWAYS };
 typedef struct tok_pre {
 	int type;
 	int behavior;         /* Split; Digits: isolated (individual_digits) or contiguous */
+	int invert;           /* Split: the gaps are the matches (behavior acts on them) */
 	int is_regex;         /* Split: re, else the literal str */
 	tok_regex re;         /* Split (regex), ByteLevel (use_regex: GPT-2) */
 	const char *str;      /* Split literal; Metaspace replacement */

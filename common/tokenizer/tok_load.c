@@ -439,13 +439,10 @@ static int parse_split(tokenizer *t, const cJSON *v, const char *path)
 {
 	tok_pre p = {.type = TOK_PRE_SPLIT};
 	const char *pat;
-	int invert;
 
 	if (get_pattern(t, v, path, &pat, &p.is_regex) < 0 || parse_behavior(t, v, path, &p.behavior) < 0 ||
-	    get_bool(t, v, "invert", path, 0, &invert) < 0)
+	    get_bool(t, v, "invert", path, 0, &p.invert) < 0)
 		return -1;
-	if (invert)
-		return errf("%s: %s: unsupported pre_tokenizer 'Split' with invert", t->name, path);
 	if (p.is_regex && tok_regex_find(pat, &p.re) < 0)
 		return errf("%s: %s: unsupported pre_tokenizer Split regex '%s'", t->name, path, q(pat));
 	p.str = dup(t, pat);

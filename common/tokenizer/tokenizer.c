@@ -203,7 +203,9 @@ static void seg_add(segs *g, size_t start, size_t end, int match)
 	g->v[g->n++] = (seg){start, end, match};
 }
 
-/* Matches of a Split pattern in s, with the gaps between them. */
+/* Matches of a Split pattern in s, with the gaps between them; invert swaps
+ * which of them count as matches, as HF's Invert pattern does (so Removed
+ * with invert keeps just the matches: Xenova's GPT-4o tokenizer.json). */
 static void find_segs(const tok_pre *p, const char *s, size_t n, segs *g)
 {
 	size_t i = 0, gap = 0;
@@ -219,8 +221,8 @@ static void find_segs(const tok_pre *p, const char *s, size_t n, segs *g)
 		else if (i + p->slen <= n && memcmp(s + i, p->str, p->slen) == 0)
 			m = p->slen;
 		if (m) {
-			seg_add(g, gap, i, 0);
-			seg_add(g, i, i + m, 1);
+			seg_add(g, gap, i, p->invert);
+			seg_add(g, i, i + m, !p->invert);
 			i += m;
 			gap = i;
 		} else {
@@ -228,7 +230,7 @@ static void find_segs(const tok_pre *p, const char *s, size_t n, segs *g)
 			i += tok_utf8_next(s, n, i, &cp);
 		}
 	}
-	seg_add(g, gap, n, 0);
+	seg_add(g, gap, n, p->invert);
 }
 
 /* Join segments per the split behaviour, as HuggingFace folds them. */

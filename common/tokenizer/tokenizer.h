@@ -20,7 +20,7 @@
  *   normalizer    Sequence, Prepend, Replace (string pattern), NFC
  *   pre_tokenizer Sequence, ByteLevel (add_prefix_space, use_regex), Digits
  *                 (individual_digits), Metaspace
- *                 (prepend_scheme, split), Split (any behavior, no invert) with
+ *                 (prepend_scheme, split), Split (any behavior, invert) with
  *                 a string pattern or one of the regexes GPT-2, Llama 3 (GPT-4
  *                 style, \p{N}{1,3}), Qwen 2 (\p{N}), o200k (GPT-4o, Phi-4-mini:
  *                 words split by case) and tekken (Mistral-Nemo), matched by hand

