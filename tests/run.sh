@@ -13,6 +13,9 @@ export SRC=$(cd "$here/.." && pwd)
 export BIN=${BIN:?} TESTBIN=${TESTBIN:?} SHARED=${SHARED:-$SRC/../shared}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+# Tests run make as a user runs it, not as a child of `make -jN check`, whose
+# jobserver they cannot reach (make would warn on stderr, which tests compare).
+unset MAKEFLAGS MFLAGS MAKELEVEL
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
 passed=0 failed=0 skipped=0 broken=()

@@ -8,8 +8,6 @@
 # with a space works; planning starts few processes, says what it hashes and
 # what an interrupt did; make why says what changed in words.
 . "$SRC/tests/cli/lib.sh"
-# make as a user runs it, not as a child of make check (whose jobserver it cannot reach)
-unset MAKEFLAGS MFLAGS MAKELEVEL
 STORIES=$SRC/tests/models/stories260K
 MK=(make -C "$SRC" --no-print-directory PIPE_BIN="$BIN")
 F=(LUT2=6,4 CHUNK=1 CONTEXT=64 BATCH=8 STEPS=8)
