@@ -91,7 +91,8 @@ $(if $(wildcard $(ST)/plan.mk),,$(shell mkdir -p '$(ST)' 2>/dev/null && : >>'$(S
 include $(ST)/plan.mk
 endif
 $(ST)/plan.mk: $(if $(MAKE_RESTARTS),,FORCE) $(if $(filter bin,$(PIPE_BIN)),all)
-	$(Q)MAKE_PID=$(MAKE_PID) $(PLAN_ENV) mk/plan.sh
+	$(Q)MAKE_PID=$(MAKE_PID) PLAN_GOAL_ONLY=$(if $(filter-out plan,$(MAKECMDGOALS)),,$(filter plan,$(MAKECMDGOALS))) \
+	  $(PLAN_ENV) mk/plan.sh
 
 STEP = mk/step.sh $(ST)
 COMMON_FLAGS = --model '$(MODEL_DIR)' --prefix $(PREFIX_EFF) --context-length $(CONTEXT) --lut-cache '$(ST)/lutcache'
@@ -257,7 +258,7 @@ compile: $(ST)/compile.stamp
 meta: $(ST)/meta.stamp
 preflight: $(ST)/preflight.stamp
 plan:
-	@cat $(ST)/plan.txt
+	@sed 's/^ffn: /anemake: /' $(ST)/plan.txt
 why:
 	@mk/key.sh why $(ST) $(PLAN_STEPS)
 clean-model:

@@ -93,16 +93,21 @@ remove_dead_temporaries() {
 }
 
 # to_make_vars: a stage's message about the flags plan.sh gave it, in the
-# make variables the user typed ("--lut 4,8:" -> "LUT2=4,8:")
+# make variables the user typed: "--lut 4,8:" -> "LUT2=4,8:", "--chunk: '0' is"
+# and "--batch-size: 0 is" -> "CHUNK=0 is", "BATCH=0 is"; the stage's
+# "(see ffn --help)" is not where a make user looks. Most of ffn --plan's
+# messages name make's variables already (--make-names); its option parser's
+# do not.
 to_make_vars() {
 	local lut=LUT2 lut1=LUT1 lut3=LUT3 prog= f v
 	[ -z "$MONOLITHIC" ] || lut=LUT lut1=LUT_EMBED lut3=LUT_LMHEAD
 	for f in lut-embeddings=$lut1 lut-lmhead=$lut3 lut=$lut context-length=CONTEXT batch-size=BATCH \
 		max-chunk-mb=MAX_CHUNK_MB chunk=CHUNK prefix=PREFIX model=MODEL; do
 		v=${f#*=} f=--${f%%=*}
+		prog+="s/$f: '\\([^']*\\)' is /$v=\\1 is /g; s/$f: \\([^ ']*\\) is /$v=\\1 is /g; "
 		prog+="s/$f \\([^ :(-][^ :]*\\)/$v=\\1/g; s/$f\\([^-a-z]\\)/$v\\1/g; s/$f\$/$v/; "
 	done
-	sed -e "$prog"
+	sed -e "$prog" -e 's/ (see [a-z]* --help)$//'
 }
 
 MAKE_PID=${MAKE_PID:-$PPID}
@@ -182,10 +187,11 @@ for v in EVAL EVAL_LABEL; do [[ ${!v:-} != *"'"* ]] || die "$v=${!v} has a quote
 [ -z "${EVAL_GOAL:-}" ] || [ -n "${EVAL:-}" ] || die "make eval needs EVAL=<a text file> to measure the model on"
 plan=$("$BIN/ffn" --plan --make-names --model "$MODEL" --context-length "$CONTEXT" --batch-size "$BATCH" \
 	"${part_args[@]}" ${PREFIX:+--prefix "$PREFIX"} ${FP16_SCALE:+--fp16-scale "$FP16_SCALE"} \
-	2>"$ST/plan.txt") || { sed 's/^ffn: /anemake: /' "$ST/plan.txt" >&2; exit 1; }
+	2>"$ST/plan.txt") || { sed 's/^ffn: /anemake: /' "$ST/plan.txt" | to_make_vars >&2; exit 1; }
 # Its notes (a LUT group it chose) once, not again on make's restart.
 sed -n 's/^ffn: /anemake: /p' "$ST/plan.txt" >"$ST/plan.notes.tmp.$$"
-cmp -s "$ST/plan.notes.tmp.$$" "$ST/plan.notes" || cat "$ST/plan.notes.tmp.$$" >&2
+# (`make plan` alone shows them with the whole plan)
+[ -n "${PLAN_GOAL_ONLY:-}" ] || cmp -s "$ST/plan.notes.tmp.$$" "$ST/plan.notes" || cat "$ST/plan.notes.tmp.$$" >&2
 mv -f "$ST/plan.notes.tmp.$$" "$ST/plan.notes"
 model_dir=$(sed -n 's/^model_dir=//p' <<<"$plan")
 prefix=$(sed -n 's/^prefix=//p' <<<"$plan")

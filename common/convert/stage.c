@@ -96,6 +96,18 @@ static void keep_freed_memory(void)
 #endif
 }
 
+/* A prefix names files beside each other in OUT and in meta.yaml: no '/',
+ * no spaces or quotes that the runtimes' paths and plan.mk would split. */
+static int is_file_prefix(const char *p)
+{
+	if (!isalnum((unsigned char)*p))
+		return 0;
+	for (; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("._-", *p))
+			return 0;
+	return 1;
+}
+
 void stage_open(stage_opts *o)
 {
 	keep_freed_memory();
@@ -120,6 +132,10 @@ void stage_open(stage_opts *o)
 		die("--fp16-scale: %s is %s, which has no post-attention/post-feedforward norms to carry the scale "
 		    "(Gemma 3 only)",
 		    c->path ? c->path : o->model_dir, c->arch->name);
+	if (o->prefix && !is_file_prefix(o->prefix))
+		die_usage("--prefix: '%s' is not a file-name prefix (a letter or digit, then letters, digits, '.', '_', "
+			  "'-')",
+			  o->prefix);
 	o->prefix_eff = o->prefix ? o->prefix : c->arch->prefix;
 	/* undoable: a stage that dies (here, on --quality-dir, or later) leaves no empty --output */
 	if ((o->output && mkdir_p_undoable(o->output) != 0) || (o->quality_dir && mkdir_p_undoable(o->quality_dir) != 0))

@@ -45,6 +45,11 @@ refused prompt_ids_not_ids '^anemake: PROMPT_IDS=1,a is not token ids \(1,2,3\)$
 refused org_not_hub_name "^anemake: ORG=a/b is not a Hugging Face name" MODEL="$STORIES" ORG=a/b
 refused batch_above_context '^anemake: BATCH=64 exceeds CONTEXT=32: a prefill batch must fit in the context$' MODEL="$STORIES" CONTEXT=32
 refused chunks_above_layers '^anemake: CHUNK=9: .*stories260K/config\.json has only 5 layers \(num_hidden_layers\)$' MODEL="$STORIES" CHUNK=9
+# Values the stages' option parser refuses, in the make variable the user typed.
+refused chunk_zero '^anemake: CHUNK=0 is not a chunk count \(1-1024\) or auto$' MODEL="$STORIES" CHUNK=0
+refused batch_zero '^anemake: BATCH=0 is out of range \[1, 4096\]$' MODEL="$STORIES" BATCH=0
+refused prefix_with_slash "^anemake: PREFIX=a/b is not a file-name prefix \\(a letter or digit, then letters, digits, '.', '_', '-'\\)$" \
+	MODEL="$STORIES" PREFIX=a/b
 refused context_above_max_position '^anemake: CONTEXT=1024 exceeds the model.s max_position_embeddings 512 ' MODEL="$STORIES" CONTEXT=1024
 
 "$TESTBIN/mkfixture" --arch gemma3_text --out g3w --layers 2 --layer-types s,f --sliding-window 32 --seed 3 >/dev/null
@@ -80,5 +85,14 @@ if [ "$rc" = 0 ]; then ok defaults_convert; else fail defaults_convert "exit $rc
 	ok defaults_group_said_once || fail defaults_group_said_once "$(grep -i group d.log)"
 grep -q '"group":[[:space:]]*4,' d/.anemake/build/llama_FFN_lut4_chunk_01of02.quality.json && grep -q '"group":[[:space:]]*4,' d/.anemake/build/llama_prefill_lut4_chunk_02of02.quality.json &&
 	! grep -q '"group":[[:space:]]*8' d/.anemake/build/llama_FFN_lut4_chunk_0*.quality.json && ok defaults_group_4 || fail defaults_group_4 "$(ls d)"
+# make plan shows the whole plan, its note once and as anemake's, on a fresh OUT and again.
+for n in fresh again; do
+	[ $n = fresh ] && rm -rf "$SCRATCH/p"
+	run pipe MODEL="$STORIES" OUT="$SCRATCH/p" plan
+	all=$(printf '%s\n%s\n' "$out" "$err")
+	notes=$(printf '%s\n' "$all" | grep -c 'group 8 does not divide')
+	[ "$rc" = 0 ] && [ "$notes" = 1 ] && ! printf '%s\n' "$all" | grep -q '^ffn: ' && printf '%s\n' "$all" | grep -q '^plan: 2 chunk' &&
+		ok plan_note_once_$n || fail plan_note_once_$n "exit $rc, $notes notes: $all"
+done
 grep -q '"group":[[:space:]]*8,' d/.anemake/build/llama_lm_head_lut6.quality.json && ok defaults_head_keeps_8 || fail defaults_head_keeps_8 "$(head -c 200 d/.anemake/build/llama_lm_head_lut6.quality.json)"
 finish
