@@ -86,8 +86,10 @@ PLAN_ENV = BIN='$(PIPE_BIN)' MODEL='$(MODEL)' OUT='$(OUT)' ST='$(ST)' CONTEXT='$
 # and -n included. MAKE_PID: the make that holds OUT's lock (plan.sh).
 MAKE_PID := $(shell echo $$PPID)
 ifneq ($(filter-out clean-model help,$(or $(MAKECMDGOALS),convert)),)
-# (an empty one at first, so a first plan that fails is not also reported as a missing file)
-$(if $(wildcard $(ST)/plan.mk),,$(shell mkdir -p '$(ST)' 2>/dev/null && : >>'$(ST)/plan.mk'))
+# (an empty one at first, so a first plan that fails is not also reported as a
+# missing file; and only in a folder that may be OUT: mk/claim-out.sh)
+OUT_REFUSED := $(if $(wildcard $(ST)/plan.mk),,$(shell mk/claim-out.sh '$(OUT)'))
+$(if $(OUT_REFUSED),$(error $(OUT_REFUSED)))
 include $(ST)/plan.mk
 endif
 $(ST)/plan.mk: $(if $(MAKE_RESTARTS),,FORCE) $(if $(filter bin,$(PIPE_BIN)),all)
@@ -261,6 +263,11 @@ plan:
 	@sed 's/^ffn: /anemake: /' $(ST)/plan.txt
 why:
 	@mk/key.sh why $(ST) $(PLAN_STEPS)
+# (only a folder that anemake made: never one that holds anything else)
+ifneq ($(filter clean-model,$(MAKECMDGOALS)),)
+$(if $(shell [ -e '$(OUT)' ] && [ ! -d '$(OUT)/.anemake' ] && echo no),\
+  $(error anemake: OUT=$(OUT) is not a conversion (no .anemake in it): not removed))
+endif
 clean-model:
 	rm -rf '$(OUT)'
 else

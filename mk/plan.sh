@@ -31,7 +31,16 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/key.sh"
-trap 'rm -rf "$ST"/*.tmp.$$ "$ST/lock/owner.tmp.$$" 2>/dev/null || true' EXIT
+# undo_unplanned: a first plan that fails leaves no OUT (or no .anemake in the
+# empty folder that was OUT) behind; only the run that holds the lock does it.
+locked=
+undo_unplanned() {
+	local made
+	[ -n "$locked" ] && read -r made <"$ST/unplanned" 2>/dev/null || return 0
+	rm -rf "$ST"
+	[ "$made" != out ] || rmdir "$OUT" 2>/dev/null || true
+}
+trap 'rc=$?; rm -rf "$ST"/*.tmp.$$ "$ST/lock/owner.tmp.$$" 2>/dev/null || true; [ $rc = 0 ] || undo_unplanned' EXIT
 trap 'echo "anemake: planning interrupted" >&2; exit 130' INT
 trap 'exit 143' TERM
 
@@ -113,9 +122,15 @@ to_make_vars() {
 MAKE_PID=${MAKE_PID:-$PPID}
 err=$(mkdir -p "$ST" 2>&1) || die "cannot create $ST: ${err##*: }"
 lock_out
+locked=1
 # make records and checks what each step writes inside OUT only (and never
 # removes anything outside it), so dist's folder is one of OUT's.
-abs_path() { case $1 in /*) REPLY=$1 ;; *) REPLY=$PWD/$1 ;; esac; REPLY=${REPLY%/}; }
+abs_path() {
+	case $1 in /*) REPLY=$1 ;; *) REPLY=$PWD/$1 ;; esac
+	REPLY=$REPLY/ # OUT=. and DIST=./hf_dist: "." segments and doubled slashes are nothing
+	while [[ $REPLY == *//* || $REPLY == */./* ]]; do REPLY=${REPLY//\/\//\/} REPLY=${REPLY//\/.\//\/}; done
+	REPLY=${REPLY%/}
+}
 if [ -n "${DIST:-}" ]; then
 	abs_path "$OUT"; out_abs=$REPLY
 	abs_path "$DIST"
@@ -358,3 +373,4 @@ write_if_changed "$ST/plan.mk" "$(
 	printf 'CHUNK_IDS :='; for ((c = 1; c <= nchunk; c++)); do printf ' %02dof%s' "$c" "$nn"; done; echo
 	echo "PLAN_STEPS := ${planned[*]}"
 )"$'\n'
+rm -f "$ST/unplanned"

@@ -140,7 +140,7 @@ else
 	[ -e a/llama_lm_head_lut6.mlpackage ] && ok readonly_out_untouched || fail readonly_out_untouched "$(ls a)"
 	mkdir -p ro
 	as_readonly ro "${MK[@]}" MODEL="$STORIES" OUT="$SCRATCH/ro/x" "${F[@]}"
-	plan_failed readonly_parent_fails 'anemake: cannot create .*(Read-only file system|Permission denied)' ro
+	plan_failed readonly_parent_fails 'anemake: OUT=.*/ro/x: cannot create it: (Read-only file system|Permission denied)' ro
 fi
 if ! is_root || ! unshare -m true 2>/dev/null; then
 	skip full_disk_fails "needs root (a small tmpfs)"
@@ -176,6 +176,40 @@ run make -C tree --no-print-directory PIPE_BIN="$BIN" MODEL="$SCRATCH/my model" 
 expect_fail out_with_space_refused 2 "OUT=.*space" make -C tree --no-print-directory PIPE_BIN="$BIN" MODEL="$STORIES" \
 	OUT="$SCRATCH/o u t" plan
 [ ! -e "o u t" ] && [ ! -e o ] && ok out_with_space_leaves_nothing || fail out_with_space_leaves_nothing "$(ls)"
+
+# --- an OUT that is not a conversion ----------------------------------------------------------------
+# make writes into OUT, sweeps it for killed runs' temporaries and clean-model removes it: a folder
+# holding anything else (the model's, a home, /) is refused before anything is written or removed.
+mkdir -p foreign && echo keep >foreign/notes.txt && : >foreign/victim.tmp.$(dead_pid)
+cp -r "$STORIES" model_copy
+for o in foreign model_copy; do
+	before=$(sums "$o")
+	expect_fail out_not_conversion_$o 2 "^mk/pipeline.mk:[0-9]+: \*\*\* anemake: OUT=$SCRATCH/$o holds other files and no earlier conversion \(no .anemake in it\): give a new or empty folder" \
+		"${MK[@]}" MODEL="$STORIES" OUT="$SCRATCH/$o" "${F[@]}"
+	[ "$(sums "$o")" = "$before" ] && [ ! -e "$o/.anemake" ] && ok out_not_conversion_${o}_untouched ||
+		fail out_not_conversion_${o}_untouched "$(ls -A "$o")"
+done
+expect_fail clean_model_not_conversion 2 "^mk/pipeline.mk:[0-9]+: \\*\\*\\* anemake: OUT=$SCRATCH/foreign is not a conversion \(no .anemake in it\): not removed" \
+	"${MK[@]}" MODEL="$STORIES" OUT="$SCRATCH/foreign" clean-model
+[ -f foreign/notes.txt ] && ok clean_model_not_conversion_kept || fail clean_model_not_conversion_kept "$(ls -A foreign)"
+: >a_file
+expect_fail out_is_a_file 2 "OUT=$SCRATCH/a_file is not a folder" "${MK[@]}" MODEL="$STORIES" OUT="$SCRATCH/a_file" plan
+# A first plan that fails leaves nothing: no new OUT, an empty one stays empty; a later plan that
+# fails leaves the conversion as it was.
+run pipe MODEL="$STORIES" OUT="$SCRATCH/new" LUT2=7 plan
+[ "$rc" != 0 ] && [ ! -e new ] && ok failed_plan_leaves_no_out || fail failed_plan_leaves_no_out "exit $rc, $(ls -A new)"
+mkdir empty
+run pipe MODEL="$STORIES" OUT="$SCRATCH/empty" LUT2=7 plan
+[ "$rc" != 0 ] && [ -d empty ] && [ -z "$(ls -A empty)" ] && ok failed_plan_leaves_empty_out_empty ||
+	fail failed_plan_leaves_empty_out_empty "exit $rc, $(ls -A empty)"
+run pipe MODEL="$STORIES" OUT="$SCRATCH/empty" "${F[@]}" plan
+[ "$rc" = 0 ] && [ -f empty/.anemake/plan.mk ] && [ ! -e empty/.anemake/unplanned ] && ok empty_out_plans ||
+	fail empty_out_plans "exit $rc: $err"
+run pipe MODEL="$STORIES" OUT="$SCRATCH/empty" LUT2=7 plan
+[ "$rc" != 0 ] && [ -f empty/.anemake/plan.mk ] && ok failed_replan_keeps_out || fail failed_replan_keeps_out "exit $rc, $(ls -A empty)"
+# "." in OUT is nothing (its default DIST, OUT/hf_dist, is inside it)
+run pipe MODEL="$STORIES" OUT="$SCRATCH/./dot/." "${F[@]}" plan
+[ "$rc" = 0 ] && [ -d dot/.anemake ] && ok out_with_dot_segments || fail out_with_dot_segments "exit $rc: $err"
 
 # --- planning: few processes, what it hashes, an interrupt ----------------------------------------
 P=(LUT2=6,4 CHUNK=5 CONTEXT=64 BATCH=8)
