@@ -500,6 +500,41 @@ lut_dot_f16(const rt_lut *l, size_t e0, size_t ldb, size_t K, int nr, const floa
 		lut_pairs_run(l, pp, e, 64, K, a, o);
 	memcpy(out, o, (size_t)nr * sizeof(float));
 }
+
+/* Rows of fp16 weights at decode (attention's keys, unpalettized models):
+ * converted in registers instead of through a buffer, two rows per
+ * register as above. A last partial block loads zeros, as the buffer's
+ * padding would be. */
+RT_VBMI __m512 f16_pair_block(const uint16_t *b0, const uint16_t *b1, size_t k, size_t K)
+{
+	if (k + 8 <= K)
+		return _mm512_cvtph_ps(_mm256_inserti128_si256(
+			_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(b0 + k))),
+			_mm_loadu_si128((const __m128i *)(const void *)(b1 + k)), 1));
+	__mmask8 m = (__mmask8)((1u << (K - k)) - 1);
+	return _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_maskz_loadu_epi16(m, b0 + k)),
+						       _mm_maskz_loadu_epi16(m, b1 + k), 1));
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi"))) static void
+f16_dot_vbmi(const uint16_t *B, size_t ldb, size_t K, int nr, const float *a, float *out)
+{
+	const uint16_t *b[4];
+	for (int j = 0; j < 4; j++) /* missing rows repeat the last one */
+		b[j] = B + (size_t)(j < nr ? j : nr - 1) * ldb;
+	__m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+	for (size_t k = 0; k < K; k += 8) {
+		__m512 x = dup8(a + k);
+		s0 = _mm512_add_ps(s0, _mm512_mul_ps(x, f16_pair_block(b[0], b[1], k, K)));
+		s1 = _mm512_add_ps(s1, _mm512_mul_ps(x, f16_pair_block(b[2], b[3], k, K)));
+	}
+	float v[32], o[4];
+	_mm512_storeu_ps(v, s0);
+	_mm512_storeu_ps(v + 16, s1);
+	for (int j = 0; j < 4; j++)
+		o[j] = HSUM8(v + 8 * j);
+	memcpy(out, o, (size_t)nr * sizeof(float));
+}
 #endif
 
 int rt_lut_dot(const rt_lut *l, size_t e0, size_t ldb, size_t K, int nr, const float *a, float *out, int vector)
@@ -522,6 +557,29 @@ int rt_lut_dot(const rt_lut *l, size_t e0, size_t ldb, size_t K, int nr, const f
 	}
 	float *bt = rt_alloc(4 * pad8(K) * sizeof(float));
 	lut_dot_expand(l, e0, ldb, K, nr, a, out, bt);
+	free(bt);
+	return 0;
+}
+
+int rt_f16_dot(const uint16_t *B, size_t ldb, size_t K, int nr, const float *a, float *out, int vector)
+{
+	if (vector) {
+#ifdef RT_AVX2
+		if (!use_vbmi() || !K || nr < 1 || nr > 4)
+			return -1;
+		f16_dot_vbmi(B, ldb, K, nr, a, out);
+		return 0;
+#else
+		return -1;
+#endif
+	}
+	size_t Kp = pad8(K);
+	float *bt = rt_alloc(4 * Kp * sizeof(float));
+	for (int j = 0; j < nr; j++) {
+		rt_h2f_n(B + (size_t)j * ldb, bt + (size_t)j * Kp, K);
+		memset(bt + (size_t)j * Kp + K, 0, (Kp - K) * sizeof(float));
+	}
+	dot_tile(a, Kp, 1, bt, Kp, nr, out);
 	free(bt);
 	return 0;
 }
@@ -557,6 +615,19 @@ static void gemm_rows(const gemm *g, size_t n, int nb, float *bt)
 	}
 }
 
+/* At decode (one activation row), rows n .. n+nb-1 through a kernel that
+ * reads the stored weights directly; 0 when none applies. */
+static int fused_rows(const gemm *g, size_t n, int nb, float *out)
+{
+	if (g->M != 1)
+		return 0;
+	if (g->b_lut)
+		return rt_lut_dot(g->b_lut, g->b_off + n * g->ldb, g->ldb, g->K, nb, g->A, out, 1) == 0;
+	if (g->b_dtype == MIL_FP16)
+		return rt_f16_dot((const uint16_t *)g->B + n * g->ldb, g->ldb, g->K, nb, g->A, out, 1) == 0;
+	return 0;
+}
+
 /* Output channels [n0, n1): four weight rows at a time. */
 static void gemm_part(void *ctx, size_t n0, size_t n1)
 {
@@ -565,7 +636,7 @@ static void gemm_part(void *ctx, size_t n0, size_t n1)
 	float *out = rt_alloc(g->M * 4 * sizeof(float));
 	for (size_t n = n0; n < n1; n += 4) {
 		int nb = n1 - n < 4 ? (int)(n1 - n) : 4;
-		if (!g->b_lut || g->M != 1 || rt_lut_dot(g->b_lut, g->b_off + n * g->ldb, g->ldb, g->K, nb, g->A, out, 1) != 0) {
+		if (!fused_rows(g, n, nb, out)) {
 			if (!bt)
 				bt = rt_alloc(4 * g->Kp * sizeof(float));
 			gemm_rows(g, n, nb, bt);
@@ -848,6 +919,63 @@ static int k_conv(rt_exec *e, const rt_op *op)
 }
 
 /* ------------------------------------------------------------------ */
+/* One activation row times a [K, N] matrix read row by row            */
+
+/* c[n] = a . y[:, n] with the bits of dot_tile on y's columns: lane l of
+ * column n sums a[k] * y[k][n] over k = l, l + 8, .. in order (the zero
+ * padding past K adds +0 to sums that are never -0: no change), then the
+ * lanes in HSUM8's tree. Vectorized across columns, so y (attention's
+ * values at decode) is read in its own row order with no transposed
+ * copy. */
+#define DOT_COLS_BODY                                                                                  \
+	size_t Np = pad8(N);                                                                            \
+	float *acc = rt_alloc(8 * Np * sizeof(float)), *row = rt_alloc(Np * sizeof(float));             \
+	memset(acc, 0, 8 * Np * sizeof(float));                                                         \
+	memset(row, 0, Np * sizeof(float));                                                             \
+	for (size_t k = 0; k < K; k++) {                                                                \
+		float *s = acc + (k % 8) * Np;                                                          \
+		v8f x = {a[k], a[k], a[k], a[k], a[k], a[k], a[k], a[k]};                               \
+		if (dtype == MIL_FP16)                                                                  \
+			rt_h2f_n((const uint16_t *)y + k * N, row, N);                                  \
+		else                                                                                    \
+			memcpy(row, (const float *)y + k * N, N * sizeof(float));                      \
+		for (size_t n = 0; n < Np; n += 8) {                                                    \
+			v8f p = x * *(const v8f *)(row + n);                                            \
+			*(v8f *)(s + n) += p;                                                           \
+		}                                                                                       \
+	}                                                                                               \
+	for (size_t n = 0; n < N; n++) {                                                                \
+		const float *t = acc + n;                                                               \
+		c[n] = (((t[0] + t[4 * Np]) + (t[Np] + t[5 * Np])) + ((t[2 * Np] + t[6 * Np]) + (t[3 * Np] + t[7 * Np]))); \
+	}                                                                                               \
+	free(acc);                                                                                      \
+	free(row);
+
+static void dot_cols_generic(const float *a, size_t K, const void *y, int dtype, size_t N, float *c)
+{
+	DOT_COLS_BODY
+}
+
+#ifdef RT_AVX2
+__attribute__((target("avx2"))) static void dot_cols_avx2(const float *a, size_t K, const void *y, int dtype,
+							  size_t N, float *c)
+{
+	DOT_COLS_BODY
+}
+#endif
+
+void rt_dot_cols(const float *a, size_t K, const void *y, int dtype, size_t N, float *c)
+{
+#ifdef RT_AVX2
+	if (use_avx2()) {
+		dot_cols_avx2(a, K, y, dtype, N, c);
+		return;
+	}
+#endif
+	dot_cols_generic(a, K, y, dtype, N, c);
+}
+
+/* ------------------------------------------------------------------ */
 /* matmul                                                              */
 
 /* Batch offsets of a broadcast operand: its batch dims right-aligned to
@@ -949,6 +1077,10 @@ static int k_matmul(rt_exec *e, const rt_op *op)
 			g.B = (const char *)y->data + yo * rt_dtype_size(y->dtype);
 			g.b_dtype = y->dtype;
 			g.ldb = K;
+		} else if (M == 1 && y->data) {
+			rt_dot_cols(g.A, K, (const char *)y->data + yo * rt_dtype_size(y->dtype), y->dtype, N, g.C);
+			free((void *)g.A);
+			goto next;
 		} else {
 			bt = rows_f32(y, yo, N, K, 1, N); /* row n is column n of y */
 			g.B = bt;
@@ -958,6 +1090,7 @@ static int k_matmul(rt_exec *e, const rt_op *op)
 		gemm_run(e, &g);
 		free((void *)g.A);
 		free(bt);
+	next:
 		for (int d = s.ob - 1; d >= 0 && ++idx[d] == s.oshape[d]; d--)
 			idx[d] = 0;
 	}

@@ -231,6 +231,12 @@ const uint8_t *rt_lut_table(const rt_lut *l, size_t run);
  * fused unpack-lookup-multiply kernel (-1 when this CPU or these rows
  * cannot take it), 0 the generic expansion (tests compare the two). */
 int rt_lut_dot(const rt_lut *l, size_t e0, size_t ldb, size_t K, int nr, const float *a, float *out, int vector);
+/* The same for nr <= 4 fp16 rows B + j * ldb of K values (the GEMM's
+ * rows at decode for unpalettized weights). */
+int rt_f16_dot(const uint16_t *B, size_t ldb, size_t K, int nr, const float *a, float *out, int vector);
+/* c[n] = the GEMM's dot product of a (K fp32 values) with column n of y,
+ * K rows of N fp16 (dtype MIL_FP16) or fp32 values, for every n < N. */
+void rt_dot_cols(const float *a, size_t K, const void *y, int dtype, size_t N, float *c);
 
 /* A value during a run: a tensor whose data either belongs to a buffer
  * (buf != NULL, shared by views such as reshape) or is borrowed read-only
