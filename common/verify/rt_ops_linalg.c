@@ -298,6 +298,8 @@ lut_dot_vbmi(const rt_lut *l, size_t e0, size_t ldb, size_t K, int nr, const flo
  * permute gives each qword the bits of its 4 indices and a multishift puts
  * each index in the low byte of a word (the word permute ignores the high
  * byte's junk; smaller tables are replicated to cover the junk bits). */
+enum { LUT_ROWS = 8 }; /* rows per call of the fused kernels */
+
 typedef struct lut_pair {
 	const uint8_t *p[2];  /* byte holding each row's first index */
 	size_t kfull;         /* chunks at k below this may load 32 bytes of both rows */
@@ -306,6 +308,8 @@ typedef struct lut_pair {
 	__m512i shift[2];     /* multishift controls for the same */
 	__m512i t[2][2];      /* each row's fp16 table: entries 0-31 and 32-63 */
 	int same;             /* both rows use one table */
+	const uint8_t *tab;   /* row A's table */
+	int r[2];             /* the rows' first bits in their first bytes */
 } lut_pair;
 
 /* The byte permutes and multishift controls of a pair whose rows start at
@@ -383,6 +387,9 @@ lut_pair_setup(const rt_lut *l, const size_t e[2], size_t K, lut_pair *pp)
 	}
 	pp->kfull = kfull;
 	pp->same = tab[0] == tab[1];
+	pp->tab = tab[0];
+	pp->r[0] = r[0];
+	pp->r[1] = r[1];
 	if (ctl.b != b || ctl.r[0] != r[0] || ctl.r[1] != r[1])
 		pair_ctl_make(b, r[0], r[1], &ctl);
 	for (int h = 0; h < 2; h++) {
@@ -431,19 +438,19 @@ RT_VBMI __m512 lut_pair_acc(__m512 acc, __m512i f, __m512 x0, __m512 x1)
 
 RT_VBMI __m512 dup8(const float *a) { return _mm512_broadcast_f32x8(_mm256_loadu_ps(a)); }
 
-/* The last K % 32 elements of row pairs: expanded as the generic path does. */
+/* The last K % 32 elements of the rows: expanded as the generic path does. */
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi"))) static void
-lut_pairs_tail(const rt_lut *l, const size_t *e, size_t k, size_t K, const float *a, __m512 *acc)
+lut_pairs_tail(const rt_lut *l, const size_t *e, int npairs, size_t k, size_t K, const float *a, __m512 *acc)
 {
-	float w[4][32];
+	float w[LUT_ROWS][32];
 	size_t n = K - k;
-	for (int j = 0; j < 4; j++) {
+	for (int j = 0; j < 2 * npairs; j++) {
 		memset(w[j], 0, sizeof w[j]);
 		rt_lut_expand_f32(l, e[j] + k, n, w[j]);
 	}
 	for (size_t q = 0; q * 8 < n; q++) {
 		__m512 x = dup8(a + k + 8 * q);
-		for (int P = 0; P < 2; P++) {
+		for (int P = 0; P < npairs; P++) {
 			__m512 wv = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(w[2 * P] + 8 * q)),
 						       _mm256_loadu_ps(w[2 * P + 1] + 8 * q), 1);
 			acc[P] = _mm512_add_ps(acc[P], _mm512_mul_ps(x, wv));
@@ -451,31 +458,39 @@ lut_pairs_tail(const rt_lut *l, const size_t *e, size_t k, size_t K, const float
 	}
 }
 
-RT_VBMI void lut_pairs_run(const rt_lut *l, const lut_pair *pp, const size_t *e, int np, size_t K, const float *a,
-			   float *out)
+/* npairs pairs of rows. With one: every pair uses pair 0's controls and
+ * table (rows of whole bytes in one table group), which then stay in
+ * registers. Each pair's sum is a dependency chain of 4 adds per 32
+ * elements: more pairs run more chains side by side. */
+RT_VBMI void lut_pairs_run(const rt_lut *l, const lut_pair *pp, const size_t *e, int npairs, int np, int one,
+			   size_t K, const float *a, float *out)
 {
 	int b = l->bits;
-	size_t ahead = (e[3] - e[0] + K) * (size_t)b / 8; /* bytes from row 0 to row 4 */
-	__m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
-	__m512 s0 = acc[0], s1 = acc[1]; /* in registers: the loop carries them */
+	/* the next rows follow these in memory when ldb is K */
+	size_t ahead = (e[2 * npairs - 1] - e[0] + K) * (size_t)b / 8, step = (size_t)npairs * 8 * (size_t)b;
+	__m512 acc[LUT_ROWS / 2];
+	for (int P = 0; P < npairs; P++)
+		acc[P] = _mm512_setzero_ps();
 	size_t k = 0;
 	for (; k + 32 <= K; k += 32) {
-		/* the next four rows: they follow these in memory when ldb is K */
-		const char *next = (const char *)pp[0].p[0] + ahead + k * (size_t)b / 2;
-		_mm_prefetch(next, _MM_HINT_T0);
-		_mm_prefetch(next + 64, _MM_HINT_T0);
+		const char *next = (const char *)pp[0].p[0] + ahead + k / 32 * step;
+		for (size_t o = 0; o < step; o += 64)
+			_mm_prefetch(next + o, _MM_HINT_T0);
 		__m512 x0 = dup8(a + k), x1 = dup8(a + k + 8), x2 = dup8(a + k + 16), x3 = dup8(a + k + 24);
-		__m512i r0 = lut_pair_bytes(&pp[0], b, k), r1 = lut_pair_bytes(&pp[1], b, k);
-		s0 = lut_pair_acc(s0, lut_pair_lookup(&pp[0], r0, 0, np), x0, x1);
-		s1 = lut_pair_acc(s1, lut_pair_lookup(&pp[1], r1, 0, np), x0, x1);
-		s0 = lut_pair_acc(s0, lut_pair_lookup(&pp[0], r0, 1, np), x2, x3);
-		s1 = lut_pair_acc(s1, lut_pair_lookup(&pp[1], r1, 1, np), x2, x3);
+		__m512i raw[LUT_ROWS / 2];
+#pragma GCC unroll 4
+		for (int P = 0; P < npairs; P++)
+			raw[P] = lut_pair_bytes(&pp[P], b, k);
+#pragma GCC unroll 4
+		for (int P = 0; P < npairs; P++)
+			acc[P] = lut_pair_acc(acc[P], lut_pair_lookup(&pp[one ? 0 : P], raw[P], 0, np), x0, x1);
+#pragma GCC unroll 4
+		for (int P = 0; P < npairs; P++)
+			acc[P] = lut_pair_acc(acc[P], lut_pair_lookup(&pp[one ? 0 : P], raw[P], 1, np), x2, x3);
 	}
-	acc[0] = s0;
-	acc[1] = s1;
 	if (k < K)
-		lut_pairs_tail(l, e, k, K, a, acc);
-	for (int P = 0; P < 2; P++) {
+		lut_pairs_tail(l, e, npairs, k, K, a, acc);
+	for (int P = 0; P < npairs; P++) {
 		float v[16];
 		_mm512_storeu_ps(v, acc[P]);
 		out[2 * P] = HSUM8(v);
@@ -483,21 +498,27 @@ RT_VBMI void lut_pairs_run(const rt_lut *l, const lut_pair *pp, const size_t *e,
 	}
 }
 
-/* Rows e0 + j * ldb (j < nr), fp16 tables of up to 64 entries. */
+/* Rows e0 + j * ldb (j < nr <= LUT_ROWS), fp16 tables of up to 64 entries:
+ * four pairs when there are more than four rows, else two. */
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi"))) static void
 lut_dot_f16(const rt_lut *l, size_t e0, size_t ldb, size_t K, int nr, const float *a, float *out)
 {
-	size_t e[4];
-	for (int j = 0; j < 4; j++) /* missing rows repeat the last one */
+	int npairs = nr > 4 ? 4 : 2, one = 1;
+	size_t e[LUT_ROWS];
+	for (int j = 0; j < 2 * npairs; j++) /* missing rows repeat the last one */
 		e[j] = e0 + (size_t)(j < nr ? j : nr - 1) * ldb;
-	lut_pair pp[2];
-	lut_pair_setup(l, e, K, &pp[0]);
-	lut_pair_setup(l, e + 2, K, &pp[1]);
-	float o[4];
-	if (l->np <= 32)
-		lut_pairs_run(l, pp, e, 32, K, a, o);
+	lut_pair pp[LUT_ROWS / 2];
+	for (int P = 0; P < npairs; P++) {
+		lut_pair_setup(l, e + 2 * P, K, &pp[P]);
+		one &= pp[P].same && pp[P].tab == pp[0].tab && pp[P].r[0] == pp[0].r[0] && pp[P].r[1] == pp[0].r[1];
+	}
+	float o[LUT_ROWS];
+	if (npairs == 4 && one)
+		l->np <= 32 ? lut_pairs_run(l, pp, e, 4, 32, 1, K, a, o) : lut_pairs_run(l, pp, e, 4, 64, 1, K, a, o);
+	else if (npairs == 4)
+		l->np <= 32 ? lut_pairs_run(l, pp, e, 4, 32, 0, K, a, o) : lut_pairs_run(l, pp, e, 4, 64, 0, K, a, o);
 	else
-		lut_pairs_run(l, pp, e, 64, K, a, o);
+		l->np <= 32 ? lut_pairs_run(l, pp, e, 2, 32, 0, K, a, o) : lut_pairs_run(l, pp, e, 2, 64, 0, K, a, o);
 	memcpy(out, o, (size_t)nr * sizeof(float));
 }
 
@@ -539,14 +560,17 @@ f16_dot_vbmi(const uint16_t *B, size_t ldb, size_t K, int nr, const float *a, fl
 
 int rt_lut_dot(const rt_lut *l, size_t e0, size_t ldb, size_t K, int nr, const float *a, float *out, int vector)
 {
+	if (nr < 1 || nr > 8)
+		return -1;
 	if (vector) {
 #ifdef RT_AVX2
-		if (!use_vbmi() || l->bits < 1 || l->bits > 8 || l->np != (size_t)1 << l->bits || !K || nr < 1 || nr > 4)
+		int f16 = l->dtype == MIL_FP16 && l->bits <= 6;
+		if (!use_vbmi() || l->bits < 1 || l->bits > 8 || l->np != (size_t)1 << l->bits || !K || (!f16 && nr > 4))
 			return -1;
 		for (int j = 0; j < nr; j++)
 			if ((e0 + (size_t)j * ldb) % l->inner + K > l->inner)
 				return -1;
-		if (l->dtype == MIL_FP16 && l->bits <= 6)
+		if (f16)
 			lut_dot_f16(l, e0, ldb, K, nr, a, out);
 		else
 			lut_dot_vbmi(l, e0, ldb, K, nr, a, out);
@@ -556,7 +580,8 @@ int rt_lut_dot(const rt_lut *l, size_t e0, size_t ldb, size_t K, int nr, const f
 #endif
 	}
 	float *bt = rt_alloc(4 * pad8(K) * sizeof(float));
-	lut_dot_expand(l, e0, ldb, K, nr, a, out, bt);
+	for (int j = 0; j < nr; j += 4)
+		lut_dot_expand(l, e0 + (size_t)j * ldb, ldb, K, nr - j < 4 ? nr - j : 4, a, out + j, bt);
 	free(bt);
 	return 0;
 }
@@ -615,28 +640,37 @@ static void gemm_rows(const gemm *g, size_t n, int nb, float *bt)
 	}
 }
 
-/* At decode (one activation row), rows n .. n+nb-1 through a kernel that
- * reads the stored weights directly; 0 when none applies. */
-static int fused_rows(const gemm *g, size_t n, int nb, float *out)
+/* At decode (one activation row), up to `most` rows from n through a
+ * kernel that reads the stored weights directly; how many it did (0: none
+ * applies). */
+static int fused_rows(const gemm *g, size_t n, int most, float *out)
 {
 	if (g->M != 1)
 		return 0;
-	if (g->b_lut)
-		return rt_lut_dot(g->b_lut, g->b_off + n * g->ldb, g->ldb, g->K, nb, g->A, out, 1) == 0;
+	if (g->b_lut) {
+		if (rt_lut_dot(g->b_lut, g->b_off + n * g->ldb, g->ldb, g->K, most, g->A, out, 1) == 0)
+			return most;
+		most = most < 4 ? most : 4; /* the fp32-table kernel takes 4 */
+		return rt_lut_dot(g->b_lut, g->b_off + n * g->ldb, g->ldb, g->K, most, g->A, out, 1) == 0 ? most : 0;
+	}
+	most = most < 4 ? most : 4;
 	if (g->b_dtype == MIL_FP16)
-		return rt_f16_dot((const uint16_t *)g->B + n * g->ldb, g->ldb, g->K, nb, g->A, out, 1) == 0;
+		return rt_f16_dot((const uint16_t *)g->B + n * g->ldb, g->ldb, g->K, most, g->A, out, 1) == 0 ? most : 0;
 	return 0;
 }
 
-/* Output channels [n0, n1): four weight rows at a time. */
+/* Output channels [n0, n1): four weight rows at a time (eight through the
+ * palettized kernel). */
 static void gemm_part(void *ctx, size_t n0, size_t n1)
 {
 	const gemm *g = ctx;
-	float *bt = NULL; /* the fused palettized path needs none */
-	float *out = rt_alloc(g->M * 4 * sizeof(float));
-	for (size_t n = n0; n < n1; n += 4) {
-		int nb = n1 - n < 4 ? (int)(n1 - n) : 4;
-		if (!fused_rows(g, n, nb, out)) {
+	float *bt = NULL; /* the fused paths need none */
+	float *out = rt_alloc((g->M > 2 ? g->M : 2) * 4 * sizeof(float));
+	for (size_t n = n0; n < n1;) {
+		size_t left = n1 - n;
+		int nb = fused_rows(g, n, left < 8 ? (int)left : 8, out);
+		if (!nb) {
+			nb = left < 4 ? (int)left : 4;
 			if (!bt)
 				bt = rt_alloc(4 * g->Kp * sizeof(float));
 			gemm_rows(g, n, nb, bt);
@@ -644,11 +678,12 @@ static void gemm_part(void *ctx, size_t n0, size_t n1)
 		}
 		for (size_t m = 0; m < g->M; m++)
 			for (int j = 0; j < nb; j++) {
-				float v = out[m * 4 + (size_t)j];
+				float v = g->M == 1 ? out[j] : out[m * 4 + (size_t)j];
 				if (g->bias)
 					v += g->bias[n + (size_t)j];
 				g->C[m * g->ldcm + (n + (size_t)j) * g->ldcn] = v;
 			}
+		n += (size_t)nb;
 	}
 	free(out);
 	free(bt);
