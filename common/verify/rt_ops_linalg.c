@@ -140,7 +140,7 @@ static void lut_dot_expand(const rt_lut *l, size_t e0, size_t ldb, size_t K, int
 #ifdef RT_AVX2
 #include <immintrin.h>
 
-#define RT_VBMI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi"), always_inline)) static inline
+#define RT_VBMI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi"), always_inline)) static inline
 
 static int g_vbmi;
 static pthread_once_t g_vbmi_once = PTHREAD_ONCE_INIT;
@@ -149,7 +149,8 @@ static void detect_vbmi(void)
 {
 	__builtin_cpu_init();
 	g_vbmi = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-		 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi");
+		 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+		 __builtin_cpu_supports("avx512vbmi");
 }
 
 static int use_vbmi(void)
@@ -238,7 +239,7 @@ RT_VBMI void lut_dot4(const lut_row *r, int b, int np, size_t K, const float *a,
 	}
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi"))) static void
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi"))) static void
 lut_row_setup(const rt_lut *l, size_t e, size_t K, lut_row *r, float *tf)
 {
 	size_t bit = e * (size_t)l->bits;
@@ -263,7 +264,7 @@ lut_row_setup(const rt_lut *l, size_t e, size_t K, lut_row *r, float *tf)
 }
 
 /* Rows e0 + j * ldb (j < nr), each within one run of its table. */
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi"))) static void
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi"))) static void
 lut_dot_vbmi(const rt_lut *l, size_t e0, size_t ldb, size_t K, int nr, const float *a, float *out)
 {
 	lut_row r[4];
@@ -284,25 +285,326 @@ lut_dot_vbmi(const rt_lut *l, size_t e0, size_t ldb, size_t K, int nr, const flo
 	}
 	memcpy(out, o, (size_t)nr * sizeof(float));
 }
+
+/* fp16 tables of up to 64 entries (2 to 6 bits, the common case) take a
+ * cheaper route: the lookup is done in fp16, where a 64-entry table is two
+ * registers and one word permute looks up 32 indices, and only then
+ * converted to fp32 (exact). Rows go in pairs: a register holds 8 weights
+ * of row A in its low half and the same 8 elements of row B in its high
+ * half, multiplied by the activations duplicated into both halves; so one
+ * 512-bit add advances both rows' 8-lane sums by one block, in dot_tile's
+ * order, with no extraction. The indices of 32 elements of both rows are
+ * loaded into one register (row A's bytes at 0, row B's at 32), a byte
+ * permute gives each qword the bits of its 4 indices and a multishift puts
+ * each index in the low byte of a word (the word permute ignores the high
+ * byte's junk; smaller tables are replicated to cover the junk bits). */
+enum { LUT_ROWS = 8 }; /* rows per call of the fused kernels */
+
+typedef struct lut_pair {
+	const uint8_t *p[2];  /* byte holding each row's first index */
+	size_t kfull;         /* chunks at k below this may load 32 bytes of both rows */
+	size_t nbytes[2];     /* bytes each row's indices touch */
+	__m512i perm[2];      /* byte permutes for elements k..k+15 and k+16..k+31 */
+	__m512i shift[2];     /* multishift controls for the same */
+	__m512i t[2][2];      /* each row's fp16 table: entries 0-31 and 32-63 */
+	int same;             /* both rows use one table */
+	const uint8_t *tab;   /* row A's table */
+	int r[2];             /* the rows' first bits in their first bytes */
+} lut_pair;
+
+/* The byte permutes and multishift controls of a pair whose rows start at
+ * bits rA and rB of their first bytes. Register h, 128-bit lane L holds
+ * block 2h + L / 2 of the 32 elements of row L & 1, each qword 4
+ * consecutive indices. */
+typedef struct pair_ctl {
+	int b, r[2];
+	__m512i perm[2], shift[2];
+} pair_ctl;
+
+static void pair_ctl_make(int b, int rA, int rB, pair_ctl *c)
+{
+	uint8_t perm[2][64], shift[2][64];
+	c->b = b;
+	c->r[0] = rA;
+	c->r[1] = rB;
+	for (int h = 0; h < 2; h++)
+		for (int L = 0; L < 4; L++)
+			for (int q = 0; q < 2; q++) {
+				int row = L & 1, el = (2 * h + L / 2) * 8 + q * 4, bit0 = c->r[row] + el * b;
+				uint8_t *pb = perm[h] + L * 16 + q * 8, *sb = shift[h] + L * 16 + q * 8;
+				for (int i = 0; i < 8; i++)
+					pb[i] = (uint8_t)((row * 32 + bit0 / 8 + i) & 63);
+				for (int w = 0; w < 4; w++)
+					sb[2 * w] = sb[2 * w + 1] = (uint8_t)(bit0 % 8 + w * b);
+			}
+	memcpy(c->perm, perm, sizeof perm);
+	memcpy(c->shift, shift, sizeof shift);
+}
+
+/* An fp16 table of np <= 64 entries as 64 words (two registers), repeated
+ * so that junk bits above an index select a copy. */
+RT_VBMI void table64(const uint8_t *t, size_t np, __m512i *lo, __m512i *hi)
+{
+	switch (np) {
+	case 64: *lo = _mm512_loadu_si512(t), *hi = _mm512_loadu_si512(t + 64); return;
+	case 32: *lo = *hi = _mm512_loadu_si512(t); return;
+	case 16: *lo = *hi = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(const void *)t)); return;
+	case 8: *lo = *hi = _mm512_broadcast_i64x2(_mm_loadu_si128((const __m128i *)(const void *)t)); return;
+	case 4: {
+		uint64_t v;
+		memcpy(&v, t, 8);
+		*lo = *hi = _mm512_set1_epi64((long long)v);
+		return;
+	}
+	default: {
+		uint32_t v;
+		memcpy(&v, t, 4);
+		*lo = *hi = _mm512_set1_epi32((int)v);
+		return;
+	}
+	}
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi"))) static void
+lut_pair_setup(const rt_lut *l, const size_t e[2], size_t K, lut_pair *pp)
+{
+	/* the controls depend on the rows' bit offsets only: all 0 for rows
+	 * of whole bytes, so one thread rarely makes them twice */
+	static _Thread_local pair_ctl ctl = {.b = 0};
+	int b = l->bits, r[2];
+	const uint8_t *tab[2];
+	size_t kfull = K;
+	for (int i = 0; i < 2; i++) {
+		size_t bit = e[i] * (size_t)b;
+		pp->p[i] = l->idx + bit / 8;
+		r[i] = (int)(bit % 8);
+		pp->nbytes[i] = (bit % 8 + K * (size_t)b + 7) / 8;
+		/* chunk k reads bytes k * b / 8 .. + 32 */
+		size_t ok = pp->nbytes[i] < 32 ? 0 : ((pp->nbytes[i] - 32) * 8 / (size_t)b / 32 + 1) * 32;
+		kfull = ok < kfull ? ok : kfull;
+		tab[i] = i && e[1] / l->inner == e[0] / l->inner ? tab[0] : rt_lut_table(l, e[i] / l->inner);
+		table64(tab[i], l->np, &pp->t[i][0], &pp->t[i][1]);
+	}
+	pp->kfull = kfull;
+	pp->same = tab[0] == tab[1];
+	pp->tab = tab[0];
+	pp->r[0] = r[0];
+	pp->r[1] = r[1];
+	if (ctl.b != b || ctl.r[0] != r[0] || ctl.r[1] != r[1])
+		pair_ctl_make(b, r[0], r[1], &ctl);
+	for (int h = 0; h < 2; h++) {
+		pp->perm[h] = ctl.perm[h];
+		pp->shift[h] = ctl.shift[h];
+	}
+}
+
+/* Index bytes of elements k..k+31 of both rows: row A's at byte 0, B's at 32. */
+RT_VBMI __m512i lut_pair_bytes(const lut_pair *pp, int b, size_t k)
+{
+	size_t o = k * (size_t)b / 8;
+	if (k < pp->kfull)
+		return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(pp->p[0] + o))),
+					  _mm256_loadu_si256((const __m256i *)(const void *)(pp->p[1] + o)), 1);
+	__m256i v[2];
+	for (int i = 0; i < 2; i++) {
+		size_t n = pp->nbytes[i] - o;
+		__mmask32 m = n >= 32 ? 0xffffffffu : (1u << n) - 1;
+		v[i] = _mm256_maskz_loadu_epi8(m, pp->p[i] + o);
+	}
+	return _mm512_inserti64x4(_mm512_castsi256_si512(v[0]), v[1], 1);
+}
+
+/* 32 fp16 weights: blocks 2h, 2h+1 of rows A and B, lanes [A, B, A, B]. */
+RT_VBMI __m512i lut_pair_lookup(const lut_pair *pp, __m512i raw, int h, int np)
+{
+	__m512i ix = _mm512_multishift_epi64_epi8(pp->shift[h], _mm512_permutexvar_epi8(pp->perm[h], raw));
+	__m512i f = np <= 32 ? _mm512_permutexvar_epi16(ix, pp->t[0][0])
+			     : _mm512_permutex2var_epi16(pp->t[0][0], ix, pp->t[0][1]);
+	if (pp->same)
+		return f;
+	__m512i g = np <= 32 ? _mm512_permutexvar_epi16(ix, pp->t[1][0])
+			     : _mm512_permutex2var_epi16(pp->t[1][0], ix, pp->t[1][1]);
+	return _mm512_mask_blend_epi16((__mmask32)0xff00ff00u, f, g);
+}
+
+/* acc += x * w block by block: the two halves of f in order. */
+RT_VBMI __m512 lut_pair_acc(__m512 acc, __m512i f, __m512 x0, __m512 x1)
+{
+	__m512 w0 = _mm512_cvtph_ps(_mm512_castsi512_si256(f));
+	__m512 w1 = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(f, 1));
+	acc = _mm512_add_ps(acc, _mm512_mul_ps(x0, w0));
+	return _mm512_add_ps(acc, _mm512_mul_ps(x1, w1));
+}
+
+RT_VBMI __m512 dup8(const float *a) { return _mm512_broadcast_f32x8(_mm256_loadu_ps(a)); }
+
+/* The last K % 32 elements of the rows: expanded as the generic path does. */
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi"))) static void
+lut_pairs_tail(const rt_lut *l, const size_t *e, int npairs, size_t k, size_t K, const float *a, __m512 *acc)
+{
+	float w[LUT_ROWS][32];
+	size_t n = K - k;
+	for (int j = 0; j < 2 * npairs; j++) {
+		memset(w[j], 0, sizeof w[j]);
+		rt_lut_expand_f32(l, e[j] + k, n, w[j]);
+	}
+	for (size_t q = 0; q * 8 < n; q++) {
+		__m512 x = dup8(a + k + 8 * q);
+		for (int P = 0; P < npairs; P++) {
+			__m512 wv = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(w[2 * P] + 8 * q)),
+						       _mm256_loadu_ps(w[2 * P + 1] + 8 * q), 1);
+			acc[P] = _mm512_add_ps(acc[P], _mm512_mul_ps(x, wv));
+		}
+	}
+}
+
+/* npairs pairs of rows. With one: every pair uses pair 0's controls and
+ * table (rows of whole bytes in one table group), which then stay in
+ * registers. Each pair's sum is a dependency chain of 4 adds per 32
+ * elements: more pairs run more chains side by side. */
+RT_VBMI void lut_pairs_run(const rt_lut *l, const lut_pair *pp, const size_t *e, int npairs, int np, int one,
+			   size_t K, const float *a, float *out)
+{
+	int b = l->bits;
+	/* the next rows follow these in memory when ldb is K */
+	size_t ahead = (e[2 * npairs - 1] - e[0] + K) * (size_t)b / 8, step = (size_t)npairs * 8 * (size_t)b;
+	__m512 acc[LUT_ROWS / 2];
+	for (int P = 0; P < npairs; P++)
+		acc[P] = _mm512_setzero_ps();
+	size_t k = 0;
+	for (; k + 32 <= K; k += 32) {
+		const char *next = (const char *)pp[0].p[0] + ahead + k / 32 * step;
+		for (size_t o = 0; o < step; o += 64)
+			_mm_prefetch(next + o, _MM_HINT_T0);
+		__m512 x0 = dup8(a + k), x1 = dup8(a + k + 8), x2 = dup8(a + k + 16), x3 = dup8(a + k + 24);
+		__m512i raw[LUT_ROWS / 2];
+#pragma GCC unroll 4
+		for (int P = 0; P < npairs; P++)
+			raw[P] = lut_pair_bytes(&pp[P], b, k);
+#pragma GCC unroll 4
+		for (int P = 0; P < npairs; P++)
+			acc[P] = lut_pair_acc(acc[P], lut_pair_lookup(&pp[one ? 0 : P], raw[P], 0, np), x0, x1);
+#pragma GCC unroll 4
+		for (int P = 0; P < npairs; P++)
+			acc[P] = lut_pair_acc(acc[P], lut_pair_lookup(&pp[one ? 0 : P], raw[P], 1, np), x2, x3);
+	}
+	if (k < K)
+		lut_pairs_tail(l, e, npairs, k, K, a, acc);
+	for (int P = 0; P < npairs; P++) {
+		float v[16];
+		_mm512_storeu_ps(v, acc[P]);
+		out[2 * P] = HSUM8(v);
+		out[2 * P + 1] = HSUM8(v + 8);
+	}
+}
+
+/* Rows e0 + j * ldb (j < nr <= LUT_ROWS), fp16 tables of up to 64 entries:
+ * four pairs when there are more than four rows, else two. */
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi"))) static void
+lut_dot_f16(const rt_lut *l, size_t e0, size_t ldb, size_t K, int nr, const float *a, float *out)
+{
+	int npairs = nr > 4 ? 4 : 2, one = 1;
+	size_t e[LUT_ROWS];
+	for (int j = 0; j < 2 * npairs; j++) /* missing rows repeat the last one */
+		e[j] = e0 + (size_t)(j < nr ? j : nr - 1) * ldb;
+	lut_pair pp[LUT_ROWS / 2];
+	for (int P = 0; P < npairs; P++) {
+		lut_pair_setup(l, e + 2 * P, K, &pp[P]);
+		one &= pp[P].same && pp[P].tab == pp[0].tab && pp[P].r[0] == pp[0].r[0] && pp[P].r[1] == pp[0].r[1];
+	}
+	float o[LUT_ROWS];
+	if (npairs == 4 && one)
+		l->np <= 32 ? lut_pairs_run(l, pp, e, 4, 32, 1, K, a, o) : lut_pairs_run(l, pp, e, 4, 64, 1, K, a, o);
+	else if (npairs == 4)
+		l->np <= 32 ? lut_pairs_run(l, pp, e, 4, 32, 0, K, a, o) : lut_pairs_run(l, pp, e, 4, 64, 0, K, a, o);
+	else
+		l->np <= 32 ? lut_pairs_run(l, pp, e, 2, 32, 0, K, a, o) : lut_pairs_run(l, pp, e, 2, 64, 0, K, a, o);
+	memcpy(out, o, (size_t)nr * sizeof(float));
+}
+
+/* Rows of fp16 weights at decode (attention's keys, unpalettized models):
+ * converted in registers instead of through a buffer, two rows per
+ * register as above. A last partial block loads zeros, as the buffer's
+ * padding would be. */
+RT_VBMI __m512 f16_pair_block(const uint16_t *b0, const uint16_t *b1, size_t k, size_t K)
+{
+	if (k + 8 <= K)
+		return _mm512_cvtph_ps(_mm256_inserti128_si256(
+			_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(b0 + k))),
+			_mm_loadu_si128((const __m128i *)(const void *)(b1 + k)), 1));
+	__mmask8 m = (__mmask8)((1u << (K - k)) - 1);
+	return _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_maskz_loadu_epi16(m, b0 + k)),
+						       _mm_maskz_loadu_epi16(m, b1 + k), 1));
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi"))) static void
+f16_dot_vbmi(const uint16_t *B, size_t ldb, size_t K, int nr, const float *a, float *out)
+{
+	const uint16_t *b[4];
+	for (int j = 0; j < 4; j++) /* missing rows repeat the last one */
+		b[j] = B + (size_t)(j < nr ? j : nr - 1) * ldb;
+	__m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+	for (size_t k = 0; k < K; k += 8) {
+		__m512 x = dup8(a + k);
+		s0 = _mm512_add_ps(s0, _mm512_mul_ps(x, f16_pair_block(b[0], b[1], k, K)));
+		s1 = _mm512_add_ps(s1, _mm512_mul_ps(x, f16_pair_block(b[2], b[3], k, K)));
+	}
+	float v[32], o[4];
+	_mm512_storeu_ps(v, s0);
+	_mm512_storeu_ps(v + 16, s1);
+	for (int j = 0; j < 4; j++)
+		o[j] = HSUM8(v + 8 * j);
+	memcpy(out, o, (size_t)nr * sizeof(float));
+}
 #endif
 
 int rt_lut_dot(const rt_lut *l, size_t e0, size_t ldb, size_t K, int nr, const float *a, float *out, int vector)
 {
+	if (nr < 1 || nr > 8)
+		return -1;
 	if (vector) {
 #ifdef RT_AVX2
-		if (!use_vbmi() || l->bits < 1 || l->bits > 8 || l->np != (size_t)1 << l->bits || !K || nr < 1 || nr > 4)
+		int f16 = l->dtype == MIL_FP16 && l->bits <= 6;
+		if (!use_vbmi() || l->bits < 1 || l->bits > 8 || l->np != (size_t)1 << l->bits || !K || (!f16 && nr > 4))
 			return -1;
 		for (int j = 0; j < nr; j++)
 			if ((e0 + (size_t)j * ldb) % l->inner + K > l->inner)
 				return -1;
-		lut_dot_vbmi(l, e0, ldb, K, nr, a, out);
+		if (f16)
+			lut_dot_f16(l, e0, ldb, K, nr, a, out);
+		else
+			lut_dot_vbmi(l, e0, ldb, K, nr, a, out);
 		return 0;
 #else
 		return -1;
 #endif
 	}
 	float *bt = rt_alloc(4 * pad8(K) * sizeof(float));
-	lut_dot_expand(l, e0, ldb, K, nr, a, out, bt);
+	for (int j = 0; j < nr; j += 4)
+		lut_dot_expand(l, e0 + (size_t)j * ldb, ldb, K, nr - j < 4 ? nr - j : 4, a, out + j, bt);
+	free(bt);
+	return 0;
+}
+
+int rt_f16_dot(const uint16_t *B, size_t ldb, size_t K, int nr, const float *a, float *out, int vector)
+{
+	if (vector) {
+#ifdef RT_AVX2
+		if (!use_vbmi() || !K || nr < 1 || nr > 4)
+			return -1;
+		f16_dot_vbmi(B, ldb, K, nr, a, out);
+		return 0;
+#else
+		return -1;
+#endif
+	}
+	size_t Kp = pad8(K);
+	float *bt = rt_alloc(4 * Kp * sizeof(float));
+	for (int j = 0; j < nr; j++) {
+		rt_h2f_n(B + (size_t)j * ldb, bt + (size_t)j * Kp, K);
+		memset(bt + (size_t)j * Kp + K, 0, (Kp - K) * sizeof(float));
+	}
+	dot_tile(a, Kp, 1, bt, Kp, nr, out);
 	free(bt);
 	return 0;
 }
@@ -338,15 +640,37 @@ static void gemm_rows(const gemm *g, size_t n, int nb, float *bt)
 	}
 }
 
-/* Output channels [n0, n1): four weight rows at a time. */
+/* At decode (one activation row), up to `most` rows from n through a
+ * kernel that reads the stored weights directly; how many it did (0: none
+ * applies). */
+static int fused_rows(const gemm *g, size_t n, int most, float *out)
+{
+	if (g->M != 1)
+		return 0;
+	if (g->b_lut) {
+		if (rt_lut_dot(g->b_lut, g->b_off + n * g->ldb, g->ldb, g->K, most, g->A, out, 1) == 0)
+			return most;
+		most = most < 4 ? most : 4; /* the fp32-table kernel takes 4 */
+		return rt_lut_dot(g->b_lut, g->b_off + n * g->ldb, g->ldb, g->K, most, g->A, out, 1) == 0 ? most : 0;
+	}
+	most = most < 4 ? most : 4;
+	if (g->b_dtype == MIL_FP16)
+		return rt_f16_dot((const uint16_t *)g->B + n * g->ldb, g->ldb, g->K, most, g->A, out, 1) == 0 ? most : 0;
+	return 0;
+}
+
+/* Output channels [n0, n1): four weight rows at a time (eight through the
+ * palettized kernel). */
 static void gemm_part(void *ctx, size_t n0, size_t n1)
 {
 	const gemm *g = ctx;
-	float *bt = NULL; /* the fused palettized path needs none */
-	float *out = rt_alloc(g->M * 4 * sizeof(float));
-	for (size_t n = n0; n < n1; n += 4) {
-		int nb = n1 - n < 4 ? (int)(n1 - n) : 4;
-		if (!g->b_lut || g->M != 1 || rt_lut_dot(g->b_lut, g->b_off + n * g->ldb, g->ldb, g->K, nb, g->A, out, 1) != 0) {
+	float *bt = NULL; /* the fused paths need none */
+	float *out = rt_alloc((g->M > 2 ? g->M : 2) * 4 * sizeof(float));
+	for (size_t n = n0; n < n1;) {
+		size_t left = n1 - n;
+		int nb = fused_rows(g, n, left < 8 ? (int)left : 8, out);
+		if (!nb) {
+			nb = left < 4 ? (int)left : 4;
 			if (!bt)
 				bt = rt_alloc(4 * g->Kp * sizeof(float));
 			gemm_rows(g, n, nb, bt);
@@ -354,11 +678,12 @@ static void gemm_part(void *ctx, size_t n0, size_t n1)
 		}
 		for (size_t m = 0; m < g->M; m++)
 			for (int j = 0; j < nb; j++) {
-				float v = out[m * 4 + (size_t)j];
+				float v = g->M == 1 ? out[j] : out[m * 4 + (size_t)j];
 				if (g->bias)
 					v += g->bias[n + (size_t)j];
 				g->C[m * g->ldcm + (n + (size_t)j) * g->ldcn] = v;
 			}
+		n += (size_t)nb;
 	}
 	free(out);
 	free(bt);
@@ -629,6 +954,63 @@ static int k_conv(rt_exec *e, const rt_op *op)
 }
 
 /* ------------------------------------------------------------------ */
+/* One activation row times a [K, N] matrix read row by row            */
+
+/* c[n] = a . y[:, n] with the bits of dot_tile on y's columns: lane l of
+ * column n sums a[k] * y[k][n] over k = l, l + 8, .. in order (the zero
+ * padding past K adds +0 to sums that are never -0: no change), then the
+ * lanes in HSUM8's tree. Vectorized across columns, so y (attention's
+ * values at decode) is read in its own row order with no transposed
+ * copy. */
+#define DOT_COLS_BODY                                                                                  \
+	size_t Np = pad8(N);                                                                            \
+	float *acc = rt_alloc(8 * Np * sizeof(float)), *row = rt_alloc(Np * sizeof(float));             \
+	memset(acc, 0, 8 * Np * sizeof(float));                                                         \
+	memset(row, 0, Np * sizeof(float));                                                             \
+	for (size_t k = 0; k < K; k++) {                                                                \
+		float *s = acc + (k % 8) * Np;                                                          \
+		v8f x = {a[k], a[k], a[k], a[k], a[k], a[k], a[k], a[k]};                               \
+		if (dtype == MIL_FP16)                                                                  \
+			rt_h2f_n((const uint16_t *)y + k * N, row, N);                                  \
+		else                                                                                    \
+			memcpy(row, (const float *)y + k * N, N * sizeof(float));                      \
+		for (size_t n = 0; n < Np; n += 8) {                                                    \
+			v8f p = x * *(const v8f *)(row + n);                                            \
+			*(v8f *)(s + n) += p;                                                           \
+		}                                                                                       \
+	}                                                                                               \
+	for (size_t n = 0; n < N; n++) {                                                                \
+		const float *t = acc + n;                                                               \
+		c[n] = (((t[0] + t[4 * Np]) + (t[Np] + t[5 * Np])) + ((t[2 * Np] + t[6 * Np]) + (t[3 * Np] + t[7 * Np]))); \
+	}                                                                                               \
+	free(acc);                                                                                      \
+	free(row);
+
+static void dot_cols_generic(const float *a, size_t K, const void *y, int dtype, size_t N, float *c)
+{
+	DOT_COLS_BODY
+}
+
+#ifdef RT_AVX2
+__attribute__((target("avx2"))) static void dot_cols_avx2(const float *a, size_t K, const void *y, int dtype,
+							  size_t N, float *c)
+{
+	DOT_COLS_BODY
+}
+#endif
+
+void rt_dot_cols(const float *a, size_t K, const void *y, int dtype, size_t N, float *c)
+{
+#ifdef RT_AVX2
+	if (use_avx2()) {
+		dot_cols_avx2(a, K, y, dtype, N, c);
+		return;
+	}
+#endif
+	dot_cols_generic(a, K, y, dtype, N, c);
+}
+
+/* ------------------------------------------------------------------ */
 /* matmul                                                              */
 
 /* Batch offsets of a broadcast operand: its batch dims right-aligned to
@@ -730,6 +1112,10 @@ static int k_matmul(rt_exec *e, const rt_op *op)
 			g.B = (const char *)y->data + yo * rt_dtype_size(y->dtype);
 			g.b_dtype = y->dtype;
 			g.ldb = K;
+		} else if (M == 1 && y->data) {
+			rt_dot_cols(g.A, K, (const char *)y->data + yo * rt_dtype_size(y->dtype), y->dtype, N, g.C);
+			free((void *)g.A);
+			goto next;
 		} else {
 			bt = rows_f32(y, yo, N, K, 1, N); /* row n is column n of y */
 			g.B = bt;
@@ -739,6 +1125,7 @@ static int k_matmul(rt_exec *e, const rt_op *op)
 		gemm_run(e, &g);
 		free((void *)g.A);
 		free(bt);
+	next:
 		for (int d = s.ob - 1; d >= 0 && ++idx[d] == s.oshape[d]; d--)
 			idx[d] = 0;
 	}

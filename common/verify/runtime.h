@@ -226,11 +226,18 @@ void rt_lut_expand_f32(const rt_lut *l, size_t off, size_t n, float *dst);
 const uint8_t *rt_lut_table(const rt_lut *l, size_t run);
 /* out[j] = the GEMM's dot product of a (pad8(K) fp32 values, zero past K,
  * 32-byte aligned) with dense elements [e0 + j * ldb, + K) of l, for
- * j < nr <= 4: exactly the bits of expanding the rows with
+ * j < nr <= 8: exactly the bits of expanding the rows with
  * rt_lut_expand_f32 and summing in the kernel's 8 lanes. vector: 1 the
  * fused unpack-lookup-multiply kernel (-1 when this CPU or these rows
- * cannot take it), 0 the generic expansion (tests compare the two). */
+ * cannot take it; fp32 tables and 7 or 8 bits take at most 4 rows), 0 the
+ * generic expansion (tests compare the two). */
 int rt_lut_dot(const rt_lut *l, size_t e0, size_t ldb, size_t K, int nr, const float *a, float *out, int vector);
+/* The same for nr <= 4 fp16 rows B + j * ldb of K values (the GEMM's
+ * rows at decode for unpalettized weights and attention's keys). */
+int rt_f16_dot(const uint16_t *B, size_t ldb, size_t K, int nr, const float *a, float *out, int vector);
+/* c[n] = the GEMM's dot product of a (K fp32 values) with column n of y,
+ * K rows of N fp16 (dtype MIL_FP16) or fp32 values, for every n < N. */
+void rt_dot_cols(const float *a, size_t K, const void *y, int dtype, size_t N, float *c);
 
 /* A value during a run: a tensor whose data either belongs to a buffer
  * (buf != NULL, shared by views such as reshape) or is borrowed read-only
