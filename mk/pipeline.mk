@@ -43,10 +43,12 @@ $(foreach c,$(BAD_OUT_CHARS),$(if $(findstring $(c),$(OUT)),$(error anemake: OUT
 ifneq ($(findstring ',$(MODEL)),)
 $(error anemake: MODEL=$(MODEL) has a quote; rename the folder or link it under another name)
 endif
-ST := $(OUT)/.anemake
+# (override: ST or BUILD on the command line, BUILD=debug out of habit, must
+# not move the state or the intermediates out of OUT)
+override ST := $(OUT)/.anemake
 # Intermediates (the FFN and prefill packages before combine, every part's
 # .quality.json) live apart from what ships (README.md: The output folder).
-BUILD := $(ST)/build
+override BUILD := $(ST)/build
 # The programs the pipeline runs (tests point this at the sanitizer build).
 PIPE_BIN ?= bin
 ARGMAX ?=

@@ -85,6 +85,10 @@ if [ "$rc" = 0 ]; then ok defaults_convert; else fail defaults_convert "exit $rc
 	ok defaults_group_said_once || fail defaults_group_said_once "$(grep -i group d.log)"
 grep -q '"group":[[:space:]]*4,' d/.anemake/build/llama_FFN_lut4_chunk_01of02.quality.json && grep -q '"group":[[:space:]]*4,' d/.anemake/build/llama_prefill_lut4_chunk_02of02.quality.json &&
 	! grep -q '"group":[[:space:]]*8' d/.anemake/build/llama_FFN_lut4_chunk_0*.quality.json && ok defaults_group_4 || fail defaults_group_4 "$(ls d)"
+# ST and BUILD on the command line (BUILD=debug out of habit) do not move anything out of OUT.
+run pipe MODEL="$STORIES" OUT="$SCRATCH/o" ST="$SCRATCH/st" BUILD="$SCRATCH/bd" lmhead
+[ "$rc" = 0 ] && [ ! -e "$SCRATCH/st" ] && [ ! -e "$SCRATCH/bd" ] && [ -f "$SCRATCH/o/.anemake/build/llama_lm_head_lut6.quality.json" ] &&
+	ok internal_vars_stay || fail internal_vars_stay "exit $rc, $(ls -A "$SCRATCH") $(ls -A "$SCRATCH/o/.anemake/build")"
 # make plan shows the whole plan, its note once and as anemake's, on a fresh OUT and again.
 for n in fresh again; do
 	[ $n = fresh ] && rm -rf "$SCRATCH/p"
