@@ -28,6 +28,7 @@
 #include <cjson/cJSON.h>
 #include <zstd.h>
 
+#include <errno.h>
 #include <stdint.h>
 
 #define STORIES "tests/models/stories260K"
@@ -966,10 +967,8 @@ static void npm_vectors(const char *name, const char *set, const char *which, co
 	tokenizer_free(t);
 }
 
-/* Real tokenizer files committed zstd-compressed (tests/data/tokenizers/README.md):
- * NAME.json.zst, and CONFIG-config.json.zst for a tokenizer_config.json of the
- * family (CONFIG NULL: none). Unpacked into a fresh directory and loaded from it. */
-#define REAL_TOKS "tests/data/tokenizers"
+/* Real tokenizer files committed zstd-compressed (tests/data/tokenizers/README.md). */
+#define REAL_TOKS "tests/data/tokenizers/"
 
 static int unpack_zst(const char *zst, const char *dir, const char *file)
 {
@@ -995,23 +994,37 @@ static int unpack_zst(const char *zst, const char *dir, const char *file)
 	return rc;
 }
 
-/* NULL (with the reason printed) when the file cannot be unpacked or loaded:
- * the files are in the repository, so that is a failure, never a skip. */
-static tokenizer *real_tok(const char *name, const char *config)
+/* A model directory in a fresh temporary dir: the files of tests/data/tokenizers
+ * named (config and jinja may be NULL) under the names HF gives them. */
+static int real_dir(char *dir, const char *json, const char *config, const char *jinja)
 {
-	char dir[64], zst[256];
-	tokenizer *t = NULL;
+	const char *src[] = {json, config, jinja};
+	const char *dst[] = {"tokenizer.json", "tokenizer_config.json", "chat_template.jinja"};
 
 	strcpy(dir, "/tmp/anemake-tok.XXXXXX");
 	if (!mkdtemp(dir))
-		return NULL;
-	snprintf(zst, sizeof zst, REAL_TOKS "/%s-config.json.zst", config);
-	int ok = !config || unpack_zst(zst, dir, "tokenizer_config.json") == 0;
-	snprintf(zst, sizeof zst, REAL_TOKS "/%s.json.zst", name);
-	if (ok && unpack_zst(zst, dir, "tokenizer.json") == 0 && tokenizer_load_dir(dir, &t) < 0)
+		return errf("mkdtemp: %s", strerror(errno));
+	for (size_t i = 0; i < N(src); i++) {
+		char *zst = src[i] ? xasprintf(REAL_TOKS "%s", src[i]) : NULL;
+		int rc = zst ? unpack_zst(zst, dir, dst[i]) : 0;
+		free(zst);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* NULL (with the reason printed) when the files cannot be unpacked or loaded:
+ * they are in the repository, so that is a failure, never a skip. */
+static tokenizer *real_tok(const char *json, const char *config, const char *jinja)
+{
+	char dir[64];
+	tokenizer *t = NULL;
+
+	if (real_dir(dir, json, config, jinja) < 0 || tokenizer_load_dir(dir, &t) < 0) {
+		printf("  %s: %s\n", json, errmsg());
 		t = NULL;
-	if (!t)
-		printf("  %s: %s\n", name, errmsg());
+	}
 	rm_rf(dir);
 	return t;
 }
@@ -1020,8 +1033,8 @@ static tokenizer *granite3, *olmo2;
 
 static void real_vectors(void)
 {
-	granite3 = real_tok("granite3", "granite3.1");
-	olmo2 = real_tok("olmo2", NULL);
+	granite3 = real_tok("granite3.json.zst", "granite3.1-config.json.zst", NULL);
+	olmo2 = real_tok("olmo2.json.zst", NULL, NULL);
 	run_vectors_in("vectors_granite3", NPM_VECTORS, "granite3", NPM_VECTORS "/npm.inp", NPM_STRINGS,
 		       granite3, "tests/data/tokenizers/granite3.json.zst does not load");
 	run_vectors_in("vectors_olmo2", NPM_VECTORS, "olmo2", NPM_VECTORS "/npm.inp", NPM_STRINGS, olmo2,
@@ -1119,7 +1132,7 @@ static void test_granite3(void)
 		     "47330 32 0 203 49152 496 49153 12575 2017 0 203 49152 17594 49153");
 	unsetenv("SOURCE_DATE_EPOCH");
 	CHECK_PROMPT(t, TOK_CHAT_GRANITE31, "Be brief.", sys);
-	if ((t30 = real_tok("granite3", "granite3.0")) == NULL) {
+	if ((t30 = real_tok("granite3.json.zst", "granite3.0-config.json.zst", NULL)) == NULL) {
 		CHECKF(0, "granite3 with Granite 3.0's tokenizer_config.json does not load");
 		return;
 	}
@@ -1127,6 +1140,35 @@ static void test_granite3(void)
 	CHECK_PROMPT(t30, TOK_CHAT_GRANITE, NULL, "49152 496 49153 12575 2017 0 203 49152 17594 49153");
 	CHECK_PROMPT(t30, TOK_CHAT_GRANITE, "Be brief.", sys);
 	tokenizer_free(t30);
+}
+
+/* Granite 3.3's template (the tokenizer is 3.1's here: the prompt uses none
+ * of the tokens 3.3 added) joins its default system lines with spaces. */
+static void test_granite33(void)
+{
+	tokenizer *t = real_tok("granite3.json.zst", NULL, "granite3.3-chat_template.jinja.zst");
+	char *s;
+
+	if (!t) {
+		CHECKF(0, "granite3 with Granite 3.3's chat_template.jinja does not load");
+		return;
+	}
+	CHECK_EQ_INT(tokenizer_chat_family(t), TOK_CHAT_GRANITE33);
+	setenv("SOURCE_DATE_EPOCH", "1764892800", 1); /* 2025-12-05 */
+	CHECK(tokenizer_chat_text(TOK_CHAT_GRANITE33, NULL, "Hi there", 0, &s) == 0);
+	CHECK_STR(s, "<|start_of_role|>system<|end_of_role|>Knowledge Cutoff Date: April 2024. Today's Date: December 05, "
+		     "2025. You are Granite, developed by IBM. You are a helpful AI assistant.<|end_of_text|>\n"
+		     "<|start_of_role|>user<|end_of_role|>Hi there<|end_of_text|>\n<|start_of_role|>assistant<|end_of_role|>");
+	free(s);
+	CHECK_PROMPT(t, TOK_CHAT_GRANITE33, NULL,
+		     "49152 2946 49153 39558 390 17071 2821 44 30468 225 36 34 36 38 32 46097 1182 2821 44 38735 225 34 39 "
+		     "30 225 36 34 36 39 32 2448 884 8080 278 659 30 18909 810 25697 32 2448 884 312 17247 19551 47330 32 0 "
+		     "203 49152 496 49153 12575 2017 0 203 49152 17594 49153");
+	unsetenv("SOURCE_DATE_EPOCH");
+	CHECK_PROMPT(t, TOK_CHAT_GRANITE33, "Be brief.",
+		     "49152 2946 49153 1467 25585 32 0 203 49152 496 49153 12575 2017 0 203 49152 17594 49153");
+	CHECK(tokenizer_chat_from_name("granite3.3", &(tok_chat){0}) == 0);
+	tokenizer_free(t);
 }
 
 /* OLMo 2's dolma2 tokenizer: cl100k plus added tokens, some of them not special. */
@@ -1299,6 +1341,7 @@ int main(void)
 	vector_sets();
 	RUN(test_llama2);
 	RUN(test_granite3);
+	RUN(test_granite33);
 	RUN(test_olmo2);
 	RUN(test_gemma3);
 	RUN(test_chat_gemma3);
