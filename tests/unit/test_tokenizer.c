@@ -1087,12 +1087,12 @@ static void test_llama2(void)
  * transformers.js (tests/tools/npm-chat-prompts.mjs for the chat prompts) */
 
 /* tokenizer_chat_prompt of "Hi there" (after "Be brief." when system) is want. */
-static void check_prompt_at(const tokenizer *t, tok_chat f, const char *system, const char *want, int line)
+static void check_prompt_at(const tokenizer *t, tok_chat f, const char *system, int flags, const char *want, int line)
 {
-	int32_t *ids, w[256];
+	int32_t *ids, w[512];
 	size_t n, nw = parse_ids(want, w, N(w));
 
-	if (tokenizer_chat_prompt(t, f, system, "Hi there", 0, &ids, &n) < 0) {
+	if (tokenizer_chat_prompt(t, f, system, "Hi there", flags, &ids, &n) < 0) {
 		CHECKF(0, "line %d: %s: %s", line, tokenizer_chat_name(f), errmsg());
 		return;
 	}
@@ -1102,7 +1102,8 @@ static void check_prompt_at(const tokenizer *t, tok_chat f, const char *system, 
 	       tokenizer_chat_name(f), got, want);
 	free(ids);
 }
-#define CHECK_PROMPT(t, f, system, want) check_prompt_at(t, f, system, want, __LINE__)
+#define CHECK_PROMPT(t, f, system, want) check_prompt_at(t, f, system, 0, want, __LINE__)
+#define CHECK_PROMPT_FLAGS(t, f, system, flags, want) check_prompt_at(t, f, system, flags, want, __LINE__)
 
 /* Granite 3.0 and 3.1 share tokenizer.json; 3.1's template writes a default
  * system prompt with today's date, 3.0's has none. */
@@ -1168,6 +1169,103 @@ static void test_granite33(void)
 	CHECK_PROMPT(t, TOK_CHAT_GRANITE33, "Be brief.",
 		     "49152 2946 49153 1467 25585 32 0 203 49152 496 49153 12575 2017 0 203 49152 17594 49153");
 	CHECK(tokenizer_chat_from_name("granite3.3", &(tok_chat){0}) == 0);
+	tokenizer_free(t);
+}
+
+/* SmolLM3-3B's real tokenizer_config.json and chat_template.jinja. Its
+ * tokenizer.json (17 MB) was found nowhere; it is Llama 3's BPE with the
+ * config's added tokens, so it is rebuilt from ../shared's Llama 3.1 file with
+ * added_tokens_decoder as its added_tokens, and transformers.js gave the ids
+ * from that same rebuilt file: checked are the template's family, text and
+ * special tokens, not a vocabulary of SmolLM3's own. 0, or -1 with errf(). */
+static int smollm3_dir(char *dir, const char *llama)
+{
+	static const char *const flags[] = {"single_word", "lstrip", "rstrip", "normalized", "special"};
+	char *data = NULL, *cdata = NULL, *cpath = NULL, *out = NULL;
+	size_t n, cn;
+	cJSON *root = NULL, *cfg = NULL;
+	int rc = -1;
+
+	if (real_dir(dir, NULL, "smollm3-config.json.zst", "smollm3-chat_template.jinja.zst") < 0)
+		return -1;
+	cpath = path_join(dir, "tokenizer_config.json");
+	if (read_file(llama, FS_MAX_MODEL, &data, &n) < 0 || read_file(cpath, FS_MAX_TEXT, &cdata, &cn) < 0)
+		goto out;
+	root = cJSON_ParseWithLength(data, n);
+	cfg = cJSON_ParseWithLength(cdata, cn);
+	const cJSON *dec = cJSON_GetObjectItemCaseSensitive(cfg, "added_tokens_decoder"), *e;
+	if (!cJSON_GetObjectItemCaseSensitive(root, "added_tokens") || !cJSON_IsObject(dec)) {
+		errf("%s or %s: no added tokens", llama, cpath);
+		goto out;
+	}
+	cJSON *list = cJSON_CreateArray();
+	cJSON_ArrayForEach(e, dec)
+	{
+		cJSON *a = cJSON_CreateObject();
+		cJSON_AddNumberToObject(a, "id", atoi(e->string));
+		cJSON_AddStringToObject(a, "content", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "content")));
+		for (size_t i = 0; i < N(flags); i++)
+			cJSON_AddBoolToObject(a, flags[i], cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, flags[i])));
+		cJSON_AddItemToArray(list, a);
+	}
+	cJSON_ReplaceItemInObjectCaseSensitive(root, "added_tokens", list);
+	out = cJSON_PrintUnformatted(root);
+	free(cpath);
+	cpath = path_join(dir, "tokenizer.json");
+	rc = write_file_atomic(cpath, out, strlen(out));
+out:
+	free(out), free(data), free(cdata), free(cpath);
+	cJSON_Delete(root), cJSON_Delete(cfg);
+	return rc;
+}
+
+static void test_smollm3(void)
+{
+	const char *llama = shared_file("tokenizers/llama3_1/tokenizer.json");
+	char dir[64];
+	tokenizer *t = NULL;
+	int32_t stop[8];
+
+	if (!llama)
+		SKIP("../shared not found (the rebuilt SmolLM3 tokenizer needs its Llama 3.1 tokenizer.json)");
+	if (smollm3_dir(dir, llama) < 0 || tokenizer_load_dir(dir, &t) < 0) {
+		CHECKF(0, "SmolLM3's configs with %s: %s", llama, errmsg());
+		rm_rf(dir);
+		return;
+	}
+	rm_rf(dir);
+	CHECK_EQ_INT(tokenizer_chat_family(t), TOK_CHAT_SMOLLM3);
+	CHECK_EQ_INT(tokenizer_eos_id(t), 128012); /* <|im_end|> */
+	CHECK(tokenizer_stop_ids(t, stop, 8) >= 1 && stop[0] == 128012);
+	/* <think> and <tool_call> are added but not special */
+	CHECK_IDS(t, "<think>a</think><|im_start|>user\nHi<|im_end|>", TOK_NO_ADD_SPECIAL, 128002, 64, 128003, 128011,
+		  882, 198, 13347, 128012);
+	CHECK_DECODE(t, TOK_SKIP_SPECIAL, "<think>a</think>user\nHi", 128002, 64, 128003, 128011, 882, 198, 13347, 128012);
+	setenv("SOURCE_DATE_EPOCH", "1764892800", 1); /* 2025-12-05 */
+	/* the metadata turn, /think and SmolLM's long default instructions */
+	CHECK_PROMPT(t, TOK_CHAT_SMOLLM3, NULL,
+		     "128011 9125 198 567 34689 271 81434 356 28540 2696 25 5651 220 2366 20 198 15724 2696 25 220 2304 "
+		     "6790 220 2366 20 198 26197 287 14904 25 611 27963 271 567 8572 39397 271 2675 527 264 11190 15592 "
+		     "18328 7086 4487 337 11237 11 16572 555 473 36368 19109 13 4718 3560 439 459 18328 18065 27461 24919 "
+		     "4860 1555 264 37538 7422 1920 1603 8405 279 1620 24473 323 13687 10105 13 1115 7612 23387 304 264 "
+		     "16195 11008 315 6492 11 29385 4954 11 27501 11 32834 24280 11 22599 11 1203 45653 11 323 20140 311 "
+		     "2274 1664 12 25742 291 7422 1920 13 5321 6070 701 2077 1139 1403 1925 14491 25 36287 323 12761 1701 "
+		     "279 5300 3645 25 220 128002 36287 3857 220 128003 12761 3857 13 763 279 36287 3857 11 7872 701 33811 "
+		     "1920 304 7504 13 9062 3094 1288 2997 11944 38864 1778 439 22209 287 4860 11 29385 4954 9959 14955 11 "
+		     "87881 287 502 6848 11 69963 279 13708 315 279 1510 7504 11 74285 904 6103 11 323 17951 5977 3766 "
+		     "7504 13 763 279 12761 3857 11 3196 389 5370 13865 11 48539 811 11 323 63851 505 279 36287 3857 11 "
+		     "60826 3118 279 1620 6425 430 499 82577 4495 13 578 12761 3857 1288 387 20406 11 13687 11 323 64694 "
+		     "323 7872 5995 7504 4460 311 5662 279 17102 382 128011 882 198 13347 1070 128012 198 128011 78191 198");
+	CHECK_PROMPT(t, TOK_CHAT_SMOLLM3, "Be brief.",
+		     "128011 9125 198 567 34689 271 81434 356 28540 2696 25 5651 220 2366 20 198 15724 2696 25 220 2304 "
+		     "6790 220 2366 20 198 26197 287 14904 25 611 27963 271 567 8572 39397 271 3513 10015 382 128011 882 "
+		     "198 13347 1070 128012 198 128011 78191 198");
+	CHECK_PROMPT_FLAGS(t, TOK_CHAT_SMOLLM3, NULL, TOK_CHAT_NO_THINK,
+			   "128011 9125 198 567 34689 271 81434 356 28540 2696 25 5651 220 2366 20 198 15724 2696 25 220 "
+			   "2304 6790 220 2366 20 198 26197 287 14904 25 611 2201 5978 771 271 567 8572 39397 271 2675 527 "
+			   "264 11190 15592 18328 7086 4487 337 11237 11 16572 555 473 36368 19109 382 128011 882 198 13347 "
+			   "1070 128012 198 128011 78191 198 128002 271 128003 198");
+	unsetenv("SOURCE_DATE_EPOCH");
 	tokenizer_free(t);
 }
 
@@ -1342,6 +1440,7 @@ int main(void)
 	RUN(test_llama2);
 	RUN(test_granite3);
 	RUN(test_granite33);
+	RUN(test_smollm3);
 	RUN(test_olmo2);
 	RUN(test_gemma3);
 	RUN(test_chat_gemma3);
