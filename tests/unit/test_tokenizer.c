@@ -1029,16 +1029,19 @@ static tokenizer *real_tok(const char *json, const char *config, const char *jin
 	return t;
 }
 
-static tokenizer *granite3, *olmo2;
+static tokenizer *granite3, *olmo2, *phi3;
 
 static void real_vectors(void)
 {
 	granite3 = real_tok("granite3.json.zst", "granite3.1-config.json.zst", NULL);
 	olmo2 = real_tok("olmo2.json.zst", NULL, NULL);
+	phi3 = real_tok("phi3.json.zst", "phi3-config.json.zst", NULL);
 	run_vectors_in("vectors_granite3", NPM_VECTORS, "granite3", NPM_VECTORS "/npm.inp", NPM_STRINGS,
 		       granite3, "tests/data/tokenizers/granite3.json.zst does not load");
 	run_vectors_in("vectors_olmo2", NPM_VECTORS, "olmo2", NPM_VECTORS "/npm.inp", NPM_STRINGS, olmo2,
 		       "tests/data/tokenizers/olmo2.json.zst does not load");
+	run_vectors_in("vectors_phi3", NPM_VECTORS, "phi3", NPM_VECTORS "/npm.inp", NPM_STRINGS, phi3,
+		       "tests/data/tokenizers/phi3.json.zst does not load");
 }
 
 static void vector_sets(void)
@@ -1053,6 +1056,10 @@ static void vector_sets(void)
 	run_vectors("vectors_llama_bpe", "llama-bpe", shared_tok(LLAMA3), no_shared);
 	run_vectors("vectors_qwen2", "qwen2", shared_tok(QWEN3), no_shared);
 	run_vectors("vectors_llama_spm", "llama-spm", test_shared() ? spm : NULL, test_shared() ? why : no_shared);
+	/* llama.cpp's ggml-vocab-phi-3.gguf.out (HF tokenizers on Phi-3-mini's
+	 * tokenizer) is byte for byte its llama-spm.out: the same 46 strings */
+	run_vectors("vectors_phi3_spm", "llama-spm", test_shared() ? phi3 : NULL,
+		    test_shared() ? "tests/data/tokenizers/phi3.json.zst does not load" : no_shared);
 }
 
 /* Llama 2 itself, beyond the vectors: ids checked against transformers.js
@@ -1170,6 +1177,33 @@ static void test_granite33(void)
 		     "49152 2946 49153 1467 25585 32 0 203 49152 496 49153 12575 2017 0 203 49152 17594 49153");
 	CHECK(tokenizer_chat_from_name("granite3.3", &(tok_chat){0}) == 0);
 	tokenizer_free(t);
+}
+
+/* Phi-3-mini: Llama 2's SentencePiece BPE (the Prepend normalizer runs on
+ * each piece between added tokens) plus added tokens that eat the spaces and
+ * newlines after them (rstrip), so its chat prompt has no newline tokens. */
+static void test_phi3(void)
+{
+	tokenizer *t = phi3;
+	int32_t stop[8];
+
+	if (!t) {
+		CHECKF(0, "tests/data/tokenizers/phi3.json.zst does not load");
+		return;
+	}
+	CHECK_EQ_INT(tokenizer_vocab_size(t), 32011);
+	CHECK_EQ_INT(tokenizer_chat_family(t), TOK_CHAT_PHI3);
+	CHECK_IDS(t, "<|user|>\nHi<|end|>\n<|assistant|>\n", 0, 32010, 6324, 32007, 32001);
+	CHECK_IDS(t, "Hello<|end|>  world </s> x", 0, 15043, 32007, 3186, 29871, 2, 921);
+	CHECK_IDS(t, "<s>Hi", 0, 1, 6324); /* add_bos_token false: no BOS of its own */
+	CHECK_IDS(t, "a <|endoftext|> b", 0, 263, 29871, 32000, 29871, 289);
+	CHECK_DECODE(t, TOK_SKIP_SPECIAL, "a   b", 263, 29871, 32000, 29871, 289);
+	CHECK_DECODE(t, TOK_SKIP_SPECIAL, "Hello world </s> x", 15043, 32007, 3186, 29871, 2, 921);
+	CHECK_EQ_INT(tokenizer_bos_id(t), 1);
+	CHECK_EQ_INT(tokenizer_eos_id(t), 32000);
+	CHECK(tokenizer_stop_ids(t, stop, 8) == 2 && stop[0] == 32000 && stop[1] == 32007);
+	CHECK_PROMPT(t, TOK_CHAT_PHI3, NULL, "32010 6324 727 32007 32001");
+	CHECK_PROMPT(t, TOK_CHAT_PHI3, "Be brief.", "32006 1522 11473 29889 32007 32010 6324 727 32007 32001");
 }
 
 /* SmolLM3-3B's real tokenizer_config.json and chat_template.jinja. Its
@@ -1440,6 +1474,7 @@ int main(void)
 	RUN(test_llama2);
 	RUN(test_granite3);
 	RUN(test_granite33);
+	RUN(test_phi3);
 	RUN(test_smollm3);
 	RUN(test_olmo2);
 	RUN(test_gemma3);
@@ -1451,5 +1486,6 @@ int main(void)
 	tokenizer_free(llama2);
 	tokenizer_free(granite3);
 	tokenizer_free(olmo2);
+	tokenizer_free(phi3);
 	return test_finish();
 }
