@@ -9,8 +9,9 @@
  *    where npm is available) has one;
  *  - tests/data/tokenizer-vectors: o200k (GPT-4o) and tekken (Mistral-Nemo)
  *    ids by transformers.js, run with the npm files that script fetches, and
- *    granite3 and olmo2 with the real files of tests/data/tokenizers (committed
- *    compressed, so these always run);
+ *    granite3, olmo2 and phi3 with the real files of tests/data/tokenizers
+ *    (committed compressed, so these always run), whose chat prompts (and
+ *    SmolLM3's) are transformers.js's renderings of their real templates;
  *  - stories260K's README (bundled in tests/models, so these run anywhere);
  *  - ids for Gemma 3 and the chat templates from the real templates rendered
  *    with @huggingface/jinja and tokenized by transformers.js (which agreed
