@@ -91,14 +91,20 @@ static void render_mistral(tok_buf *b, tok_chat f, const char *system, const cha
 
 static void render_granite(tok_buf *b, tok_chat f, const char *system, const char *user)
 {
-	if (system || f == TOK_CHAT_GRANITE31) {
+	const char *sep = f == TOK_CHAT_GRANITE33 ? " " : "\n";
+
+	if (system || f != TOK_CHAT_GRANITE) {
 		add_str(b, "<|start_of_role|>system<|end_of_role|>");
 		if (system) {
 			add_str(b, system);
 		} else {
-			add_str(b, "Knowledge Cutoff Date: April 2024.\nToday's Date: ");
+			add_str(b, "Knowledge Cutoff Date: April 2024.");
+			add_str(b, sep);
+			add_str(b, "Today's Date: ");
 			add_today(b, "%B %d, %Y");
-			add_str(b, ".\nYou are Granite, developed by IBM. You are a helpful AI assistant.");
+			add_str(b, ".");
+			add_str(b, sep);
+			add_str(b, "You are Granite, developed by IBM. You are a helpful AI assistant.");
 		}
 		add_str(b, "<|end_of_text|>\n");
 	}
@@ -208,6 +214,7 @@ static void render(tok_buf *b, tok_chat f, const char *system, const char *user,
 		break;
 	case TOK_CHAT_GRANITE:
 	case TOK_CHAT_GRANITE31:
+	case TOK_CHAT_GRANITE33:
 		render_granite(b, f, system, user);
 		break;
 	case TOK_CHAT_SMOLLM3:
@@ -265,6 +272,7 @@ static int check_tokens(const tokenizer *t, tok_chat f, int flags)
 		[TOK_CHAT_PHI4] = {"<|im_start|>", "<|im_sep|>", "<|im_end|>"},
 		[TOK_CHAT_GRANITE] = {"<|start_of_role|>", "<|end_of_role|>", "<|end_of_text|>"},
 		[TOK_CHAT_GRANITE31] = {"<|start_of_role|>", "<|end_of_role|>", "<|end_of_text|>"},
+		[TOK_CHAT_GRANITE33] = {"<|start_of_role|>", "<|end_of_role|>", "<|end_of_text|>"},
 		[TOK_CHAT_SMOLLM3] = {"<|im_start|>", "<|im_end|>"},
 	};
 

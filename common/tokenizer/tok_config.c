@@ -26,7 +26,8 @@ static const char *const chat_names[] = {
 	[TOK_CHAT_MISTRAL_V3] = "mistral-v3", [TOK_CHAT_MISTRAL_TEKKEN] = "mistral-tekken",
 	[TOK_CHAT_PHI3] = "phi3",         [TOK_CHAT_PHI4_MINI] = "phi4-mini",
 	[TOK_CHAT_PHI4] = "phi4",         [TOK_CHAT_GRANITE] = "granite",
-	[TOK_CHAT_GRANITE31] = "granite3.1", [TOK_CHAT_TULU] = "tulu",
+	[TOK_CHAT_GRANITE31] = "granite3.1", [TOK_CHAT_GRANITE33] = "granite3.3",
+	[TOK_CHAT_TULU] = "tulu",
 	[TOK_CHAT_SMOLLM3] = "smollm3",   [TOK_CHAT_UNKNOWN] = "unknown",
 };
 
@@ -38,7 +39,7 @@ const char *tokenizer_chat_name(tok_chat f)
 const char *tokenizer_chat_names(void)
 {
 	return "none, llama3, chatml, qwen2.5, qwen3, gemma3, mistral, mistral-v1, mistral-v3, mistral-tekken, "
-	       "phi3, phi4-mini, phi4, granite, granite3.1, tulu, smollm3";
+	       "phi3, phi4-mini, phi4, granite, granite3.1, granite3.3, tulu, smollm3";
 }
 
 int tokenizer_chat_from_name(const char *name, tok_chat *out)
@@ -95,6 +96,15 @@ static tok_chat detect_mistral(const char *tpl)
 	return TOK_CHAT_UNKNOWN;
 }
 
+/* Granite's default system turn: none (3.0), its sentences on lines (3.1,
+ * 3.2) or on one line (3.3). */
+static tok_chat detect_granite(const char *tpl)
+{
+	if (strstr(tpl, "Knowledge Cutoff Date: April 2024. Today's Date: "))
+		return TOK_CHAT_GRANITE33;
+	return strstr(tpl, "Knowledge Cutoff Date: April 2024") ? TOK_CHAT_GRANITE31 : TOK_CHAT_GRANITE;
+}
+
 static tok_chat detect_chatml(const char *tpl)
 {
 	if (strstr(tpl, "<|im_sep|>"))
@@ -117,7 +127,7 @@ tok_chat tokenizer_chat_detect(const char *tpl)
 	if (strstr(tpl, "<start_of_turn>"))
 		return TOK_CHAT_GEMMA3;
 	if (strstr(tpl, "<|start_of_role|>"))
-		return strstr(tpl, "Knowledge Cutoff Date: April 2024") ? TOK_CHAT_GRANITE31 : TOK_CHAT_GRANITE;
+		return detect_granite(tpl);
 	if (strstr(tpl, "<|im_start|>"))
 		return detect_chatml(tpl);
 	if (strstr(tpl, "[INST]"))

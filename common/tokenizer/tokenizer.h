@@ -118,7 +118,8 @@ typedef enum tok_chat {
 	TOK_CHAT_PHI4_MINI, /* <|user|>...<|end|><|assistant|> */
 	TOK_CHAT_PHI4,      /* <|im_start|>user<|im_sep|>...<|im_end|><|im_start|>assistant<|im_sep|> */
 	TOK_CHAT_GRANITE,   /* <|start_of_role|>user<|end_of_role|>...<|end_of_text|>\n<|start_of_role|>assistant<|end_of_role|> */
-	TOK_CHAT_GRANITE31, /* the same after Granite 3.1+'s default system turn (today's date) */
+	TOK_CHAT_GRANITE31, /* the same after Granite 3.1/3.2's default system turn (today's date) */
+	TOK_CHAT_GRANITE33, /* Granite 3.3's: that turn's sentences joined by spaces, not newlines */
 	TOK_CHAT_TULU,      /* <|user|>\n...\n<|assistant|>\n (OLMo 2) */
 	TOK_CHAT_SMOLLM3,   /* ChatML after SmolLM3's metadata system turn (today's date,
 			     * /think or with TOK_CHAT_NO_THINK /no_think and the empty think block) */

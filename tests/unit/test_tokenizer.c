@@ -8,7 +8,10 @@
  *    cache of tests/tools/fetch-npm-tokenizer.sh (made by make check
  *    where npm is available) has one;
  *  - tests/data/tokenizer-vectors: o200k (GPT-4o) and tekken (Mistral-Nemo)
- *    ids by transformers.js, run with the npm files that script fetches;
+ *    ids by transformers.js, run with the npm files that script fetches, and
+ *    granite3, olmo2 and phi3 with the real files of tests/data/tokenizers
+ *    (committed compressed, so these always run), whose chat prompts (and
+ *    SmolLM3's) are transformers.js's renderings of their real templates;
  *  - stories260K's README (bundled in tests/models, so these run anywhere);
  *  - ids for Gemma 3 and the chat templates from the real templates rendered
  *    with @huggingface/jinja and tokenized by transformers.js (which agreed
@@ -24,7 +27,9 @@
 #include "test.h"
 
 #include <cjson/cJSON.h>
+#include <zstd.h>
 
+#include <errno.h>
 #include <stdint.h>
 
 #define STORIES "tests/models/stories260K"
@@ -963,6 +968,83 @@ static void npm_vectors(const char *name, const char *set, const char *which, co
 	tokenizer_free(t);
 }
 
+/* Real tokenizer files committed zstd-compressed (tests/data/tokenizers/README.md). */
+#define REAL_TOKS "tests/data/tokenizers/"
+
+static int unpack_zst(const char *zst, const char *dir, const char *file)
+{
+	char *z, *raw = NULL;
+	size_t zn;
+	int rc = -1;
+
+	if (read_file(zst, FS_MAX_MODEL, &z, &zn) < 0)
+		return -1;
+	unsigned long long n = ZSTD_getFrameContentSize(z, zn);
+	if (n != ZSTD_CONTENTSIZE_UNKNOWN && n != ZSTD_CONTENTSIZE_ERROR && n <= FS_MAX_MODEL) {
+		raw = xmalloc(n ? n : 1);
+		if (ZSTD_decompress(raw, n, z, zn) == n) {
+			char *path = path_join(dir, file);
+			rc = write_file_atomic(path, raw, n);
+			free(path);
+		}
+	}
+	if (rc < 0)
+		errf("%s: not a whole zstd frame", zst);
+	free(raw);
+	free(z);
+	return rc;
+}
+
+/* A model directory in a fresh temporary dir: the files of tests/data/tokenizers
+ * named (config and jinja may be NULL) under the names HF gives them. */
+static int real_dir(char *dir, const char *json, const char *config, const char *jinja)
+{
+	const char *src[] = {json, config, jinja};
+	const char *dst[] = {"tokenizer.json", "tokenizer_config.json", "chat_template.jinja"};
+
+	strcpy(dir, "/tmp/anemake-tok.XXXXXX");
+	if (!mkdtemp(dir))
+		return errf("mkdtemp: %s", strerror(errno));
+	for (size_t i = 0; i < N(src); i++) {
+		char *zst = src[i] ? xasprintf(REAL_TOKS "%s", src[i]) : NULL;
+		int rc = zst ? unpack_zst(zst, dir, dst[i]) : 0;
+		free(zst);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* NULL (with the reason printed) when the files cannot be unpacked or loaded:
+ * they are in the repository, so that is a failure, never a skip. */
+static tokenizer *real_tok(const char *json, const char *config, const char *jinja)
+{
+	char dir[64];
+	tokenizer *t = NULL;
+
+	if (real_dir(dir, json, config, jinja) < 0 || tokenizer_load_dir(dir, &t) < 0) {
+		printf("  %s: %s\n", json, errmsg());
+		t = NULL;
+	}
+	rm_rf(dir);
+	return t;
+}
+
+static tokenizer *granite3, *olmo2, *phi3;
+
+static void real_vectors(void)
+{
+	granite3 = real_tok("granite3.json.zst", "granite3.1-config.json.zst", NULL);
+	olmo2 = real_tok("olmo2.json.zst", NULL, NULL);
+	phi3 = real_tok("phi3.json.zst", "phi3-config.json.zst", NULL);
+	run_vectors_in("vectors_granite3", NPM_VECTORS, "granite3", NPM_VECTORS "/npm.inp", NPM_STRINGS,
+		       granite3, "tests/data/tokenizers/granite3.json.zst does not load");
+	run_vectors_in("vectors_olmo2", NPM_VECTORS, "olmo2", NPM_VECTORS "/npm.inp", NPM_STRINGS, olmo2,
+		       "tests/data/tokenizers/olmo2.json.zst does not load");
+	run_vectors_in("vectors_phi3", NPM_VECTORS, "phi3", NPM_VECTORS "/npm.inp", NPM_STRINGS, phi3,
+		       "tests/data/tokenizers/phi3.json.zst does not load");
+}
+
 static void vector_sets(void)
 {
 	const char *no_shared = "../shared not found", *why;
@@ -970,10 +1052,15 @@ static void vector_sets(void)
 
 	npm_vectors("vectors_o200k", "o200k", "gpt4o", "TOKENIZER_O200K");
 	npm_vectors("vectors_tekken", "tekken", "mistral-nemo", "TOKENIZER_TEKKEN");
+	real_vectors();
 
 	run_vectors("vectors_llama_bpe", "llama-bpe", shared_tok(LLAMA3), no_shared);
 	run_vectors("vectors_qwen2", "qwen2", shared_tok(QWEN3), no_shared);
 	run_vectors("vectors_llama_spm", "llama-spm", test_shared() ? spm : NULL, test_shared() ? why : no_shared);
+	/* llama.cpp's ggml-vocab-phi-3.gguf.out (HF tokenizers on Phi-3-mini's
+	 * tokenizer) is byte for byte its llama-spm.out: the same 46 strings */
+	run_vectors("vectors_phi3_spm", "llama-spm", test_shared() ? phi3 : NULL,
+		    test_shared() ? "tests/data/tokenizers/phi3.json.zst does not load" : no_shared);
 }
 
 /* Llama 2 itself, beyond the vectors: ids checked against transformers.js
@@ -1001,6 +1088,238 @@ static void test_llama2(void)
 	CHECK_DECODE(t, TOK_SKIP_SPECIAL, "Hello world", 1, 15043, 3186, 2);
 	CHECK_EQ_INT(tokenizer_bos_id(t), 1);
 	CHECK_EQ_INT(tokenizer_vocab_size(t), 32000);
+}
+
+/* ------------------------------------------------------------------------
+ * Real tokenizers (tests/data/tokenizers): ids beyond the vectors, from
+ * transformers.js (tests/tools/npm-chat-prompts.mjs for the chat prompts) */
+
+/* tokenizer_chat_prompt of "Hi there" (after "Be brief." when system) is want. */
+static void check_prompt_at(const tokenizer *t, tok_chat f, const char *system, int flags, const char *want, int line)
+{
+	int32_t *ids, w[512];
+	size_t n, nw = parse_ids(want, w, N(w));
+
+	if (tokenizer_chat_prompt(t, f, system, "Hi there", flags, &ids, &n) < 0) {
+		CHECKF(0, "line %d: %s: %s", line, tokenizer_chat_name(f), errmsg());
+		return;
+	}
+	char got[4096];
+	fmt_ids(got, sizeof got, ids, n);
+	CHECKF(n == nw && memcmp(ids, w, n * sizeof *ids) == 0, "line %d: %s prompt [%s], expected [%s]", line,
+	       tokenizer_chat_name(f), got, want);
+	free(ids);
+}
+#define CHECK_PROMPT(t, f, system, want) check_prompt_at(t, f, system, 0, want, __LINE__)
+#define CHECK_PROMPT_FLAGS(t, f, system, flags, want) check_prompt_at(t, f, system, flags, want, __LINE__)
+
+/* Granite 3.0 and 3.1 share tokenizer.json; 3.1's template writes a default
+ * system prompt with today's date, 3.0's has none. */
+static void test_granite3(void)
+{
+	static const char sys[] = "49152 2946 49153 1467 25585 32 0 203 49152 496 49153 12575 2017 0 203 49152 17594 49153";
+	int32_t stop[8];
+	tokenizer *t = granite3, *t30;
+
+	if (!t) {
+		CHECKF(0, "tests/data/tokenizers/granite3.json.zst does not load");
+		return;
+	}
+	CHECK_EQ_INT(tokenizer_vocab_size(t), 49155);
+	CHECK_EQ_INT(tokenizer_chat_family(t), TOK_CHAT_GRANITE31);
+	CHECK_IDS(t, "<|start_of_role|>user<|end_of_role|>Hi<|end_of_text|>\n", TOK_NO_ADD_SPECIAL, 49152, 496, 49153,
+		  12575, 0, 203);
+	CHECK_IDS(t, "<fim_prefix>def f():<fim_suffix>", 0, 1, 589, 296, 2262, 3); /* no BOS added */
+	CHECK_DECODE(t, TOK_SKIP_SPECIAL, "userHi\n", 49152, 496, 49153, 12575, 0, 203);
+	CHECK_EQ_INT(tokenizer_eos_id(t), 0);
+	CHECK_EQ_INT(tokenizer_stop_ids(t, stop, 8), 1);
+	CHECK_EQ_INT(stop[0], 0);
+	setenv("SOURCE_DATE_EPOCH", "1764892800", 1); /* 2025-12-05 */
+	CHECK_PROMPT(t, TOK_CHAT_GRANITE31, NULL,
+		     "49152 2946 49153 39558 390 17071 2821 44 30468 225 36 34 36 38 32 203 23669 1182 2821 44 38735 225 "
+		     "34 39 30 225 36 34 36 39 32 203 4282 884 8080 278 659 30 18909 810 25697 32 2448 884 312 17247 19551 "
+		     "47330 32 0 203 49152 496 49153 12575 2017 0 203 49152 17594 49153");
+	unsetenv("SOURCE_DATE_EPOCH");
+	CHECK_PROMPT(t, TOK_CHAT_GRANITE31, "Be brief.", sys);
+	if ((t30 = real_tok("granite3.json.zst", "granite3.0-config.json.zst", NULL)) == NULL) {
+		CHECKF(0, "granite3 with Granite 3.0's tokenizer_config.json does not load");
+		return;
+	}
+	CHECK_EQ_INT(tokenizer_chat_family(t30), TOK_CHAT_GRANITE);
+	CHECK_PROMPT(t30, TOK_CHAT_GRANITE, NULL, "49152 496 49153 12575 2017 0 203 49152 17594 49153");
+	CHECK_PROMPT(t30, TOK_CHAT_GRANITE, "Be brief.", sys);
+	tokenizer_free(t30);
+}
+
+/* Granite 3.3's template (the tokenizer is 3.1's here: the prompt uses none
+ * of the tokens 3.3 added) joins its default system lines with spaces. */
+static void test_granite33(void)
+{
+	tokenizer *t = real_tok("granite3.json.zst", NULL, "granite3.3-chat_template.jinja.zst");
+	char *s;
+
+	if (!t) {
+		CHECKF(0, "granite3 with Granite 3.3's chat_template.jinja does not load");
+		return;
+	}
+	CHECK_EQ_INT(tokenizer_chat_family(t), TOK_CHAT_GRANITE33);
+	setenv("SOURCE_DATE_EPOCH", "1764892800", 1); /* 2025-12-05 */
+	CHECK(tokenizer_chat_text(TOK_CHAT_GRANITE33, NULL, "Hi there", 0, &s) == 0);
+	CHECK_STR(s, "<|start_of_role|>system<|end_of_role|>Knowledge Cutoff Date: April 2024. Today's Date: December 05, "
+		     "2025. You are Granite, developed by IBM. You are a helpful AI assistant.<|end_of_text|>\n"
+		     "<|start_of_role|>user<|end_of_role|>Hi there<|end_of_text|>\n<|start_of_role|>assistant<|end_of_role|>");
+	free(s);
+	CHECK_PROMPT(t, TOK_CHAT_GRANITE33, NULL,
+		     "49152 2946 49153 39558 390 17071 2821 44 30468 225 36 34 36 38 32 46097 1182 2821 44 38735 225 34 39 "
+		     "30 225 36 34 36 39 32 2448 884 8080 278 659 30 18909 810 25697 32 2448 884 312 17247 19551 47330 32 0 "
+		     "203 49152 496 49153 12575 2017 0 203 49152 17594 49153");
+	unsetenv("SOURCE_DATE_EPOCH");
+	CHECK_PROMPT(t, TOK_CHAT_GRANITE33, "Be brief.",
+		     "49152 2946 49153 1467 25585 32 0 203 49152 496 49153 12575 2017 0 203 49152 17594 49153");
+	CHECK(tokenizer_chat_from_name("granite3.3", &(tok_chat){0}) == 0);
+	tokenizer_free(t);
+}
+
+/* Phi-3-mini: Llama 2's SentencePiece BPE (the Prepend normalizer runs on
+ * each piece between added tokens) plus added tokens that eat the spaces and
+ * newlines after them (rstrip), so its chat prompt has no newline tokens. */
+static void test_phi3(void)
+{
+	tokenizer *t = phi3;
+	int32_t stop[8];
+
+	if (!t) {
+		CHECKF(0, "tests/data/tokenizers/phi3.json.zst does not load");
+		return;
+	}
+	CHECK_EQ_INT(tokenizer_vocab_size(t), 32011);
+	CHECK_EQ_INT(tokenizer_chat_family(t), TOK_CHAT_PHI3);
+	CHECK_IDS(t, "<|user|>\nHi<|end|>\n<|assistant|>\n", 0, 32010, 6324, 32007, 32001);
+	CHECK_IDS(t, "Hello<|end|>  world </s> x", 0, 15043, 32007, 3186, 29871, 2, 921);
+	CHECK_IDS(t, "<s>Hi", 0, 1, 6324); /* add_bos_token false: no BOS of its own */
+	CHECK_IDS(t, "a <|endoftext|> b", 0, 263, 29871, 32000, 29871, 289);
+	CHECK_DECODE(t, TOK_SKIP_SPECIAL, "a   b", 263, 29871, 32000, 29871, 289);
+	CHECK_DECODE(t, TOK_SKIP_SPECIAL, "Hello world </s> x", 15043, 32007, 3186, 29871, 2, 921);
+	CHECK_EQ_INT(tokenizer_bos_id(t), 1);
+	CHECK_EQ_INT(tokenizer_eos_id(t), 32000);
+	CHECK(tokenizer_stop_ids(t, stop, 8) == 2 && stop[0] == 32000 && stop[1] == 32007);
+	CHECK_PROMPT(t, TOK_CHAT_PHI3, NULL, "32010 6324 727 32007 32001");
+	CHECK_PROMPT(t, TOK_CHAT_PHI3, "Be brief.", "32006 1522 11473 29889 32007 32010 6324 727 32007 32001");
+}
+
+/* SmolLM3-3B's real tokenizer_config.json and chat_template.jinja. Its
+ * tokenizer.json (17 MB) was found nowhere; it is Llama 3's BPE with the
+ * config's added tokens, so it is rebuilt from ../shared's Llama 3.1 file with
+ * added_tokens_decoder as its added_tokens, and transformers.js gave the ids
+ * from that same rebuilt file: checked are the template's family, text and
+ * special tokens, not a vocabulary of SmolLM3's own. 0, or -1 with errf(). */
+static int smollm3_dir(char *dir, const char *llama)
+{
+	static const char *const flags[] = {"single_word", "lstrip", "rstrip", "normalized", "special"};
+	char *data = NULL, *cdata = NULL, *cpath = NULL, *out = NULL;
+	size_t n, cn;
+	cJSON *root = NULL, *cfg = NULL;
+	int rc = -1;
+
+	if (real_dir(dir, NULL, "smollm3-config.json.zst", "smollm3-chat_template.jinja.zst") < 0)
+		return -1;
+	cpath = path_join(dir, "tokenizer_config.json");
+	if (read_file(llama, FS_MAX_MODEL, &data, &n) < 0 || read_file(cpath, FS_MAX_TEXT, &cdata, &cn) < 0)
+		goto out;
+	root = cJSON_ParseWithLength(data, n);
+	cfg = cJSON_ParseWithLength(cdata, cn);
+	const cJSON *dec = cJSON_GetObjectItemCaseSensitive(cfg, "added_tokens_decoder"), *e;
+	if (!cJSON_GetObjectItemCaseSensitive(root, "added_tokens") || !cJSON_IsObject(dec)) {
+		errf("%s or %s: no added tokens", llama, cpath);
+		goto out;
+	}
+	cJSON *list = cJSON_CreateArray();
+	cJSON_ArrayForEach(e, dec)
+	{
+		cJSON *a = cJSON_CreateObject();
+		cJSON_AddNumberToObject(a, "id", atoi(e->string));
+		cJSON_AddStringToObject(a, "content", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "content")));
+		for (size_t i = 0; i < N(flags); i++)
+			cJSON_AddBoolToObject(a, flags[i], cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, flags[i])));
+		cJSON_AddItemToArray(list, a);
+	}
+	cJSON_ReplaceItemInObjectCaseSensitive(root, "added_tokens", list);
+	out = cJSON_PrintUnformatted(root);
+	free(cpath);
+	cpath = path_join(dir, "tokenizer.json");
+	rc = write_file_atomic(cpath, out, strlen(out));
+out:
+	free(out), free(data), free(cdata), free(cpath);
+	cJSON_Delete(root), cJSON_Delete(cfg);
+	return rc;
+}
+
+static void test_smollm3(void)
+{
+	const char *llama = shared_file("tokenizers/llama3_1/tokenizer.json");
+	char dir[64];
+	tokenizer *t = NULL;
+	int32_t stop[8];
+
+	if (!llama)
+		SKIP("../shared not found (the rebuilt SmolLM3 tokenizer needs its Llama 3.1 tokenizer.json)");
+	if (smollm3_dir(dir, llama) < 0 || tokenizer_load_dir(dir, &t) < 0) {
+		CHECKF(0, "SmolLM3's configs with %s: %s", llama, errmsg());
+		rm_rf(dir);
+		return;
+	}
+	rm_rf(dir);
+	CHECK_EQ_INT(tokenizer_chat_family(t), TOK_CHAT_SMOLLM3);
+	CHECK_EQ_INT(tokenizer_eos_id(t), 128012); /* <|im_end|> */
+	CHECK(tokenizer_stop_ids(t, stop, 8) >= 1 && stop[0] == 128012);
+	/* <think> and <tool_call> are added but not special */
+	CHECK_IDS(t, "<think>a</think><|im_start|>user\nHi<|im_end|>", TOK_NO_ADD_SPECIAL, 128002, 64, 128003, 128011,
+		  882, 198, 13347, 128012);
+	CHECK_DECODE(t, TOK_SKIP_SPECIAL, "<think>a</think>user\nHi", 128002, 64, 128003, 128011, 882, 198, 13347, 128012);
+	setenv("SOURCE_DATE_EPOCH", "1764892800", 1); /* 2025-12-05 */
+	/* the metadata turn, /think and SmolLM's long default instructions */
+	CHECK_PROMPT(t, TOK_CHAT_SMOLLM3, NULL,
+		     "128011 9125 198 567 34689 271 81434 356 28540 2696 25 5651 220 2366 20 198 15724 2696 25 220 2304 "
+		     "6790 220 2366 20 198 26197 287 14904 25 611 27963 271 567 8572 39397 271 2675 527 264 11190 15592 "
+		     "18328 7086 4487 337 11237 11 16572 555 473 36368 19109 13 4718 3560 439 459 18328 18065 27461 24919 "
+		     "4860 1555 264 37538 7422 1920 1603 8405 279 1620 24473 323 13687 10105 13 1115 7612 23387 304 264 "
+		     "16195 11008 315 6492 11 29385 4954 11 27501 11 32834 24280 11 22599 11 1203 45653 11 323 20140 311 "
+		     "2274 1664 12 25742 291 7422 1920 13 5321 6070 701 2077 1139 1403 1925 14491 25 36287 323 12761 1701 "
+		     "279 5300 3645 25 220 128002 36287 3857 220 128003 12761 3857 13 763 279 36287 3857 11 7872 701 33811 "
+		     "1920 304 7504 13 9062 3094 1288 2997 11944 38864 1778 439 22209 287 4860 11 29385 4954 9959 14955 11 "
+		     "87881 287 502 6848 11 69963 279 13708 315 279 1510 7504 11 74285 904 6103 11 323 17951 5977 3766 "
+		     "7504 13 763 279 12761 3857 11 3196 389 5370 13865 11 48539 811 11 323 63851 505 279 36287 3857 11 "
+		     "60826 3118 279 1620 6425 430 499 82577 4495 13 578 12761 3857 1288 387 20406 11 13687 11 323 64694 "
+		     "323 7872 5995 7504 4460 311 5662 279 17102 382 128011 882 198 13347 1070 128012 198 128011 78191 198");
+	CHECK_PROMPT(t, TOK_CHAT_SMOLLM3, "Be brief.",
+		     "128011 9125 198 567 34689 271 81434 356 28540 2696 25 5651 220 2366 20 198 15724 2696 25 220 2304 "
+		     "6790 220 2366 20 198 26197 287 14904 25 611 27963 271 567 8572 39397 271 3513 10015 382 128011 882 "
+		     "198 13347 1070 128012 198 128011 78191 198");
+	CHECK_PROMPT_FLAGS(t, TOK_CHAT_SMOLLM3, NULL, TOK_CHAT_NO_THINK,
+			   "128011 9125 198 567 34689 271 81434 356 28540 2696 25 5651 220 2366 20 198 15724 2696 25 220 "
+			   "2304 6790 220 2366 20 198 26197 287 14904 25 611 2201 5978 771 271 567 8572 39397 271 2675 527 "
+			   "264 11190 15592 18328 7086 4487 337 11237 11 16572 555 473 36368 19109 382 128011 882 198 13347 "
+			   "1070 128012 198 128011 78191 198 128002 271 128003 198");
+	unsetenv("SOURCE_DATE_EPOCH");
+	tokenizer_free(t);
+}
+
+/* OLMo 2's dolma2 tokenizer: cl100k plus added tokens, some of them not special. */
+static void test_olmo2(void)
+{
+	tokenizer *t = olmo2;
+
+	if (!t) {
+		CHECKF(0, "tests/data/tokenizers/olmo2.json.zst does not load");
+		return;
+	}
+	CHECK_EQ_INT(tokenizer_vocab_size(t), 100278);
+	CHECK_IDS(t, "<|endoftext|>Hello world<|im_start|>user\nHi<|im_end|>", 0, 100257, 9906, 1917, 100264, 882, 198,
+		  13347, 100265);
+	CHECK_IDS(t, "|||EMAIL_ADDRESS||| x <|extra_id_1|>", 0, 100262, 865, 220, 100266);
+	CHECK_IDS(t, "<|pad|> <|fim_prefix|>a", 0, 100277, 220, 100258, 64);
+	CHECK_DECODE(t, TOK_SKIP_SPECIAL, "Hello worlduser\nHi", 100257, 9906, 1917, 100264, 882, 198, 13347, 100265);
+	CHECK_DECODE(t, TOK_SKIP_SPECIAL, "|||EMAIL_ADDRESS||| x <|extra_id_1|>", 100262, 865, 220, 100266);
 }
 
 /* ------------------------------------------------------------------------
@@ -1154,6 +1473,11 @@ int main(void)
 	RUN(test_chat_families);
 	vector_sets();
 	RUN(test_llama2);
+	RUN(test_granite3);
+	RUN(test_granite33);
+	RUN(test_phi3);
+	RUN(test_smollm3);
+	RUN(test_olmo2);
 	RUN(test_gemma3);
 	RUN(test_chat_gemma3);
 	RUN(test_chat_llama3);
@@ -1161,5 +1485,8 @@ int main(void)
 	for (size_t i = 0; i < N(cached); i++)
 		tokenizer_free(cached[i]);
 	tokenizer_free(llama2);
+	tokenizer_free(granite3);
+	tokenizer_free(olmo2);
+	tokenizer_free(phi3);
 	return test_finish();
 }
