@@ -86,12 +86,16 @@ PLAN_ENV = BIN='$(PIPE_BIN)' MODEL='$(MODEL)' OUT='$(OUT)' ST='$(ST)' CONTEXT='$
 # and -n included. MAKE_PID: the make that holds OUT's lock (plan.sh).
 MAKE_PID := $(shell echo $$PPID)
 ifneq ($(filter-out clean-model help,$(or $(MAKECMDGOALS),convert)),)
-# (an empty one at first, so a first plan that fails is not also reported as a missing file)
-$(if $(wildcard $(ST)/plan.mk),,$(shell mkdir -p '$(ST)' 2>/dev/null && : >>'$(ST)/plan.mk'))
+# (an empty one at first, so a first plan that fails is not also reported as a missing file;
+# PLAN_NEW: the topmost folder made for it, which such a plan removes again, plan.sh)
+ifeq ($(wildcard $(ST)/plan.mk),)
+PLAN_NEW := $(shell d='$(ST)' n=; while [ ! -e "$$d" ]; do n=$$d d=$$(dirname "$$d"); done; \
+	mkdir -p '$(ST)' 2>/dev/null && : >>'$(ST)/plan.mk' && printf '%s' "$$n")
+endif
 include $(ST)/plan.mk
 endif
 $(ST)/plan.mk: $(if $(MAKE_RESTARTS),,FORCE) $(if $(filter bin,$(PIPE_BIN)),all)
-	$(Q)MAKE_PID=$(MAKE_PID) $(PLAN_ENV) mk/plan.sh
+	$(Q)MAKE_PID=$(MAKE_PID) PLAN_NEW='$(PLAN_NEW)' $(PLAN_ENV) mk/plan.sh
 
 STEP = mk/step.sh $(ST)
 COMMON_FLAGS = --model '$(MODEL_DIR)' --prefix $(PREFIX_EFF) --context-length $(CONTEXT) --lut-cache '$(ST)/lutcache'

@@ -18,6 +18,7 @@
 #              CLAMP MONOLITHIC LUT LUT_EMBED LUT_LMHEAD MIN_AGREEMENT MAX_KL ORG DIST NAME
 #              EVAL EVAL_LABEL EVAL_GOAL (non-empty: make eval was asked for)
 #              LUT_OVERRIDE CALIB GPTQ
+#              PLAN_NEW (the folder make made for a first plan)
 #              IGNORED (the variables
 #              given on the command line that MONOLITHIC=1 does not use)
 #
@@ -31,7 +32,18 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/key.sh"
-trap 'rm -rf "$ST"/*.tmp.$$ "$ST/lock/owner.tmp.$$" 2>/dev/null || true' EXIT
+# A first plan that fails (or is interrupted) leaves nothing make made for it:
+# PLAN_NEW is the topmost folder of ST that did not exist before this make.
+# Only once OUT's lock is ours: a run refused by the lock leaves another's OUT alone.
+locked=
+on_exit() {
+	local rc=$?
+	rm -rf "$ST"/*.tmp.$$ "$ST/lock/owner.tmp.$$" 2>/dev/null || true
+	if [ "$rc" != 0 ] && [ -n "$locked" ] && [ -n "${PLAN_NEW:-}" ] && [[ $ST == "$PLAN_NEW" || $ST == "$PLAN_NEW"/* ]]; then
+		rm -rf -- "$PLAN_NEW"
+	fi
+}
+trap on_exit EXIT
 trap 'echo "anemake: planning interrupted" >&2; exit 130' INT
 trap 'exit 143' TERM
 
@@ -108,6 +120,7 @@ to_make_vars() {
 MAKE_PID=${MAKE_PID:-$PPID}
 err=$(mkdir -p "$ST" 2>&1) || die "cannot create $ST: ${err##*: }"
 lock_out
+locked=1
 # make records and checks what each step writes inside OUT only (and never
 # removes anything outside it), so dist's folder is one of OUT's.
 abs_path() { case $1 in /*) REPLY=$1 ;; *) REPLY=$PWD/$1 ;; esac; REPLY=${REPLY%/}; }
@@ -192,6 +205,11 @@ prefix=$(sed -n 's/^prefix=//p' <<<"$plan")
 nchunk=$(sed -n 's/^chunks=//p' <<<"$plan")
 [ -z "$MONOLITHIC" ] || nchunk=0
 nn=$(printf '%02d' "$nchunk")
+# GPTQ's statistics grow with the square of the layer widths: a model too wide for them
+# is refused now, not after the calibration run.
+if [ -n "$GPTQ" ]; then
+	err=$("$BIN/calib" --check --xtx --model "$model_dir" 2>&1 >/dev/null) || die "GPTQ=1: ${err#calib: }"
+fi
 if [ -n "${EVAL_GOAL:-}" ]; then
 	[ -f "$EVAL" ] || die "EVAL=$EVAL: $([ -e "$EVAL" ] && echo 'not a file' || echo 'no such file')"
 	err=$("$BIN/eval" --check --model "$model_dir" --text-file "$EVAL" 2>&1 >/dev/null) || {
