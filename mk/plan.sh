@@ -334,7 +334,18 @@ for step in "${planned[@]}"; do
 	while read -r kind rest; do [[ $kind != program && $kind != input ]] || inputs[$rest]=1; done <"$ST/$step.args"
 done
 stat_files "${!inputs[@]}"
-for step in "${planned[@]}"; do key_refresh "$step"; done
+# A step that never ran (no record, no stamp) runs whatever its key says: step.sh
+# computes that key beside its stage, so a fresh OUT's plan hashes no checkpoint
+# (gigabytes) while no stage runs. Under make -j, steps starting at once would
+# each hash it: the plan does, once.
+[[ " ${MAKEFLAGS:-} " == *" -j"* ]] && parallel=1 || parallel=
+for step in "${planned[@]}"; do
+	if [ -z "$parallel" ] && [ ! -e "$ST/$step.done" ] && [ ! -e "$ST/$step.stamp" ]; then
+		write_if_changed "$ST/$step.key" "not run yet"$'\n' write_direct
+	else
+		key_refresh "$step"
+	fi
+done
 
 # Steps of an earlier plan that this one has not (another chunk count,
 # another mode, CONTEXT now below the window): their outputs are stale, and
