@@ -136,6 +136,11 @@ hash_file() {
 	e=${cache[$f]:-}
 	if [ -n "$st" ] && [ "${e%$'\t'*}" = "$st" ]; then REPLY=${e##*$'\t'}; return; fi
 	[ -n "$st" ] || { REPLY=missing; return; }
+	if linked_hash "$f" "$st"; then
+		cache[$f]=$st$'\t'$REPLY
+		cache_new+=$f$'\t'$st$'\t'$REPLY$'\n'
+		return
+	fi
 	mb=$((${st%% *} / 1048576))
 	[ "$mb" -lt "$HASH_NOTE_MB" ] || echo "anemake: hashing $f ($mb MB; once, then cached by size, mtime, ctime)" >&2
 	REPLY=
@@ -148,6 +153,46 @@ hash_file() {
 	fi
 	cache[$f]=$st$'\t'$REPLY
 	cache_new+=$f$'\t'$st$'\t'$REPLY$'\n'
+}
+
+# An output may be a hard link of an upstream output (compile's weight.bin is
+# the package's): the same bytes, known without reading them. upstream_before
+# records, before a stage runs, the stat line of every upstream output file
+# (origin_st) by size and inode (origin); linked_hash FILE STAT then finds the
+# file FILE shares an inode with. Its hash stands when that file was as hashed
+# when the stage began and kept its size and mtime (the link changed only its
+# ctime: stages never write their inputs). Every cached name of that inode
+# takes the new stat line, so the upstream steps' records stay valid without
+# reading them again.
+declare -A origin=() origin_st=()
+upstream_before() {
+	local kind rest r f all=()
+	while read -r kind rest; do
+		[ "$kind" = step ] && read_outputs "$rest" || continue
+		for r in "${RELS[@]}"; do
+			if [ -d "$OUT/$r" ]; then files_under "$OUT/$r"; all+=("${FILES[@]}"); elif [ -f "$OUT/$r" ]; then all+=("$OUT/$r"); fi
+		done
+	done <"$ST/$1.args"
+	stat_files "${all[@]}"
+	for f in "${all[@]}"; do
+		r=${statof[$f]:-}
+		[ -z "$r" ] || origin["${r%% *} ${r##* }"]=$f origin_st[$f]=$r
+	done
+}
+linked_hash() {
+	local f=$1 st=$2 q was e p
+	q=${origin["${st%% *} ${st##* }"]:-}
+	[ -n "$q" ] && [ "$q" != "$f" ] && [ "$f" -ef "$q" ] || return 1
+	was=${origin_st[$q]} e=${cache[$q]:-}
+	# size, mtime and inode as before; the ctime may differ
+	[ "${e%$'\t'*}" = "$was" ] && [ "${was% * *}" = "${st% * *}" ] && [ "${was##* }" = "${st##* }" ] || return 1
+	REPLY=${e##*$'\t'}
+	for p in "${!cache[@]}"; do
+		e=${cache[$p]}
+		[ "${e%$'\t'*}" = "$was" ] && [ "$p" -ef "$f" ] || continue
+		cache[$p]=$st$'\t'$REPLY
+		cache_new+=$p$'\t'$st$'\t'$REPLY$'\n'
+	done
 }
 
 # hash_path PATH: REPLY = a file's hash, a directory's (the hash of its

@@ -89,14 +89,18 @@ PLAN_ENV = BIN='$(PIPE_BIN)' MODEL='$(MODEL)' OUT='$(OUT)' ST='$(ST)' CONTEXT='$
 MAKE_PID := $(shell echo $$PPID)
 ifneq ($(filter-out clean-model help,$(or $(MAKECMDGOALS),convert)),)
 # (an empty one at first, so a first plan that fails is not also reported as a
-# missing file; and only in a folder that may be OUT: mk/claim-out.sh)
-OUT_REFUSED := $(if $(wildcard $(ST)/plan.mk),,$(shell mk/claim-out.sh '$(OUT)'))
-$(if $(OUT_REFUSED),$(error $(OUT_REFUSED)))
+# missing file; and only in a folder that may be OUT: mk/claim-out.sh refuses
+# others, else prints PLAN_NEW: the topmost folder made for it, which such a
+# plan removes again, plan.sh)
+ifeq ($(wildcard $(ST)/plan.mk),)
+PLAN_NEW := $(shell mk/claim-out.sh '$(OUT)')
+$(if $(filter anemake:,$(firstword $(PLAN_NEW))),$(error $(PLAN_NEW)))
+endif
 include $(ST)/plan.mk
 endif
 $(ST)/plan.mk: $(if $(MAKE_RESTARTS),,FORCE) $(if $(filter bin,$(PIPE_BIN)),all)
-	$(Q)MAKE_PID=$(MAKE_PID) PLAN_GOAL_ONLY=$(if $(filter-out plan,$(MAKECMDGOALS)),,$(filter plan,$(MAKECMDGOALS))) \
-	  $(PLAN_ENV) mk/plan.sh
+	$(Q)MAKE_PID=$(MAKE_PID) PLAN_NEW='$(PLAN_NEW)' \
+	  PLAN_GOAL_ONLY=$(if $(filter-out plan,$(MAKECMDGOALS)),,$(filter plan,$(MAKECMDGOALS))) $(PLAN_ENV) mk/plan.sh
 
 STEP = mk/step.sh $(ST)
 COMMON_FLAGS = --model '$(MODEL_DIR)' --prefix $(PREFIX_EFF) --context-length $(CONTEXT) --lut-cache '$(ST)/lutcache'

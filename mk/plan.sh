@@ -18,6 +18,7 @@
 #              CLAMP MONOLITHIC LUT LUT_EMBED LUT_LMHEAD MIN_AGREEMENT MAX_KL ORG DIST NAME
 #              EVAL EVAL_LABEL EVAL_GOAL (non-empty: make eval was asked for)
 #              LUT_OVERRIDE CALIB GPTQ
+#              PLAN_NEW (the folder make made for a first plan)
 #              IGNORED (the variables
 #              given on the command line that MONOLITHIC=1 does not use)
 #
@@ -31,16 +32,18 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/key.sh"
-# undo_unplanned: a first plan that fails leaves no OUT (or no .anemake in the
-# empty folder that was OUT) behind; only the run that holds the lock does it.
+# A first plan that fails (or is interrupted) leaves nothing make made for it:
+# PLAN_NEW is the topmost folder of ST that did not exist before this make.
+# Only once OUT's lock is ours: a run refused by the lock leaves another's OUT alone.
 locked=
-undo_unplanned() {
-	local made
-	[ -n "$locked" ] && read -r made <"$ST/unplanned" 2>/dev/null || return 0
-	rm -rf "$ST"
-	[ "$made" != out ] || rmdir "$OUT" 2>/dev/null || true
+on_exit() {
+	local rc=$?
+	rm -rf "$ST"/*.tmp.$$ "$ST/lock/owner.tmp.$$" 2>/dev/null || true
+	if [ "$rc" != 0 ] && [ -n "$locked" ] && [ -n "${PLAN_NEW:-}" ] && [[ $ST == "$PLAN_NEW" || $ST == "$PLAN_NEW"/* ]]; then
+		rm -rf -- "$PLAN_NEW"
+	fi
 }
-trap 'rc=$?; rm -rf "$ST"/*.tmp.$$ "$ST/lock/owner.tmp.$$" 2>/dev/null || true; [ $rc = 0 ] || undo_unplanned' EXIT
+trap on_exit EXIT
 trap 'echo "anemake: planning interrupted" >&2; exit 130' INT
 trap 'exit 143' TERM
 
@@ -213,6 +216,11 @@ prefix=$(sed -n 's/^prefix=//p' <<<"$plan")
 nchunk=$(sed -n 's/^chunks=//p' <<<"$plan")
 [ -z "$MONOLITHIC" ] || nchunk=0
 nn=$(printf '%02d' "$nchunk")
+# GPTQ's statistics grow with the square of the layer widths: a model too wide for them
+# is refused now, not after the calibration run.
+if [ -n "$GPTQ" ]; then
+	err=$("$BIN/calib" --check --xtx --model "$model_dir" 2>&1 >/dev/null) || die "GPTQ=1: ${err#calib: }"
+fi
 if [ -n "${EVAL_GOAL:-}" ]; then
 	[ -f "$EVAL" ] || die "EVAL=$EVAL: $([ -e "$EVAL" ] && echo 'not a file' || echo 'no such file')"
 	err=$("$BIN/eval" --check --model "$model_dir" --text-file "$EVAL" 2>&1 >/dev/null) || {
@@ -337,7 +345,18 @@ for step in "${planned[@]}"; do
 	while read -r kind rest; do [[ $kind != program && $kind != input ]] || inputs[$rest]=1; done <"$ST/$step.args"
 done
 stat_files "${!inputs[@]}"
-for step in "${planned[@]}"; do key_refresh "$step"; done
+# A step that never ran (no record, no stamp) runs whatever its key says: step.sh
+# computes that key beside its stage, so a fresh OUT's plan hashes no checkpoint
+# (gigabytes) while no stage runs. Under make -j, steps starting at once would
+# each hash it: the plan does, once.
+[[ " ${MAKEFLAGS:-} " == *" -j"* ]] && parallel=1 || parallel=
+for step in "${planned[@]}"; do
+	if [ -z "$parallel" ] && [ ! -e "$ST/$step.done" ] && [ ! -e "$ST/$step.stamp" ]; then
+		write_if_changed "$ST/$step.key" "not run yet"$'\n' write_direct
+	else
+		key_refresh "$step"
+	fi
+done
 
 # Steps of an earlier plan that this one has not (another chunk count,
 # another mode, CONTEXT now below the window): their outputs are stale, and
@@ -373,4 +392,3 @@ write_if_changed "$ST/plan.mk" "$(
 	printf 'CHUNK_IDS :='; for ((c = 1; c <= nchunk; c++)); do printf ' %02dof%s' "$c" "$nn"; done; echo
 	echo "PLAN_STEPS := ${planned[*]}"
 )"$'\n'
-rm -f "$ST/unplanned"

@@ -8,7 +8,8 @@
 # (key.sh: outputs_intact), the work is skipped: an upstream step re-ran but
 # wrote the same bytes (early cutoff). Otherwise COMMAND runs (a stage
 # program; it prints the paths it wrote on stdout, or, with -o, writes
-# OUTPUT and its stdout goes to the terminal). On success: the record
+# OUTPUT and its stdout goes to the terminal; a step never done refreshes
+# its key beside COMMAND, as nothing is compared with it). On success: the record
 # (NAME.outputs, .out, .sig), NAME.done, then NAME.stamp, last. A step that
 # fails or is interrupted leaves no stamp, so the next make runs it again.
 # Its last line says what the step cost: "anemake: LABEL done (12.3 s, CPU
@@ -22,7 +23,7 @@ if [ "$1" = -o ]; then output=$2; shift 2; fi
 shift
 . "$(dirname "$0")/key.sh"
 # Interrupted or failed, leave no temporaries (the stage removes its own).
-trap 'rm -f "$ST/$name".*.tmp.$$' EXIT
+trap 'rm -f "$ST/$name".*.tmp.$$; [ -z "${keyjob:-}" ] || kill "$keyjob" 2>/dev/null || true' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 stamp() { write_file "$ST/$name.stamp" ""; }
@@ -38,18 +39,27 @@ failed() {
 }
 
 cache_load
-key_refresh "$name"
-read_file "$ST/$name.key"
-key=$REPLY
-read_file "$ST/$name.done"
-if [ -f "$ST/$name.done" ] && [ "$REPLY" = "$key" ]; then
-	if outputs_intact "$name"; then
-		echo "anemake: $label unchanged" >&2
-		stamp
-		cache_save
-		exit 0
+keyjob=
+if [ -f "$ST/$name.done" ]; then
+	key_refresh "$name"
+	read_file "$ST/$name.key"
+	key=$REPLY
+	read_file "$ST/$name.done"
+	if [ "$REPLY" = "$key" ]; then
+		if outputs_intact "$name"; then
+			echo "anemake: $label unchanged" >&2
+			stamp
+			cache_save
+			exit 0
+		fi
+		[ -z "$DAMAGED" ] || echo "anemake: $label: $DAMAGED changed or went missing since it was written; writing it again" >&2
 	fi
-	[ -z "$DAMAGED" ] || echo "anemake: $label: $DAMAGED changed or went missing since it was written; writing it again" >&2
+else
+	# Never done: no key to compare with, so the key (inputs not hashed yet,
+	# a checkpoint of gigabytes) is computed beside the stage, on the core it
+	# leaves free, and recorded after it.
+	{ key_refresh "$name"; cache_save; } &
+	keyjob=$!
 fi
 read_outputs "$name" || true
 old=("${RELS[@]}")
@@ -73,6 +83,7 @@ cost() {
 	[ -z "$a" ] || printf ', anonymous %.0f MB' "$a"
 }
 
+upstream_before "$name"
 start=$SECONDS
 stats=$ST/$name.stats.tmp.$$
 echo "anemake: $label ..." >&2
@@ -83,6 +94,12 @@ if [ -n "$output" ]; then
 else
 	ANEMAKE_STATS=$stats "$@" >"$ST/$name.printed.tmp.$$" || failed $?
 	mapfile -t printed <"$ST/$name.printed.tmp.$$"
+fi
+if [ -n "$keyjob" ]; then
+	wait "$keyjob" || exit 1
+	keyjob=
+	read_file "$ST/$name.key"
+	key=$REPLY
 fi
 
 # What the stage wrote, relative to OUT: every output is an entry of OUT or

@@ -6,7 +6,8 @@
  * iOS limit; 2048 with --target macos) is an error naming the part, its size
  * and a chunk count that would fit; nothing is compiled then. Output:
  * <output or the package's directory>/<name>.mlmodelc, same size as the
- * package (weights/weight.bin is copied), replaced atomically. With Apple's
+ * package (weights/weight.bin is the package's: a hard link, or a copy on
+ * another file system), replaced atomically. With Apple's
  * compiler (`xcrun --find coremlcompiler` succeeds, i.e. on a Mac) it does
  * the work; elsewhere anemake writes the layout itself (common/coreml/mlmodelc.h)
  * and says so in one short stderr line per run (details: --help). The

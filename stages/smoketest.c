@@ -125,8 +125,7 @@ static cJSON *preflight_section(const options *o, const hf_model *hf, const smok
 			 .clamp = o->clamp};
 	pf_report r;
 	pf_report_init(&r, hf, o->model, &po);
-	if (pf_reference(&r, hf, run->tokens, run->nprompt, &po) != 0 ||
-	    pf_fp16(&r, hf, run->tokens, run->nprompt, &po) != 0)
+	if (pf_reference_fp16(&r, hf, run->tokens, run->nprompt, &po) != 0)
 		die_err();
 	pf_judge(&r);
 	cJSON *j = pf_report_json_brief(&r);

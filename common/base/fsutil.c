@@ -1,5 +1,8 @@
 /* fsutil.c: checked I/O, temp-and-rename outputs, cleanup on signals. */
 #define _XOPEN_SOURCE 700
+#ifdef __linux__
+#define _GNU_SOURCE /* copy_file_range */
+#endif
 #include "base/fsutil.h"
 #include "base/util.h"
 
@@ -109,23 +112,63 @@ void cleanup_unregister(const char *path)
 /* ------------------------------------------------------------------ */
 /* Paths                                                               */
 
-int file_copy(const char *from, const char *to)
+/* fd in's bytes from its offset on into fd out: the kernel's own copy where
+ * there is one (Linux copy_file_range: no trip through user memory), else,
+ * or when it refuses (another file system on older kernels), read and write
+ * from where it stopped. */
+static int copy_fd(int in, int out, const char *from, const char *to)
 {
-	FILE *in = fopen(from, "rb"), *out = in ? fopen(to, "wb") : NULL;
-	int rc = !in ? errf("cannot open '%s':", from) : !out ? errf("cannot create '%s':", to) : 0;
-	char *buf = xmalloc(((size_t)1 << 20));
-	for (size_t n; rc == 0 && (n = fread(buf, 1, ((size_t)1 << 20), in)) > 0;)
-		rc = fwrite_all(out, buf, n, to);
-	if (rc == 0 && ferror(in))
-		rc = errf("cannot read '%s':", from);
-	if (rc == 0 && (fflush(out) != 0 || fsync(fileno(out)) != 0))
-		rc = errf("cannot write '%s':", to);
-	if (out && fclose_checked(out, to) != 0)
-		rc = -1;
-	if (in)
-		fclose(in);
+	enum { BLOCK = 1 << 20 };
+#ifdef __linux__
+	for (;;) {
+		ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)1 << 30, 0);
+		if (n == 0)
+			return 0;
+		if (n < 0 && errno != EINTR)
+			break; /* the offsets stay where it stopped */
+	}
+#endif
+	char *buf = xmalloc(BLOCK);
+	int rc = 0;
+	while (rc == 0) {
+		ssize_t n = read(in, buf, BLOCK);
+		if (n == 0)
+			break;
+		if (n < 0) {
+			if (errno != EINTR)
+				rc = errf("cannot read '%s':", from);
+			continue;
+		}
+		for (ssize_t done = 0; rc == 0 && done < n;) {
+			ssize_t w = write(out, buf + done, (size_t)(n - done));
+			if (w >= 0)
+				done += w;
+			else if (errno != EINTR)
+				rc = errf("cannot write '%s':", to);
+		}
+	}
 	free(buf);
 	return rc;
+}
+
+int file_copy(const char *from, const char *to)
+{
+	int in = open(from, O_RDONLY), out = in >= 0 ? open(to, O_WRONLY | O_CREAT | O_TRUNC, 0666) : -1;
+	int rc = in < 0 ? errf("cannot open '%s':", from) : out < 0 ? errf("cannot create '%s':", to) : 0;
+	if (rc == 0)
+		rc = copy_fd(in, out, from, to);
+	if (rc == 0 && fsync(out) != 0)
+		rc = errf("cannot write '%s':", to);
+	if (out >= 0 && close(out) != 0 && rc == 0)
+		rc = errf("cannot write '%s':", to);
+	if (in >= 0)
+		close(in);
+	return rc;
+}
+
+int file_link_or_copy(const char *from, const char *to)
+{
+	return link(from, to) == 0 ? 0 : file_copy(from, to);
 }
 
 int path_exists(const char *path)

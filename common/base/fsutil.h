@@ -31,9 +31,14 @@ int write_file_atomic_nosync(const char *path, const void *data, size_t n);
  * write_file_atomic; root is freed either way. 0, or -1 with errf(). */
 struct cJSON;
 int write_json_atomic(const char *path, struct cJSON *root);
-/* Copy a regular file in 1 MiB blocks (fsynced; `to` is not atomic: use it
- * inside a temporary directory). */
+/* Copy a regular file (fsynced; `to` is not atomic: use it inside a
+ * temporary directory). */
 int file_copy(const char *from, const char *to);
+/* `to` with from's bytes: a hard link (the same inode, nothing copied) where
+ * the file system allows one, else file_copy. Only for files that are
+ * replaced by rename, never rewritten in place, as every output of anemake:
+ * a later conversion then gives `from` a new inode and leaves `to` alone. */
+int file_link_or_copy(const char *from, const char *to);
 int path_exists(const char *path);
 int is_dir(const char *path);
 int mkdir_p(const char *path);

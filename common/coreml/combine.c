@@ -6,9 +6,9 @@
  * each distinct blob once, so an FFN + prefill pair of one chunk costs about
  * what the FFN alone costs. Work: decode each source model, copy its function
  * into the new program, then walk the copied function's values and rewrite
- * every blob reference: hash the blob's bytes in the source's mapping, look
- * the digest up, and either point at the copy already written or stream the
- * bytes into the new weight.bin.
+ * every blob reference: look the blob's bytes (in the source's mapping) up
+ * by a fingerprint, confirmed byte for byte, and either point at the copy
+ * already written or stream the bytes into the new weight.bin.
  */
 #include "coreml/combine.h"
 #include "base/fsutil.h"
@@ -168,11 +168,12 @@ static int states_match(const source *a, const source *b)
 /* Blobs: content-addressed copy into the new weight.bin               */
 
 typedef struct blob_entry {
-	uint8_t digest[32];
+	uint8_t digest[32];  /* blob_digest: a fingerprint, not the identity */
 	int used;
 	uint64_t offset;     /* metadata offset in the combined weight.bin */
 	const uint8_t *data; /* the first copy's bytes in its source mapping */
 	uint64_t nbytes;
+	uint32_t dtype, padding_bits;
 } blob_entry;
 
 typedef struct combiner {
@@ -184,7 +185,12 @@ typedef struct combiner {
 	combine_stats st;
 } combiner;
 
-/* SHA-256 over what makes two blobs interchangeable: type, padding, bytes. */
+/* A fingerprint of what makes two blobs interchangeable (type, padding,
+ * size) and of a few samples of their bytes: equal blobs have equal ones.
+ * The identity is the bytes themselves (blob_equal), so hashing every byte
+ * (1.4 GB for a 1B model's chunk) would buy nothing: a blob that differs
+ * from a stored one with the same fingerprint differs early in memcmp. */
+enum { SAMPLE = 4096, SAMPLES = 8 };
 static void blob_digest(const blob_info *b, const uint8_t *data, uint8_t out[32])
 {
 	uint8_t head[16];
@@ -195,16 +201,28 @@ static void blob_digest(const blob_info *b, const uint8_t *data, uint8_t out[32]
 		head[8 + i] = (uint8_t)(b->nbytes >> (8 * i));
 	sha256_ctx *c = sha256_new();
 	sha256_update(c, head, sizeof head);
-	sha256_update(c, data, (size_t)b->nbytes);
+	if (b->nbytes <= (uint64_t)SAMPLE * SAMPLES)
+		sha256_update(c, data, (size_t)b->nbytes);
+	else /* evenly spread, the first and the last included */
+		for (uint64_t k = 0; k < SAMPLES; k++)
+			sha256_update(c, data + (b->nbytes - SAMPLE) * k / (SAMPLES - 1), SAMPLE);
 	sha256_final(c, out);
 }
 
-static blob_entry *table_slot(blob_entry *table, size_t cap, const uint8_t digest[32])
+static int blob_equal(const blob_entry *e, const blob_info *b, const uint8_t *data)
+{
+	return e->nbytes == b->nbytes && e->dtype == (uint32_t)b->dtype && e->padding_bits == b->padding_bits &&
+	       memcmp(e->data, data, (size_t)b->nbytes) == 0;
+}
+
+/* The entry holding this blob, else the free slot to store it in. */
+static blob_entry *table_slot(blob_entry *table, size_t cap, const uint8_t digest[32], const blob_info *b,
+			      const uint8_t *data)
 {
 	uint64_t h = 0;
 	memcpy(&h, digest, sizeof h);
 	for (size_t i = (size_t)h & (cap - 1);; i = (i + 1) & (cap - 1))
-		if (!table[i].used || memcmp(table[i].digest, digest, 32) == 0)
+		if (!table[i].used || (b && memcmp(table[i].digest, digest, 32) == 0 && blob_equal(&table[i], b, data)))
 			return &table[i];
 }
 
@@ -213,8 +231,8 @@ static void table_grow(combiner *c)
 	size_t cap = c->cap ? c->cap * 2 : 256;
 	blob_entry *t = xcalloc(cap, sizeof *t);
 	for (size_t i = 0; i < c->cap; i++)
-		if (c->table[i].used)
-			*table_slot(t, cap, c->table[i].digest) = c->table[i];
+		if (c->table[i].used) /* every stored blob differs from the others: a free slot each */
+			*table_slot(t, cap, c->table[i].digest, NULL, NULL) = c->table[i];
 	free(c->table);
 	c->table = t, c->cap = cap;
 }
@@ -249,14 +267,13 @@ static int rewrite_blob(mil_value *v, void *ctx)
 	blob_digest(b, data, digest);
 	if (2 * (c->used + 1) > c->cap)
 		table_grow(c);
-	blob_entry *e = table_slot(c->table, c->cap, digest);
-	if (e->used && (e->nbytes != b->nbytes || memcmp(e->data, data, (size_t)b->nbytes) != 0))
-		BUG("SHA-256 collision between two different blobs");
+	blob_entry *e = table_slot(c->table, c->cap, digest, b, data);
 	if (!e->used) {
 		if (copy_blob(c->bw, b, data, &e->offset) != 0)
 			return -1;
 		memcpy(e->digest, digest, 32);
 		e->used = 1, e->data = data, e->nbytes = b->nbytes;
+		e->dtype = (uint32_t)b->dtype, e->padding_bits = b->padding_bits;
 		c->used++, c->st.blobs_written++;
 	}
 	v->offset = e->offset;

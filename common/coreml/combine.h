@@ -22,8 +22,9 @@
  *     source/source_dialect/version keys, first non-empty value per key
  *     (other keys, e.g. conversion_date, are dropped as AddMetadata does);
  *   - weight.bin stores every distinct blob once. Identity is the content:
- *     SHA-256 over (dtype u32, padding bits u32, size u64, data), confirmed
- *     with memcmp, never the name; every blobFileValue of every function is
+ *     dtype, padding bits, size and every byte (found through a SHA-256 of
+ *     those and a few samples of the bytes, confirmed with memcmp), never
+ *     the name; every blobFileValue of every function is
  *     rewritten to the offset of its single copy. Blobs are streamed from the
  *     sources' mmapped weight.bin into the new one in the order coremltools
  *     lays them out: function by function, op by op, an op's parameters by

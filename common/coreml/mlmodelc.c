@@ -418,7 +418,10 @@ static int write_mil_file(const char *dir, const ml_model *m)
 	return rc;
 }
 
-/* weights/: every regular file of the package's weights item, byte for byte. */
+/* weights/: every regular file of the package's weights item, byte for byte:
+ * hard links where the file system allows (a 1 GB part is not copied; every
+ * package is written by temp and rename, so a later conversion gives the
+ * package a new inode and leaves this one as compiled). */
 static int copy_weights(const mlpackage *pkg, const char *dir)
 {
 	if (!pkg->weights_item)
@@ -430,7 +433,7 @@ static int copy_weights(const mlpackage *pkg, const char *dir)
 		char *from = path_join(src, e->d_name), *to = path_join(dst, e->d_name);
 		struct stat st;
 		if (e->d_name[0] != '.' && stat(from, &st) == 0 && S_ISREG(st.st_mode))
-			rc = file_copy(from, to);
+			rc = file_link_or_copy(from, to);
 		free(from), free(to);
 	}
 	if (d)

@@ -16,6 +16,7 @@
  *     X.mlmodelc/metadata.json            description for tools (JSON)
  *     X.mlmodelc/analytics/coremldata.bin two key/value sections
  *     X.mlmodelc/weights/weight.bin       the package's weight files, byte for byte
+ *                                         (hard links where the file system allows)
  *     Built as "X.mlmodelc.tmp.<pid>/" and renamed into place (fsutil.h).
  *     No timestamps anywhere: the same package gives the same bytes.
  *

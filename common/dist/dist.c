@@ -193,8 +193,8 @@ static int copy_tree(const char *from, const char *to)
 			rc = copy_tree(f, t);
 		else if (!S_ISREG(st.st_mode))
 			rc = errf("'%s' is neither a regular file nor a directory: a compiled model holds only those", f);
-		else if (link(f, t) != 0)
-			rc = file_copy(f, t);
+		else
+			rc = file_link_or_copy(f, t);
 		free(f), free(t);
 	}
 	if (rc == 0 && errno != 0)

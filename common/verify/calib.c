@@ -101,19 +101,35 @@ static uint64_t xtx_bytes(const sums *t, int head)
 	return b * sizeof(double);
 }
 
+/* The sums of a model's layer inputs, not yet allocated. */
+static sums sums_shape(const hf_config *c)
+{
+	int H = c->hidden_size, Q = c->num_attention_heads * c->head_dim;
+	return (sums){.layers = c->num_hidden_layers, .len = {[REF_TAP_QKV] = H, [REF_TAP_O] = Q,
+							      [REF_TAP_GATE_UP] = H, [REF_TAP_DOWN] = c->intermediate_size}};
+}
+
+int calib_xtx_fits(const hf_config *c)
+{
+	sums t = sums_shape(c);
+	uint64_t b = xtx_bytes(&t, c->hidden_size);
+	if (b > CALIB_XTX_MAX_BYTES)
+		return errf("second moments (GPTQ) of every linear layer's input would take %.1f GB (at most %.1f): "
+			    "this model is too large for them",
+			    (double)b / 1e9, CALIB_XTX_MAX_BYTES / 1e9);
+	return 0;
+}
+
 int calib_collect(const hf_model *hf, const int32_t *ids, size_t n, int context, int threads, int xtx,
 		  calstats *out)
 {
 	const hf_config *c = &hf->cfg;
 	if (n == 0)
 		return errf("calibration text: no tokens");
-	int H = c->hidden_size, Q = c->num_attention_heads * c->head_dim;
-	sums t = {.layers = c->num_hidden_layers, .len = {[REF_TAP_QKV] = H, [REF_TAP_O] = Q,
-							   [REF_TAP_GATE_UP] = H, [REF_TAP_DOWN] = c->intermediate_size}};
-	if (xtx && xtx_bytes(&t, H) > CALIB_XTX_MAX_BYTES)
-		return errf("second moments (GPTQ) of every linear layer's input would take %.1f GB (at most %.1f): "
-			    "this model is too large for them",
-			    (double)xtx_bytes(&t, H) / 1e9, CALIB_XTX_MAX_BYTES / 1e9);
+	int H = c->hidden_size;
+	sums t = sums_shape(c);
+	if (xtx && calib_xtx_fits(c) != 0)
+		return -1;
 	for (int s = 0; s < NSITES; s++) {
 		t.s[s] = xcalloc(xmul((size_t)t.layers, (size_t)t.len[s]), sizeof(double));
 		if (xtx)

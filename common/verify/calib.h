@@ -30,6 +30,10 @@ int calib_tokens(const char *path, const hf_model *hf, size_t max, int32_t **ids
 #define CALIB_XTX_MAX_BYTES (1024.0 * 1024 * 1024)
 int calib_collect(const hf_model *hf, const int32_t *ids, size_t n, int context, int threads, int xtx,
 		  calstats *out);
+/* 0 when the second moments of this model's layer inputs fit in
+ * CALIB_XTX_MAX_BYTES, else -1 with that errf() line (make's plan asks
+ * first, so GPTQ=1 is refused before any step runs). */
+int calib_xtx_fits(const hf_config *c);
 
 /* Sensitivity of the output to one weight (lutauto): the reference's
  * next-token distributions over ids[0..n) (one window, n <= the context)

@@ -10,9 +10,12 @@
 #include "verify/smoke.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h> /* sysconf: online CPUs */
 
 /* ------------------------------------------------------------------ */
 /* Report lifetime                                                     */
@@ -130,10 +133,10 @@ static int generate(ref_model *m, int vocab, const int32_t *prompt, int nprompt,
 		    int32_t *out, int *nout, int *finite)
 {
 	float *logits = xmalloc(xmul((size_t)vocab, sizeof *logits));
-	int rc = 0, pos = 0;
+	int pos = nprompt - 1;
 	*nout = 0, *finite = 1;
-	for (; pos < nprompt - 1 && rc == 0; pos++)
-		rc = ref_forward(m, prompt[pos], pos, NULL, NULL);
+	/* the prompt but its last token at once: each weight read once, the same bits */
+	int rc = ref_forward_n(m, prompt, 0, pos, pos, NULL, NULL);
 	int32_t next = prompt[nprompt - 1];
 	while (rc == 0 && *nout < ntok) {
 		if ((rc = ref_forward(m, next, pos++, logits, NULL)) != 0)
@@ -188,31 +191,70 @@ static double match_rate(const int32_t *a, int na, const int32_t *b, int nb)
 	return n ? (double)same / n : 0;
 }
 
-int pf_reference(pf_report *r, const hf_model *hf, const int32_t *prompt, int nprompt, const pf_options *o)
+static void take_reference(pf_report *r, pf_run_out *out)
 {
-	pf_run_out out = {.peaks = r->peaks};
-	if (run_once(hf, o, 0, 0, prompt, nprompt, o->tokens, &out) != 0) {
-		free(out.tokens);
-		return -1;
-	}
 	free(r->baseline);
-	r->baseline = out.tokens, r->nbaseline = out.ntokens;
-	r->bf16_works = out.finite;
-	return 0;
+	r->baseline = out->tokens, r->nbaseline = out->ntokens;
+	r->bf16_works = out->finite;
 }
 
-int pf_fp16(pf_report *r, const hf_model *hf, const int32_t *prompt, int nprompt, const pf_options *o)
+static void take_fp16(pf_report *r, pf_run_out *out)
 {
-	pf_run_out out = {.peaks = r->fp16_peaks};
-	int rc = run_once(hf, o, 1, o->clamp, prompt, nprompt, o->tokens, &out);
-	if (rc == 0) {
-		r->fp16_ran = 1;
-		r->fp16_finite = out.finite;
-		r->fp16_first_nonfinite = out.first_nonfinite;
-		r->fp16_match_rate = out.finite ? match_rate(out.tokens, out.ntokens, r->baseline, r->nbaseline) : 0;
+	r->fp16_ran = 1;
+	r->fp16_finite = out->finite;
+	r->fp16_first_nonfinite = out->first_nonfinite;
+	r->fp16_match_rate = out->finite ? match_rate(out->tokens, out->ntokens, r->baseline, r->nbaseline) : 0;
+	free(out->tokens);
+}
+
+/* One run_once on a thread of its own. */
+typedef struct pf_job {
+	const hf_model *hf;
+	pf_options o;
+	int fp16;
+	double clamp;
+	const int32_t *prompt;
+	int nprompt, rc;
+	pf_run_out out;
+	char err[512];
+} pf_job;
+
+static void *run_job(void *arg)
+{
+	pf_job *j = arg;
+	j->rc = run_once(j->hf, &j->o, j->fp16, j->clamp, j->prompt, j->nprompt, j->o.tokens, &j->out);
+	if (j->rc != 0)
+		snprintf(j->err, sizeof j->err, "%s", errmsg());
+	return NULL;
+}
+
+int pf_reference_fp16(pf_report *r, const hf_model *hf, const int32_t *prompt, int nprompt, const pf_options *o)
+{
+	/* The two runs share nothing but the mmapped checkpoint; each takes half
+	 * the cores (the reference's results do not depend on its threads). */
+	pf_options half = *o;
+	if (!half.threads) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		half.threads = n >= 4 ? (int)(n / 2) : 1;
 	}
-	free(out.tokens);
-	return rc;
+	pf_job ref = {.hf = hf, .o = half, .prompt = prompt, .nprompt = nprompt, .out = {.peaks = r->peaks}};
+	pf_job f16 = {.hf = hf, .o = half, .fp16 = 1, .clamp = o->clamp, .prompt = prompt, .nprompt = nprompt,
+		      .out = {.peaks = r->fp16_peaks}};
+	pthread_t t;
+	int side = pthread_create(&t, NULL, run_job, &f16) == 0;
+	run_job(&ref);
+	if (side)
+		pthread_join(t, NULL);
+	else
+		run_job(&f16);
+	pf_job *bad = ref.rc ? &ref : f16.rc ? &f16 : NULL;
+	if (bad) {
+		free(ref.out.tokens), free(f16.out.tokens);
+		return errf("%s", bad->err);
+	}
+	take_reference(r, &ref.out);
+	take_fp16(r, &f16.out);
+	return 0;
 }
 
 int pf_sweep(pf_report *r, const hf_model *hf, const int32_t *prompt, int nprompt, const pf_options *o)
@@ -234,8 +276,8 @@ int pf_sweep(pf_report *r, const hf_model *hf, const int32_t *prompt, int npromp
 
 int pf_run(pf_report *r, const hf_model *hf, const int32_t *prompt, int nprompt, const pf_options *o, int sweep)
 {
-	if (pf_weights(r, hf) != 0 || pf_reference(r, hf, prompt, nprompt, o) != 0 ||
-	    pf_fp16(r, hf, prompt, nprompt, o) != 0 || (sweep && pf_sweep(r, hf, prompt, nprompt, o) != 0))
+	if (pf_weights(r, hf) != 0 || pf_reference_fp16(r, hf, prompt, nprompt, o) != 0 ||
+	    (sweep && pf_sweep(r, hf, prompt, nprompt, o) != 0))
 		return -1;
 	pf_judge(r);
 	return 0;

@@ -7,13 +7,14 @@
  *  1. pf_weights: stream every tensor of the language model once (mmapped,
  *     a block of rows at a time): parameter count, max |w| and its tensor,
  *     how many tensors hold a value fp16 cannot (|w| > 65504, inf, NaN).
- *  2. pf_reference: the fp32 reference with the weight-only --fp16-scale
+ *  2. the fp32 reference with the weight-only --fp16-scale
  *     applied (what the converted weights compute), greedy generation after
  *     the prompt: per-layer peak |x| of the residual stream, whether the
  *     logits stay finite (ANEMLL's "bf16_works"), the baseline tokens.
- *  3. pf_fp16: the same run with every activation rounded to fp16 and the
+ *  3. the same run with every activation rounded to fp16 and the
  *     residual clamped at --clamp, as the converted model runs: does any
  *     layer overflow (inf), are the logits finite ("fp16_works")?
+ *     pf_reference_fp16 runs 2 and 3 side by side.
  *  4. pf_sweep (optional): step 3 with clamps 65000..20000 (step 5000),
  *     each scored by its token match rate against the baseline.
  *  5. pf_judge: ANEMLL's verdict: compatibility score 1.0 (fp16 works), 0.7
@@ -83,7 +84,7 @@ typedef struct pf_report {
 	/* 5. verdict (pf_judge) */
 	int fp16_works, fp16_to_fp32_works;
 	unsigned char *overflow;/* [nlayers]: over fp16 range as converted */
-	int peak_layer;         /* of peaks; -1 before pf_reference */
+	int peak_layer;         /* of peaks; -1 before pf_reference_fp16 */
 	int first_overflow;     /* first layer whose fp32 peak exceeds 65504, -1: none */
 	double recommended_fp16_scale; /* 0: no peak to scale */
 	int ane_compatible;
@@ -101,8 +102,9 @@ void pf_report_release(pf_report *r);
  * (the reference refused the model or the options, the prompt does not
  * fit the context, a tensor does not convert). */
 int pf_weights(pf_report *r, const hf_model *hf);
-int pf_reference(pf_report *r, const hf_model *hf, const int32_t *prompt, int nprompt, const pf_options *o);
-int pf_fp16(pf_report *r, const hf_model *hf, const int32_t *prompt, int nprompt, const pf_options *o);
+/* Steps 2 and 3 side by side, each on its own thread with half the cores:
+ * the results of running them in turn. */
+int pf_reference_fp16(pf_report *r, const hf_model *hf, const int32_t *prompt, int nprompt, const pf_options *o);
 int pf_sweep(pf_report *r, const hf_model *hf, const int32_t *prompt, int nprompt, const pf_options *o);
 /* All of them: weights, reference, fp16, the sweep when asked, judge. */
 int pf_run(pf_report *r, const hf_model *hf, const int32_t *prompt, int nprompt, const pf_options *o, int sweep);

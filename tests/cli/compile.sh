@@ -86,6 +86,22 @@ expect_ok recompile "$BIN/compile" --input $C.mlpackage/ -q
 [ ! -e $C.mlmodelc/stale ] && diff -r $C.mlmodelc again/llama_FFN_PF_lut6_chunk_01of01.mlmodelc >/dev/null &&
 	ok replaced_atomically || fail replaced_atomically "stale file kept or output differs"
 expect_ok macos_target "$BIN/compile" --input $E.mlpackage --target macos --output mac -q
+# weight.bin is the package's own file (a hard link: nothing copied) on one file system,
+# a copy of it on another.
+W=Data/com.apple.CoreML/weights/weight.bin
+[ $C.mlmodelc/weights/weight.bin -ef $C.mlpackage/$W ] && [ again/llama_FFN_PF_lut6_chunk_01of01.mlmodelc/weights/weight.bin -ef $C.mlpackage/$W ] &&
+	ok weights_linked || fail weights_linked "$(ls -li $C.mlmodelc/weights/weight.bin $C.mlpackage/$W)"
+other=/dev/shm
+if [ -d $other ] && [ -w $other ] && [ "$(stat -c %d $other 2>/dev/null)" != "$(stat -c %d . 2>/dev/null)" ]; then
+	o=$(mktemp -d $other/compile.XXXXXX)
+	expect_ok other_fs "$BIN/compile" --input $C.mlpackage --output "$o" -q
+	f=$o/llama_FFN_PF_lut6_chunk_01of01.mlmodelc/weights/weight.bin
+	[ -f "$f" ] && ! [ "$f" -ef $C.mlpackage/$W ] && cmp -s "$f" $C.mlpackage/$W && diff -r $C.mlmodelc "${f%/weights/*}" >/dev/null &&
+		ok weights_copied_across_fs || fail weights_copied_across_fs "$(ls -li "$f" 2>&1)"
+	rm -rf "$o"
+else
+	skip weights_copied_across_fs "no other file system at $other"
+fi
 
 # --- the weight limit: refuse before writing anything ---------------------------------
 mkdir -p lim

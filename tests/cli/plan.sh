@@ -56,6 +56,22 @@ refused context_above_max_position '^anemake: CONTEXT=1024 exceeds the model.s m
 refused gemma_window_batch '^anemake: BATCH=24 does not divide the sliding window 32 of .*g3w/config\.json while CONTEXT=64 exceeds it' \
 	MODEL="$SCRATCH/g3w" CONTEXT=64 BATCH=24
 
+# GPTQ=1 collects layers x width^2 doubles: a model too wide for them is refused by the
+# plan, naming GPTQ, not after the calibration run.
+"$TESTBIN/mkfixture" --arch llama --out wide --layers 2 --intermediate 12288 --seed 3 >/dev/null
+refused gptq_too_wide '^anemake: GPTQ=1: second moments \(GPTQ\) of every linear layer.s input would take 2\.4 GB \(at most 1\.1\): this model is too large for them$' \
+	MODEL="$SCRATCH/wide" CALIB="$SRC/tests/data/calib-stories.txt" GPTQ=1
+
+# A first plan that fails leaves nothing behind: not the OUT it made (with its parents),
+# not even .anemake in an OUT that was there.
+rm -rf fresh kept && mkdir kept
+run pipe OUT="$SCRATCH/fresh/deep/out" MODEL="$STORIES" LUT2=5
+[ "$rc" != 0 ] && [ ! -e fresh ] && ok failed_plan_leaves_no_out ||
+	fail failed_plan_leaves_no_out "exit $rc; left: $(find fresh 2>/dev/null | head -n 5)"
+run pipe OUT="$SCRATCH/kept" MODEL="$STORIES" LUT2=5
+[ "$rc" != 0 ] && [ -d kept ] && [ -z "$(ls -A kept)" ] && ok failed_plan_keeps_out ||
+	fail failed_plan_keeps_out "exit $rc; kept holds: $(ls -A kept 2>&1)"
+
 # A model whose config disagrees with its checkpoint or tokenizer.
 bad_copy() { rm -rf "$1" && cp -r "$STORIES" "$1"; }
 bad_copy bos && sed -i.orig 's/"bos_token_id": 1,/"bos_token_id": 600,/' bos/config.json
